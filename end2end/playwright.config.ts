@@ -1,0 +1,51 @@
+import { defineConfig } from '@playwright/test';
+
+// The app under test: the debug build from `cargo leptos build`, on its own port and a fresh
+// SQLite database, started and stopped by Playwright.
+const PORT = Number(process.env.E2E_PORT ?? 3457);
+const BASE_URL = `http://127.0.0.1:${PORT}`;
+
+export default defineConfig({
+  testDir: './tests',
+  timeout: 60_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  reporter: [['list']],
+  outputDir: 'test-results',
+  use: {
+    baseURL: BASE_URL,
+    trace: 'retain-on-failure',
+    screenshot: 'only-on-failure',
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    },
+  },
+  webServer: {
+    cwd: '..',
+    command:
+      'rm -rf target/e2e && mkdir -p target/e2e && exec target/debug/billfold serve',
+    url: `${BASE_URL}/healthz`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: {
+      APP_URL: BASE_URL,
+      BIND_ADDR: `127.0.0.1:${PORT}`,
+      DATABASE_URL: 'sqlite://target/e2e/billfold.db?mode=rwc',
+      LEPTOS_SITE_ROOT: 'target/site',
+      LOG_LEVEL: 'warn',
+    },
+  },
+});

@@ -1,0 +1,113 @@
+//! The HTML shell, the routes and the pages that belong to no feature.
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes, A},
+    path,
+};
+
+use crate::{
+    auth::{LoginPage, SignupPage},
+    settings::BillingSettingsPage,
+};
+
+/// The document around every server-rendered page.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                <MetaTags/>
+            </head>
+            <body class="min-h-screen bg-slate-50 text-slate-900 antialiased">
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Marks the page once the WASM bundle has taken over (tests and scripts wait for it).
+    #[cfg(feature = "hydrate")]
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+    view! {
+        <Stylesheet id="leptos" href="/pkg/billfold.css"/>
+        <Title text="Billfold"/>
+        <Router>
+            <main>
+                <Routes fallback=NotFound>
+                    <Route path=path!("/") view=HomePage/>
+                    <Route path=path!("/signup") view=SignupPage/>
+                    <Route path=path!("/login") view=LoginPage/>
+                    <Route path=path!("/settings/billing") view=BillingSettingsPage/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// The brand mark used in every header.
+#[component]
+pub fn Brand() -> impl IntoView {
+    view! {
+        <A href="/" attr:class="flex items-center gap-2 text-lg font-semibold text-slate-900">
+            <span class="inline-flex h-7 w-7 items-center justify-center rounded-md bg-indigo-600 text-sm font-bold text-white">"B"</span>
+            "Billfold"
+        </A>
+    }
+}
+
+#[component]
+fn HomePage() -> impl IntoView {
+    view! {
+        <header class="mx-auto flex max-w-5xl items-center justify-between px-6 py-5">
+            <Brand/>
+            <nav class="flex items-center gap-3 text-sm">
+                <A href="/login" attr:class="rounded-md px-3 py-1.5 font-medium text-slate-700 hover:bg-slate-100">"Log in"</A>
+                <A href="/signup" attr:class="rounded-md bg-indigo-600 px-3 py-1.5 font-medium text-white hover:bg-indigo-500">"Sign up"</A>
+            </nav>
+        </header>
+        <section class="mx-auto max-w-5xl px-6 py-20">
+            <h1 class="max-w-2xl text-4xl font-bold tracking-tight text-slate-900">
+                "Your plan, your card, your invoices — in one place."
+            </h1>
+            <p class="mt-4 max-w-2xl text-lg text-slate-600">
+                "See exactly where your subscription stands, start a plan, update your card or cancel, without writing to support."
+            </p>
+            <div class="mt-8 flex gap-3">
+                <A href="/signup" attr:class="rounded-md bg-indigo-600 px-5 py-2.5 font-medium text-white hover:bg-indigo-500">"Create an account"</A>
+                <A href="/settings/billing" attr:class="rounded-md border border-slate-300 bg-white px-5 py-2.5 font-medium text-slate-700 hover:bg-slate-50">"Go to billing"</A>
+            </div>
+        </section>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    {
+        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+            res.set_status(axum::http::StatusCode::NOT_FOUND);
+        }
+    }
+    view! {
+        <Title text="Page not found · Billfold"/>
+        <div class="mx-auto mt-24 max-w-md text-center">
+            <h1 class="text-2xl font-semibold">"Page not found"</h1>
+            <p class="mt-2 text-slate-600">"There is nothing at this address."</p>
+            <A href="/" attr:class="mt-6 inline-block font-medium text-indigo-600">"Back to Billfold"</A>
+        </div>
+    }
+}

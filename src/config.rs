@@ -1,0 +1,376 @@
+//! Typed settings, read once at start from the environment (and `.env` when present).
+//!
+//! Every value is validated here; a bad one stops the app with a message that names the
+//! variable and what is wrong. Secrets live in [`Secret`], which never prints its contents.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use url::Url;
+
+/// A value that must never reach a log line, an error message or the client bundle.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it (an HMAC key, an auth header).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Which Stripe Billfold talks to, decided by the secret key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StripeMode {
+    /// No key: the built-in Stripe test double, mounted at `/_stripe-sim`.
+    Simulated,
+    /// An `sk_test_`/`rk_test_` key: Stripe's test mode (or a standalone double).
+    Test,
+    /// An `sk_live_`/`rk_live_` key: real money.
+    Live,
+}
+
+impl StripeMode {
+    /// Whether events and objects of this mode carry `livemode: true`.
+    pub fn livemode(self) -> bool {
+        matches!(self, StripeMode::Live)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct StripeConfig {
+    pub mode: StripeMode,
+    pub secret_key: Option<Secret>,
+    /// Every secret a webhook signature may be made with (more than one while rotating).
+    pub webhook_secrets: Vec<Secret>,
+    pub portal_configuration_id: Option<String>,
+    /// Where the Stripe API lives; `None` means Stripe itself (or the mounted double when simulated).
+    pub api_base: Option<Url>,
+    pub webhook_tolerance: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The public URL users reach the app at: origin checks, redirects, cookie `Secure`.
+    pub app_url: Url,
+    pub bind_addr: SocketAddr,
+    pub database_url: Secret,
+    pub stripe: StripeConfig,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    /// Where the built site (WASM, JS, CSS, public assets) is served from.
+    pub site_root: PathBuf,
+}
+
+/// A setting that could not be accepted; names the variable, never shows a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+fn invalid(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        problem: problem.into(),
+    }
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/billfold.db?mode=rwc";
+pub const DEFAULT_APP_URL: &str = "http://127.0.0.1:3000";
+
+impl Config {
+    /// Reads `.env` (if any) and the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is a mistake worth stopping for.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(invalid(".env", e.to_string())),
+        }
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Builds the config from any key → value lookup (the environment, or a test's map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |key: &str| get(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let app_url = parse_app_url(get("APP_URL").as_deref().unwrap_or(DEFAULT_APP_URL))?;
+
+        let bind_raw = get("BIND_ADDR")
+            .or_else(|| get("LEPTOS_SITE_ADDR"))
+            .unwrap_or_else(|| "127.0.0.1:3000".into());
+        let bind_addr = bind_raw.parse::<SocketAddr>().map_err(|_| {
+            invalid(
+                "BIND_ADDR",
+                format!("`{bind_raw}` is not an address like 127.0.0.1:3000"),
+            )
+        })?;
+
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "DATABASE_URL",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+
+        let secret_key = get("STRIPE_SECRET_KEY");
+        let mode = match secret_key.as_deref() {
+            None => StripeMode::Simulated,
+            Some(k) if k.starts_with("sk_test_") || k.starts_with("rk_test_") => StripeMode::Test,
+            Some(k) if k.starts_with("sk_live_") || k.starts_with("rk_live_") => StripeMode::Live,
+            Some(_) => {
+                return Err(invalid(
+                    "STRIPE_SECRET_KEY",
+                    "must start with sk_test_, rk_test_, sk_live_ or rk_live_",
+                ))
+            }
+        };
+
+        let webhook_secrets = match get("STRIPE_WEBHOOK_SECRET") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    if s.starts_with("whsec_") {
+                        Ok(Secret::new(s))
+                    } else {
+                        Err(invalid(
+                            "STRIPE_WEBHOOK_SECRET",
+                            "each comma-separated secret must start with whsec_",
+                        ))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        if mode != StripeMode::Simulated && webhook_secrets.is_empty() {
+            return Err(invalid(
+                "STRIPE_WEBHOOK_SECRET",
+                "is required when STRIPE_SECRET_KEY is set (copy it from the webhook endpoint)",
+            ));
+        }
+
+        let portal_configuration_id = get("STRIPE_PORTAL_CONFIGURATION_ID");
+        if let Some(id) = &portal_configuration_id {
+            if !id.starts_with("bpc_") {
+                return Err(invalid(
+                    "STRIPE_PORTAL_CONFIGURATION_ID",
+                    "must be a portal configuration id starting with bpc_",
+                ));
+            }
+        }
+
+        let api_base = match get("STRIPE_API_BASE") {
+            None => None,
+            Some(raw) => {
+                let url = Url::parse(&raw).map_err(|e| {
+                    invalid("STRIPE_API_BASE", format!("`{raw}` is not a URL: {e}"))
+                })?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(invalid("STRIPE_API_BASE", "must be an http or https URL"));
+                }
+                Some(url)
+            }
+        };
+        if mode == StripeMode::Live && api_base.is_some() {
+            return Err(invalid(
+                "STRIPE_API_BASE",
+                "cannot be combined with a live key: live keys only ever go to Stripe",
+            ));
+        }
+
+        let webhook_tolerance = match get("STRIPE_WEBHOOK_TOLERANCE_SECS") {
+            None => Duration::from_secs(300),
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(secs) if (1..=86_400).contains(&secs) => Duration::from_secs(secs),
+                _ => {
+                    return Err(invalid(
+                        "STRIPE_WEBHOOK_TOLERANCE_SECS",
+                        "must be a whole number of seconds between 1 and 86400",
+                    ))
+                }
+            },
+        };
+
+        let log_level = get("LOG_LEVEL").unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(invalid(
+                "LOG_LEVEL",
+                format!("`{log_level}` is not a level (error, warn, info, debug, trace) or filter"),
+            ));
+        }
+        let log_format = match get("LOG_FORMAT").as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "LOG_FORMAT",
+                    format!("`{other}` is not one of: text, json"),
+                ))
+            }
+        };
+
+        let site_root = PathBuf::from(get("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into()));
+
+        Ok(Config {
+            app_url,
+            bind_addr,
+            database_url: Secret::new(database_url),
+            stripe: StripeConfig {
+                mode,
+                secret_key: secret_key.map(Secret::new),
+                webhook_secrets,
+                portal_configuration_id,
+                api_base,
+                webhook_tolerance,
+            },
+            log_level,
+            log_format,
+            site_root,
+        })
+    }
+
+    /// Whether cookies must carry `Secure` (the app is served over https).
+    pub fn secure_cookies(&self) -> bool {
+        self.app_url.scheme() == "https"
+    }
+
+    /// `scheme://host[:port]` of `APP_URL`, as browsers send it in `Origin`.
+    pub fn app_origin(&self) -> String {
+        self.app_url.origin().ascii_serialization()
+    }
+
+    /// An absolute URL under `APP_URL` for a path like `/settings/billing`.
+    pub fn url_for(&self, path: &str) -> String {
+        format!("{}{}", self.app_origin(), path)
+    }
+}
+
+fn parse_app_url(raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw).map_err(|e| invalid("APP_URL", format!("`{raw}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("APP_URL", "must start with http:// or https://"));
+    }
+    if url.host_str().is_none() {
+        return Err(invalid("APP_URL", "must name a host"));
+    }
+    if url.path() != "/" || url.query().is_some() {
+        return Err(invalid(
+            "APP_URL",
+            "must be an origin only, like https://billing.example.com (no path or query)",
+        ));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_run_simulated_on_sqlite() {
+        let c = load(&[]).expect("defaults are valid");
+        assert_eq!(c.stripe.mode, StripeMode::Simulated);
+        assert_eq!(c.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(c.app_origin(), "http://127.0.0.1:3000");
+        assert!(!c.secure_cookies());
+        assert_eq!(c.stripe.webhook_tolerance, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        let cases: &[(&str, &str)] = &[
+            ("APP_URL", "not a url"),
+            ("APP_URL", "ftp://example.com"),
+            ("APP_URL", "https://example.com/app"),
+            ("BIND_ADDR", "localhost"),
+            ("DATABASE_URL", "mysql://x"),
+            ("STRIPE_SECRET_KEY", "pk_test_123"),
+            ("STRIPE_PORTAL_CONFIGURATION_ID", "cfg_1"),
+            ("STRIPE_API_BASE", "not a url"),
+            ("STRIPE_WEBHOOK_TOLERANCE_SECS", "-5"),
+            ("LOG_LEVEL", "loud=="),
+            ("LOG_FORMAT", "xml"),
+        ];
+        for (var, value) in cases {
+            let err = load(&[(var, value)]).expect_err(var);
+            assert_eq!(err.var, *var, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_key_requires_a_webhook_secret_and_secrets_never_print() {
+        let err = load(&[("STRIPE_SECRET_KEY", "sk_test_abc")]).expect_err("needs secret");
+        assert_eq!(err.var, "STRIPE_WEBHOOK_SECRET");
+
+        let c = load(&[
+            ("STRIPE_SECRET_KEY", "sk_test_abc"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_one, whsec_two"),
+        ])
+        .expect("valid");
+        assert_eq!(c.stripe.mode, StripeMode::Test);
+        assert_eq!(c.stripe.webhook_secrets.len(), 2);
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("sk_test_abc"));
+        assert!(!printed.contains("whsec_one"));
+
+        let err = load(&[
+            ("STRIPE_SECRET_KEY", "sk_test_abc"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_one,oops"),
+        ])
+        .expect_err("bad second secret");
+        assert!(!err.to_string().contains("oops"));
+    }
+
+    #[test]
+    fn live_keys_never_go_to_another_base() {
+        let err = load(&[
+            ("STRIPE_SECRET_KEY", "sk_live_abc"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+            ("STRIPE_API_BASE", "http://127.0.0.1:12111"),
+        ])
+        .expect_err("live + base");
+        assert_eq!(err.var, "STRIPE_API_BASE");
+    }
+
+    #[test]
+    fn https_app_url_means_secure_cookies() {
+        let c = load(&[("APP_URL", "https://billing.example.com")]).expect("valid");
+        assert!(c.secure_cookies());
+        assert_eq!(
+            c.url_for("/settings/billing"),
+            "https://billing.example.com/settings/billing"
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! The database: one SeaORM pool, migrations at boot, entities, and hand-written queries.
+
+pub mod entities;
+
+use std::{path::Path, time::Duration};
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+
+/// Opens the pool and brings the schema up to date. A failed migration is an error the
+/// caller must stop on: the app never runs against a half-migrated schema.
+pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<DatabaseConnection> {
+    let db = connect(database_url).await?;
+    Migrator::up(&db, None)
+        .await
+        .context("database migration failed")?;
+    Ok(db)
+}
+
+/// Opens the pool. SQLite gets WAL, foreign keys and a busy timeout; its directory is created.
+pub async fn connect(database_url: &str) -> anyhow::Result<DatabaseConnection> {
+    if let Some(path) = sqlite_file_path(database_url) {
+        if let Some(dir) = Path::new(&path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
+        }
+    }
+
+    let mut opts = ConnectOptions::new(database_url.to_owned());
+    opts.max_connections(16)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    let db = Database::connect(opts)
+        .await
+        .context("cannot connect to the database (check DATABASE_URL)")?;
+    Ok(db)
+}
+
+/// Whether the database answers a trivial query (for `/healthz`).
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    db.execute_unprepared("SELECT 1").await.is_ok()
+}
+
+/// The file behind a `sqlite:` URL, if it names one (not `:memory:`).
+fn sqlite_file_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        None
+    } else {
+        Some(path.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_file_path;
+
+    #[test]
+    fn finds_the_sqlite_file() {
+        assert_eq!(
+            sqlite_file_path("sqlite://data/billfold.db?mode=rwc").as_deref(),
+            Some("data/billfold.db")
+        );
+        assert_eq!(
+            sqlite_file_path("sqlite:///tmp/x.db").as_deref(),
+            Some("/tmp/x.db")
+        );
+        assert_eq!(sqlite_file_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_file_path("postgres://localhost/test"), None);
+    }
+}

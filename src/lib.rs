@@ -1,0 +1,26 @@
+//! Billfold: billing self-service for a SaaS's end users.
+//!
+//! Shared code (pages, DTOs, server function signatures) compiles for both the server
+//! (`ssr`) and the browser (`hydrate`); server-only modules sit behind `ssr`.
+
+pub mod app;
+pub mod auth;
+pub mod error;
+pub mod settings;
+
+#[cfg(feature = "ssr")]
+pub mod config;
+#[cfg(feature = "ssr")]
+pub mod db;
+#[cfg(feature = "ssr")]
+pub mod server;
+#[cfg(feature = "ssr")]
+pub mod webhooks;
+
+/// The browser entry point: hydrates the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

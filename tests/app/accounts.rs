@@ -1,0 +1,292 @@
+use billfold::db::entities::session;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+use crate::helpers::{location, set_cookies, unique_email, Backend, TestApp};
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn sign_up_signs_in_and_lands_on_billing(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let email = unique_email();
+    let res = app.sign_up(&format!("  {}  ", email.to_uppercase()), PASSWORD).await;
+    assert_eq!(res.status(), 302);
+    assert_eq!(location(&res), "/settings/billing");
+    let cookies = set_cookies(&res);
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("billfold_session="))
+        .expect("session cookie");
+    assert!(session.contains("HttpOnly"), "{session}");
+    assert!(session.contains("SameSite=Lax"), "{session}");
+    assert!(!session.contains("Secure"), "plain http app");
+
+    let page = app.get("/settings/billing").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains(&email), "the page shows the normalised email");
+
+    // Only a hash of the token is stored.
+    let token = session
+        .trim_start_matches("billfold_session=")
+        .split(';')
+        .next()
+        .expect("value");
+    let stored = session::Entity::find().all(&app.db).await.expect("sessions");
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0].token_hash, token);
+    assert_eq!(stored[0].token_hash.len(), 64);
+    app.stop().await;
+}
+
+async fn duplicate_sign_up_is_refused_with_a_clear_message(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let email = unique_email();
+    assert_eq!(app.sign_up(&email, PASSWORD).await.status(), 302);
+
+    // As a script: the status and the message.
+    let res = app
+        .client
+        .post(app.url("/api/signup"))
+        .form(&[("email", email.as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 409);
+    assert!(res
+        .text()
+        .await
+        .expect("body")
+        .contains("An account with this email already exists"));
+
+    // As a browser without JavaScript: back to the form, which shows the message.
+    let res = app.sign_up(&email.to_uppercase(), PASSWORD).await;
+    assert_eq!(res.status(), 302);
+    let back = location(&res);
+    assert!(back.starts_with(&app.url("/signup?")), "{back}");
+    let html = app
+        .client
+        .get(&back)
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("An account with this email already exists"));
+    app.stop().await;
+}
+
+async fn bad_input_gets_field_messages(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    for (email, password, field, message) in [
+        ("not-an-email", PASSWORD, "email", "Enter a valid email address"),
+        ("", PASSWORD, "email", "Enter your email address"),
+        ("a@example.com", "short", "password", "at least 8 characters"),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/api/signup"))
+            .form(&[("email", email), ("password", password)])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 400, "{email} / {password}");
+        let body: serde_json::Value = res.json().await.expect("json error");
+        let err = &body["Invalid"];
+        assert_eq!(err["field"], field);
+        assert!(err["message"].as_str().expect("message").contains(message));
+    }
+    // A missing field is a clear 400, not a 500.
+    let res = app
+        .client
+        .post(app.url("/api/signup"))
+        .form(&[("email", "a@example.com")])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 400);
+    let long = "x".repeat(1025);
+    let res = app
+        .client
+        .post(app.url("/api/signup"))
+        .form(&[("email", "a@example.com"), ("password", long.as_str())])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 400);
+    app.stop().await;
+}
+
+async fn wrong_password_and_unknown_email_read_the_same(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let email = unique_email();
+    app.sign_up(&email, PASSWORD).await;
+    let fresh = crate::helpers::browser_client();
+    let mut bodies = Vec::new();
+    for (e, p) in [(email.as_str(), "wrong password!"), ("nobody@example.com", PASSWORD)] {
+        let res = fresh
+            .post(app.url("/api/login"))
+            .form(&[("email", e), ("password", p)])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 403);
+        assert!(set_cookies(&res).is_empty(), "no session for a failed log-in");
+        bodies.push(res.text().await.expect("body"));
+    }
+    assert_eq!(bodies[0], bodies[1]);
+    assert!(bodies[0].contains("Email or password is incorrect"));
+    app.stop().await;
+}
+
+async fn log_out_ends_the_session(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let email = unique_email();
+    app.sign_up(&email, PASSWORD).await;
+    assert_eq!(app.get("/settings/billing").await.status(), 200);
+
+    let res = app.post_form("/api/logout", "/settings/billing", &[]).await;
+    assert_eq!(res.status(), 302);
+    assert_eq!(location(&res), "/login");
+    assert!(set_cookies(&res).iter().any(|c| c.contains("Max-Age=0")));
+    assert_eq!(session::Entity::find().count(&app.db).await.expect("count"), 0);
+
+    let res = app.get("/settings/billing").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/login?next=%2Fsettings%2Fbilling");
+
+    // Logging back in returns to where the user was headed.
+    let res = app
+        .post_form(
+            "/api/login",
+            "/login?next=%2Fsettings%2Fbilling",
+            &[("email", &email), ("password", PASSWORD), ("next", "/settings/billing")],
+        )
+        .await;
+    assert_eq!(res.status(), 302);
+    assert_eq!(location(&res), "/settings/billing");
+    assert_eq!(app.get("/settings/billing").await.status(), 200);
+    app.stop().await;
+}
+
+async fn an_expired_session_is_logged_out(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.sign_up(&unique_email(), PASSWORD).await;
+    session::Entity::update_many()
+        .col_expr(session::Column::ExpiresAt, sea_orm::sea_query::Expr::value(1_i64))
+        .filter(session::Column::ExpiresAt.gt(0))
+        .exec(&app.db)
+        .await
+        .expect("expire");
+    let res = app.get("/settings/billing").await;
+    assert_eq!(res.status(), 303);
+    assert!(location(&res).starts_with("/login?next="));
+    assert!(set_cookies(&res).iter().any(|c| c.contains("Max-Age=0")));
+    assert_eq!(session::Entity::find().count(&app.db).await.expect("count"), 0);
+    app.stop().await;
+}
+
+async fn a_session_slides_forward_when_used(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.sign_up(&unique_email(), PASSWORD).await;
+    let soon = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    session::Entity::update_many()
+        .col_expr(session::Column::ExpiresAt, sea_orm::sea_query::Expr::value(soon))
+        .filter(session::Column::ExpiresAt.gt(0))
+        .exec(&app.db)
+        .await
+        .expect("shorten");
+    let res = app.get("/settings/billing").await;
+    assert_eq!(res.status(), 200);
+    assert!(set_cookies(&res).iter().any(|c| c.contains("Max-Age=2592000")));
+    let row = session::Entity::find().one(&app.db).await.expect("q").expect("row");
+    assert!(row.expires_at > soon + 29 * 24 * 3600);
+    app.stop().await;
+}
+
+async fn cross_origin_posts_are_refused(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    for (header, value) in [
+        ("Origin", "https://evil.example"),
+        ("Origin", "null"),
+        ("Referer", "https://evil.example/form"),
+        ("Sec-Fetch-Site", "cross-site"),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/api/signup"))
+            .header(header, value)
+            .form(&[("email", unique_email().as_str()), ("password", PASSWORD)])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 403, "{header}: {value}");
+    }
+    let users = billfold::db::entities::user::Entity::find()
+        .count(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(users, 0, "nothing was created");
+    app.stop().await;
+}
+
+async fn billing_requires_a_session(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let res = app.get("/settings/billing").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/login?next=%2Fsettings%2Fbilling");
+    // The login page carries `next` in its form.
+    let html = app.get("/login?next=%2Fsettings%2Fbilling").await.text().await.expect("html");
+    assert!(html.contains(r#"name="next""#) && html.contains("/settings/billing"));
+    // A forged or garbled cookie is not a session.
+    let res = app
+        .client
+        .get(app.url("/settings/billing"))
+        .header("Cookie", "billfold_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 303);
+    app.stop().await;
+}
+
+async fn log_in_attempts_are_rate_limited(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let email = unique_email();
+    app.sign_up(&email, PASSWORD).await;
+    let mut last = None;
+    for _ in 0..11 {
+        let res = crate::helpers::browser_client()
+            .post(app.url("/api/login"))
+            .form(&[("email", email.as_str()), ("password", "wrong password")])
+            .send()
+            .await
+            .expect("request");
+        last = Some(res);
+    }
+    let res = last.expect("response");
+    assert_eq!(res.status(), 429);
+    assert!(res.text().await.expect("body").contains("Too many log-in attempts"));
+    // Even the right password waits out the limit.
+    let res = crate::helpers::browser_client()
+        .post(app.url("/api/login"))
+        .form(&[("email", email.as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 429);
+    app.stop().await;
+}
+
+crate::on_both_databases!(
+    sign_up_signs_in_and_lands_on_billing,
+    duplicate_sign_up_is_refused_with_a_clear_message,
+    bad_input_gets_field_messages,
+    wrong_password_and_unknown_email_read_the_same,
+    log_out_ends_the_session,
+    an_expired_session_is_logged_out,
+    a_session_slides_forward_when_used,
+    cross_origin_posts_are_refused,
+    billing_requires_a_session,
+    log_in_attempts_are_rate_limited,
+);

@@ -1,0 +1,7 @@
+//! Integration tests: the real router on a real port, on a temporary SQLite database and,
+//! when one answers, on a fresh PostgreSQL database per test.
+
+mod helpers;
+
+mod accounts;
+mod operations;
