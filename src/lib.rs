@@ -15,6 +15,10 @@ pub mod db;
 #[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
+pub mod stripe;
+#[cfg(feature = "ssr")]
+pub mod stripe_sim;
+#[cfg(feature = "ssr")]
 pub mod webhooks;
 
 /// The browser entry point: hydrates the server-rendered page.

@@ -8,13 +8,13 @@ use axum::{
     body::Body,
     extract::{FromRef, State},
     http::{Request, StatusCode},
-    middleware::from_fn_with_state,
-    response::IntoResponse,
+    middleware::{from_fn, from_fn_with_state, Next},
+    response::{IntoResponse, Response},
     routing::get,
     Json, Router,
 };
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use leptos_axum::{generate_route_list, LeptosRoutes};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
@@ -24,6 +24,7 @@ use crate::{
     auth::ssr::{origin_guard, session_layer, RateLimiter},
     config::Config,
     db,
+    error::AppError,
 };
 
 /// Everything a request handler may need; cheap to clone.
@@ -33,6 +34,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub login_limiter: Arc<RateLimiter>,
+    /// The one Stripe API client (Stripe, a standalone double, or the mounted one).
+    pub stripe: ::stripe::Client,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -45,42 +48,42 @@ impl AppState {
     /// Connects to the database and migrates it; fails (and the app stops) if either fails.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let db = db::connect_and_migrate(config.database_url.expose()).await?;
-        Ok(Self::with_db(config, db))
+        Self::with_db(config, db)
     }
 
-    pub fn with_db(config: Config, db: DatabaseConnection) -> Self {
+    pub fn with_db(config: Config, db: DatabaseConnection) -> anyhow::Result<Self> {
+        let stripe = crate::stripe::client(&config)?;
         let leptos_options = LeptosOptions::builder()
             .output_name("billfold")
             .site_root(config.site_root.to_string_lossy().into_owned())
             .site_pkg_dir("pkg")
             .site_addr(config.bind_addr)
             .build();
-        AppState {
+        Ok(AppState {
             leptos_options,
             db,
             config: Arc::new(config),
             login_limiter: Arc::new(RateLimiter::new(10, Duration::from_secs(60))),
-        }
+            stripe,
+        })
     }
 }
 
 /// The whole HTTP surface of Billfold.
 pub fn router(state: AppState) -> Router {
+    // Server functions are routed too, at their fixed endpoints, with the same context.
     let routes = generate_route_list(App);
     let context_state = state.clone();
     let provide_state = move || provide_context(context_state.clone());
 
     Router::new()
         .route("/healthz", get(healthz))
-        .route(
-            "/api/{*fn_name}",
-            get(server_fn_handler).post(server_fn_handler),
-        )
         .leptos_routes_with_context(&state, routes, provide_state, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(from_fn(server_fn_error_status))
         .layer(from_fn_with_state(state.clone(), session_layer))
         .layer(from_fn_with_state(state.clone(), origin_guard))
         .layer(
@@ -92,8 +95,22 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn server_fn_handler(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
-    handle_server_fns_with_context(move || provide_context(state.clone()), req).await
+/// Middleware: a failed server function answers with its [`AppError`]'s own status. The
+/// framework says 500 for every error, including a user's bad input.
+async fn server_fn_error_status(req: Request<Body>, next: Next) -> Response {
+    let res = next.run(req).await;
+    if res.status() != StatusCode::INTERNAL_SERVER_ERROR || !res.headers().contains_key("serverfnerror") {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(b) => b,
+        Err(_) => return (parts, Body::empty()).into_response(),
+    };
+    if let Ok(err) = serde_json::from_slice::<AppError>(&bytes) {
+        parts.status = StatusCode::from_u16(err.status()).unwrap_or(parts.status);
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// 200 when the database answers, 503 when it does not.

@@ -24,58 +24,45 @@ pub struct CurrentUser {
 
 /// Creates an account, signs it in and goes to the billing settings.
 #[server(name = SignUp, prefix = "/api", endpoint = "signup")]
-pub async fn sign_up(email: String, password: String) -> Result<(), AppError> {
-    ssr::with_status(
-        async {
-            let state = ssr::app_state()?;
-            let user = ssr::register(&state, &email, &password).await?;
-            ssr::start_session(&state, user.id).await?;
-            leptos_axum::redirect("/settings/billing");
-            Ok(())
-        }
-        .await,
-    )
+pub async fn sign_up(
+    #[server(default)] email: String,
+    #[server(default)] password: String,
+) -> Result<(), AppError> {
+    let state = ssr::app_state()?;
+    let user = ssr::register(&state, &email, &password).await?;
+    ssr::start_session(&state, user.id).await?;
+    leptos_axum::redirect("/settings/billing");
+    Ok(())
 }
 
 /// Signs in and goes back to where the user was headed (`next`), or to the billing settings.
 #[server(name = LogIn, prefix = "/api", endpoint = "login")]
 pub async fn log_in(
-    email: String,
-    password: String,
+    #[server(default)] email: String,
+    #[server(default)] password: String,
     next: Option<String>,
 ) -> Result<(), AppError> {
-    ssr::with_status(
-        async {
-            let state = ssr::app_state()?;
-            let parts = ssr::request_parts()?;
-            let client = ssr::client_addr(&parts);
-            let user = ssr::log_in(&state, &email, &password, &client).await?;
-            ssr::start_session(&state, user.id).await?;
-            leptos_axum::redirect(&validate::safe_next(next.as_deref()));
-            Ok(())
-        }
-        .await,
-    )
+    let state = ssr::app_state()?;
+    let client = ssr::client_addr(&ssr::request_parts()?);
+    let user = ssr::log_in(&state, &email, &password, &client).await?;
+    ssr::start_session(&state, user.id).await?;
+    leptos_axum::redirect(&validate::safe_next(next.as_deref()));
+    Ok(())
 }
 
 /// Ends this browser's session.
 #[server(name = LogOut, prefix = "/api", endpoint = "logout")]
 pub async fn log_out() -> Result<(), AppError> {
-    ssr::with_status(
-        async {
-            let state = ssr::app_state()?;
-            if let Some(signed_in) = ssr::signed_in() {
-                ssr::delete_session(&state.db, &signed_in.token_hash).await?;
-            }
-            ssr::set_response_header(
-                axum::http::header::SET_COOKIE,
-                ssr::clear_session_cookie(state.config.secure_cookies()),
-            );
-            leptos_axum::redirect("/login");
-            Ok(())
-        }
-        .await,
-    )
+    let state = ssr::app_state()?;
+    if let Some(signed_in) = ssr::signed_in() {
+        ssr::delete_session(&state.db, &signed_in.token_hash).await?;
+    }
+    ssr::set_response_header(
+        axum::http::header::SET_COOKIE,
+        ssr::clear_session_cookie(state.config.secure_cookies()),
+    );
+    leptos_axum::redirect("/login");
+    Ok(())
 }
 
 /// Who is signed in on this request, if anyone.

@@ -537,28 +537,6 @@ pub fn set_response_header(name: header::HeaderName, value: HeaderValue) {
     }
 }
 
-/// Gives a failed server function its HTTP status. Plain form posts (no JS) keep the
-/// framework's redirect back to the form, which then shows the error.
-pub fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError> {
-    if let Err(e) = &result {
-        let wants_html = use_context::<axum::http::request::Parts>().is_some_and(|p| {
-            p.headers
-                .get(header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("text/html"))
-        });
-        if !wants_html {
-            if let (Some(res), Ok(status)) = (
-                use_context::<leptos_axum::ResponseOptions>(),
-                StatusCode::from_u16(e.status()),
-            ) {
-                res.set_status(status);
-            }
-        }
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

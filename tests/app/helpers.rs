@@ -1,4 +1,4 @@
-use std::{collections::HashMap, net::SocketAddr};
+use std::collections::HashMap;
 
 use billfold::{config::Config, server};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -68,7 +68,6 @@ impl Drop for TestDb {
 
 pub struct TestApp {
     pub base: String,
-    pub addr: SocketAddr,
     pub db: DatabaseConnection,
     /// A browser-like client: keeps cookies, does not follow redirects.
     pub client: reqwest::Client,
@@ -153,7 +152,6 @@ impl TestApp {
 
         Some(TestApp {
             base,
-            addr,
             db,
             client: browser_client(),
             shutdown: Some(tx),
@@ -181,11 +179,6 @@ impl TestApp {
 
     pub async fn sign_up(&self, email: &str, password: &str) -> reqwest::Response {
         self.post_form("/api/signup", "/signup", &[("email", email), ("password", password)])
-            .await
-    }
-
-    pub async fn log_in(&self, email: &str, password: &str) -> reqwest::Response {
-        self.post_form("/api/login", "/login", &[("email", email), ("password", password)])
             .await
     }
 

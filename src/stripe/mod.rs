@@ -1,0 +1,98 @@
+//! The Stripe API client: one per app, pointed at Stripe, a standalone double
+//! (`STRIPE_API_BASE`) or the double mounted in this app (simulated mode). Billing code uses
+//! it the same way in every mode: only the base URL and the key differ.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::{Config, StripeMode};
+
+/// The key the app uses with its own mounted test double (it accepts any `sk_test_` key).
+pub const SIMULATED_SECRET_KEY: &str = "sk_test_billfold_simulated";
+
+/// Where the mounted double lives under the app.
+pub const SIM_MOUNT: &str = "/_stripe-sim";
+
+/// How long one Stripe request may take before it counts as failed.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The base URL the server itself calls. In simulated mode that is the app's own listener on
+/// loopback, not `APP_URL`, which may be a public name the server cannot reach.
+pub fn api_base(config: &Config) -> Option<String> {
+    match config.stripe.mode {
+        StripeMode::Simulated => {
+            let mut addr = config.bind_addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            Some(format!("http://{addr}{SIM_MOUNT}/"))
+        }
+        _ => config.stripe.api_base.as_ref().map(|u| {
+            // async-stripe appends `v1/…` to the base as is: it must end in a slash.
+            let s = u.as_str();
+            if s.ends_with('/') {
+                s.to_owned()
+            } else {
+                format!("{s}/")
+            }
+        }),
+    }
+}
+
+/// Builds the client from the config: base URL, key, timeout, app info.
+pub fn client(config: &Config) -> anyhow::Result<::stripe::Client> {
+    let key = match (&config.stripe.secret_key, config.stripe.mode) {
+        (Some(k), _) => k.expose().to_owned(),
+        (None, _) => SIMULATED_SECRET_KEY.to_owned(),
+    };
+    let mut builder = ::stripe::ClientBuilder::new(key)
+        .timeout(REQUEST_TIMEOUT)
+        .app_info(
+            "Billfold",
+            Some(env!("CARGO_PKG_VERSION").to_owned()),
+            None,
+        );
+    if let Some(base) = api_base(config) {
+        builder = builder.url(base);
+    }
+    builder.build().context("cannot build the Stripe client")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned()).expect("valid config")
+    }
+
+    #[test]
+    fn simulated_mode_calls_its_own_listener() {
+        let c = config(&[("BIND_ADDR", "0.0.0.0:8080"), ("APP_URL", "https://billing.example.com")]);
+        assert_eq!(
+            api_base(&c).as_deref(),
+            Some("http://127.0.0.1:8080/_stripe-sim/")
+        );
+    }
+
+    #[test]
+    fn a_standalone_double_gets_a_trailing_slash_and_stripe_gets_none() {
+        let c = config(&[
+            ("STRIPE_SECRET_KEY", "sk_test_x"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+            ("STRIPE_API_BASE", "http://127.0.0.1:12111"),
+        ]);
+        assert_eq!(api_base(&c).as_deref(), Some("http://127.0.0.1:12111/"));
+        let c = config(&[
+            ("STRIPE_SECRET_KEY", "sk_test_x"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+        ]);
+        assert_eq!(api_base(&c), None);
+    }
+}
