@@ -17,6 +17,32 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Run the Stripe test double on its own port (loopback by default).
+    StripeSim {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:12111")]
+        addr: std::net::SocketAddr,
+        /// A webhook endpoint to deliver every event to.
+        #[arg(long, requires = "webhook_secret")]
+        webhook_url: Option<String>,
+        /// The signing secret for that endpoint (`whsec_…`).
+        #[arg(long)]
+        webhook_secret: Option<String>,
+        /// JSON file that keeps the double's state across restarts.
+        #[arg(long = "state")]
+        state: Option<std::path::PathBuf>,
+    },
+    /// Send one signed sample event to a webhook endpoint, like `stripe trigger`.
+    Trigger {
+        /// The event type, e.g. `customer.subscription.updated`.
+        event_type: String,
+        /// The webhook endpoint URL.
+        #[arg(long)]
+        url: String,
+        /// The endpoint's signing secret.
+        #[arg(long)]
+        secret: String,
+    },
 }
 
 fn init_tracing(config: &Config) {
@@ -46,6 +72,26 @@ async fn main() -> ExitCode {
         Command::Migrate => billfold::db::connect_and_migrate(config.database_url.expose())
             .await
             .map(|_| tracing::info!("database is up to date")),
+        Command::StripeSim {
+            addr,
+            webhook_url,
+            webhook_secret,
+            state,
+        } => billfold::stripe_sim::run_standalone(addr, webhook_url, webhook_secret, state).await,
+        Command::Trigger {
+            event_type,
+            url,
+            secret,
+        } => billfold::stripe_sim::trigger(&event_type, &url, &secret)
+            .await
+            .and_then(|status| {
+                println!("{event_type} → {url}: HTTP {status}");
+                if (200..300).contains(&status) {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("the endpoint answered HTTP {status}"))
+                }
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

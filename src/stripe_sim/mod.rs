@@ -1,0 +1,499 @@
+//! The Stripe test double: the part of Stripe Billfold uses, over Stripe's own wire format,
+//! so the app, its tests and its demo run the real client path with no Stripe account.
+//!
+//! - `/v1/...`: customers, products, prices, subscriptions, payment methods, invoices,
+//!   Checkout sessions, portal configurations and sessions, events, webhook endpoints.
+//! - Hosted pages: Checkout (`/checkout/{id}`), the Customer Portal (`/portal/{id}`),
+//!   invoices (`/invoice/{id}`).
+//! - Webhooks: every change emits Stripe's events, signed and delivered with retries.
+//! - A test clock per customer (`/_admin/customers/{id}/advance`), a delivery log
+//!   (`/_admin/deliveries`).
+//!
+//! It refuses live keys and listens on loopback unless told otherwise. All routes are relative:
+//! the app nests the router at `/_stripe-sim`; standalone it sits at the root.
+
+mod api;
+mod billing;
+mod cards;
+mod clock;
+mod error;
+mod events;
+pub mod form;
+mod hosted;
+mod model;
+mod params;
+mod render;
+mod sample;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard, Weak},
+    time::Duration,
+};
+
+use anyhow::Context;
+use axum::{
+    extract::{Path as UrlPath, State as AxumState},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{any, get, post},
+    Json, Router,
+};
+use serde_json::json;
+use tokio::sync::Notify;
+
+pub use events::DeliveryOptions;
+pub use model::{DeliveryAttempt, DeliveryRecord, RetriesExhausted};
+pub use render::API_VERSION;
+
+use error::ApiError;
+use model::{new_id, State, WebhookEndpoint};
+
+/// How often real time is checked for renewals, trial ends and expired sessions.
+const CLOCK_TICK: Duration = Duration::from_secs(30);
+
+/// How to run the double.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Public base URL where the double's router is reachable, without trailing slash,
+    /// e.g. `http://127.0.0.1:3000/_stripe-sim` (mounted in the app) or
+    /// `http://127.0.0.1:12111` (standalone). Hosted page URLs are built from it.
+    pub public_base: String,
+    /// JSON file the state persists to; `None` keeps it in memory only.
+    pub state_file: Option<PathBuf>,
+    /// Webhook retry schedule, timeouts and chaos.
+    pub delivery: DeliveryOptions,
+}
+
+impl SimOptions {
+    /// In-memory state, Stripe's default delivery schedule.
+    pub fn new(public_base: impl Into<String>) -> Self {
+        SimOptions {
+            public_base: public_base.into(),
+            state_file: None,
+            delivery: DeliveryOptions::default(),
+        }
+    }
+}
+
+/// A running double: cheap to clone, all clones share one state.
+#[derive(Clone)]
+pub struct StripeSim {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    state_file: Option<PathBuf>,
+    delivery: DeliveryOptions,
+    http: reqwest::Client,
+    /// Wakes the delivery worker when something new is queued.
+    wake: Notify,
+    /// Serialises saves; holds the version last written.
+    saved_version: tokio::sync::Mutex<u64>,
+    version: std::sync::atomic::AtomicU64,
+}
+
+impl StripeSim {
+    /// Loads the state file (or seeds the catalogue) and starts the delivery worker and the clock.
+    pub async fn open(opts: SimOptions) -> anyhow::Result<StripeSim> {
+        let public_base = opts.public_base.trim_end_matches('/').to_string();
+        url::Url::parse(&public_base)
+            .with_context(|| format!("public_base is not a URL: {public_base}"))?;
+        let mut state = match &opts.state_file {
+            Some(path) => load_state(path).await?,
+            None => None,
+        };
+        let fresh = state.is_none();
+        let mut st = state.take().unwrap_or_default();
+        st.env = model::Env {
+            public_base,
+            chaos: events::chaos_from(&opts.delivery),
+        };
+        if fresh {
+            st.seed();
+        }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("building the webhook HTTP client")?;
+        let sim = StripeSim {
+            inner: Arc::new(Inner {
+                state: Mutex::new(st),
+                state_file: opts.state_file,
+                delivery: opts.delivery,
+                http,
+                wake: Notify::new(),
+                saved_version: tokio::sync::Mutex::new(0),
+                version: std::sync::atomic::AtomicU64::new(0),
+            }),
+        };
+        sim.changed().await;
+        sim.spawn_workers();
+        Ok(sim)
+    }
+
+    /// Every route, relative to the base: `/v1/...`, the hosted pages and `/_admin/...`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/", get(hosted::index))
+            .route("/v1", any(api::handle))
+            .route("/v1/", any(api::handle))
+            .route("/v1/{*rest}", any(api::handle))
+            .merge(hosted::routes())
+            .route("/_admin/deliveries", get(admin_deliveries))
+            .route("/_admin/customers/{id}/advance", post(admin_advance))
+            .route("/_admin/settings", post(admin_settings))
+            .with_state(self.clone())
+    }
+
+    /// Registers a webhook endpoint (all event types) unless one with this URL exists;
+    /// returns its id. The secret of an existing endpoint is replaced by `secret`.
+    pub fn add_webhook_endpoint(&self, url: &str, secret: &str) -> String {
+        let id = {
+            let mut st = self.lock();
+            if let Some(existing) = st.webhook_endpoints.iter_mut().find(|e| e.url == url) {
+                existing.secret = secret.to_string();
+                existing.status = "enabled".into();
+                existing.id.clone()
+            } else {
+                let endpoint = WebhookEndpoint {
+                    id: new_id("we_", 24),
+                    created: clock::now(),
+                    url: url.to_string(),
+                    secret: secret.to_string(),
+                    enabled_events: vec!["*".into()],
+                    description: Some("Registered by Billfold".into()),
+                    metadata: Default::default(),
+                    status: "enabled".into(),
+                };
+                let id = endpoint.id.clone();
+                st.webhook_endpoints.push(endpoint);
+                id
+            }
+        };
+        self.changed_in_background();
+        id
+    }
+
+    /// Moves one customer's test clock forward by `by` and runs what fell due: renewals,
+    /// trial ends, payment retries, scheduled cancellations.
+    pub async fn advance_customer_clock(&self, customer: &str, by: Duration) -> anyhow::Result<()> {
+        let seconds = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
+        self.lock()
+            .advance_clock(customer, seconds)
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        self.changed().await;
+        Ok(())
+    }
+
+    /// The webhook delivery log, oldest first.
+    pub fn deliveries(&self) -> Vec<DeliveryRecord> {
+        self.lock().deliveries.clone()
+    }
+
+    /// What happens once every retry of a failed renewal is spent.
+    pub async fn set_retries_exhausted(&self, outcome: RetriesExhausted) {
+        self.lock().settings.retries_exhausted = outcome;
+        self.changed().await;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-written in a way that
+        // matters more than stopping the double would; carry on with it.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// After a change: save the state and wake the delivery worker.
+    async fn changed(&self) {
+        self.inner
+            .version
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.wake.notify_one();
+        if let Err(e) = self.persist().await {
+            tracing::error!("stripe_sim: could not save its state: {e:#}");
+        }
+    }
+
+    /// For synchronous callers: saves in the background when a runtime is there to do it
+    /// (the next change saves it otherwise).
+    fn changed_in_background(&self) {
+        self.inner
+            .version
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let sim = self.clone();
+            runtime.spawn(async move { sim.changed().await });
+        }
+    }
+
+    async fn persist(&self) -> anyhow::Result<()> {
+        let Some(path) = self.inner.state_file.clone() else {
+            return Ok(());
+        };
+        let mut saved = self.inner.saved_version.lock().await;
+        let (version, bytes) = {
+            let st = self.lock();
+            let version = self.inner.version.load(std::sync::atomic::Ordering::SeqCst);
+            (version, serde_json::to_vec(&*st)?)
+        };
+        if version <= *saved {
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes)).await??;
+        *saved = version;
+        Ok(())
+    }
+
+    fn spawn_workers(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(delivery_loop(weak.clone()));
+        tokio::spawn(clock_loop(weak));
+    }
+
+    async fn attempt_delivery(&self, delivery_id: String) {
+        let request = self.lock().delivery_request(&delivery_id);
+        let started = clock::now_millis();
+        let (status, error) = match request {
+            None => (
+                None,
+                Some("the endpoint or event no longer exists".to_string()),
+            ),
+            Some((url, secret, payload)) => {
+                match events::send_signed(
+                    &self.inner.http,
+                    &url,
+                    &secret,
+                    payload,
+                    self.inner.delivery.attempt_timeout,
+                )
+                .await
+                {
+                    Ok(status) => (Some(status), None),
+                    Err(e) => (None, Some(e)),
+                }
+            }
+        };
+        self.lock().finish_attempt(
+            &delivery_id,
+            started,
+            status,
+            error,
+            &self.inner.delivery.retry_schedule,
+        );
+        self.changed().await;
+    }
+}
+
+async fn delivery_loop(weak: Weak<Inner>) {
+    loop {
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        let sim = StripeSim { inner };
+        let (due, next) = sim.lock().take_due_deliveries(clock::now_millis());
+        for id in due {
+            let sim = sim.clone();
+            tokio::spawn(async move { sim.attempt_delivery(id).await });
+        }
+        let wait_millis = next
+            .map(|at| (at - clock::now_millis()).clamp(1, 1000))
+            .unwrap_or(1000);
+        let wait = Duration::from_millis(u64::try_from(wait_millis).unwrap_or(1000));
+        tokio::select! {
+            _ = sim.inner.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn clock_loop(weak: Weak<Inner>) {
+    loop {
+        tokio::time::sleep(CLOCK_TICK).await;
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        let sim = StripeSim { inner };
+        sim.lock().run_all_clocks();
+        sim.changed().await;
+    }
+}
+
+async fn load_state(path: &Path) -> anyhow::Result<Option<State>> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
+            format!(
+                "the Stripe double's state file {} is not valid",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    })
+    .await?
+}
+
+/// Writes to a temporary file beside the target, then renames it over: a crash leaves the
+/// old state or the new one, never half of one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
+// ----- admin endpoints -------------------------------------------------------------------
+
+async fn admin_deliveries(AxumState(sim): AxumState<StripeSim>, headers: HeaderMap) -> Response {
+    if let Err(e) = api::authenticate(&headers) {
+        return e.into_response();
+    }
+    Json(json!({"object": "list", "data": sim.deliveries()})).into_response()
+}
+
+fn admin_form(query: Option<&str>, body: &str) -> Result<form::FormValue, ApiError> {
+    let input = match query {
+        Some(q) if !q.is_empty() => format!("{q}&{body}"),
+        _ => body.to_string(),
+    };
+    form::parse(&input).map_err(|e| ApiError::invalid_request(e.to_string()))
+}
+
+async fn admin_advance(
+    AxumState(sim): AxumState<StripeSim>,
+    UrlPath(customer): UrlPath<String>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: String,
+) -> Response {
+    let result = async {
+        api::authenticate(&headers)?;
+        let form = admin_form(uri.query(), &body)?;
+        let p = params::Params::root(&form);
+        p.allow(&["seconds", "days"])?;
+        let seconds = p.uint::<i64>("seconds")?.unwrap_or(0)
+            + p.uint::<i64>("days")?
+                .unwrap_or(0)
+                .saturating_mul(clock::DAY);
+        if seconds <= 0 {
+            return Err(ApiError::missing_param("seconds"));
+        }
+        let view = {
+            let mut st = sim.lock();
+            st.advance_clock(&customer, seconds)?;
+            let now = st.customer_now(&customer);
+            json!({"customer": customer, "now": now, "advanced_by": seconds})
+        };
+        sim.changed().await;
+        Ok::<_, ApiError>(view)
+    }
+    .await;
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn admin_settings(
+    AxumState(sim): AxumState<StripeSim>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: String,
+) -> Response {
+    let result = async {
+        api::authenticate(&headers)?;
+        let form = admin_form(uri.query(), &body)?;
+        let p = params::Params::root(&form);
+        p.allow(&["retries_exhausted"])?;
+        let outcome = match p.text("retries_exhausted")?.as_deref() {
+            Some("cancel") => Some(RetriesExhausted::Cancel),
+            Some("mark_unpaid") | Some("unpaid") => Some(RetriesExhausted::MarkUnpaid),
+            None => None,
+            Some(other) => {
+                return Err(ApiError::invalid_param(
+                    "retries_exhausted",
+                    format!("Use `cancel` or `mark_unpaid`, not `{other}`."),
+                ))
+            }
+        };
+        if let Some(outcome) = outcome {
+            sim.set_retries_exhausted(outcome).await;
+        }
+        let current = sim.lock().settings.retries_exhausted;
+        Ok::<_, ApiError>(json!({"retries_exhausted": current}))
+    }
+    .await;
+    match result {
+        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+// ----- standalone and trigger --------------------------------------------------------------
+
+/// Runs the double on its own port (`billfold stripe-sim`) until Ctrl-C, optionally with one
+/// webhook endpoint registered and its state in a file.
+pub async fn run_standalone(
+    addr: SocketAddr,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
+    state_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            "the Stripe test double is listening on {addr}, which is not a loopback address; \
+             anyone who can reach it can read and change its data"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    let sim = StripeSim::open(SimOptions {
+        public_base: format!("http://{local}"),
+        state_file,
+        delivery: DeliveryOptions::default(),
+    })
+    .await?;
+    if let Some(url) = webhook_url {
+        let secret = webhook_secret.unwrap_or_else(|| new_id("whsec_", 32));
+        let id = sim.add_webhook_endpoint(&url, &secret);
+        tracing::info!("webhook endpoint {id} → {url}");
+    }
+    tracing::info!("Stripe test double listening on http://{local} (API base http://{local}/)");
+    println!("Stripe test double: http://{local}/  (use STRIPE_API_BASE=http://{local}/ and any sk_test_ key)");
+    axum::serve(listener, sim.router())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving the Stripe test double")?;
+    Ok(())
+}
+
+/// Sends one realistic, signed sample event of `event_type` to `url` (like `stripe trigger`);
+/// returns the HTTP status the endpoint answered with.
+pub async fn trigger(event_type: &str, url: &str, secret: &str) -> anyhow::Result<u16> {
+    let payload = sample::event_payload(event_type)?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    events::send_signed(&http, url, secret, payload, Duration::from_secs(20))
+        .await
+        .map_err(|e| anyhow::anyhow!("delivering {event_type} to {url}: {e}"))
+}
+
+/// The event types `trigger` can send.
+pub fn trigger_event_types() -> Vec<&'static str> {
+    sample::EVENT_TYPES.to_vec()
+}
