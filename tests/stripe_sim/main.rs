@@ -1,0 +1,10 @@
+//! Contract tests for the Stripe test double: each one drives it through async-stripe's own
+//! client (or over raw HTTP where the wire itself is the point), so a response or an event
+//! that async-stripe cannot parse fails here.
+
+mod clock;
+mod errors;
+mod helpers;
+mod hosted;
+mod resources;
+mod webhooks;
