@@ -17,6 +17,20 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Stripe webhook events received: list them, replay them.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
+    /// Re-read customers from the Stripe API and bring the billing tables in line.
+    Sync {
+        /// One customer (`cus_…`).
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        customer: Option<String>,
+        /// Every customer Billfold knows in the current mode.
+        #[arg(long)]
+        all: bool,
+    },
     /// Run the Stripe test double on its own port (loopback by default).
     StripeSim {
         /// Where to listen.
@@ -72,6 +86,8 @@ async fn main() -> ExitCode {
         Command::Migrate => billfold::db::connect_and_migrate(config.database_url.expose())
             .await
             .map(|_| tracing::info!("database is up to date")),
+        Command::Webhooks { command } => webhooks_command(&config, command).await,
+        Command::Sync { customer, all: _ } => sync_command(&config, customer).await,
         Command::StripeSim {
             addr,
             webhook_url,
@@ -101,4 +117,117 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// Received events, newest first.
+    List {
+        /// applied, duplicate, stale, ignored, failed or mode_mismatch.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// An event type, e.g. `invoice.payment_failed`.
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        /// Received since: unix seconds, RFC 3339, or an age like `1h` or `2d`.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Apply recorded events again (the ordering rules still decide what they change).
+    Replay {
+        /// One event (`evt_…`).
+        #[arg(conflicts_with = "outcome", required_unless_present = "outcome")]
+        event_id: Option<String>,
+        /// Every event with this outcome, e.g. `failed`.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// With --outcome: only events received since (as for `list`).
+        #[arg(long, requires = "outcome")]
+        since: Option<String>,
+    },
+}
+
+async fn webhooks_command(config: &Config, command: WebhooksCommand) -> anyhow::Result<()> {
+    use billfold::webhooks::{admin, pipeline::Pipeline};
+    let since = |raw: Option<String>| -> anyhow::Result<Option<i64>> {
+        raw.map(|r| admin::parse_since(&r, billfold::billing::sync::now()))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--since: {e}"))
+    };
+    let db = billfold::db::connect_and_migrate(config.database_url.expose()).await?;
+    match command {
+        WebhooksCommand::List {
+            outcome,
+            event_type,
+            since: raw_since,
+            limit,
+        } => {
+            let filter = admin::Filter {
+                outcome,
+                event_type,
+                since: since(raw_since)?,
+                limit: Some(limit),
+            };
+            print!("{}", admin::format_table(&admin::list(&db, &filter).await?));
+            Ok(())
+        }
+        WebhooksCommand::Replay {
+            event_id,
+            outcome,
+            since: raw_since,
+        } => {
+            let stripe = billfold::stripe::client(config)?;
+            let p = Pipeline {
+                db: &db,
+                stripe: &stripe,
+                livemode: config.stripe.mode.livemode(),
+            };
+            if let Some(id) = event_id {
+                let done = admin::replay(p, &id).await?;
+                println!("{} {}: {}", done.event_id, done.event_type, done.outcome);
+                return Ok(());
+            }
+            let filter = admin::Filter {
+                outcome,
+                since: since(raw_since)?,
+                ..Default::default()
+            };
+            let results = admin::replay_matching(p, &filter).await?;
+            let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+            for (id, result) in &results {
+                match result {
+                    Ok(outcome) => println!("{id}: {outcome}"),
+                    Err(e) => println!("{id}: failed: {e}"),
+                }
+            }
+            println!("{} replayed, {failed} failed", results.len());
+            if failed > 0 {
+                anyhow::bail!("{failed} event(s) failed again");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn sync_command(config: &Config, customer: Option<String>) -> anyhow::Result<()> {
+    use billfold::billing::sync;
+    let db = billfold::db::connect_and_migrate(config.database_url.expose()).await?;
+    let stripe = billfold::stripe::client(config)?;
+    let report = match customer {
+        Some(id) => sync::sync_customer(&db, &stripe, &id).await?,
+        None => sync::sync_all(&db, &stripe, config.stripe.mode.livemode()).await?,
+    };
+    println!(
+        "synced: {} customer(s), {} subscription(s), {} payment method(s), {} invoice(s), {} price(s)",
+        report.customers, report.subscriptions, report.payment_methods, report.invoices, report.prices
+    );
+    for (id, error) in &report.failed {
+        println!("{id}: failed: {error}");
+    }
+    if !report.failed.is_empty() {
+        anyhow::bail!("{} customer(s) could not be synced", report.failed.len());
+    }
+    Ok(())
 }

@@ -78,6 +78,10 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .route("/healthz", get(healthz))
+        .route(
+            "/api/webhooks/stripe",
+            axum::routing::post(crate::webhooks::route::stripe_webhook),
+        )
         .leptos_routes_with_context(&state, routes, provide_state, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())

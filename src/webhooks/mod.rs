@@ -1,3 +1,8 @@
-//! Stripe webhooks: signature checking now; the route and the event pipeline build on it.
+//! Stripe webhooks: the route, signature checking, and the pipeline that applies each
+//! event exactly once and in order through `billing::sync`.
 
+pub mod admin;
+pub mod event;
+pub mod pipeline;
+pub mod route;
 pub mod signature;

@@ -5,3 +5,6 @@ mod helpers;
 
 mod accounts;
 mod operations;
+mod webhooks;
+mod webhooks_events;
+mod webhooks_support;

@@ -1,4 +1,10 @@
 //! SeaORM entities: one module per table. Rows stay on the server; they never `Serialize`.
 
+pub mod invoice;
+pub mod payment_method;
+pub mod price;
 pub mod session;
+pub mod stripe_customer;
+pub mod subscription;
 pub mod user;
+pub mod webhook_event;

@@ -1,0 +1,41 @@
+use sea_orm::entity::prelude::*;
+
+/// Which Stripe customer a user is, per mode (test and live never share one).
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "stripe_customers")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub user_id: i64,
+    pub livemode: bool,
+    /// `cus_…`
+    #[sea_orm(unique)]
+    pub customer_id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// The customer was deleted in Stripe; the mapping stays so history still resolves.
+    pub deleted: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// `created` of the Stripe event that last wrote this row (ordering watermark).
+    pub stripe_event_at: Option<i64>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::user::Entity",
+        from = "Column::UserId",
+        to = "super::user::Column::Id",
+        on_delete = "Cascade"
+    )]
+    User,
+}
+
+impl Related<super::user::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::User.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,342 @@
+//! The operator's view of received events: `billfold webhooks list` and
+//! `billfold webhooks replay`. Replays go through the same pipeline as deliveries, so the
+//! ordering rules decide what a replayed event still changes.
+
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::pipeline::{self, Delivery, Outcome, Pipeline, ProcessError, Processed};
+use crate::db::entities::webhook_event;
+
+/// Which recorded events to show or replay.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub outcome: Option<String>,
+    pub event_type: Option<String>,
+    /// Received at or after this unix second.
+    pub since: Option<i64>,
+    pub limit: Option<u64>,
+}
+
+/// One recorded event, without its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSummary {
+    pub id: String,
+    pub event_type: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub received_at: i64,
+    pub processed_at: Option<i64>,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub attempts: i32,
+}
+
+type SummaryRow = (
+    String,
+    String,
+    bool,
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    Option<String>,
+    i32,
+);
+
+/// Recorded events matching `filter`, newest first.
+pub async fn list(db: &DatabaseConnection, filter: &Filter) -> Result<Vec<EventSummary>, DbErr> {
+    use webhook_event::Column as C;
+    let mut q = webhook_event::Entity::find().select_only().columns([
+        C::Id,
+        C::EventType,
+        C::Livemode,
+        C::Created,
+        C::ReceivedAt,
+        C::ProcessedAt,
+        C::Outcome,
+        C::Error,
+        C::Attempts,
+    ]);
+    if let Some(outcome) = &filter.outcome {
+        q = q.filter(C::Outcome.eq(outcome.as_str()));
+    }
+    if let Some(t) = &filter.event_type {
+        q = q.filter(C::EventType.eq(t.as_str()));
+    }
+    if let Some(since) = filter.since {
+        q = q.filter(C::ReceivedAt.gte(since));
+    }
+    let rows: Vec<SummaryRow> = q
+        .order_by_desc(C::ReceivedAt)
+        .order_by_desc(C::Created)
+        .limit(filter.limit.unwrap_or(100))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(
+                id,
+                event_type,
+                livemode,
+                created,
+                received_at,
+                processed_at,
+                outcome,
+                error,
+                attempts,
+            )| {
+                EventSummary {
+                    id,
+                    event_type,
+                    livemode,
+                    created,
+                    received_at,
+                    processed_at,
+                    outcome,
+                    error,
+                    attempts,
+                }
+            },
+        )
+        .collect())
+}
+
+/// Why a replay did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("no event {0} has been received")]
+    NotFound(String),
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+}
+
+/// Re-applies one recorded event from its stored payload.
+pub async fn replay(p: Pipeline<'_>, event_id: &str) -> Result<Processed, ReplayError> {
+    let payload: Option<String> = webhook_event::Entity::find_by_id(event_id)
+        .select_only()
+        .column(webhook_event::Column::Payload)
+        .into_tuple()
+        .one(p.db)
+        .await?;
+    let payload = payload.ok_or_else(|| ReplayError::NotFound(event_id.to_owned()))?;
+    Ok(pipeline::process(p, payload.as_bytes(), Delivery::Replay).await?)
+}
+
+/// Re-applies every recorded event matching `filter` (typically `outcome = failed`),
+/// oldest event first so that the replays themselves arrive in order. Each result is
+/// reported; one failure does not stop the rest.
+pub async fn replay_matching(
+    p: Pipeline<'_>,
+    filter: &Filter,
+) -> Result<Vec<(String, Result<Outcome, String>)>, DbErr> {
+    let mut events = list(
+        p.db,
+        &Filter {
+            limit: Some(filter.limit.unwrap_or(10_000)),
+            ..filter.clone()
+        },
+    )
+    .await?;
+    events.sort_by_key(|e| (e.created, e.received_at));
+    let mut results = Vec::with_capacity(events.len());
+    for e in events {
+        let result = match replay(p, &e.id).await {
+            Ok(done) => Ok(done.outcome),
+            Err(err) => Err(err.to_string()),
+        };
+        results.push((e.id, result));
+    }
+    Ok(results)
+}
+
+/// Reads a `--since` value: unix seconds, RFC 3339 (`2026-11-25T10:00:00Z`), or an age
+/// such as `90s`, `15m`, `1h`, `2d`, `1w` counted back from `now`.
+pub fn parse_since(raw: &str, now: i64) -> Result<i64, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err("empty time".into());
+    }
+    if raw.bytes().all(|b| b.is_ascii_digit()) {
+        return raw.parse().map_err(|_| format!("`{raw}` is too large"));
+    }
+    if let Some(unit) = raw.chars().last().filter(|c| c.is_ascii_alphabetic()) {
+        let number = &raw[..raw.len() - 1];
+        if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) {
+            let n: i64 = number
+                .parse()
+                .map_err(|_| format!("`{raw}` is too large"))?;
+            let secs = match unit {
+                's' => 1,
+                'm' => 60,
+                'h' => 3_600,
+                'd' => 86_400,
+                'w' => 604_800,
+                _ => {
+                    return Err(format!(
+                        "`{raw}`: unknown unit `{unit}` (use s, m, h, d or w)"
+                    ))
+                }
+            };
+            return n
+                .checked_mul(secs)
+                .map(|age| now - age)
+                .ok_or_else(|| format!("`{raw}` is too large"));
+        }
+    }
+    parse_rfc3339(raw).ok_or_else(|| {
+        format!("`{raw}` is not unix seconds, an RFC 3339 time or an age like 1h or 2d")
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` to unix seconds.
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())
+            .flatten()
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let tz = rest.get(1..)?;
+            let (h, m) = tz.split_once(':')?;
+            if h.len() != 2 || m.len() != 2 {
+                return None;
+            }
+            let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            sign * (h * 3_600 + m * 60)
+        }
+    };
+    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
+    let date =
+        time::Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?)
+            .ok()?;
+    let time = time::Time::from_hms(
+        u8::try_from(hour).ok()?,
+        u8::try_from(minute).ok()?,
+        u8::try_from(second).ok()?,
+    )
+    .ok()?;
+    let utc = time::PrimitiveDateTime::new(date, time)
+        .assume_utc()
+        .unix_timestamp();
+    Some(utc - offset)
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// A plain table for the terminal.
+pub fn format_table(events: &[EventSummary]) -> String {
+    let mut out = format!(
+        "{:<32} {:<40} {:<14} {:>8} {:<20} {}\n",
+        "EVENT", "TYPE", "OUTCOME", "ATTEMPTS", "RECEIVED", "ERROR"
+    );
+    for e in events {
+        out.push_str(&format!(
+            "{:<32} {:<40} {:<14} {:>8} {:<20} {}\n",
+            e.id,
+            e.event_type,
+            e.outcome,
+            e.attempts,
+            rfc3339(e.received_at),
+            e.error.as_deref().unwrap_or(""),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_accepts_unix_rfc3339_and_ages() {
+        let now = 1_800_000_000;
+        let ok = [
+            ("1700000000", 1_700_000_000),
+            ("90s", now - 90),
+            ("15m", now - 900),
+            ("1h", now - 3_600),
+            ("2d", now - 172_800),
+            ("1w", now - 604_800),
+            ("2023-11-14T22:13:20Z", 1_700_000_000),
+            ("2023-11-14T22:13:20.123Z", 1_700_000_000),
+            ("2023-11-15T00:13:20+02:00", 1_700_000_000),
+            ("2023-11-14T20:13:20-02:00", 1_700_000_000),
+        ];
+        for (raw, expected) in ok {
+            assert_eq!(parse_since(raw, now), Ok(expected), "{raw}");
+        }
+        for bad in [
+            "",
+            "yesterday",
+            "1y",
+            "h",
+            "2023-13-01T00:00:00Z",
+            "2023-11-14 22:13",
+            "-5",
+        ] {
+            assert!(parse_since(bad, now).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_table_shows_each_event_on_a_line() {
+        let table = format_table(&[EventSummary {
+            id: "evt_1".into(),
+            event_type: "invoice.paid".into(),
+            livemode: false,
+            created: 1_700_000_000,
+            received_at: 1_700_000_000,
+            processed_at: Some(1_700_000_000),
+            outcome: "failed".into(),
+            error: Some("database error".into()),
+            attempts: 2,
+        }]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[1].contains("evt_1") && lines[1].contains("failed"));
+        assert!(lines[1].contains("2023-11-14T22:13:20Z"));
+    }
+}

@@ -1,0 +1,273 @@
+//! A delivered Stripe event: its envelope, and the typed object inside for the event types
+//! Billfold handles.
+//!
+//! The body is parsed once, with miniserde into a JSON value, the way async-stripe parses
+//! what the API returns. The envelope's few fields come out of that value by hand, so an
+//! event of a type we do not know (or an object we cannot read) is still recorded; only the
+//! handled types are turned into async-stripe's types.
+
+use miniserde::json::{Number, Object, Value};
+use stripe_types::miniserde_helpers::FromValueOpt;
+
+use crate::billing::sync::{self, Applied, Source, SyncError};
+
+/// The parts of an event every delivery is recorded with.
+#[derive(Debug)]
+pub struct Envelope {
+    pub id: String,
+    pub event_type: String,
+    /// Unix seconds: the event's place in time, the rows' ordering watermark.
+    pub created: i64,
+    pub livemode: bool,
+    pub api_version: Option<String>,
+    object: Value,
+}
+
+/// Why a body is not a Stripe event; the text is safe to send back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotAnEvent {
+    #[error("body is not UTF-8 JSON")]
+    NotJson,
+    #[error("body is not a Stripe event (needs id, type, created, livemode and data.object)")]
+    MissingFields,
+}
+
+fn take_string(map: &mut Object, key: &str) -> Option<String> {
+    match map.remove(key) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn as_i64(value: Option<&Value>) -> Option<i64> {
+    match value {
+        Some(Value::Number(Number::U64(n))) => i64::try_from(*n).ok(),
+        Some(Value::Number(Number::I64(n))) => Some(*n),
+        _ => None,
+    }
+}
+
+impl Envelope {
+    /// Reads the envelope of a delivered body.
+    pub fn parse(body: &[u8]) -> Result<Envelope, NotAnEvent> {
+        let text = std::str::from_utf8(body).map_err(|_| NotAnEvent::NotJson)?;
+        let value: Value = miniserde::json::from_str(text).map_err(|_| NotAnEvent::NotJson)?;
+        let Value::Object(mut map) = value else {
+            return Err(NotAnEvent::MissingFields);
+        };
+        if let Some(Value::String(object)) = map.get("object") {
+            if object != "event" {
+                return Err(NotAnEvent::MissingFields);
+            }
+        }
+        let id = take_string(&mut map, "id")
+            .filter(|id| id.starts_with("evt_"))
+            .ok_or(NotAnEvent::MissingFields)?;
+        let event_type = take_string(&mut map, "type")
+            .filter(|t| !t.is_empty())
+            .ok_or(NotAnEvent::MissingFields)?;
+        let created = as_i64(map.get("created")).ok_or(NotAnEvent::MissingFields)?;
+        let livemode = match map.get("livemode") {
+            Some(Value::Bool(b)) => *b,
+            _ => return Err(NotAnEvent::MissingFields),
+        };
+        let api_version = take_string(&mut map, "api_version");
+        let object = match map.remove("data") {
+            Some(Value::Object(mut data)) => match data.remove("object") {
+                Some(object @ Value::Object(_)) => object,
+                _ => return Err(NotAnEvent::MissingFields),
+            },
+            _ => return Err(NotAnEvent::MissingFields),
+        };
+        Ok(Envelope {
+            id,
+            event_type,
+            created,
+            livemode,
+            api_version,
+            object,
+        })
+    }
+}
+
+/// The event types Billfold acts on, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    CheckoutCompleted,
+    Subscription { deletion: bool },
+    CustomerUpdated,
+    CustomerDeleted,
+    PaymentMethod { detached: bool },
+    Invoice,
+    Product { deletion: bool },
+    Price { deletion: bool },
+}
+
+impl Kind {
+    /// `None` for every type Billfold records and ignores.
+    pub fn of(event_type: &str) -> Option<Kind> {
+        Some(match event_type {
+            "checkout.session.completed" => Kind::CheckoutCompleted,
+            "customer.subscription.created"
+            | "customer.subscription.updated"
+            | "customer.subscription.paused"
+            | "customer.subscription.resumed"
+            | "customer.subscription.trial_will_end" => Kind::Subscription { deletion: false },
+            "customer.subscription.deleted" => Kind::Subscription { deletion: true },
+            "customer.updated" => Kind::CustomerUpdated,
+            "customer.deleted" => Kind::CustomerDeleted,
+            "payment_method.attached"
+            | "payment_method.updated"
+            | "payment_method.automatically_updated" => Kind::PaymentMethod { detached: false },
+            "payment_method.detached" => Kind::PaymentMethod { detached: true },
+            "invoice.paid"
+            | "invoice.payment_succeeded"
+            | "invoice.payment_failed"
+            | "invoice.payment_action_required"
+            | "invoice.finalized" => Kind::Invoice,
+            "product.created" | "product.updated" => Kind::Product { deletion: false },
+            "product.deleted" => Kind::Product { deletion: true },
+            "price.created" | "price.updated" => Kind::Price { deletion: false },
+            "price.deleted" => Kind::Price { deletion: true },
+            _ => return None,
+        })
+    }
+}
+
+/// Why a handled event could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("the {0} event's object does not parse as the Stripe type it should be")]
+    BadObject(&'static str),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+fn typed<T: FromValueOpt>(object: Value, what: &'static str) -> Result<T, ApplyError> {
+    T::from_value(object).ok_or(ApplyError::BadObject(what))
+}
+
+/// Applies a handled event's object through [`sync`], inside `conn`'s transaction.
+pub async fn apply(
+    conn: &impl sea_orm::ConnectionTrait,
+    stripe: &::stripe::Client,
+    kind: Kind,
+    envelope: Envelope,
+) -> Result<Applied, ApplyError> {
+    let source = Source::Event(envelope.created);
+    let object = envelope.object;
+    Ok(match kind {
+        Kind::CheckoutCompleted => {
+            let cs: stripe_shared::CheckoutSession = typed(object, "checkout.session")?;
+            sync::apply_checkout_session(conn, stripe, &cs, envelope.created).await?
+        }
+        Kind::Subscription { deletion } => {
+            let sub: stripe_shared::Subscription = typed(object, "subscription")?;
+            sync::apply_subscription(conn, stripe, &sub, source, deletion).await?
+        }
+        Kind::CustomerUpdated => {
+            let cus: stripe_shared::Customer = typed(object, "customer")?;
+            sync::apply_customer(conn, stripe, &cus, source).await?
+        }
+        Kind::CustomerDeleted => {
+            // Only the id matters, so a deleted customer's shape cannot get in the way.
+            let Value::Object(mut map) = object else {
+                return Err(ApplyError::BadObject("customer"));
+            };
+            let id = take_string(&mut map, "id").ok_or(ApplyError::BadObject("customer"))?;
+            sync::apply_customer_deleted(conn, &id).await?
+        }
+        Kind::PaymentMethod { detached } => {
+            let pm: stripe_shared::PaymentMethod = typed(object, "payment_method")?;
+            sync::apply_payment_method(conn, stripe, &pm, source, detached).await?
+        }
+        Kind::Invoice => {
+            let inv: stripe_shared::Invoice = typed(object, "invoice")?;
+            sync::apply_invoice(conn, stripe, &inv, source).await?
+        }
+        Kind::Product { deletion } => {
+            let product: stripe_shared::Product = typed(object, "product")?;
+            sync::apply_product(conn, &product, deletion).await?
+        }
+        Kind::Price { deletion } => {
+            let price: stripe_shared::Price = typed(object, "price")?;
+            sync::apply_price(conn, stripe, &price, source, deletion).await?
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_envelope_of_any_event_type() {
+        let body = br#"{"id":"evt_1","object":"event","type":"radar.early_fraud_warning.created","created":1700000000,"livemode":false,"api_version":"2026-09-30.endive","pending_webhooks":1,"data":{"object":{"id":"x"}}}"#;
+        let env = Envelope::parse(body).expect("an event");
+        assert_eq!(env.id, "evt_1");
+        assert_eq!(env.event_type, "radar.early_fraud_warning.created");
+        assert_eq!(env.created, 1_700_000_000);
+        assert!(!env.livemode);
+        assert_eq!(env.api_version.as_deref(), Some("2026-09-30.endive"));
+        assert_eq!(Kind::of(&env.event_type), None);
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_event() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"not json",
+            b"\xff\xfe",
+            b"[]",
+            br#"{"id":"evt_1","object":"event"}"#,
+            br#"{"id":"cus_1","type":"x","created":1,"livemode":false,"data":{"object":{}}}"#,
+            br#"{"id":"evt_1","type":"x","created":"1","livemode":false,"data":{"object":{}}}"#,
+            br#"{"id":"evt_1","type":"x","created":1,"livemode":false,"data":{}}"#,
+            br#"{"id":"evt_1","object":"customer","type":"x","created":1,"livemode":false,"data":{"object":{}}}"#,
+        ];
+        for body in cases {
+            assert!(
+                Envelope::parse(body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn knows_every_handled_type() {
+        for t in [
+            "checkout.session.completed",
+            "customer.subscription.created",
+            "customer.subscription.updated",
+            "customer.subscription.deleted",
+            "customer.subscription.paused",
+            "customer.subscription.resumed",
+            "customer.subscription.trial_will_end",
+            "customer.updated",
+            "customer.deleted",
+            "payment_method.attached",
+            "payment_method.detached",
+            "payment_method.updated",
+            "payment_method.automatically_updated",
+            "invoice.paid",
+            "invoice.payment_succeeded",
+            "invoice.payment_failed",
+            "invoice.payment_action_required",
+            "invoice.finalized",
+            "product.created",
+            "product.updated",
+            "product.deleted",
+            "price.created",
+            "price.updated",
+            "price.deleted",
+        ] {
+            assert!(Kind::of(t).is_some(), "{t}");
+        }
+        assert_eq!(
+            Kind::of("customer.subscription.deleted"),
+            Some(Kind::Subscription { deletion: true })
+        );
+        assert_eq!(Kind::of("customer.created"), None);
+    }
+}

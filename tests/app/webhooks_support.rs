@@ -1,0 +1,392 @@
+//! For the webhook tests: an app configured with a webhook secret, a tiny stand-in for the
+//! Stripe API (for re-fetches), Stripe-shaped objects, and signed deliveries.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use axum::{extract::State, http::Uri, response::IntoResponse, Router};
+use billfold::webhooks::signature;
+use sea_orm::{ConnectionTrait, EntityTrait};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::helpers::{Backend, TestApp};
+
+pub const SECRET: &str = "whsec_test_secret";
+
+pub fn now() -> i64 {
+    billfold::billing::sync::now()
+}
+
+/// A canned Stripe API: `GET path` answers what `set` put there (404 otherwise) and counts
+/// the requests it got.
+#[derive(Clone, Default)]
+pub struct StripeStub {
+    inner: Arc<Mutex<StubState>>,
+    pub base: String,
+}
+
+#[derive(Default)]
+struct StubState {
+    answers: HashMap<String, (u16, String)>,
+    hits: HashMap<String, usize>,
+}
+
+impl StripeStub {
+    pub async fn start() -> StripeStub {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind stub");
+        let addr = listener.local_addr().expect("addr");
+        let stub = StripeStub {
+            inner: Arc::default(),
+            base: format!("http://{addr}/"),
+        };
+        let app = Router::new().fallback(answer).with_state(stub.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        stub
+    }
+
+    /// What `GET /v1/{path}` answers from now on.
+    pub fn set(&self, path: &str, body: Value) {
+        self.inner
+            .lock()
+            .expect("stub lock")
+            .answers
+            .insert(format!("/v1/{path}"), (200, body.to_string()));
+    }
+
+    /// A list answer, the way Stripe pages them.
+    pub fn set_list(&self, path: &str, items: Vec<Value>) {
+        self.set(
+            path,
+            json!({"object": "list", "data": items, "has_more": false, "url": format!("/v1/{path}")}),
+        );
+    }
+
+    pub fn hits(&self, path: &str) -> usize {
+        self.inner
+            .lock()
+            .expect("stub lock")
+            .hits
+            .get(&format!("/v1/{path}"))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+async fn answer(State(stub): State<StripeStub>, uri: Uri) -> impl IntoResponse {
+    let mut state = stub.inner.lock().expect("stub lock");
+    *state.hits.entry(uri.path().to_owned()).or_default() += 1;
+    let (status, body) = state.answers.get(uri.path()).cloned().unwrap_or_else(|| {
+        (
+            404,
+            json!({"error": {"type": "invalid_request_error", "code": "resource_missing", "message": "No such object"}})
+                .to_string(),
+        )
+    });
+    (
+        axum::http::StatusCode::from_u16(status).expect("status"),
+        [("content-type", "application/json")],
+        body,
+    )
+}
+
+/// The app in test mode with `secrets` for webhooks and `stub` as the Stripe API.
+pub async fn spawn(backend: Backend, secrets: &str, stub: &StripeStub) -> Option<TestApp> {
+    TestApp::spawn_with(
+        backend,
+        &[
+            ("STRIPE_SECRET_KEY", "sk_test_webhooks"),
+            ("STRIPE_WEBHOOK_SECRET", secrets),
+            ("STRIPE_API_BASE", stub.base.as_str()),
+        ],
+    )
+    .await
+}
+
+/// Posts `body` to the webhook route with the given `Stripe-Signature` (if any).
+pub async fn post_raw(app: &TestApp, body: &[u8], header: Option<&str>) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url("/api/webhooks/stripe"))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    if let Some(h) = header {
+        req = req.header("stripe-signature", h);
+    }
+    req.send().await.expect("request")
+}
+
+/// Posts a correctly signed delivery; returns the status and the JSON answer.
+pub async fn deliver(app: &TestApp, body: &str) -> (u16, Value) {
+    let header = signature::header_value(SECRET, now(), body.as_bytes());
+    let res = post_raw(app, body.as_bytes(), Some(&header)).await;
+    let status = res.status().as_u16();
+    let json = res.json().await.unwrap_or(Value::Null);
+    (status, json)
+}
+
+/// Delivers and expects a 200 with `outcome`.
+pub async fn deliver_expect(app: &TestApp, body: &str, outcome: &str) {
+    let (status, json) = deliver(app, body).await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["outcome"], outcome, "{json}");
+}
+
+/// A Stripe event around `object`.
+pub fn event(id: &str, event_type: &str, created: i64, object: Value) -> String {
+    json!({
+        "id": id,
+        "object": "event",
+        "api_version": "2026-09-30.endive",
+        "created": created,
+        "livemode": false,
+        "pending_webhooks": 1,
+        "request": {"id": null, "idempotency_key": null},
+        "type": event_type,
+        "data": {"object": object, "previous_attributes": {}},
+    })
+    .to_string()
+}
+
+pub fn product(id: &str, name: &str) -> Value {
+    json!({
+        "id": id, "object": "product", "active": true, "created": 1_700_000_000,
+        "description": null, "images": [], "livemode": false, "marketing_features": [],
+        "metadata": {}, "name": name, "type": "service", "updated": 1_700_000_000,
+        "default_price": null, "shippable": null, "statement_descriptor": null,
+        "tax_code": null, "unit_label": null, "url": null,
+    })
+}
+
+pub fn price(id: &str, product: Value, unit_amount: i64, interval: &str) -> Value {
+    json!({
+        "id": id, "object": "price", "active": true, "billing_scheme": "per_unit",
+        "created": 1_700_000_000, "currency": "usd", "custom_unit_amount": null,
+        "livemode": false, "lookup_key": null, "metadata": {}, "nickname": null,
+        "product": product,
+        "recurring": {"interval": interval, "interval_count": 1, "meter": null,
+                      "usage_type": "licensed", "trial_period_days": null},
+        "tax_behavior": "unspecified", "tiers_mode": null, "transform_quantity": null,
+        "type": "recurring", "unit_amount": unit_amount, "unit_amount_decimal": unit_amount.to_string(),
+    })
+}
+
+/// What a subscription looks like; tests change fields with `with`.
+#[derive(Clone)]
+pub struct Sub {
+    pub id: String,
+    pub customer: String,
+    pub status: &'static str,
+    pub price: Value,
+    pub cancel_at_period_end: bool,
+    pub cancel_at: Option<i64>,
+    pub canceled_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub trial_end: Option<i64>,
+    pub period_start: i64,
+    pub period_end: i64,
+    pub default_payment_method: Option<String>,
+}
+
+impl Sub {
+    pub fn new(id: &str, customer: &str) -> Sub {
+        Sub {
+            id: id.into(),
+            customer: customer.into(),
+            status: "active",
+            price: price("price_pro", json!("prod_pro"), 2000, "month"),
+            cancel_at_period_end: false,
+            cancel_at: None,
+            canceled_at: None,
+            ended_at: None,
+            trial_end: None,
+            period_start: 1_700_000_000,
+            period_end: 1_702_592_000,
+            default_payment_method: None,
+        }
+    }
+
+    pub fn with(mut self, f: impl FnOnce(&mut Sub)) -> Sub {
+        f(&mut self);
+        self
+    }
+
+    pub fn clone_with(&self, f: impl FnOnce(&mut Sub)) -> Sub {
+        self.clone().with(f)
+    }
+
+    pub fn json(&self) -> Value {
+        let price_id = self.price["id"].clone();
+        json!({
+            "id": self.id, "object": "subscription", "application": null,
+            "application_fee_percent": null,
+            "automatic_tax": {"enabled": false, "liability": null, "disabled_reason": null},
+            "billing_cycle_anchor": self.period_start, "billing_cycle_anchor_config": null,
+            "billing_mode": {"type": "classic"}, "billing_schedules": [],
+            "billing_thresholds": null,
+            "cancel_at": self.cancel_at, "cancel_at_period_end": self.cancel_at_period_end,
+            "canceled_at": self.canceled_at,
+            "cancellation_details": {"comment": null, "feedback": null, "reason": null},
+            "collection_method": "charge_automatically", "created": self.period_start,
+            "currency": "usd", "customer": self.customer, "days_until_due": null,
+            "default_payment_method": self.default_payment_method, "default_source": null,
+            "default_tax_rates": [], "description": null, "discounts": [],
+            "ended_at": self.ended_at,
+            "invoice_settings": {"account_tax_ids": null, "issuer": {"type": "self"}},
+            "items": {"object": "list", "has_more": false,
+                      "url": format!("/v1/subscription_items?subscription={}", self.id),
+                      "data": [{
+                "id": format!("si_{}", self.id), "object": "subscription_item",
+                "billing_thresholds": null, "created": self.period_start,
+                "current_period_start": self.period_start, "current_period_end": self.period_end,
+                "discounts": [], "metadata": {}, "quantity": 1, "subscription": self.id,
+                "tax_rates": [],
+                "plan": {"id": price_id, "object": "plan", "active": true, "amount": self.price["unit_amount"],
+                         "amount_decimal": null, "billing_scheme": "per_unit", "created": 1_700_000_000,
+                         "currency": "usd", "interval": self.price["recurring"]["interval"], "interval_count": 1,
+                         "livemode": false, "metadata": {}, "meter": null, "nickname": null,
+                         "product": "prod_pro", "tiers_mode": null, "transform_usage": null,
+                         "trial_period_days": null, "usage_type": "licensed"},
+                "price": self.price,
+            }]},
+            "latest_invoice": "in_latest", "livemode": false, "metadata": {},
+            "next_pending_invoice_item_invoice": null, "on_behalf_of": null,
+            "pause_collection": null, "payment_settings": null,
+            "pending_invoice_item_interval": null, "pending_setup_intent": null,
+            "pending_update": null, "schedule": null, "start_date": self.period_start,
+            "status": self.status, "test_clock": null, "transfer_data": null,
+            "trial_end": self.trial_end, "trial_settings": null, "trial_start": null,
+        })
+    }
+}
+
+pub fn customer(id: &str, email: &str, default_pm: Option<&str>) -> Value {
+    json!({
+        "id": id, "object": "customer", "address": null, "balance": 0,
+        "created": 1_700_000_000, "currency": "usd", "default_source": null,
+        "delinquent": false, "description": null, "discount": null, "email": email,
+        "invoice_prefix": "ABC123",
+        "invoice_settings": {"custom_fields": null, "default_payment_method": default_pm,
+                             "footer": null, "rendering_options": null},
+        "livemode": false, "metadata": {}, "name": "Ada Lovelace",
+        "next_invoice_sequence": 1, "phone": null, "preferred_locales": [],
+        "shipping": null, "tax_exempt": "none", "test_clock": null,
+    })
+}
+
+pub fn payment_method(id: &str, customer: Option<&str>, last4: &str, exp_year: i64) -> Value {
+    json!({
+        "id": id, "object": "payment_method", "allow_redisplay": "unspecified",
+        "billing_details": {"address": null, "email": null, "name": null, "phone": null, "tax_id": null},
+        "card": {"brand": "visa", "checks": null, "country": "US", "display_brand": "visa",
+                 "exp_month": 8, "exp_year": exp_year, "fingerprint": "fp", "funding": "credit",
+                 "generated_from": null, "last4": last4, "networks": null,
+                 "regulated_status": null, "three_d_secure_usage": {"supported": true}, "wallet": null},
+        "created": 1_700_000_000, "customer": customer, "livemode": false,
+        "metadata": {}, "type": "card",
+    })
+}
+
+pub fn invoice(id: &str, customer: &str, subscription: &str, status: &str, paid: i64) -> Value {
+    json!({
+        "id": id, "object": "invoice", "account_country": "US", "account_name": null,
+        "amount_due": 2000, "amount_overpaid": 0, "amount_paid": paid,
+        "amount_remaining": 2000 - paid, "amount_shipping": 0, "application": null,
+        "attempt_count": 1, "attempted": true, "auto_advance": false,
+        "automatic_tax": {"enabled": false, "liability": null, "status": null, "disabled_reason": null, "provider": null},
+        "billing_reason": "subscription_cycle", "collection_method": "charge_automatically",
+        "created": 1_700_000_100, "currency": "usd", "customer": customer,
+        "customer_email": null, "default_payment_method": null, "default_source": null,
+        "default_tax_rates": [], "description": null, "discounts": [], "due_date": null,
+        "hosted_invoice_url": format!("https://invoice.stripe.com/i/{id}"),
+        "invoice_pdf": null, "issuer": {"type": "self"}, "last_finalization_error": null,
+        "latest_revision": null,
+        "lines": {"object": "list", "data": [], "has_more": false, "url": format!("/v1/invoices/{id}/lines")},
+        "livemode": false, "metadata": {}, "next_payment_attempt": null, "number": null,
+        "on_behalf_of": null,
+        "parent": {"quote_details": null, "type": "subscription_details",
+                   "subscription_details": {"metadata": {}, "subscription": subscription}},
+        "payment_settings": {"default_mandate": null, "payment_method_options": null, "payment_method_types": null},
+        "period_end": 1_702_592_000, "period_start": 1_700_000_000,
+        "post_payment_credit_notes_amount": 0, "pre_payment_credit_notes_amount": 0,
+        "receipt_number": null, "starting_balance": 0, "statement_descriptor": null,
+        "status": status, "status_transitions": {"finalized_at": null, "marked_uncollectible_at": null, "paid_at": null, "voided_at": null},
+        "subtotal": 2000, "test_clock": null, "total": 2000, "webhooks_delivered_at": null,
+    })
+}
+
+pub fn checkout_session(id: &str, customer: &str, user_ref: &str, subscription: &str) -> Value {
+    json!({
+        "id": id, "object": "checkout.session",
+        "automatic_tax": {"enabled": false, "liability": null, "status": null, "provider": null},
+        "cancel_url": "http://127.0.0.1/cancel", "client_reference_id": user_ref,
+        "created": 1_700_000_000, "currency": "usd", "custom_fields": [], "custom_text": {},
+        "customer": customer,
+        "customer_details": {"email": "buyer@example.com", "address": null, "name": null, "phone": null, "tax_exempt": "none", "tax_ids": null},
+        "customer_email": null, "expires_at": 1_700_086_400, "livemode": false,
+        "metadata": {}, "mode": "subscription", "payment_method_types": ["card"],
+        "payment_status": "paid", "shipping_options": [], "status": "complete",
+        "subscription": subscription, "success_url": "http://127.0.0.1/ok", "url": null,
+    })
+}
+
+/// A raw query's first column, as text, for assertions.
+pub async fn scalar(app: &TestApp, sql: &str) -> Option<String> {
+    let backend = app.db.get_database_backend();
+    let row = app
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(backend, sql))
+        .await
+        .expect("query")?;
+    row.try_get_by_index::<Option<String>>(0)
+        .ok()
+        .flatten()
+        .or_else(|| row.try_get_by_index::<i64>(0).ok().map(|n| n.to_string()))
+        .or_else(|| row.try_get_by_index::<i32>(0).ok().map(|n| n.to_string()))
+        .or_else(|| row.try_get_by_index::<bool>(0).ok().map(|b| b.to_string()))
+}
+
+pub async fn subscription_row(
+    app: &TestApp,
+    id: &str,
+) -> Option<billfold::db::entities::subscription::Model> {
+    billfold::db::entities::subscription::Entity::find_by_id(id)
+        .one(&app.db)
+        .await
+        .expect("query")
+}
+
+pub async fn event_row(app: &TestApp, id: &str) -> billfold::db::entities::webhook_event::Model {
+    billfold::db::entities::webhook_event::Entity::find_by_id(id)
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("event recorded")
+}
+
+/// Seeds the product name for `price_pro` the way Stripe would: a `price.created` event
+/// with the product expanded.
+pub async fn seed_price(app: &TestApp) {
+    let body = event(
+        &format!("evt_seed_{:x}", rand_id()),
+        "price.created",
+        1_600_000_000,
+        price("price_pro", product("prod_pro", "Pro"), 2000, "month"),
+    );
+    deliver_expect(app, &body, "applied").await;
+}
+
+pub fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now() as u64);
+    h.finish()
+}
+
+pub async fn backend_is_sqlite(app: &TestApp) -> bool {
+    app.db.get_database_backend() == sea_orm::DbBackend::Sqlite
+}
