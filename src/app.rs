@@ -9,7 +9,7 @@ use leptos_router::{
 
 use crate::{
     auth::{LoginPage, SignupPage},
-    settings::BillingSettingsPage,
+    billing::page::{AppPage, BillingPage},
 };
 
 /// The document around every server-rendered page.
@@ -51,7 +51,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=HomePage/>
                     <Route path=path!("/signup") view=SignupPage/>
                     <Route path=path!("/login") view=LoginPage/>
-                    <Route path=path!("/settings/billing") view=BillingSettingsPage/>
+                    <Route path=path!("/settings/billing") view=BillingPage/>
+                    <Route path=path!("/app") view=AppPage/>
                 </Routes>
             </main>
         </Router>

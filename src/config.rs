@@ -75,6 +75,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Where the built site (WASM, JS, CSS, public assets) is served from.
     pub site_root: PathBuf,
+    /// Where the mounted Stripe test double keeps its state (simulated mode only).
+    pub stripe_sim_state: PathBuf,
 }
 
 /// A setting that could not be accepted; names the variable, never shows a secret's value.
@@ -233,6 +235,9 @@ impl Config {
         };
 
         let site_root = PathBuf::from(get("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into()));
+        let stripe_sim_state = get("STRIPE_SIM_STATE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| default_sim_state(&database_url));
 
         Ok(Config {
             app_url,
@@ -249,6 +254,7 @@ impl Config {
             log_level,
             log_format,
             site_root,
+            stripe_sim_state,
         })
     }
 
@@ -265,6 +271,20 @@ impl Config {
     /// An absolute URL under `APP_URL` for a path like `/settings/billing`.
     pub fn url_for(&self, path: &str) -> String {
         format!("{}{}", self.app_origin(), path)
+    }
+}
+
+/// Beside the SQLite file when there is one (so a throw-away database gets a throw-away
+/// double), else `data/stripe-sim.json`.
+fn default_sim_state(database_url: &str) -> PathBuf {
+    let file = database_url
+        .strip_prefix("sqlite:")
+        .map(|rest| rest.trim_start_matches("//"))
+        .and_then(|rest| rest.split('?').next())
+        .filter(|path| !path.is_empty() && *path != ":memory:");
+    match file.and_then(|f| std::path::Path::new(f).parent()) {
+        Some(dir) => dir.join("stripe-sim.json"),
+        None => PathBuf::from("data/stripe-sim.json"),
     }
 }
 
@@ -306,6 +326,9 @@ mod tests {
         assert_eq!(c.app_origin(), "http://127.0.0.1:3000");
         assert!(!c.secure_cookies());
         assert_eq!(c.stripe.webhook_tolerance, Duration::from_secs(300));
+        assert_eq!(c.stripe_sim_state, PathBuf::from("data/stripe-sim.json"));
+        let pg = load(&[("DATABASE_URL", "postgres://localhost/billfold")]).expect("valid");
+        assert_eq!(pg.stripe_sim_state, PathBuf::from("data/stripe-sim.json"));
     }
 
     #[test]

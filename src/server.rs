@@ -22,7 +22,9 @@ use tower_http::trace::TraceLayer;
 use crate::{
     app::{shell, App},
     auth::ssr::{origin_guard, session_layer, RateLimiter},
-    config::Config,
+    config::{Config, Secret, StripeMode},
+    stripe::SIM_MOUNT,
+    stripe_sim::{SimOptions, StripeSim},
     db,
     error::AppError,
 };
@@ -34,8 +36,14 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub login_limiter: Arc<RateLimiter>,
+    /// Portal and Checkout sessions per user (10 a minute).
+    pub portal_limiter: Arc<RateLimiter>,
+    /// Re-syncs from Stripe on return from Checkout or the Portal (one per user per 5 s).
+    pub resync_throttle: Arc<RateLimiter>,
     /// The one Stripe API client (Stripe, a standalone double, or the mounted one).
     pub stripe: ::stripe::Client,
+    /// The Stripe test double mounted at `/_stripe-sim` (simulated mode only).
+    pub sim: Option<StripeSim>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -46,12 +54,22 @@ impl FromRef<AppState> for LeptosOptions {
 
 impl AppState {
     /// Connects to the database and migrates it; fails (and the app stops) if either fails.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    /// In simulated mode it also opens the Stripe test double and registers this app's
+    /// webhook endpoint with it under a fresh signing secret.
+    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
         let db = db::connect_and_migrate(config.database_url.expose()).await?;
-        Self::with_db(config, db)
+        let sim = match config.stripe.mode {
+            StripeMode::Simulated => Some(open_simulated_stripe(&mut config).await?),
+            _ => None,
+        };
+        Self::with_db(config, db, sim)
     }
 
-    pub fn with_db(config: Config, db: DatabaseConnection) -> anyhow::Result<Self> {
+    pub fn with_db(
+        config: Config,
+        db: DatabaseConnection,
+        sim: Option<StripeSim>,
+    ) -> anyhow::Result<Self> {
         let stripe = crate::stripe::client(&config)?;
         let leptos_options = LeptosOptions::builder()
             .output_name("billfold")
@@ -64,9 +82,41 @@ impl AppState {
             db,
             config: Arc::new(config),
             login_limiter: Arc::new(RateLimiter::new(10, Duration::from_secs(60))),
+            portal_limiter: Arc::new(RateLimiter::new(10, Duration::from_secs(60))),
+            resync_throttle: Arc::new(RateLimiter::new(1, Duration::from_secs(5))),
             stripe,
+            sim,
         })
     }
+}
+
+/// Opens the mounted double and points its webhooks at this app's own listener.
+async fn open_simulated_stripe(config: &mut Config) -> anyhow::Result<StripeSim> {
+    let mut options = SimOptions::new(config.url_for(SIM_MOUNT));
+    options.state_file = Some(config.stripe_sim_state.clone());
+    // Quicker than Stripe's three days, so a demo converges while someone watches.
+    options.delivery.retry_schedule = [1, 5, 30, 120, 600, 3600]
+        .into_iter()
+        .map(Duration::from_secs)
+        .collect();
+    let sim = StripeSim::open(options)
+        .await
+        .context("cannot open the Stripe test double's state (STRIPE_SIM_STATE)")?;
+    let secret = format!("whsec_{}", crate::auth::ssr::SessionToken::generate().as_str());
+    let api_base = crate::stripe::api_base(config).unwrap_or_default();
+    let endpoint = format!(
+        "{}/api/webhooks/stripe",
+        api_base.trim_end_matches('/').trim_end_matches(SIM_MOUNT)
+    );
+    sim.add_webhook_endpoint(&endpoint, &secret);
+    config.stripe.webhook_secrets = vec![Secret::new(secret)];
+    Ok(sim)
+}
+
+/// Loads Stripe's active prices into the `prices` table through the sync writer, so the plan
+/// picker has plans before any price event arrives.
+pub async fn sync_catalogue(state: &AppState) -> anyhow::Result<usize> {
+    crate::billing::ssr::sync_catalogue(state).await
 }
 
 /// The whole HTTP surface of Billfold.
@@ -76,13 +126,14 @@ pub fn router(state: AppState) -> Router {
     let context_state = state.clone();
     let provide_state = move || provide_context(context_state.clone());
 
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route(
-            "/api/webhooks/stripe",
-            axum::routing::post(crate::webhooks::route::stripe_webhook),
-        )
-        .leptos_routes_with_context(&state, routes, provide_state, {
+    let mut app = Router::new().route("/healthz", get(healthz)).route(
+        "/api/webhooks/stripe",
+        axum::routing::post(crate::webhooks::route::stripe_webhook),
+    );
+    if let Some(sim) = &state.sim {
+        app = app.nest_service(SIM_MOUNT, sim.router());
+    }
+    app.leptos_routes_with_context(&state, routes, provide_state, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
@@ -135,6 +186,16 @@ pub async fn serve_on(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // In simulated mode "Stripe" is this very listener, so this must not block serving.
+    tokio::spawn({
+        let state = state.clone();
+        async move {
+            match sync_catalogue(&state).await {
+                Ok(n) => tracing::debug!(prices = n, "plan catalogue loaded from Stripe"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "could not load the plan catalogue from Stripe"),
+            }
+        }
+    });
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),

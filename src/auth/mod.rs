@@ -31,6 +31,14 @@ pub async fn sign_up(
     let state = ssr::app_state()?;
     let user = ssr::register(&state, &email, &password).await?;
     ssr::start_session(&state, user.id).await?;
+    crate::billing::ssr::create_customer_at_sign_up(
+        &state,
+        &CurrentUser {
+            id: user.id,
+            email: user.email,
+        },
+    )
+    .await;
     leptos_axum::redirect("/settings/billing");
     Ok(())
 }

@@ -1,4 +1,17 @@
-//! Billing: the single writer of the billing tables ([`sync`]).
+//! Billing: what a user sees of their subscription, and the ways into Stripe.
+//!
+//! Shared (both sides): the access rules, the page's summary DTO, the server function
+//! signatures and the components. Server only: the queries behind the page, Checkout and
+//! Customer Portal sessions, and [`sync`], the single writer of the billing tables.
 
+pub mod access;
+pub mod api;
+pub mod page;
+pub mod summary;
+
+pub use api::PortalFlow;
+
+#[cfg(feature = "ssr")]
+pub mod ssr;
 #[cfg(feature = "ssr")]
 pub mod sync;

@@ -74,6 +74,7 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _db: TestDb,
+    _sim_dir: tempfile::TempDir,
 }
 
 async fn database_for(backend: Backend) -> Option<(String, TestDb)> {
@@ -128,7 +129,13 @@ impl TestApp {
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
 
+        // The mounted Stripe double keeps its state in a directory of this test's own.
+        let sim_dir = tempfile::tempdir().expect("temp dir");
         let mut env: HashMap<String, String> = HashMap::from([
+            (
+                "STRIPE_SIM_STATE".into(),
+                sim_dir.path().join("stripe-sim.json").display().to_string(),
+            ),
             ("APP_URL".into(), base.clone()),
             ("BIND_ADDR".into(), addr.to_string()),
             ("DATABASE_URL".into(), database_url),
@@ -157,6 +164,7 @@ impl TestApp {
             shutdown: Some(tx),
             server: Some(server),
             _db: guard,
+            _sim_dir: sim_dir,
         })
     }
 

@@ -1,0 +1,372 @@
+//! The billing settings page and its parts.
+
+use leptos::{form::ActionForm, prelude::*};
+use leptos_meta::Title;
+use leptos_router::{components::Redirect, hooks::use_query_map};
+
+use super::{
+    access::AccessPolicy,
+    api::{
+        get_billing_summary, CreateBillingAccount, OpenBillingPortal, PortalFlow, StartCheckout,
+    },
+    summary::{
+        describe_card, format_date, format_money, format_price, BillingSummary, PlanState,
+        PlanView, SubscriptionView,
+    },
+};
+use crate::{error::AppError, settings::SettingsLayout};
+
+const BUTTON: &str = "inline-flex items-center justify-center rounded-md px-4 py-2 text-sm font-medium shadow-sm disabled:cursor-wait disabled:opacity-60";
+const PRIMARY: &str = "bg-indigo-600 text-white hover:bg-indigo-500";
+const SECONDARY: &str = "border border-slate-300 bg-white text-slate-700 hover:bg-slate-50";
+const DANGER: &str = "border border-red-200 bg-white text-red-700 hover:bg-red-50";
+const CARD: &str = "rounded-xl border border-slate-200 bg-white p-6 shadow-sm";
+
+/// Loads the summary (re-synced first after Checkout or the Portal) and hands it to `render`,
+/// inside the settings layout; sends a signed-out visitor to log in.
+#[component]
+pub fn WithBillingSummary(
+    title: &'static str,
+    here: &'static str,
+    render: fn(BillingSummary) -> AnyView,
+) -> impl IntoView {
+    let query = use_query_map();
+    let from = move || query.read().get("from");
+    let summary = Resource::new(from, get_billing_summary);
+    view! {
+        <Title text=title/>
+        <Suspense fallback=|| view! { <p class="p-8 text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match summary.await {
+                    Ok(s) => {
+                        let user = crate::auth::CurrentUser { id: 0, email: s.email.clone() };
+                        view! { <SettingsLayout user>{render(s)}</SettingsLayout> }.into_any()
+                    }
+                    Err(AppError::Unauthorized) => {
+                        let path = format!("/login?next={}", here.replace('/', "%2F"));
+                        view! { <Redirect path/> }.into_any()
+                    }
+                    Err(e) => view! {
+                        <div role="alert" class="m-8 rounded-md border border-red-200 bg-red-50 p-4 text-red-800">
+                            {e.to_string()}
+                        </div>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// `/settings/billing`.
+#[component]
+pub fn BillingPage() -> impl IntoView {
+    view! {
+        <WithBillingSummary title="Billing · Billfold" here="/settings/billing" render=render_billing/>
+    }
+}
+
+fn render_billing(s: BillingSummary) -> AnyView {
+    let state = s.plan_state();
+    let primary = s.primary().cloned();
+    let ended = matches!(state, PlanState::None | PlanState::Ended { .. });
+    let open_invoice_url = s.open_invoice().and_then(|i| i.hosted_invoice_url.clone());
+    let BillingSummary {
+        has_customer,
+        card,
+        invoices,
+        plans,
+        ..
+    } = s;
+    let has_card = card.is_some();
+    view! {
+        <div class="space-y-6">
+            <div>
+                <h1 class="text-2xl font-semibold">"Billing"</h1>
+                <p class="mt-1 text-slate-600">"Your plan, payment method and invoices."</p>
+            </div>
+            {(state == PlanState::PaymentFailed).then(|| view! { <DunningBanner open_invoice_url/> })}
+            <section class=CARD aria-labelledby="plan-heading" data-testid="subscription-card">
+                <h2 id="plan-heading" class="text-sm font-semibold uppercase tracking-wide text-slate-500">"Plan"</h2>
+                {match primary {
+                    Some(sub) if !matches!(state, PlanState::None) => view! { <SubscriptionCard sub state=state.clone()/> }.into_any(),
+                    _ => view! {
+                        <p class="mt-2 text-lg font-medium">"No active subscription"</p>
+                        <p class="text-slate-600">"Choose a plan below to get started."</p>
+                    }.into_any(),
+                }}
+            </section>
+            {ended.then(|| view! { <PlanPicker plans=plans.clone() has_customer/> })}
+            <section class=CARD aria-labelledby="card-heading">
+                <div class="flex items-center justify-between gap-4">
+                    <div>
+                        <h2 id="card-heading" class="text-sm font-semibold uppercase tracking-wide text-slate-500">"Payment method"</h2>
+                        <p class="mt-2" data-testid="card-on-file">
+                            {card.as_ref().map(describe_card).unwrap_or_else(|| "No card on file".into())}
+                        </p>
+                    </div>
+                    {(has_customer && (has_card || !ended)).then(|| view! {
+                        <ManageBillingButton flow=PortalFlow::PaymentMethodUpdate label="Update payment method" style=SECONDARY/>
+                    })}
+                </div>
+            </section>
+            <InvoiceList invoices/>
+            {(!has_customer).then(|| view! { <NoBillingAccount/> })}
+        </div>
+    }
+    .into_any()
+}
+
+fn badge(status: &str) -> (&'static str, &'static str) {
+    match status {
+        "active" => ("Active", "bg-emerald-50 text-emerald-700 ring-emerald-600/20"),
+        "trialing" => ("Free Trial", "bg-sky-50 text-sky-700 ring-sky-600/20"),
+        "past_due" => ("Past due", "bg-amber-50 text-amber-800 ring-amber-600/20"),
+        "unpaid" => ("Unpaid", "bg-red-50 text-red-700 ring-red-600/20"),
+        "incomplete" => ("Incomplete", "bg-amber-50 text-amber-800 ring-amber-600/20"),
+        "paused" => ("Paused", "bg-slate-100 text-slate-700 ring-slate-500/20"),
+        _ => ("Ended", "bg-slate-100 text-slate-700 ring-slate-500/20"),
+    }
+}
+
+/// The primary subscription: plan, status, price, and what happens next.
+#[component]
+fn SubscriptionCard(sub: SubscriptionView, state: PlanState) -> impl IntoView {
+    let (label, tone) = badge(&sub.status);
+    let price = format_price(sub.unit_amount, sub.currency.as_deref(), sub.interval.as_deref());
+    let next = match &state {
+        PlanState::Trial { ends } => ends.map(|t| format!("Trial ends on {}", format_date(t))),
+        PlanState::Active { renews } => renews.map(|t| format!("Renews on {}", format_date(t))),
+        PlanState::Cancelling { ends } => Some(format!("Cancels on {}", format_date(*ends))),
+        PlanState::PaymentFailed => Some("Payment failed: we could not charge your card.".into()),
+        PlanState::Ended { ended } => Some(match ended {
+            Some(t) => format!("Your plan ended on {}", format_date(*t)),
+            None => "Your plan has ended".into(),
+        }),
+        PlanState::None => None,
+    };
+    let live = matches!(
+        state,
+        PlanState::Trial { .. } | PlanState::Active { .. } | PlanState::PaymentFailed
+    );
+    let cancelling = matches!(state, PlanState::Cancelling { .. });
+    view! {
+        <div class="mt-2 flex flex-wrap items-start justify-between gap-4">
+            <div>
+                <p class="flex items-center gap-2 text-lg font-medium">
+                    <span data-testid="plan-name">{sub.plan_name.clone().unwrap_or_else(|| "Subscription".into())}</span>
+                    <span data-testid="status-badge" class=format!("rounded-full px-2 py-0.5 text-xs font-medium ring-1 ring-inset {tone}")>{label}</span>
+                </p>
+                <p class="text-slate-600">{price}</p>
+                <p class="mt-2 font-medium" data-testid="plan-next">{next}</p>
+            </div>
+            <div class="flex flex-wrap gap-2">
+                {cancelling.then(|| view! {
+                    <ManageBillingButton label="Resume plan" style=PRIMARY/>
+                })}
+                <ManageBillingButton label="Manage Billing" style=if cancelling { SECONDARY } else { PRIMARY }/>
+                {live.then(|| view! {
+                    <ManageBillingButton flow=PortalFlow::SubscriptionUpdate label="Change plan" style=SECONDARY/>
+                    <ManageBillingButton flow=PortalFlow::SubscriptionCancel label="Cancel plan" style=DANGER/>
+                })}
+            </div>
+        </div>
+    }
+}
+
+/// "Your last payment failed", with the way to fix it.
+#[component]
+fn DunningBanner(open_invoice_url: Option<String>) -> impl IntoView {
+    view! {
+        <div role="alert" data-testid="dunning-banner" class="rounded-xl border border-amber-300 bg-amber-50 p-5 text-amber-900">
+            <p class="font-semibold">"Your last payment failed"</p>
+            <p class="mt-1 text-sm">"Update your card so we can retry the payment and keep your plan running."</p>
+            <div class="mt-3 flex flex-wrap items-center gap-3">
+                <ManageBillingButton flow=PortalFlow::PaymentMethodUpdate label="Update payment method" style=PRIMARY/>
+                {open_invoice_url.map(|url| view! {
+                    <a href=url class="text-sm font-medium text-amber-900 underline">"View the open invoice"</a>
+                })}
+            </div>
+        </div>
+    }
+}
+
+/// A button into the Customer Portal (or one of its flows). A plain form post without
+/// JavaScript; hydrated, it says "Opening…" and stays disabled until the browser leaves.
+#[component]
+pub fn ManageBillingButton(
+    label: &'static str,
+    #[prop(optional)] flow: Option<PortalFlow>,
+    #[prop(default = PRIMARY)] style: &'static str,
+) -> impl IntoView {
+    let action = ServerAction::<OpenBillingPortal>::new();
+    let leaving = leave_for(action.value());
+    let busy = move || action.pending().get() || leaving.get();
+    let error = move || action.value().get().and_then(Result::err);
+    view! {
+        <ActionForm action=action attr:class="inline-block">
+            {flow.map(|f| view! { <input type="hidden" name="flow" value=f.as_str()/> })}
+            <button type="submit" class=format!("{BUTTON} {style}") disabled=busy>
+                {move || if busy() { "Opening…" } else { label }}
+            </button>
+            {move || error().map(|e| view! {
+                <p role="alert" class="mt-2 max-w-xs text-sm text-red-700">{e.to_string()}</p>
+            })}
+        </ActionForm>
+    }
+}
+
+/// Once a server function answers with a URL, the browser goes there; the returned signal
+/// says it is on its way (so buttons stay disabled).
+fn leave_for(value: impl Get<Value = Option<Result<String, AppError>>> + 'static) -> RwSignal<bool> {
+    let leaving = RwSignal::new(false);
+    Effect::new(move |_| {
+        if let Some(Ok(url)) = value.get() {
+            leaving.set(true);
+            #[cfg(feature = "hydrate")]
+            {
+                let _ = window().location().set_href(&url);
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = url;
+        }
+    });
+    leaving
+}
+
+/// The plans a user can start, each through Stripe Checkout.
+#[component]
+fn PlanPicker(plans: Vec<PlanView>, has_customer: bool) -> impl IntoView {
+    let _ = has_customer;
+    if plans.is_empty() {
+        return view! {
+            <section class=CARD>
+                <h2 class="text-lg font-semibold">"Choose a plan"</h2>
+                <p class="mt-2 text-slate-600">"No plans are available right now. Please check back soon."</p>
+            </section>
+        }
+        .into_any();
+    }
+    view! {
+        <section class=CARD aria-labelledby="plans-heading">
+            <h2 id="plans-heading" class="text-lg font-semibold">"Choose a plan"</h2>
+            <div class="mt-4 grid gap-4 sm:grid-cols-2 lg:grid-cols-3">
+                {plans.into_iter().map(|plan| view! { <PlanOption plan/> }).collect_view()}
+            </div>
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn PlanOption(plan: PlanView) -> impl IntoView {
+    let action = ServerAction::<StartCheckout>::new();
+    let leaving = leave_for(action.value());
+    let busy = move || action.pending().get() || leaving.get();
+    let error = move || action.value().get().and_then(Result::err);
+    let price = format_price(plan.unit_amount, Some(&plan.currency), plan.interval.as_deref());
+    let trial = plan
+        .trial_period_days
+        .filter(|d| *d > 0)
+        .map(|d| format!("{d}-day free trial"));
+    let name = plan.product_name.clone();
+    let label = format!("Choose {}", plan.product_name);
+    let aria_label = label.clone();
+    view! {
+        <div class="flex flex-col rounded-lg border border-slate-200 p-4" data-testid="plan-option">
+            <p class="font-semibold">{name}</p>
+            <p class="text-slate-600">{price}</p>
+            <p class="text-sm text-sky-700">{trial}</p>
+            <ActionForm action=action attr:class="mt-3">
+                <input type="hidden" name="price_id" value=plan.price_id/>
+                <button type="submit" class=format!("{BUTTON} {PRIMARY} w-full") disabled=busy aria-label=aria_label>
+                    {move || if busy() { "Opening…".to_owned() } else { label.clone() }}
+                </button>
+                {move || error().map(|e| view! { <p role="alert" class="mt-2 text-sm text-red-700">{e.to_string()}</p> })}
+            </ActionForm>
+        </div>
+    }
+}
+
+/// The last invoices, newest first.
+#[component]
+fn InvoiceList(invoices: Vec<super::summary::InvoiceView>) -> impl IntoView {
+    view! {
+        <section class=CARD aria-labelledby="invoices-heading">
+            <h2 id="invoices-heading" class="text-sm font-semibold uppercase tracking-wide text-slate-500">"Invoices"</h2>
+            {if invoices.is_empty() {
+                view! { <p class="mt-2 text-slate-600">"No invoices yet."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="mt-3 w-full text-left text-sm">
+                        <thead class="text-slate-500">
+                            <tr><th class="py-1 font-medium">"Date"</th><th class="py-1 font-medium">"Amount"</th><th class="py-1 font-medium">"Status"</th><th class="py-1"></th></tr>
+                        </thead>
+                        <tbody>
+                            {invoices.into_iter().map(|i| {
+                                let amount = if i.status == "paid" { i.amount_paid } else { i.amount_due };
+                                view! {
+                                    <tr class="border-t border-slate-100" data-testid="invoice-row">
+                                        <td class="py-2">{format_date(i.created)}</td>
+                                        <td class="py-2">{format_money(amount, &i.currency)}</td>
+                                        <td class="py-2 capitalize">{i.status.replace('_', " ")}</td>
+                                        <td class="py-2 text-right">{i.hosted_invoice_url.map(|u| view! {
+                                            <a href=u class="font-medium text-indigo-600 hover:underline">"View"</a>
+                                        })}</td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
+    }
+}
+
+/// Shown when the user has no Stripe customer (sign-up could not reach Stripe).
+#[component]
+fn NoBillingAccount() -> impl IntoView {
+    let action = ServerAction::<CreateBillingAccount>::new();
+    let error = move || action.value().get().and_then(Result::err);
+    view! {
+        <section class=CARD data-testid="no-billing-account">
+            <h2 class="text-lg font-semibold">"No billing account yet"</h2>
+            <p class="mt-1 text-slate-600">"It is created when you choose a plan, or right now:"</p>
+            <ActionForm action=action attr:class="mt-3">
+                <button type="submit" class=format!("{BUTTON} {SECONDARY}") disabled=move || action.pending().get()>
+                    "Create billing account"
+                </button>
+                {move || error().map(|e| view! { <p role="alert" class="mt-2 text-sm text-red-700">{e.to_string()}</p> })}
+            </ActionForm>
+        </section>
+    }
+}
+
+/// `/app`: a paid feature, granted or denied by the access rules, with the reason.
+#[component]
+pub fn AppPage() -> impl IntoView {
+    view! { <WithBillingSummary title="Pro features · Billfold" here="/app" render=render_app/> }
+}
+
+fn render_app(s: BillingSummary) -> AnyView {
+    let access = s.access(&AccessPolicy::default());
+    let until = access.until.map(|t| format!("Access until {}", format_date(t)));
+    view! {
+        <div class="space-y-4">
+            <h1 class="text-2xl font-semibold">"Pro features"</h1>
+            <section class=CARD data-testid="pro-access" data-granted=access.granted.to_string()>
+                {if access.granted {
+                    view! { <p class="text-lg font-medium text-emerald-700">"Pro reports: unlocked"</p> }.into_any()
+                } else {
+                    view! { <p class="text-lg font-medium text-slate-700">"Pro reports: locked"</p> }.into_any()
+                }}
+                <p class="mt-1 text-slate-600" data-testid="access-reason">{access.reason.describe()}</p>
+                <p class="text-sm text-slate-500">{until}</p>
+                {(!access.granted).then(|| view! {
+                    <a href="/settings/billing" class="mt-3 inline-block font-medium text-indigo-600">"See plans"</a>
+                })}
+            </section>
+        </div>
+    }
+    .into_any()
+}

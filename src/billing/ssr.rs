@@ -1,0 +1,475 @@
+//! Server side of the billing page: the queries behind it, the user's Stripe customer, and
+//! the Checkout and Customer Portal sessions it opens.
+
+use std::collections::HashMap;
+
+use ::stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use stripe_billing::billing_portal_session::{
+    CreateBillingPortalSession, CreateBillingPortalSessionFlowData,
+    CreateBillingPortalSessionFlowDataAfterCompletion,
+    CreateBillingPortalSessionFlowDataAfterCompletionRedirect,
+    CreateBillingPortalSessionFlowDataAfterCompletionType,
+    CreateBillingPortalSessionFlowDataSubscriptionCancel,
+    CreateBillingPortalSessionFlowDataSubscriptionUpdate, CreateBillingPortalSessionFlowDataType,
+};
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
+};
+
+use super::{
+    access,
+    summary::{BillingSummary, CardView, InvoiceView, PlanView, SubscriptionView},
+    PortalFlow,
+};
+use crate::{
+    auth::{ssr::now_unix, CurrentUser},
+    db::entities::{invoice, payment_method, price, stripe_customer, subscription},
+    error::AppError,
+    server::AppState,
+};
+
+/// How many invoices the page lists.
+const INVOICES_SHOWN: u64 = 6;
+
+fn unavailable() -> AppError {
+    AppError::Unavailable("Billing is temporarily unavailable. Please try again in a minute.".into())
+}
+
+/// Logs a failed Stripe call with what Stripe said about it and turns it into a user error.
+pub fn stripe_failure(action: &str, err: StripeError) -> AppError {
+    match &err {
+        StripeError::Stripe(e, status) => {
+            tracing::error!(
+                action,
+                status,
+                error_type = e.type_.as_str(),
+                code = e.code.as_ref().map(|c| c.as_str()),
+                message = e.message.as_deref(),
+                param = e.param.as_deref(),
+                request_log_url = e.request_log_url.as_deref(),
+                "Stripe refused the request"
+            );
+            let about_configuration = e.param.as_deref() == Some("configuration")
+                || e
+                    .message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("configuration"));
+            if action == "portal" && about_configuration {
+                return AppError::Unavailable(
+                    "The billing portal is not set up yet: create a Customer Portal configuration \
+                     in Stripe or set STRIPE_PORTAL_CONFIGURATION_ID."
+                        .into(),
+                );
+            }
+            unavailable()
+        }
+        other => {
+            tracing::error!(action, error = %other, "Stripe could not be reached");
+            unavailable()
+        }
+    }
+}
+
+/// Whether a failure may be retried safely with the same idempotency key.
+fn is_transient(err: &StripeError) -> bool {
+    matches!(err, StripeError::ClientError(_) | StripeError::Timeout)
+        || matches!(err, StripeError::Stripe(_, status) if *status == 429 || *status >= 500)
+}
+
+/// Sends a request with an idempotency key, retrying once after a connection failure.
+async fn send_idempotent<R>(
+    state: &AppState,
+    request: &R,
+    key: &str,
+) -> Result<R::Output, StripeError>
+where
+    R: StripeRequest,
+    R::Output: miniserde::Deserialize + Send,
+{
+    let key = IdempotencyKey::new(key)
+        .map_err(|e| StripeError::ClientError(format!("idempotency key: {e:?}")))?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = request
+            .customize()
+            .request_strategy(RequestStrategy::Idempotent(key.clone()))
+            .send(&state.stripe)
+            .await;
+        match result {
+            Err(e) if attempt < 2 && is_transient(&e) => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn livemode(state: &AppState) -> bool {
+    state.config.stripe.mode.livemode()
+}
+
+/// The user's customer id in the current mode, if they have one.
+pub async fn find_customer(state: &AppState, user_id: i64) -> Result<Option<String>, AppError> {
+    Ok(stripe_customer::Entity::find()
+        .filter(stripe_customer::Column::UserId.eq(user_id))
+        .filter(stripe_customer::Column::Livemode.eq(livemode(state)))
+        .filter(stripe_customer::Column::Deleted.eq(false))
+        .one(&state.db)
+        .await?
+        .map(|c| c.customer_id))
+}
+
+/// The user's Stripe customer, created on first need. One per user per mode, whatever the
+/// concurrency: Stripe replays the same idempotency key's customer, and the database keeps
+/// one row per (user, mode).
+pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<String, AppError> {
+    if let Some(id) = find_customer(state, user.id).await? {
+        return Ok(id);
+    }
+    let mode = if livemode(state) { "live" } else { "test" };
+    let request = stripe_core::customer::CreateCustomer::new()
+        .email(user.email.clone())
+        .metadata(HashMap::from([("user_id".to_owned(), user.id.to_string())]));
+    let customer = send_idempotent(state, &request, &format!("billfold-customer-{mode}-{}", user.id))
+        .await
+        .map_err(|e| stripe_failure("create_customer", e))?;
+
+    let row = stripe_customer::ActiveModel {
+        user_id: Set(user.id),
+        livemode: Set(livemode(state)),
+        customer_id: Set(customer.id.to_string()),
+        email: Set(Some(user.email.clone())),
+        deleted: Set(false),
+        created_at: Set(now_unix()),
+        ..Default::default()
+    };
+    stripe_customer::Entity::insert(row)
+        .on_conflict_do_nothing_on([
+            stripe_customer::Column::UserId,
+            stripe_customer::Column::Livemode,
+        ])
+        .exec(&state.db)
+        .await?;
+    find_customer(state, user.id)
+        .await?
+        .ok_or_else(|| AppError::internal("customer row missing right after insert"))
+}
+
+/// Sign-up creates the customer, but never fails or hangs because Stripe is slow or down:
+/// the first billing action creates it then (same idempotency key, so still one customer).
+pub async fn create_customer_at_sign_up(state: &AppState, user: &CurrentUser) {
+    match tokio::time::timeout(std::time::Duration::from_secs(5), ensure_customer(state, user)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(user_id = user.id, error = %e, "no Stripe customer at sign-up"),
+        Err(_) => tracing::warn!(user_id = user.id, "Stripe too slow at sign-up; customer deferred"),
+    }
+}
+
+/// Reads everything the page shows, in five queries and no Stripe call.
+pub async fn load_summary(state: &AppState, user: &CurrentUser) -> Result<BillingSummary, AppError> {
+    let customer = find_customer(state, user.id).await?;
+    let plans = price::Entity::find()
+        .filter(price::Column::Active.eq(true))
+        .filter(price::Column::ProductActive.eq(true))
+        .filter(price::Column::Livemode.eq(livemode(state)))
+        .filter(price::Column::Interval.is_not_null())
+        .order_by_asc(price::Column::Interval)
+        .order_by_asc(price::Column::UnitAmount)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|p| PlanView {
+            price_id: p.id,
+            product_name: p.product_name,
+            unit_amount: p.unit_amount,
+            currency: p.currency,
+            interval: p.interval,
+            trial_period_days: p.trial_period_days,
+        })
+        .collect();
+
+    let Some(customer_id) = customer else {
+        return Ok(BillingSummary {
+            email: user.email.clone(),
+            has_customer: false,
+            subscriptions: vec![],
+            card: None,
+            invoices: vec![],
+            plans,
+            now: now_unix(),
+        });
+    };
+
+    let subscriptions = subscription::Entity::find()
+        .filter(subscription::Column::CustomerId.eq(customer_id.clone()))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|s| SubscriptionView {
+            id: s.id,
+            status: s.status,
+            plan_name: s.plan_name,
+            price_id: s.price_id,
+            unit_amount: s.unit_amount,
+            currency: s.currency,
+            interval: s.interval,
+            current_period_start: s.current_period_start,
+            current_period_end: s.current_period_end,
+            cancel_at_period_end: s.cancel_at_period_end,
+            cancel_at: s.cancel_at,
+            canceled_at: s.canceled_at,
+            ended_at: s.ended_at,
+            trial_end: s.trial_end,
+        })
+        .collect::<Vec<_>>();
+
+    // The default card first; any card on file otherwise.
+    let card = payment_method::Entity::find()
+        .filter(payment_method::Column::CustomerId.eq(customer_id.clone()))
+        .order_by_desc(payment_method::Column::IsDefault)
+        .order_by_desc(payment_method::Column::UpdatedAt)
+        .one(&state.db)
+        .await?
+        .and_then(|pm| {
+            Some(CardView {
+                brand: pm.brand.unwrap_or_else(|| "card".into()),
+                last4: pm.last4?,
+                exp_month: pm.exp_month,
+                exp_year: pm.exp_year,
+            })
+        });
+
+    let invoices = invoice::Entity::find()
+        .filter(invoice::Column::CustomerId.eq(customer_id))
+        .order_by_desc(invoice::Column::Created)
+        .limit(INVOICES_SHOWN)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|i| InvoiceView {
+            id: i.id,
+            created: i.created,
+            amount_due: i.amount_due,
+            amount_paid: i.amount_paid,
+            currency: i.currency,
+            status: i.status,
+            hosted_invoice_url: i.hosted_invoice_url,
+        })
+        .collect();
+
+    Ok(BillingSummary {
+        email: user.email.clone(),
+        has_customer: true,
+        subscriptions,
+        card,
+        invoices,
+        plans,
+        now: now_unix(),
+    })
+}
+
+/// After Checkout or the Portal, pulls the customer's state from Stripe before rendering, so
+/// the page is right even before the webhooks land. At most once every few seconds per user.
+pub async fn resync_on_return(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
+    if state
+        .resync_throttle
+        .check(&[format!("user:{}", user.id)])
+        .is_err()
+    {
+        return Ok(());
+    }
+    let Some(customer_id) = find_customer(state, user.id).await? else {
+        return Ok(());
+    };
+    if let Err(e) = crate::billing::sync::sync_customer(&state.db, &state.stripe, &customer_id).await {
+        // The page still renders what the database holds; webhooks will catch up.
+        tracing::warn!(error = %e, customer = %customer_id, "re-sync on return failed");
+    }
+    Ok(())
+}
+
+/// The subscription a deep link acts on: the user's own primary one, looked up here.
+async fn primary_subscription_id(state: &AppState, customer_id: &str) -> Result<Option<String>, AppError> {
+    let subs: Vec<SubscriptionView> = subscription::Entity::find()
+        .filter(subscription::Column::CustomerId.eq(customer_id))
+        .filter(subscription::Column::Deleted.eq(false))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|s| SubscriptionView {
+            id: s.id,
+            status: s.status,
+            current_period_end: s.current_period_end,
+            trial_end: s.trial_end,
+            ended_at: s.ended_at,
+            canceled_at: s.canceled_at,
+            ..Default::default()
+        })
+        .filter(|s| !matches!(s.status.as_str(), "canceled" | "incomplete_expired"))
+        .collect();
+    Ok(access::primary(&subs).map(|s| s.id.clone()))
+}
+
+/// Creates a Customer Portal session (optionally deep-linked into one flow) and returns its URL.
+pub async fn open_portal(
+    state: &AppState,
+    user: &CurrentUser,
+    flow: Option<PortalFlow>,
+) -> Result<String, AppError> {
+    state
+        .portal_limiter
+        .check(&[format!("user:{}", user.id)])
+        .map_err(|wait| {
+            AppError::RateLimited(format!(
+                "Too many attempts to open billing. Try again in {} seconds.",
+                wait.as_secs().max(1)
+            ))
+        })?;
+    let Some(customer_id) = find_customer(state, user.id).await? else {
+        return Err(AppError::NotFound(
+            "No billing account yet. Choose a plan to create one.".into(),
+        ));
+    };
+    let return_url = state.config.url_for("/settings/billing?from=portal");
+
+    let mut request = CreateBillingPortalSession::new()
+        .customer(customer_id.clone())
+        .return_url(return_url.clone());
+    if let Some(configuration) = &state.config.stripe.portal_configuration_id {
+        request = request.configuration(configuration.clone());
+    }
+    if let Some(flow) = flow {
+        let subscription = match flow {
+            PortalFlow::PaymentMethodUpdate => None,
+            PortalFlow::SubscriptionCancel | PortalFlow::SubscriptionUpdate => Some(
+                primary_subscription_id(state, &customer_id)
+                    .await?
+                    .ok_or_else(|| {
+                        AppError::NotFound("You have no subscription to change yet.".into())
+                    })?,
+            ),
+        };
+        request = request.flow_data(flow_data(flow, subscription, &return_url));
+    }
+    let session = request
+        .send(&state.stripe)
+        .await
+        .map_err(|e| stripe_failure("portal", e))?;
+    Ok(session.url)
+}
+
+fn flow_data(
+    flow: PortalFlow,
+    subscription: Option<String>,
+    return_url: &str,
+) -> CreateBillingPortalSessionFlowData {
+    let kind = match flow {
+        PortalFlow::PaymentMethodUpdate => CreateBillingPortalSessionFlowDataType::PaymentMethodUpdate,
+        PortalFlow::SubscriptionCancel => CreateBillingPortalSessionFlowDataType::SubscriptionCancel,
+        PortalFlow::SubscriptionUpdate => CreateBillingPortalSessionFlowDataType::SubscriptionUpdate,
+    };
+    let mut data = CreateBillingPortalSessionFlowData::new(kind);
+    match (flow, subscription) {
+        (PortalFlow::SubscriptionCancel, Some(sub)) => {
+            data.subscription_cancel = Some(CreateBillingPortalSessionFlowDataSubscriptionCancel::new(sub));
+        }
+        (PortalFlow::SubscriptionUpdate, Some(sub)) => {
+            data.subscription_update = Some(CreateBillingPortalSessionFlowDataSubscriptionUpdate::new(sub));
+        }
+        _ => {}
+    }
+    // A finished deep-linked flow comes straight back to the billing page.
+    let mut after = CreateBillingPortalSessionFlowDataAfterCompletion::new(
+        CreateBillingPortalSessionFlowDataAfterCompletionType::Redirect,
+    );
+    after.redirect = Some(CreateBillingPortalSessionFlowDataAfterCompletionRedirect::new(
+        return_url.to_owned(),
+    ));
+    data.after_completion = Some(after);
+    data
+}
+
+/// Starts Stripe Checkout for a plan and returns the Checkout URL.
+pub async fn start_checkout(
+    state: &AppState,
+    user: &CurrentUser,
+    price_id: &str,
+) -> Result<String, AppError> {
+    let plan = price::Entity::find_by_id(price_id.to_owned())
+        .filter(price::Column::Active.eq(true))
+        .filter(price::Column::Livemode.eq(livemode(state)))
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| AppError::invalid("price_id", "That plan is not available."))?;
+    state
+        .portal_limiter
+        .check(&[format!("user:{}", user.id)])
+        .map_err(|wait| {
+            AppError::RateLimited(format!(
+                "Too many attempts. Try again in {} seconds.",
+                wait.as_secs().max(1)
+            ))
+        })?;
+    let customer_id = ensure_customer(state, user).await?;
+
+    let mut item = CreateCheckoutSessionLineItems::new();
+    item.price = Some(plan.id.clone());
+    item.quantity = Some(1);
+    let mut request = CreateCheckoutSession::new()
+        .mode(stripe_checkout::CheckoutSessionMode::Subscription)
+        .customer(customer_id)
+        .client_reference_id(user.id.to_string())
+        .line_items(vec![item])
+        .success_url(state.config.url_for("/settings/billing?from=checkout"))
+        .cancel_url(state.config.url_for("/settings/billing"));
+    if let Some(days) = plan.trial_period_days.filter(|d| *d > 0) {
+        let mut data = CreateCheckoutSessionSubscriptionData::new();
+        data.trial_period_days = u32::try_from(days).ok();
+        request = request.subscription_data(data);
+    }
+    let session = request
+        .send(&state.stripe)
+        .await
+        .map_err(|e| stripe_failure("checkout", e))?;
+    session
+        .url
+        .ok_or_else(|| AppError::internal("Checkout session without a URL"))
+}
+
+/// Loads Stripe's active prices (and their products' names) into `prices` through the sync
+/// writer. Returns how many prices were read.
+pub async fn sync_catalogue(state: &AppState) -> anyhow::Result<usize> {
+    use crate::billing::sync::{apply_price, begin_write, now as sync_now, Source};
+    let mut prices = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut request = stripe_product::price::ListPrice::new().active(true).limit(100);
+        if let Some(id) = &after {
+            request = request.starting_after(id.clone());
+        }
+        let page = request
+            .send(&state.stripe)
+            .await
+            .map_err(|e| anyhow::anyhow!("listing prices: {e}"))?;
+        after = page.data.last().map(|p| p.id.to_string());
+        let more = page.has_more;
+        prices.extend(page.data);
+        if !more || after.is_none() {
+            break;
+        }
+    }
+    let txn = begin_write(&state.db).await?;
+    let read_at = sync_now();
+    for price in &prices {
+        apply_price(&*txn, &state.stripe, price, Source::Api(read_at), false)
+            .await
+            .map_err(|e| anyhow::anyhow!("applying price {}: {e}", price.id))?;
+    }
+    txn.commit().await?;
+    Ok(prices.len())
+}

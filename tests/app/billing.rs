@@ -1,0 +1,503 @@
+use billfold::db::entities::{invoice, payment_method, stripe_customer, subscription, user};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+use crate::{
+    billing_support::{stripe_error, Mode, StripeStandIn},
+    helpers::{location, unique_email, Backend, TestApp},
+};
+
+const PASSWORD: &str = "correct horse battery";
+const DAY: i64 = 86_400;
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+async fn customer_of(app: &TestApp, email: &str) -> Option<String> {
+    let user = user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("user");
+    stripe_customer::Entity::find()
+        .filter(stripe_customer::Column::UserId.eq(user.id))
+        .one(&app.db)
+        .await
+        .expect("query")
+        .map(|c| c.customer_id)
+}
+
+/// Posts a billing server function the way the hydrated page does (a JSON answer).
+async fn call(app: &TestApp, endpoint: &str, fields: &[(&str, &str)]) -> (u16, String) {
+    let res = app
+        .client
+        .post(app.url(endpoint))
+        .header("Origin", &app.base)
+        .form(fields)
+        .send()
+        .await
+        .expect("request");
+    (res.status().as_u16(), res.text().await.expect("body"))
+}
+
+async fn sign_up_with_customer(app: &TestApp) -> (String, String) {
+    let email = unique_email();
+    assert_eq!(app.sign_up(&email, PASSWORD).await.status(), 302);
+    let customer = customer_of(app, &email).await.expect("customer made at sign-up");
+    (email, customer)
+}
+
+/// A paying subscription created straight in "Stripe", which Billfold has not heard of yet.
+async fn subscribe_in_stripe(stripe: &StripeStandIn, customer: &str, price_lookup: &str) -> String {
+    use stripe_billing::subscription::{CreateSubscription, CreateSubscriptionItems};
+    use stripe_payment::payment_method::AttachPaymentMethod;
+    let pm = AttachPaymentMethod::new("pm_card_visa")
+        .customer(customer)
+        .send(&stripe.client)
+        .await
+        .expect("attach");
+    let prices = stripe_product::price::ListPrice::new()
+        .active(true)
+        .send(&stripe.client)
+        .await
+        .expect("prices");
+    let price = prices
+        .data
+        .iter()
+        .find(|p| p.unit_amount == Some(price_lookup.parse::<i64>().expect("amount")))
+        .expect("seeded price");
+    let mut item = CreateSubscriptionItems::new();
+    item.price = Some(price.id.to_string());
+    let sub = CreateSubscription::new()
+        .customer(customer)
+        .items(vec![item])
+        .default_payment_method(pm.id.to_string())
+        .send(&stripe.client)
+        .await
+        .expect("subscribe");
+    sub.id.to_string()
+}
+
+async fn sign_up_creates_exactly_one_customer(backend: Backend) {
+    let stripe = StripeStandIn::start().await;
+    let Some(app) = stripe.app(backend, &[]).await else { return };
+    let (email, customer) = sign_up_with_customer(&app).await;
+    assert!(customer.starts_with("cus_"));
+    let created = stripe.requests_to("/v1/customers");
+    let create = created
+        .iter()
+        .find(|r| r.method == "POST")
+        .expect("customer created");
+    assert_eq!(create.field("email").as_deref(), Some(email.as_str()));
+    assert!(create.field("metadata[user_id]").is_some());
+
+    // The customer in Stripe is the one we stored.
+    let listed = stripe_core::customer::ListCustomer::new()
+        .email(email.clone())
+        .send(&stripe.client)
+        .await
+        .expect("list");
+    assert_eq!(listed.data.len(), 1);
+    assert_eq!(listed.data[0].id.as_str(), customer);
+    app.stop().await;
+}
+
+async fn sign_up_survives_stripe_being_down_and_clicks_never_make_two_customers(backend: Backend) {
+    let stripe = StripeStandIn::start().await;
+    let Some(app) = stripe.app(backend, &[]).await else { return };
+    stripe.set_mode(Mode::Fail(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        stripe_error("api_error", "down for maintenance", None),
+    ));
+    let email = unique_email();
+    let res = app.sign_up(&email, PASSWORD).await;
+    assert_eq!(res.status(), 302, "sign-up succeeds without Stripe");
+    assert_eq!(customer_of(&app, &email).await, None);
+
+    // The page says so and offers the way out; the portal explains instead of failing.
+    let html = app.get("/settings/billing").await.text().await.expect("html");
+    assert!(html.contains("No billing account yet"));
+    let (status, body) = call(&app, "/api/billing/portal", &[]).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("No billing account yet"), "{body}");
+
+    // Stripe is back; a double click (and another tab) still makes one customer.
+    stripe.set_mode(Mode::Forward);
+    let (a, b, c) = tokio::join!(
+        call(&app, "/api/billing/account", &[]),
+        call(&app, "/api/billing/account", &[]),
+        call(&app, "/api/billing/account", &[]),
+    );
+    for (status, body) in [a, b, c] {
+        assert_eq!(status, 200, "{body}");
+    }
+    let stored = stripe_customer::Entity::find()
+        .count(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(stored, 1);
+    let listed = stripe_core::customer::ListCustomer::new()
+        .email(email.clone())
+        .send(&stripe.client)
+        .await
+        .expect("list");
+    assert_eq!(listed.data.len(), 1, "one customer in Stripe too");
+    assert_eq!(
+        customer_of(&app, &email).await.as_deref(),
+        Some(listed.data[0].id.as_str())
+    );
+    app.stop().await;
+}
+
+async fn the_portal_request_carries_the_users_own_ids(backend: Backend) {
+    let stripe = StripeStandIn::start().await;
+    let configs = stripe_billing::billing_portal_configuration::ListBillingPortalConfiguration::new()
+        .send(&stripe.client)
+        .await
+        .expect("configurations");
+    let config_id = configs.data[0].id.to_string();
+    let Some(app) = stripe
+        .app(backend, &[("STRIPE_PORTAL_CONFIGURATION_ID", config_id.as_str())])
+        .await
+    else {
+        return;
+    };
+    let (_, customer) = sign_up_with_customer(&app).await;
+    let return_url = app.url("/settings/billing?from=portal");
+
+    stripe.clear();
+    let (status, body) = call(&app, "/api/billing/portal", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let url: String = serde_json::from_str(&body).expect("a URL");
+    assert!(url.starts_with(&stripe.sim_base), "{url}");
+    let sent = &stripe.requests_to("/v1/billing_portal/sessions")[0];
+    assert_eq!(sent.field("customer").as_deref(), Some(customer.as_str()));
+    assert_eq!(sent.field("return_url").as_deref(), Some(return_url.as_str()));
+    assert_eq!(sent.field("configuration").as_deref(), Some(config_id.as_str()));
+    assert_eq!(sent.field("flow_data[type]"), None);
+
+    // A deep link into a subscription flow needs a subscription.
+    let (status, body) = call(&app, "/api/billing/portal", &[("flow", "subscription_cancel")]).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no subscription"), "{body}");
+
+    // Subscribed in Stripe; coming back from the portal re-syncs before rendering.
+    let sub = subscribe_in_stripe(&stripe, &customer, "2900").await;
+    let html = app
+        .get("/settings/billing?from=portal")
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("Renews on"), "the re-synced subscription shows");
+    assert!(html.contains("Pro"), "with its product's name");
+    let stored = subscription::Entity::find_by_id(sub.clone())
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("synced without any webhook");
+    assert_eq!(stored.status, "active");
+    assert!(stored.current_period_end.is_some());
+
+    for (flow, sub_field) in [
+        ("payment_method_update", None),
+        ("subscription_cancel", Some("flow_data[subscription_cancel][subscription]")),
+        ("subscription_update", Some("flow_data[subscription_update][subscription]")),
+    ] {
+        stripe.clear();
+        let (status, body) = call(&app, "/api/billing/portal", &[("flow", flow)]).await;
+        assert_eq!(status, 200, "{flow}: {body}");
+        let sent = &stripe.requests_to("/v1/billing_portal/sessions")[0];
+        assert_eq!(sent.field("flow_data[type]").as_deref(), Some(flow));
+        assert_eq!(
+            sent.field("flow_data[after_completion][type]").as_deref(),
+            Some("redirect")
+        );
+        assert_eq!(
+            sent.field("flow_data[after_completion][redirect][return_url]").as_deref(),
+            Some(return_url.as_str())
+        );
+        if let Some(field) = sub_field {
+            assert_eq!(sent.field(field).as_deref(), Some(sub.as_str()), "{flow}");
+        }
+        assert_eq!(sent.field("customer").as_deref(), Some(customer.as_str()));
+    }
+
+    // A subscription id smuggled into the form is not even read.
+    stripe.clear();
+    let (status, _) = call(
+        &app,
+        "/api/billing/portal",
+        &[("flow", "subscription_cancel"), ("subscription", "sub_someone_else")],
+    )
+    .await;
+    assert!(status == 200 || status == 400);
+    for r in stripe.requests_to("/v1/billing_portal/sessions") {
+        assert!(!r.body.contains("sub_someone_else"));
+    }
+
+    // Without JavaScript the form post is answered by a redirect to the portal.
+    let res = app
+        .post_form("/api/billing/portal", "/settings/billing", &[("flow", "payment_method_update")])
+        .await;
+    assert_eq!(res.status(), 302);
+    assert!(location(&res).starts_with(&stripe.sim_base));
+    app.stop().await;
+}
+
+async fn portal_errors_read_clearly(backend: Backend) {
+    let stripe = StripeStandIn::start().await;
+    let Some(app) = stripe.app(backend, &[]).await else { return };
+
+    // Not logged in.
+    let (status, body) = call(&app, "/api/billing/portal", &[]).await;
+    assert_eq!(status, 401, "{body}");
+    let res = app.get("/settings/billing").await;
+    assert_eq!(location(&res), "/login?next=%2Fsettings%2Fbilling");
+
+    sign_up_with_customer(&app).await;
+    let (status, body) = call(&app, "/api/billing/portal", &[("flow", "refund_everything")]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("flow must be"));
+
+    stripe.set_mode(Mode::Fail(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        stripe_error("api_error", "boom", None),
+    ));
+    let (status, body) = call(&app, "/api/billing/portal", &[]).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("Billing is temporarily unavailable"), "{body}");
+    assert!(!body.contains("boom"), "Stripe's words stay in the logs");
+
+    stripe.set_mode(Mode::Fail(
+        axum::http::StatusCode::BAD_REQUEST,
+        stripe_error(
+            "invalid_request_error",
+            "No configuration provided and your test mode default configuration has not been created.",
+            None,
+        ),
+    ));
+    let (status, body) = call(&app, "/api/billing/portal", &[]).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("billing portal is not set up"), "{body}");
+
+    // Ten a minute per user, then a clear answer.
+    stripe.set_mode(Mode::Forward);
+    let mut last = 0;
+    for _ in 0..12 {
+        last = call(&app, "/api/billing/portal", &[]).await.0;
+    }
+    assert_eq!(last, 429);
+    app.stop().await;
+}
+
+async fn stripe_unreachable_is_unavailable_not_an_error_page(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(
+        backend,
+        &[
+            ("STRIPE_SECRET_KEY", "sk_test_unreachable"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+            ("STRIPE_API_BASE", "http://127.0.0.1:9"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let email = unique_email();
+    assert_eq!(app.sign_up(&email, PASSWORD).await.status(), 302);
+    let (status, body) = call(&app, "/api/billing/account", &[]).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("Billing is temporarily unavailable"));
+    let page = app.get("/settings/billing").await;
+    assert_eq!(page.status(), 200, "the page still renders from the database");
+    app.stop().await;
+}
+
+/// Writes the subscription state straight into the tables (as the sync would) and reads the page.
+async fn page_for(app: &TestApp, customer: &str, sub: subscription::ActiveModel) -> String {
+    subscription::Entity::delete_many()
+        .exec(&app.db)
+        .await
+        .expect("clear");
+    let mut sub = sub;
+    sub.customer_id = Set(customer.to_owned());
+    subscription::Entity::insert(sub)
+        .exec(&app.db)
+        .await
+        .expect("insert");
+    app.get("/settings/billing").await.text().await.expect("html")
+}
+
+fn a_subscription(status: &str, period_end: i64) -> subscription::ActiveModel {
+    subscription::ActiveModel {
+        id: Set("sub_page_test".into()),
+        customer_id: Set(String::new()),
+        status: Set(status.into()),
+        price_id: Set(Some("price_pro".into())),
+        plan_name: Set(Some("Pro".into())),
+        unit_amount: Set(Some(2900)),
+        currency: Set(Some("usd".into())),
+        interval: Set(Some("month".into())),
+        current_period_start: Set(Some(period_end - 30 * DAY)),
+        current_period_end: Set(Some(period_end)),
+        cancel_at_period_end: Set(false),
+        cancel_at: Set(None),
+        canceled_at: Set(None),
+        ended_at: Set(None),
+        trial_start: Set(None),
+        trial_end: Set(None),
+        default_payment_method: Set(None),
+        latest_invoice_id: Set(None),
+        livemode: Set(false),
+        deleted: Set(false),
+        stripe_event_at: Set(now()),
+        updated_at: Set(now()),
+    }
+}
+
+async fn the_page_tells_each_state_in_words(backend: Backend) {
+    let stripe = StripeStandIn::start().await;
+    let Some(app) = stripe.app(backend, &[]).await else { return };
+    let (_, customer) = sign_up_with_customer(&app).await;
+    let end = 1_893_456_000; // 1 Jan 2030
+    let when = "1 Jan 2030 (UTC)";
+
+    let html = app.get("/settings/billing").await.text().await.expect("html");
+    assert!(html.contains("No active subscription"));
+    assert!(html.contains("Choose a plan"));
+
+    let mut trial = a_subscription("trialing", end);
+    trial.trial_end = Set(Some(end));
+    let html = page_for(&app, &customer, trial).await;
+    assert!(html.contains("Free Trial"));
+    assert!(html.contains(&format!("Trial ends on {when}")));
+
+    let html = page_for(&app, &customer, a_subscription("active", end)).await;
+    assert!(html.contains(&format!("Renews on {when}")));
+    assert!(html.contains("$29.00 / month"));
+    assert!(html.contains("Manage Billing"));
+
+    let mut cancelling = a_subscription("active", end);
+    cancelling.cancel_at_period_end = Set(true);
+    let html = page_for(&app, &customer, cancelling).await;
+    assert!(html.contains(&format!("Cancels on {when}")));
+    assert!(html.contains("Resume plan"));
+
+    let mut cancel_at = a_subscription("active", end + 30 * DAY);
+    cancel_at.cancel_at = Set(Some(end));
+    let html = page_for(&app, &customer, cancel_at).await;
+    assert!(html.contains(&format!("Cancels on {when}")), "cancel_at counts too");
+
+    invoice::Entity::insert(invoice::ActiveModel {
+        id: Set("in_open".into()),
+        customer_id: Set(customer.clone()),
+        subscription_id: Set(Some("sub_page_test".into())),
+        status: Set("open".into()),
+        amount_due: Set(2900),
+        amount_paid: Set(0),
+        currency: Set("usd".into()),
+        hosted_invoice_url: Set(Some("https://invoice.example/in_open".into())),
+        period_start: Set(None),
+        period_end: Set(None),
+        created: Set(end - DAY),
+        livemode: Set(false),
+        stripe_event_at: Set(Some(now())),
+        updated_at: Set(now()),
+    })
+    .exec(&app.db)
+    .await
+    .expect("invoice");
+    let html = page_for(&app, &customer, a_subscription("past_due", end)).await;
+    assert!(html.contains("Your last payment failed"));
+    assert!(html.contains("https://invoice.example/in_open"));
+    assert!(html.contains("Update payment method"));
+
+    let mut ended = a_subscription("canceled", end);
+    ended.ended_at = Set(Some(end));
+    let html = page_for(&app, &customer, ended).await;
+    assert!(html.contains(&format!("Your plan ended on {when}")));
+    assert!(html.contains("Choose a plan"));
+
+    payment_method::Entity::insert(payment_method::ActiveModel {
+        id: Set("pm_page".into()),
+        customer_id: Set(Some(customer.clone())),
+        brand: Set(Some("visa".into())),
+        last4: Set(Some("4242".into())),
+        exp_month: Set(Some(12)),
+        exp_year: Set(Some(2030)),
+        is_default: Set(true),
+        livemode: Set(false),
+        stripe_event_at: Set(Some(now())),
+        updated_at: Set(now()),
+    })
+    .exec(&app.db)
+    .await
+    .expect("card");
+    let html = app.get("/settings/billing").await.text().await.expect("html");
+    assert!(html.contains("Visa •••• 4242, expires 12/2030"));
+    assert!(html.contains("$29.00"), "the invoice amount");
+
+    // The access page agrees with the rules.
+    let html = app.get("/app").await.text().await.expect("html");
+    assert!(html.contains("Pro reports: locked"));
+    page_for(&app, &customer, a_subscription("active", now() + 10 * DAY)).await;
+    let html = app.get("/app").await.text().await.expect("html");
+    assert!(html.contains("Pro reports: unlocked"));
+    app.stop().await;
+}
+
+async fn checkout_starts_with_the_plans_trial(backend: Backend) {
+    let stripe = StripeStandIn::start().await;
+    let Some(app) = stripe.app(backend, &[]).await else { return };
+    let (_, customer) = sign_up_with_customer(&app).await;
+    // The catalogue is loaded at start.
+    let mut pro = None;
+    for _ in 0..50 {
+        pro = billfold::db::entities::price::Entity::find()
+            .filter(billfold::db::entities::price::Column::ProductName.eq("Pro"))
+            .filter(billfold::db::entities::price::Column::Interval.eq("month"))
+            .one(&app.db)
+            .await
+            .expect("query");
+        if pro.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let pro = pro.expect("the Pro price is in the catalogue");
+    stripe.clear();
+    let (status, body) = call(&app, "/api/billing/checkout", &[("price_id", pro.id.as_str())]).await;
+    assert_eq!(status, 200, "{body}");
+    let url: String = serde_json::from_str(&body).expect("url");
+    assert!(url.starts_with(&stripe.sim_base));
+    let sent = &stripe.requests_to("/v1/checkout/sessions")[0];
+    assert_eq!(sent.field("mode").as_deref(), Some("subscription"));
+    assert_eq!(sent.field("customer").as_deref(), Some(customer.as_str()));
+    assert_eq!(sent.field("line_items[0][price]").as_deref(), Some(pro.id.as_str()));
+    assert_eq!(
+        sent.field("subscription_data[trial_period_days]"),
+        pro.trial_period_days.map(|d| d.to_string())
+    );
+    assert_eq!(
+        sent.field("success_url").as_deref(),
+        Some(app.url("/settings/billing?from=checkout").as_str())
+    );
+
+    let (status, body) = call(&app, "/api/billing/checkout", &[("price_id", "price_nope")]).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = call(&app, "/api/billing/checkout", &[]).await;
+    assert_eq!(status, 400);
+    app.stop().await;
+}
+
+crate::on_both_databases!(
+    sign_up_creates_exactly_one_customer,
+    sign_up_survives_stripe_being_down_and_clicks_never_make_two_customers,
+    the_portal_request_carries_the_users_own_ids,
+    portal_errors_read_clearly,
+    stripe_unreachable_is_unavailable_not_an_error_page,
+    the_page_tells_each_state_in_words,
+    checkout_starts_with_the_plans_trial,
+);
