@@ -4,6 +4,8 @@
 mod helpers;
 
 mod accounts;
+mod billing;
+mod billing_support;
 mod operations;
 mod webhooks;
 mod webhooks_events;
