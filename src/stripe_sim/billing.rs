@@ -72,6 +72,8 @@ pub enum TrialRequest {
     Until(i64),
 }
 
+/// `payment_behavior`, named as Stripe names its values.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaymentBehavior {
     AllowIncomplete,

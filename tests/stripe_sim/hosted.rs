@@ -158,6 +158,7 @@ async fn a_declined_card_shows_the_error_and_creates_nothing() {
         .send()
         .await
         .expect("pay");
+    assert_eq!(invalid.status(), 400);
     assert!(invalid.text().await.expect("html").contains("test cards"));
 
     assert!(ListCustomer::new()

@@ -38,7 +38,7 @@ pub async fn show(AxumState(sim): AxumState<StripeSim>, Path(id): Path<String>) 
     match status_now(&cs) {
         CheckoutStatus::Complete => complete_page(&cs),
         CheckoutStatus::Expired => expired_page(&cs),
-        CheckoutStatus::Open => form_page(&st, &cs, &FormValue::empty(), None),
+        CheckoutStatus::Open => form_page(&st, &cs, &FormValue::empty(), None, StatusCode::OK),
     }
 }
 
@@ -67,11 +67,23 @@ pub async fn pay(
             read_card(&values, clock::now())
         };
         match entered {
-            Err(message) => Err(form_page(&st, &cs, &values, Some(&message))),
+            Err(message) => Err(form_page(
+                &st,
+                &cs,
+                &values,
+                Some(&message),
+                StatusCode::BAD_REQUEST,
+            )),
             Ok(card) => {
                 let email = Some(email).filter(|e| !e.is_empty());
                 match st.complete_checkout(&id, card.card, card.expiry, &card.name, email) {
-                    Err(decline) => Err(form_page(&st, &cs, &values, Some(decline.message))),
+                    Err(decline) => Err(form_page(
+                        &st,
+                        &cs,
+                        &values,
+                        Some(decline.message),
+                        StatusCode::PAYMENT_REQUIRED,
+                    )),
                     Ok(()) => Ok(st.checkout_session(&id).cloned()),
                 }
             }
@@ -126,11 +138,13 @@ fn expired_page(cs: &CheckoutSession) -> Response {
     )
 }
 
+/// The plan summary and card form; `status` tells a re-shown form (400, 402) from the first view.
 fn form_page(
     st: &State,
     cs: &CheckoutSession,
     values: &FormValue,
     error: Option<&str>,
+    status: StatusCode,
 ) -> Response {
     let (due_today, trial) = st.checkout_terms(cs);
     let first = cs.line_items.first();
@@ -217,11 +231,6 @@ fn form_page(
         id = escape(&cs.id),
         card = card_fields(values),
     );
-    let status = if error.is_some() {
-        StatusCode::PAYMENT_REQUIRED
-    } else {
-        StatusCode::OK
-    };
     page(
         &format!("Subscribe to {plan_name}"),
         "Billfold (test mode)",

@@ -132,32 +132,32 @@ impl Ctx {
 }
 
 /// Opens the session (first visit) or explains why it cannot be used.
-fn context(st: &mut State, sid: &str) -> Result<Ctx, Response> {
+fn context(st: &mut State, sid: &str) -> Result<Ctx, Box<Response>> {
     let now = clock::now();
     let Some(session) = st.portal_session(sid).cloned() else {
-        return Err(message_page(
+        return Err(Box::new(message_page(
             "Portal session not found",
             "This billing portal link is not valid.",
             None,
             StatusCode::NOT_FOUND,
-        ));
+        )));
     };
     if !session.usable(now) {
         let back = session.return_url.as_deref().and_then(safe_redirect);
-        return Err(message_page(
+        return Err(Box::new(message_page(
             "This session has expired",
             "Billing portal links work for a few minutes and only until you leave. Go back and open the billing portal again.",
             back.as_deref().map(|u| (u, "Return")),
             StatusCode::GONE,
-        ));
+        )));
     }
     if st.live_customer(&session.customer).is_none() {
-        return Err(message_page(
+        return Err(Box::new(message_page(
             "Account not found",
             "The customer for this session no longer exists.",
             None,
             StatusCode::NOT_FOUND,
-        ));
+        )));
     }
     if session.opened_at.is_none() {
         if let Some(s) = st.portal_session_mut(sid) {
@@ -169,12 +169,12 @@ fn context(st: &mut State, sid: &str) -> Result<Ctx, Response> {
         .cloned()
         .or_else(|| st.default_portal_configuration().cloned())
         .ok_or_else(|| {
-            message_page(
+            Box::new(message_page(
                 "Portal not configured",
                 "There is no portal configuration.",
                 None,
                 StatusCode::NOT_FOUND,
-            )
+            ))
         })?;
     Ok(Ctx {
         session,
@@ -184,17 +184,17 @@ fn context(st: &mut State, sid: &str) -> Result<Ctx, Response> {
 }
 
 /// The customer's subscription `sub`, if it is theirs and still running.
-fn own_subscription(st: &State, ctx: &Ctx, sub: &str) -> Result<Subscription, Response> {
+fn own_subscription(st: &State, ctx: &Ctx, sub: &str) -> Result<Subscription, Box<Response>> {
     st.subscription(sub)
         .filter(|s| s.customer == ctx.session.customer && !s.status.is_ended())
         .cloned()
         .ok_or_else(|| {
-            message_page(
+            Box::new(message_page(
                 "Subscription not found",
                 "This subscription is not available here.",
                 Some((&ctx.url(""), "Back")),
                 StatusCode::NOT_FOUND,
-            )
+            ))
         })
 }
 
@@ -265,7 +265,7 @@ async fn home(
     let response = {
         let mut st = sim.lock();
         match context(&mut st, &sid) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(ctx) => match flow_entry(&st, &ctx) {
                 Some(url) if q.notice.is_none() => see_other(&url),
                 _ => home_page(&st, &ctx, q.notice.as_deref()),
@@ -552,7 +552,7 @@ async fn done(
     let mut st = sim.lock();
     let ctx = match context(&mut st, &sid) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let custom = ctx
         .session
@@ -591,7 +591,7 @@ async fn payment_method_form(
     let response = {
         let mut st = sim.lock();
         match context(&mut st, &sid) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(ctx) => payment_method_page(&ctx, &FormValue::empty(), None),
         }
     };
@@ -628,7 +628,7 @@ async fn payment_method_save(
     let response = {
         let mut st = sim.lock();
         match context(&mut st, &sid) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(ctx) if !ctx.config.payment_method_update_enabled => {
                 payment_method_page(&ctx, &values, None)
             }
@@ -670,7 +670,7 @@ async fn details_form(AxumState(sim): AxumState<StripeSim>, Path(sid): Path<Stri
     let response = {
         let mut st = sim.lock();
         match context(&mut st, &sid) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(ctx) => details_page(&st, &ctx, None, None),
         }
     };
@@ -788,7 +788,7 @@ async fn details_save(
     let response = {
         let mut st = sim.lock();
         match context(&mut st, &sid) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(ctx) if !ctx.config.customer_update_enabled => details_page(&st, &ctx, None, None),
             Ok(ctx) => {
                 let allowed = ctx.config.customer_update_allowed.clone();
@@ -865,9 +865,9 @@ async fn update_choose(
     let response = {
         let mut st = sim.lock();
         match context(&mut st, &sid) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(ctx) => match own_subscription(&st, &ctx, &sub) {
-                Err(r) => r,
+                Err(r) => *r,
                 Ok(s) => choose_page(&st, &ctx, &s, None),
             },
         }
@@ -927,9 +927,9 @@ async fn update_chosen(
     let response = {
         let mut st = sim.lock();
         match context(&mut st, &sid) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(ctx) => match own_subscription(&st, &ctx, &sub) {
-                Err(r) => r,
+                Err(r) => *r,
                 Ok(s) => {
                     let price = field(&values, "price");
                     if allowed_prices(&st, &ctx.config).contains(&price) {
@@ -961,9 +961,9 @@ async fn update_confirm_form(
     let response = {
         let mut st = sim.lock();
         match context(&mut st, &sid) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(ctx) => match own_subscription(&st, &ctx, &sub) {
-                Err(r) => r,
+                Err(r) => *r,
                 Ok(s) => confirm_page(&st, &ctx, &s, q.price.as_deref().unwrap_or_default(), None),
             },
         }
@@ -1035,9 +1035,9 @@ async fn update_confirm(
     let response = {
         let mut st = sim.lock();
         match context(&mut st, &sid) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(ctx) => match own_subscription(&st, &ctx, &sub) {
-                Err(r) => r,
+                Err(r) => *r,
                 Ok(s) => {
                     let price = field(&values, "price");
                     let allowed = allowed_prices(&st, &ctx.config).contains(&price)
@@ -1086,9 +1086,9 @@ async fn cancel_form(
     let response = {
         let mut st = sim.lock();
         match context(&mut st, &sid) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(ctx) => match own_subscription(&st, &ctx, &sub) {
-                Err(r) => r,
+                Err(r) => *r,
                 Ok(s) => cancel_page(&st, &ctx, &s),
             },
         }
@@ -1181,9 +1181,9 @@ async fn cancel_confirm(
     let response = {
         let mut st = sim.lock();
         match context(&mut st, &sid) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(ctx) => match own_subscription(&st, &ctx, &sub) {
-                Err(r) => r,
+                Err(r) => *r,
                 Ok(s) if !ctx.config.subscription_cancel_enabled => cancel_page(&st, &ctx, &s),
                 Ok(s) => {
                     let reason = field(&values, "reason");
@@ -1230,9 +1230,9 @@ async fn renew(
     let response = {
         let mut st = sim.lock();
         match context(&mut st, &sid) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(ctx) => match own_subscription(&st, &ctx, &sub) {
-                Err(r) => r,
+                Err(r) => *r,
                 Ok(s) => {
                     let patch = SubscriptionPatch {
                         cancel_at_period_end: Some(false),
