@@ -1,6 +1,9 @@
 //! Integration tests: the real router on a real port, on a temporary SQLite database and,
 //! when one answers, on a fresh PostgreSQL database per test.
 
+// Stripe-shaped fixtures are large `json!` literals.
+#![recursion_limit = "256"]
+
 mod helpers;
 
 mod accounts;
