@@ -183,7 +183,7 @@ async fn the_portal_request_carries_the_users_own_ids(backend: Backend) {
     assert!(body.contains("no subscription"), "{body}");
 
     // Subscribed in Stripe; coming back from the portal re-syncs before rendering.
-    let sub = subscribe_in_stripe(&stripe, &customer, "2900").await;
+    let sub = subscribe_in_stripe(&stripe, &customer, "900").await;
     let html = app
         .get("/settings/billing?from=portal")
         .await
@@ -191,7 +191,7 @@ async fn the_portal_request_carries_the_users_own_ids(backend: Backend) {
         .await
         .expect("html");
     assert!(html.contains("Renews on"), "the re-synced subscription shows");
-    assert!(html.contains("Pro"), "with its product's name");
+    assert!(html.contains("Starter"), "with its product's name");
     let stored = subscription::Entity::find_by_id(sub.clone())
         .one(&app.db)
         .await

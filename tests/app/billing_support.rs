@@ -55,7 +55,8 @@ struct ProxyState {
 }
 
 pub struct StripeStandIn {
-    pub sim: StripeSim,
+    /// Kept alive for as long as the stand-in is.
+    _sim: StripeSim,
     /// The double's own base (no trailing slash).
     pub sim_base: String,
     /// The proxy's base, which the app uses as STRIPE_API_BASE.
@@ -96,7 +97,7 @@ impl StripeStandIn {
             .build()
             .expect("client");
         StripeStandIn {
-            sim,
+            _sim: sim,
             sim_base,
             proxy_base,
             client,
