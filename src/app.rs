@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    path,
+    path, SsrMode,
 };
 
 use crate::{
@@ -51,8 +51,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=HomePage/>
                     <Route path=path!("/signup") view=SignupPage/>
                     <Route path=path!("/login") view=LoginPage/>
-                    <Route path=path!("/settings/billing") view=BillingPage/>
-                    <Route path=path!("/app") view=AppPage/>
+                    // Rendered whole before sending (not streamed), so the page reads the same
+                    // without JavaScript.
+                    <Route path=path!("/settings/billing") view=BillingPage ssr=SsrMode::Async/>
+                    <Route path=path!("/app") view=AppPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

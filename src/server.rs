@@ -38,7 +38,7 @@ pub struct AppState {
     pub login_limiter: Arc<RateLimiter>,
     /// Portal and Checkout sessions per user (10 a minute).
     pub portal_limiter: Arc<RateLimiter>,
-    /// Re-syncs from Stripe on return from Checkout or the Portal (one per user per 5 s).
+    /// Re-syncs from Stripe on return from Checkout or the Portal (one per user per 3 s).
     pub resync_throttle: Arc<RateLimiter>,
     /// The one Stripe API client (Stripe, a standalone double, or the mounted one).
     pub stripe: ::stripe::Client,
@@ -83,7 +83,7 @@ impl AppState {
             config: Arc::new(config),
             login_limiter: Arc::new(RateLimiter::new(10, Duration::from_secs(60))),
             portal_limiter: Arc::new(RateLimiter::new(10, Duration::from_secs(60))),
-            resync_throttle: Arc::new(RateLimiter::new(1, Duration::from_secs(5))),
+            resync_throttle: Arc::new(RateLimiter::new(1, Duration::from_secs(3))),
             stripe,
             sim,
         })
