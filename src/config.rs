@@ -111,7 +111,11 @@ impl Config {
 
     /// Builds the config from any key → value lookup (the environment, or a test's map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |key: &str| get(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |key: &str| {
+            get(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
 
         let app_url = parse_app_url(get("APP_URL").as_deref().unwrap_or(DEFAULT_APP_URL))?;
 
@@ -234,7 +238,8 @@ impl Config {
             }
         };
 
-        let site_root = PathBuf::from(get("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into()));
+        let site_root =
+            PathBuf::from(get("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into()));
         let stripe_sim_state = get("STRIPE_SIM_STATE")
             .map(PathBuf::from)
             .unwrap_or_else(|| default_sim_state(&database_url));
@@ -289,7 +294,8 @@ fn default_sim_state(database_url: &str) -> PathBuf {
 }
 
 fn parse_app_url(raw: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(raw).map_err(|e| invalid("APP_URL", format!("`{raw}` is not a URL: {e}")))?;
+    let url =
+        Url::parse(raw).map_err(|e| invalid("APP_URL", format!("`{raw}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid("APP_URL", "must start with http:// or https://"));
     }

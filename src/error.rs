@@ -82,12 +82,10 @@ impl FromServerFnError for AppError {
         match value {
             ServerFnErrorErr::Args(message)
             | ServerFnErrorErr::MissingArg(message)
-            | ServerFnErrorErr::Deserialization(message) => {
-                AppError::Invalid {
-                    field: None,
-                    message: format!("The form could not be read: {message}"),
-                }
-            }
+            | ServerFnErrorErr::Deserialization(message) => AppError::Invalid {
+                field: None,
+                message: format!("The form could not be read: {message}"),
+            },
             ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => AppError::Transport,
             _ => AppError::Internal,
         }
@@ -124,7 +122,11 @@ mod ssr {
         fn into_response(self) -> Response {
             let status =
                 StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+            (
+                status,
+                Json(serde_json::json!({ "error": self.to_string() })),
+            )
+                .into_response()
         }
     }
 }

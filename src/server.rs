@@ -23,10 +23,10 @@ use crate::{
     app::{shell, App},
     auth::ssr::{origin_guard, session_layer, RateLimiter},
     config::{Config, Secret, StripeMode},
-    stripe::SIM_MOUNT,
-    stripe_sim::{SimOptions, StripeSim},
     db,
     error::AppError,
+    stripe::SIM_MOUNT,
+    stripe_sim::{SimOptions, StripeSim},
 };
 
 /// Everything a request handler may need; cheap to clone.
@@ -102,7 +102,10 @@ async fn open_simulated_stripe(config: &mut Config) -> anyhow::Result<StripeSim>
     let sim = StripeSim::open(options)
         .await
         .context("cannot open the Stripe test double's state (STRIPE_SIM_STATE)")?;
-    let secret = format!("whsec_{}", crate::auth::ssr::SessionToken::generate().as_str());
+    let secret = format!(
+        "whsec_{}",
+        crate::auth::ssr::SessionToken::generate().as_str()
+    );
     let api_base = crate::stripe::api_base(config).unwrap_or_default();
     let endpoint = format!(
         "{}/api/webhooks/stripe",
@@ -134,27 +137,29 @@ pub fn router(state: AppState) -> Router {
         app = app.nest_service(SIM_MOUNT, sim.router());
     }
     app.leptos_routes_with_context(&state, routes, provide_state, {
-            let options = state.leptos_options.clone();
-            move || shell(options.clone())
-        })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(from_fn(server_fn_error_status))
-        .layer(from_fn_with_state(state.clone(), session_layer))
-        .layer(from_fn_with_state(state.clone(), origin_guard))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
-                // The path only: queries and headers (cookies!) stay out of the logs.
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-            }),
-        )
-        .with_state(state)
+        let options = state.leptos_options.clone();
+        move || shell(options.clone())
+    })
+    .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+    .layer(from_fn(server_fn_error_status))
+    .layer(from_fn_with_state(state.clone(), session_layer))
+    .layer(from_fn_with_state(state.clone(), origin_guard))
+    .layer(
+        TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
+            // The path only: queries and headers (cookies!) stay out of the logs.
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        }),
+    )
+    .with_state(state)
 }
 
 /// Middleware: a failed server function answers with its [`AppError`]'s own status. The
 /// framework says 500 for every error, including a user's bad input.
 async fn server_fn_error_status(req: Request<Body>, next: Next) -> Response {
     let res = next.run(req).await;
-    if res.status() != StatusCode::INTERNAL_SERVER_ERROR || !res.headers().contains_key("serverfnerror") {
+    if res.status() != StatusCode::INTERNAL_SERVER_ERROR
+        || !res.headers().contains_key("serverfnerror")
+    {
         return res;
     }
     let (mut parts, body) = res.into_parts();
@@ -192,7 +197,9 @@ pub async fn serve_on(
         async move {
             match sync_catalogue(&state).await {
                 Ok(n) => tracing::debug!(prices = n, "plan catalogue loaded from Stripe"),
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "could not load the plan catalogue from Stripe"),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "could not load the plan catalogue from Stripe")
+                }
             }
         }
     });

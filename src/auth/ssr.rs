@@ -102,8 +102,9 @@ pub fn clear_session_cookie(secure: bool) -> HeaderValue {
 
 fn cookie_value(value: &str, max_age: i64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
-    let raw =
-        format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    let raw = format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    );
     // Only base64url characters and fixed text go in, so this cannot fail.
     HeaderValue::from_str(&raw).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
 }
@@ -141,7 +142,11 @@ pub async fn hash_password(password: Password) -> Result<String, AppError> {
 pub async fn verify_password(hash: String, password: String) -> Result<bool, AppError> {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                argon2()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -213,7 +218,11 @@ pub async fn authenticate(
 }
 
 /// Sign-up: checks the form, then creates the account.
-pub async fn register(state: &AppState, email: &str, password: &str) -> Result<user::Model, AppError> {
+pub async fn register(
+    state: &AppState,
+    email: &str,
+    password: &str,
+) -> Result<user::Model, AppError> {
     let email = Email::parse(email).map_err(|m| AppError::invalid("email", m))?;
     let password = Password::parse(password).map_err(|m| AppError::invalid("password", m))?;
     create_user(&state.db, &email, password).await
@@ -415,7 +424,11 @@ fn urlencode(s: &str) -> String {
 /// A browser always sends `Origin` on a cross-origin POST; it must equal `APP_URL`'s origin
 /// (or the origin the request was addressed to). Requests with neither `Origin` nor `Referer`
 /// come from non-browser clients, which carry no ambient cookies to abuse.
-pub async fn origin_guard(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {
+pub async fn origin_guard(
+    State(state): State<AppState>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
     let safe_method = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let exempt = req.uri().path().starts_with("/api/webhooks/")
         || req.uri().path().starts_with("/_stripe-sim/");
@@ -432,7 +445,11 @@ pub async fn origin_guard(State(state): State<AppState>, req: Request<Body>, nex
 
 /// Whether a request's `Sec-Fetch-Site`, `Origin` and `Referer` say it came from this site.
 pub fn same_origin(headers: &HeaderMap, app_origin: &str) -> bool {
-    let header_str = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let header_str = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     if header_str("sec-fetch-site") == Some("cross-site") {
         return false;
     }
@@ -475,12 +492,18 @@ impl RateLimiter {
         let now = Instant::now();
         let mut hits = self.hits.lock().unwrap_or_else(|p| p.into_inner());
         if hits.len() > 50_000 {
-            hits.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < self.window));
+            hits.retain(|_, q| {
+                q.back()
+                    .is_some_and(|t| now.duration_since(*t) < self.window)
+            });
         }
         let mut wait = None;
         for key in keys {
             let q = hits.entry(key.clone()).or_default();
-            while q.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+            while q
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= self.window)
+            {
                 q.pop_front();
             }
             if q.len() >= self.max {
@@ -560,7 +583,13 @@ mod tests {
     fn cookie_values_are_checked_before_use() {
         let t = SessionToken::generate();
         assert!(SessionToken::from_cookie_value(t.as_str()).is_some());
-        for bad in ["", "abc", "!!!!", &"A".repeat(44), &format!("{}x", t.as_str())] {
+        for bad in [
+            "",
+            "abc",
+            "!!!!",
+            &"A".repeat(44),
+            &format!("{}x", t.as_str()),
+        ] {
             assert!(SessionToken::from_cookie_value(bad).is_none(), "{bad}");
         }
     }
@@ -609,13 +638,34 @@ mod tests {
     fn origin_checks() {
         let app = "http://127.0.0.1:3000";
         let host = ("host", "127.0.0.1:3000");
-        assert!(same_origin(&headers(&[host, ("origin", "http://127.0.0.1:3000")]), app));
-        assert!(same_origin(&headers(&[("host", "localhost:3000"), ("origin", "http://localhost:3000")]), app));
-        assert!(!same_origin(&headers(&[host, ("origin", "https://evil.example")]), app));
+        assert!(same_origin(
+            &headers(&[host, ("origin", "http://127.0.0.1:3000")]),
+            app
+        ));
+        assert!(same_origin(
+            &headers(&[
+                ("host", "localhost:3000"),
+                ("origin", "http://localhost:3000")
+            ]),
+            app
+        ));
+        assert!(!same_origin(
+            &headers(&[host, ("origin", "https://evil.example")]),
+            app
+        ));
         assert!(!same_origin(&headers(&[host, ("origin", "null")]), app));
-        assert!(same_origin(&headers(&[host, ("referer", "http://127.0.0.1:3000/login")]), app));
-        assert!(!same_origin(&headers(&[host, ("referer", "https://evil.example/x")]), app));
-        assert!(!same_origin(&headers(&[host, ("sec-fetch-site", "cross-site")]), app));
+        assert!(same_origin(
+            &headers(&[host, ("referer", "http://127.0.0.1:3000/login")]),
+            app
+        ));
+        assert!(!same_origin(
+            &headers(&[host, ("referer", "https://evil.example/x")]),
+            app
+        ));
+        assert!(!same_origin(
+            &headers(&[host, ("sec-fetch-site", "cross-site")]),
+            app
+        ));
         assert!(same_origin(&headers(&[host]), app), "non-browser clients");
     }
 

@@ -111,7 +111,11 @@ mod tests {
 
     #[test]
     fn emails_accept_and_reject() {
-        for ok in ["a@b.co", "first.last+tag@sub.example.org", "x_y@ex-ample.io"] {
+        for ok in [
+            "a@b.co",
+            "first.last+tag@sub.example.org",
+            "x_y@ex-ample.io",
+        ] {
             assert!(Email::parse(ok).is_ok(), "{ok}");
         }
         let too_long = format!("{}@example.com", "a".repeat(250));
@@ -151,7 +155,10 @@ mod tests {
 
     #[test]
     fn next_only_allows_local_paths() {
-        assert_eq!(safe_next(Some("/settings/billing?from=x")), "/settings/billing?from=x");
+        assert_eq!(
+            safe_next(Some("/settings/billing?from=x")),
+            "/settings/billing?from=x"
+        );
         assert_eq!(safe_next(Some("/app")), "/app");
         for bad in [
             None,

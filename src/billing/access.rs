@@ -96,12 +96,18 @@ impl Reason {
         match self {
             Reason::Active => "Your subscription is active.",
             Reason::Trial => "You are on a free trial.",
-            Reason::CancellationScheduled => "Your subscription is cancelled and runs until the end of the paid period.",
-            Reason::PaymentRetrying => "Your last payment failed; access continues while the payment is retried.",
+            Reason::CancellationScheduled => {
+                "Your subscription is cancelled and runs until the end of the paid period."
+            }
+            Reason::PaymentRetrying => {
+                "Your last payment failed; access continues while the payment is retried."
+            }
             Reason::GraceExpired => "Your last payment failed and the grace period is over.",
             Reason::Unpaid => "Your subscription is unpaid.",
             Reason::Ended => "Your subscription has ended.",
-            Reason::Incomplete => "Your subscription was never completed: the first payment did not go through.",
+            Reason::Incomplete => {
+                "Your subscription was never completed: the first payment did not go through."
+            }
             Reason::Paused => "Your subscription is paused.",
             Reason::NoSubscription => "You have no subscription.",
         }

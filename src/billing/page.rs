@@ -118,7 +118,10 @@ fn render_billing(s: BillingSummary) -> AnyView {
 
 fn badge(status: &str) -> (&'static str, &'static str) {
     match status {
-        "active" => ("Active", "bg-emerald-50 text-emerald-700 ring-emerald-600/20"),
+        "active" => (
+            "Active",
+            "bg-emerald-50 text-emerald-700 ring-emerald-600/20",
+        ),
         "trialing" => ("Free Trial", "bg-sky-50 text-sky-700 ring-sky-600/20"),
         "past_due" => ("Past due", "bg-amber-50 text-amber-800 ring-amber-600/20"),
         "unpaid" => ("Unpaid", "bg-red-50 text-red-700 ring-red-600/20"),
@@ -132,7 +135,11 @@ fn badge(status: &str) -> (&'static str, &'static str) {
 #[component]
 fn SubscriptionCard(sub: SubscriptionView, state: PlanState) -> impl IntoView {
     let (label, tone) = badge(&sub.status);
-    let price = format_price(sub.unit_amount, sub.currency.as_deref(), sub.interval.as_deref());
+    let price = format_price(
+        sub.unit_amount,
+        sub.currency.as_deref(),
+        sub.interval.as_deref(),
+    );
     let next = match &state {
         PlanState::Trial { ends } => ends.map(|t| format!("Trial ends on {}", format_date(t))),
         PlanState::Active { renews } => renews.map(|t| format!("Renews on {}", format_date(t))),
@@ -217,7 +224,9 @@ pub fn ManageBillingButton(
 
 /// Once a server function answers with a URL, the browser goes there; the returned signal
 /// says it is on its way (so buttons stay disabled).
-fn leave_for(value: impl Get<Value = Option<Result<String, AppError>>> + 'static) -> RwSignal<bool> {
+fn leave_for(
+    value: impl Get<Value = Option<Result<String, AppError>>> + 'static,
+) -> RwSignal<bool> {
     let leaving = RwSignal::new(false);
     Effect::new(move |_| {
         if let Some(Ok(url)) = value.get() {
@@ -263,7 +272,11 @@ fn PlanOption(plan: PlanView) -> impl IntoView {
     let leaving = leave_for(action.value());
     let busy = move || action.pending().get() || leaving.get();
     let error = move || action.value().get().and_then(Result::err);
-    let price = format_price(plan.unit_amount, Some(&plan.currency), plan.interval.as_deref());
+    let price = format_price(
+        plan.unit_amount,
+        Some(&plan.currency),
+        plan.interval.as_deref(),
+    );
     let trial = plan
         .trial_period_days
         .filter(|d| *d > 0)
@@ -350,7 +363,9 @@ pub fn AppPage() -> impl IntoView {
 
 fn render_app(s: BillingSummary) -> AnyView {
     let access = s.access(&AccessPolicy::default());
-    let until = access.until.map(|t| format!("Access until {}", format_date(t)));
+    let until = access
+        .until
+        .map(|t| format!("Access until {}", format_date(t)));
     view! {
         <div class="space-y-4">
             <h1 class="text-2xl font-semibold">"Pro features"</h1>

@@ -4,10 +4,7 @@
 use std::collections::HashMap;
 
 use ::stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use stripe_billing::billing_portal_session::{
     CreateBillingPortalSession, CreateBillingPortalSessionFlowData,
     CreateBillingPortalSessionFlowDataAfterCompletion,
@@ -36,7 +33,9 @@ use crate::{
 const INVOICES_SHOWN: u64 = 6;
 
 fn unavailable() -> AppError {
-    AppError::Unavailable("Billing is temporarily unavailable. Please try again in a minute.".into())
+    AppError::Unavailable(
+        "Billing is temporarily unavailable. Please try again in a minute.".into(),
+    )
 }
 
 /// Logs a failed Stripe call with what Stripe said about it and turns it into a user error.
@@ -54,8 +53,7 @@ pub fn stripe_failure(action: &str, err: StripeError) -> AppError {
                 "Stripe refused the request"
             );
             let about_configuration = e.param.as_deref() == Some("configuration")
-                || e
-                    .message
+                || e.message
                     .as_deref()
                     .is_some_and(|m| m.contains("configuration"));
             if action == "portal" && about_configuration {
@@ -135,9 +133,13 @@ pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<Str
     let request = stripe_core::customer::CreateCustomer::new()
         .email(user.email.clone())
         .metadata(HashMap::from([("user_id".to_owned(), user.id.to_string())]));
-    let customer = send_idempotent(state, &request, &format!("billfold-customer-{mode}-{}", user.id))
-        .await
-        .map_err(|e| stripe_failure("create_customer", e))?;
+    let customer = send_idempotent(
+        state,
+        &request,
+        &format!("billfold-customer-{mode}-{}", user.id),
+    )
+    .await
+    .map_err(|e| stripe_failure("create_customer", e))?;
 
     let row = stripe_customer::ActiveModel {
         user_id: Set(user.id),
@@ -163,15 +165,28 @@ pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<Str
 /// Sign-up creates the customer, but never fails or hangs because Stripe is slow or down:
 /// the first billing action creates it then (same idempotency key, so still one customer).
 pub async fn create_customer_at_sign_up(state: &AppState, user: &CurrentUser) {
-    match tokio::time::timeout(std::time::Duration::from_secs(5), ensure_customer(state, user)).await {
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        ensure_customer(state, user),
+    )
+    .await
+    {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(user_id = user.id, error = %e, "no Stripe customer at sign-up"),
-        Err(_) => tracing::warn!(user_id = user.id, "Stripe too slow at sign-up; customer deferred"),
+        Ok(Err(e)) => {
+            tracing::warn!(user_id = user.id, error = %e, "no Stripe customer at sign-up")
+        }
+        Err(_) => tracing::warn!(
+            user_id = user.id,
+            "Stripe too slow at sign-up; customer deferred"
+        ),
     }
 }
 
 /// Reads everything the page shows, in five queries and no Stripe call.
-pub async fn load_summary(state: &AppState, user: &CurrentUser) -> Result<BillingSummary, AppError> {
+pub async fn load_summary(
+    state: &AppState,
+    user: &CurrentUser,
+) -> Result<BillingSummary, AppError> {
     let customer = find_customer(state, user.id).await?;
     let plans = price::Entity::find()
         .filter(price::Column::Active.eq(true))
@@ -286,7 +301,9 @@ pub async fn resync_on_return(state: &AppState, user: &CurrentUser) -> Result<()
     let Some(customer_id) = find_customer(state, user.id).await? else {
         return Ok(());
     };
-    if let Err(e) = crate::billing::sync::sync_customer(&state.db, &state.stripe, &customer_id).await {
+    if let Err(e) =
+        crate::billing::sync::sync_customer(&state.db, &state.stripe, &customer_id).await
+    {
         // The page still renders what the database holds; webhooks will catch up.
         tracing::warn!(error = %e, customer = %customer_id, "re-sync on return failed");
     }
@@ -294,7 +311,10 @@ pub async fn resync_on_return(state: &AppState, user: &CurrentUser) -> Result<()
 }
 
 /// The subscription a deep link acts on: the user's own primary one, looked up here.
-async fn primary_subscription_id(state: &AppState, customer_id: &str) -> Result<Option<String>, AppError> {
+async fn primary_subscription_id(
+    state: &AppState,
+    customer_id: &str,
+) -> Result<Option<String>, AppError> {
     let subs: Vec<SubscriptionView> = subscription::Entity::find()
         .filter(subscription::Column::CustomerId.eq(customer_id))
         .filter(subscription::Column::Deleted.eq(false))
@@ -369,17 +389,27 @@ fn flow_data(
     return_url: &str,
 ) -> CreateBillingPortalSessionFlowData {
     let kind = match flow {
-        PortalFlow::PaymentMethodUpdate => CreateBillingPortalSessionFlowDataType::PaymentMethodUpdate,
-        PortalFlow::SubscriptionCancel => CreateBillingPortalSessionFlowDataType::SubscriptionCancel,
-        PortalFlow::SubscriptionUpdate => CreateBillingPortalSessionFlowDataType::SubscriptionUpdate,
+        PortalFlow::PaymentMethodUpdate => {
+            CreateBillingPortalSessionFlowDataType::PaymentMethodUpdate
+        }
+        PortalFlow::SubscriptionCancel => {
+            CreateBillingPortalSessionFlowDataType::SubscriptionCancel
+        }
+        PortalFlow::SubscriptionUpdate => {
+            CreateBillingPortalSessionFlowDataType::SubscriptionUpdate
+        }
     };
     let mut data = CreateBillingPortalSessionFlowData::new(kind);
     match (flow, subscription) {
         (PortalFlow::SubscriptionCancel, Some(sub)) => {
-            data.subscription_cancel = Some(CreateBillingPortalSessionFlowDataSubscriptionCancel::new(sub));
+            data.subscription_cancel = Some(
+                CreateBillingPortalSessionFlowDataSubscriptionCancel::new(sub),
+            );
         }
         (PortalFlow::SubscriptionUpdate, Some(sub)) => {
-            data.subscription_update = Some(CreateBillingPortalSessionFlowDataSubscriptionUpdate::new(sub));
+            data.subscription_update = Some(
+                CreateBillingPortalSessionFlowDataSubscriptionUpdate::new(sub),
+            );
         }
         _ => {}
     }
@@ -387,9 +417,8 @@ fn flow_data(
     let mut after = CreateBillingPortalSessionFlowDataAfterCompletion::new(
         CreateBillingPortalSessionFlowDataAfterCompletionType::Redirect,
     );
-    after.redirect = Some(CreateBillingPortalSessionFlowDataAfterCompletionRedirect::new(
-        return_url.to_owned(),
-    ));
+    after.redirect =
+        Some(CreateBillingPortalSessionFlowDataAfterCompletionRedirect::new(return_url.to_owned()));
     data.after_completion = Some(after);
     data
 }
@@ -448,7 +477,9 @@ pub async fn sync_catalogue(state: &AppState) -> anyhow::Result<usize> {
     let mut prices = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let mut request = stripe_product::price::ListPrice::new().active(true).limit(100);
+        let mut request = stripe_product::price::ListPrice::new()
+            .active(true)
+            .limit(100);
         if let Some(id) = &after {
             request = request.starting_after(id.clone());
         }

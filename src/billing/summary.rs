@@ -249,11 +249,15 @@ mod tests {
         );
         assert_eq!(
             with("active", &|s| s.cancel_at_period_end = true),
-            PlanState::Cancelling { ends: 1_800_100_000 }
+            PlanState::Cancelling {
+                ends: 1_800_100_000
+            }
         );
         assert_eq!(
             with("active", &|s| s.cancel_at = Some(1_800_070_000)),
-            PlanState::Cancelling { ends: 1_800_070_000 }
+            PlanState::Cancelling {
+                ends: 1_800_070_000
+            }
         );
         for failed in ["past_due", "unpaid", "incomplete"] {
             assert_eq!(with(failed, &|_| {}), PlanState::PaymentFailed, "{failed}");

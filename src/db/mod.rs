@@ -21,9 +21,13 @@ pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<DatabaseC
 /// Opens the pool. SQLite gets WAL, foreign keys and a busy timeout; its directory is created.
 pub async fn connect(database_url: &str) -> anyhow::Result<DatabaseConnection> {
     if let Some(path) = sqlite_file_path(database_url) {
-        if let Some(dir) = Path::new(&path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
+        if let Some(dir) = Path::new(&path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("cannot create the database directory {}", dir.display())
+            })?;
         }
     }
 

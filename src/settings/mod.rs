@@ -31,4 +31,3 @@ pub fn SettingsLayout(user: CurrentUser, children: Children) -> impl IntoView {
         </div>
     }
 }
-

@@ -48,11 +48,7 @@ pub fn client(config: &Config) -> anyhow::Result<::stripe::Client> {
     };
     let mut builder = ::stripe::ClientBuilder::new(key)
         .timeout(REQUEST_TIMEOUT)
-        .app_info(
-            "Billfold",
-            Some(env!("CARGO_PKG_VERSION").to_owned()),
-            None,
-        );
+        .app_info("Billfold", Some(env!("CARGO_PKG_VERSION").to_owned()), None);
     if let Some(base) = api_base(config) {
         builder = builder.url(base);
     }
@@ -74,7 +70,10 @@ mod tests {
 
     #[test]
     fn simulated_mode_calls_its_own_listener() {
-        let c = config(&[("BIND_ADDR", "0.0.0.0:8080"), ("APP_URL", "https://billing.example.com")]);
+        let c = config(&[
+            ("BIND_ADDR", "0.0.0.0:8080"),
+            ("APP_URL", "https://billing.example.com"),
+        ]);
         assert_eq!(
             api_base(&c).as_deref(),
             Some("http://127.0.0.1:8080/_stripe-sim/")

@@ -145,17 +145,73 @@ mod tests {
         let good = header_value(SECRET, T, BODY);
         let mut tampered = BODY.to_vec();
         tampered[8] ^= 1;
-        let cases: Vec<(Option<String>, &[u8], &str, i64, SignatureError)> = vec![
+        // (header, body, secret, now, expected failure)
+        type Case<'a> = (Option<String>, &'a [u8], &'a str, i64, SignatureError);
+        let cases: Vec<Case> = vec![
             (None, BODY, SECRET, T, SignatureError::MissingHeader),
-            (Some("".into()), BODY, SECRET, T, SignatureError::MissingHeader),
-            (Some("garbage".into()), BODY, SECRET, T, SignatureError::MalformedHeader),
-            (Some("t=abc,v1=00".into()), BODY, SECRET, T, SignatureError::MalformedHeader),
-            (Some(format!("v1={REFERENCE}")), BODY, SECRET, T, SignatureError::MalformedHeader),
-            (Some(format!("t={T},v0={REFERENCE}")), BODY, SECRET, T, SignatureError::NoV1Signature),
-            (Some(good.clone()), &tampered, SECRET, T, SignatureError::Mismatch),
-            (Some(good.clone()), BODY, "whsec_other", T, SignatureError::Mismatch),
-            (Some(good.clone()), BODY, SECRET, T + 301, SignatureError::TooOld),
-            (Some(good.clone()), BODY, SECRET, T - 301, SignatureError::InFuture),
+            (
+                Some("".into()),
+                BODY,
+                SECRET,
+                T,
+                SignatureError::MissingHeader,
+            ),
+            (
+                Some("garbage".into()),
+                BODY,
+                SECRET,
+                T,
+                SignatureError::MalformedHeader,
+            ),
+            (
+                Some("t=abc,v1=00".into()),
+                BODY,
+                SECRET,
+                T,
+                SignatureError::MalformedHeader,
+            ),
+            (
+                Some(format!("v1={REFERENCE}")),
+                BODY,
+                SECRET,
+                T,
+                SignatureError::MalformedHeader,
+            ),
+            (
+                Some(format!("t={T},v0={REFERENCE}")),
+                BODY,
+                SECRET,
+                T,
+                SignatureError::NoV1Signature,
+            ),
+            (
+                Some(good.clone()),
+                &tampered,
+                SECRET,
+                T,
+                SignatureError::Mismatch,
+            ),
+            (
+                Some(good.clone()),
+                BODY,
+                "whsec_other",
+                T,
+                SignatureError::Mismatch,
+            ),
+            (
+                Some(good.clone()),
+                BODY,
+                SECRET,
+                T + 301,
+                SignatureError::TooOld,
+            ),
+            (
+                Some(good.clone()),
+                BODY,
+                SECRET,
+                T - 301,
+                SignatureError::InFuture,
+            ),
         ];
         for (header, body, secret, now, want) in cases {
             assert_eq!(

@@ -6,9 +6,13 @@ use crate::helpers::{location, set_cookies, unique_email, Backend, TestApp};
 const PASSWORD: &str = "correct horse battery";
 
 async fn sign_up_signs_in_and_lands_on_billing(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let email = unique_email();
-    let res = app.sign_up(&format!("  {}  ", email.to_uppercase()), PASSWORD).await;
+    let res = app
+        .sign_up(&format!("  {}  ", email.to_uppercase()), PASSWORD)
+        .await;
     assert_eq!(res.status(), 302);
     assert_eq!(location(&res), "/settings/billing");
     let cookies = set_cookies(&res);
@@ -31,7 +35,10 @@ async fn sign_up_signs_in_and_lands_on_billing(backend: Backend) {
         .split(';')
         .next()
         .expect("value");
-    let stored = session::Entity::find().all(&app.db).await.expect("sessions");
+    let stored = session::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("sessions");
     assert_eq!(stored.len(), 1);
     assert_ne!(stored[0].token_hash, token);
     assert_eq!(stored[0].token_hash.len(), 64);
@@ -39,7 +46,9 @@ async fn sign_up_signs_in_and_lands_on_billing(backend: Backend) {
 }
 
 async fn duplicate_sign_up_is_refused_with_a_clear_message(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let email = unique_email();
     assert_eq!(app.sign_up(&email, PASSWORD).await.status(), 302);
 
@@ -77,11 +86,23 @@ async fn duplicate_sign_up_is_refused_with_a_clear_message(backend: Backend) {
 }
 
 async fn bad_input_gets_field_messages(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     for (email, password, field, message) in [
-        ("not-an-email", PASSWORD, "email", "Enter a valid email address"),
+        (
+            "not-an-email",
+            PASSWORD,
+            "email",
+            "Enter a valid email address",
+        ),
         ("", PASSWORD, "email", "Enter your email address"),
-        ("a@example.com", "short", "password", "at least 8 characters"),
+        (
+            "a@example.com",
+            "short",
+            "password",
+            "at least 8 characters",
+        ),
     ] {
         let res = app
             .client
@@ -118,12 +139,17 @@ async fn bad_input_gets_field_messages(backend: Backend) {
 }
 
 async fn wrong_password_and_unknown_email_read_the_same(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let email = unique_email();
     app.sign_up(&email, PASSWORD).await;
     let fresh = crate::helpers::browser_client();
     let mut bodies = Vec::new();
-    for (e, p) in [(email.as_str(), "wrong password!"), ("nobody@example.com", PASSWORD)] {
+    for (e, p) in [
+        (email.as_str(), "wrong password!"),
+        ("nobody@example.com", PASSWORD),
+    ] {
         let res = fresh
             .post(app.url("/api/login"))
             .form(&[("email", e), ("password", p)])
@@ -131,7 +157,10 @@ async fn wrong_password_and_unknown_email_read_the_same(backend: Backend) {
             .await
             .expect("request");
         assert_eq!(res.status(), 403);
-        assert!(set_cookies(&res).is_empty(), "no session for a failed log-in");
+        assert!(
+            set_cookies(&res).is_empty(),
+            "no session for a failed log-in"
+        );
         bodies.push(res.text().await.expect("body"));
     }
     assert_eq!(bodies[0], bodies[1]);
@@ -140,7 +169,9 @@ async fn wrong_password_and_unknown_email_read_the_same(backend: Backend) {
 }
 
 async fn log_out_ends_the_session(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let email = unique_email();
     app.sign_up(&email, PASSWORD).await;
     assert_eq!(app.get("/settings/billing").await.status(), 200);
@@ -149,7 +180,10 @@ async fn log_out_ends_the_session(backend: Backend) {
     assert_eq!(res.status(), 302);
     assert_eq!(location(&res), "/login");
     assert!(set_cookies(&res).iter().any(|c| c.contains("Max-Age=0")));
-    assert_eq!(session::Entity::find().count(&app.db).await.expect("count"), 0);
+    assert_eq!(
+        session::Entity::find().count(&app.db).await.expect("count"),
+        0
+    );
 
     let res = app.get("/settings/billing").await;
     assert_eq!(res.status(), 303);
@@ -160,7 +194,11 @@ async fn log_out_ends_the_session(backend: Backend) {
         .post_form(
             "/api/login",
             "/login?next=%2Fsettings%2Fbilling",
-            &[("email", &email), ("password", PASSWORD), ("next", "/settings/billing")],
+            &[
+                ("email", &email),
+                ("password", PASSWORD),
+                ("next", "/settings/billing"),
+            ],
         )
         .await;
     assert_eq!(res.status(), 302);
@@ -170,10 +208,15 @@ async fn log_out_ends_the_session(backend: Backend) {
 }
 
 async fn an_expired_session_is_logged_out(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     app.sign_up(&unique_email(), PASSWORD).await;
     session::Entity::update_many()
-        .col_expr(session::Column::ExpiresAt, sea_orm::sea_query::Expr::value(1_i64))
+        .col_expr(
+            session::Column::ExpiresAt,
+            sea_orm::sea_query::Expr::value(1_i64),
+        )
         .filter(session::Column::ExpiresAt.gt(0))
         .exec(&app.db)
         .await
@@ -182,30 +225,46 @@ async fn an_expired_session_is_logged_out(backend: Backend) {
     assert_eq!(res.status(), 303);
     assert!(location(&res).starts_with("/login?next="));
     assert!(set_cookies(&res).iter().any(|c| c.contains("Max-Age=0")));
-    assert_eq!(session::Entity::find().count(&app.db).await.expect("count"), 0);
+    assert_eq!(
+        session::Entity::find().count(&app.db).await.expect("count"),
+        0
+    );
     app.stop().await;
 }
 
 async fn a_session_slides_forward_when_used(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     app.sign_up(&unique_email(), PASSWORD).await;
     let soon = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
     session::Entity::update_many()
-        .col_expr(session::Column::ExpiresAt, sea_orm::sea_query::Expr::value(soon))
+        .col_expr(
+            session::Column::ExpiresAt,
+            sea_orm::sea_query::Expr::value(soon),
+        )
         .filter(session::Column::ExpiresAt.gt(0))
         .exec(&app.db)
         .await
         .expect("shorten");
     let res = app.get("/settings/billing").await;
     assert_eq!(res.status(), 200);
-    assert!(set_cookies(&res).iter().any(|c| c.contains("Max-Age=2592000")));
-    let row = session::Entity::find().one(&app.db).await.expect("q").expect("row");
+    assert!(set_cookies(&res)
+        .iter()
+        .any(|c| c.contains("Max-Age=2592000")));
+    let row = session::Entity::find()
+        .one(&app.db)
+        .await
+        .expect("q")
+        .expect("row");
     assert!(row.expires_at > soon + 29 * 24 * 3600);
     app.stop().await;
 }
 
 async fn cross_origin_posts_are_refused(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     for (header, value) in [
         ("Origin", "https://evil.example"),
         ("Origin", "null"),
@@ -231,18 +290,28 @@ async fn cross_origin_posts_are_refused(backend: Backend) {
 }
 
 async fn billing_requires_a_session(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let res = app.get("/settings/billing").await;
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), "/login?next=%2Fsettings%2Fbilling");
     // The login page carries `next` in its form.
-    let html = app.get("/login?next=%2Fsettings%2Fbilling").await.text().await.expect("html");
+    let html = app
+        .get("/login?next=%2Fsettings%2Fbilling")
+        .await
+        .text()
+        .await
+        .expect("html");
     assert!(html.contains(r#"name="next""#) && html.contains("/settings/billing"));
     // A forged or garbled cookie is not a session.
     let res = app
         .client
         .get(app.url("/settings/billing"))
-        .header("Cookie", "billfold_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .header(
+            "Cookie",
+            "billfold_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
         .send()
         .await
         .expect("request");
@@ -251,7 +320,9 @@ async fn billing_requires_a_session(backend: Backend) {
 }
 
 async fn log_in_attempts_are_rate_limited(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let email = unique_email();
     app.sign_up(&email, PASSWORD).await;
     let mut last = None;
@@ -266,7 +337,11 @@ async fn log_in_attempts_are_rate_limited(backend: Backend) {
     }
     let res = last.expect("response");
     assert_eq!(res.status(), 429);
-    assert!(res.text().await.expect("body").contains("Too many log-in attempts"));
+    assert!(res
+        .text()
+        .await
+        .expect("body")
+        .contains("Too many log-in attempts"));
     // Even the right password waits out the limit.
     let res = crate::helpers::browser_client()
         .post(app.url("/api/login"))

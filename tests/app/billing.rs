@@ -44,7 +44,9 @@ async fn call(app: &TestApp, endpoint: &str, fields: &[(&str, &str)]) -> (u16, S
 async fn sign_up_with_customer(app: &TestApp) -> (String, String) {
     let email = unique_email();
     assert_eq!(app.sign_up(&email, PASSWORD).await.status(), 302);
-    let customer = customer_of(app, &email).await.expect("customer made at sign-up");
+    let customer = customer_of(app, &email)
+        .await
+        .expect("customer made at sign-up");
     (email, customer)
 }
 
@@ -81,7 +83,9 @@ async fn subscribe_in_stripe(stripe: &StripeStandIn, customer: &str, price_looku
 
 async fn sign_up_creates_exactly_one_customer(backend: Backend) {
     let stripe = StripeStandIn::start().await;
-    let Some(app) = stripe.app(backend, &[]).await else { return };
+    let Some(app) = stripe.app(backend, &[]).await else {
+        return;
+    };
     let (email, customer) = sign_up_with_customer(&app).await;
     assert!(customer.starts_with("cus_"));
     let created = stripe.requests_to("/v1/customers");
@@ -105,7 +109,9 @@ async fn sign_up_creates_exactly_one_customer(backend: Backend) {
 
 async fn sign_up_survives_stripe_being_down_and_clicks_never_make_two_customers(backend: Backend) {
     let stripe = StripeStandIn::start().await;
-    let Some(app) = stripe.app(backend, &[]).await else { return };
+    let Some(app) = stripe.app(backend, &[]).await else {
+        return;
+    };
     stripe.set_mode(Mode::Fail(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         stripe_error("api_error", "down for maintenance", None),
@@ -116,7 +122,12 @@ async fn sign_up_survives_stripe_being_down_and_clicks_never_make_two_customers(
     assert_eq!(customer_of(&app, &email).await, None);
 
     // The page says so and offers the way out; the portal explains instead of failing.
-    let html = app.get("/settings/billing").await.text().await.expect("html");
+    let html = app
+        .get("/settings/billing")
+        .await
+        .text()
+        .await
+        .expect("html");
     assert!(html.contains("No billing account yet"));
     let (status, body) = call(&app, "/api/billing/portal", &[]).await;
     assert_eq!(status, 404);
@@ -152,13 +163,17 @@ async fn sign_up_survives_stripe_being_down_and_clicks_never_make_two_customers(
 
 async fn the_portal_request_carries_the_users_own_ids(backend: Backend) {
     let stripe = StripeStandIn::start().await;
-    let configs = stripe_billing::billing_portal_configuration::ListBillingPortalConfiguration::new()
-        .send(&stripe.client)
-        .await
-        .expect("configurations");
+    let configs =
+        stripe_billing::billing_portal_configuration::ListBillingPortalConfiguration::new()
+            .send(&stripe.client)
+            .await
+            .expect("configurations");
     let config_id = configs.data[0].id.to_string();
     let Some(app) = stripe
-        .app(backend, &[("STRIPE_PORTAL_CONFIGURATION_ID", config_id.as_str())])
+        .app(
+            backend,
+            &[("STRIPE_PORTAL_CONFIGURATION_ID", config_id.as_str())],
+        )
         .await
     else {
         return;
@@ -173,12 +188,23 @@ async fn the_portal_request_carries_the_users_own_ids(backend: Backend) {
     assert!(url.starts_with(&stripe.sim_base), "{url}");
     let sent = &stripe.requests_to("/v1/billing_portal/sessions")[0];
     assert_eq!(sent.field("customer").as_deref(), Some(customer.as_str()));
-    assert_eq!(sent.field("return_url").as_deref(), Some(return_url.as_str()));
-    assert_eq!(sent.field("configuration").as_deref(), Some(config_id.as_str()));
+    assert_eq!(
+        sent.field("return_url").as_deref(),
+        Some(return_url.as_str())
+    );
+    assert_eq!(
+        sent.field("configuration").as_deref(),
+        Some(config_id.as_str())
+    );
     assert_eq!(sent.field("flow_data[type]"), None);
 
     // A deep link into a subscription flow needs a subscription.
-    let (status, body) = call(&app, "/api/billing/portal", &[("flow", "subscription_cancel")]).await;
+    let (status, body) = call(
+        &app,
+        "/api/billing/portal",
+        &[("flow", "subscription_cancel")],
+    )
+    .await;
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("no subscription"), "{body}");
 
@@ -190,7 +216,10 @@ async fn the_portal_request_carries_the_users_own_ids(backend: Backend) {
         .text()
         .await
         .expect("html");
-    assert!(html.contains("Renews on"), "the re-synced subscription shows");
+    assert!(
+        html.contains("Renews on"),
+        "the re-synced subscription shows"
+    );
     assert!(html.contains("Starter"), "with its product's name");
     let stored = subscription::Entity::find_by_id(sub.clone())
         .one(&app.db)
@@ -202,8 +231,14 @@ async fn the_portal_request_carries_the_users_own_ids(backend: Backend) {
 
     for (flow, sub_field) in [
         ("payment_method_update", None),
-        ("subscription_cancel", Some("flow_data[subscription_cancel][subscription]")),
-        ("subscription_update", Some("flow_data[subscription_update][subscription]")),
+        (
+            "subscription_cancel",
+            Some("flow_data[subscription_cancel][subscription]"),
+        ),
+        (
+            "subscription_update",
+            Some("flow_data[subscription_update][subscription]"),
+        ),
     ] {
         stripe.clear();
         let (status, body) = call(&app, "/api/billing/portal", &[("flow", flow)]).await;
@@ -215,7 +250,8 @@ async fn the_portal_request_carries_the_users_own_ids(backend: Backend) {
             Some("redirect")
         );
         assert_eq!(
-            sent.field("flow_data[after_completion][redirect][return_url]").as_deref(),
+            sent.field("flow_data[after_completion][redirect][return_url]")
+                .as_deref(),
             Some(return_url.as_str())
         );
         if let Some(field) = sub_field {
@@ -229,7 +265,10 @@ async fn the_portal_request_carries_the_users_own_ids(backend: Backend) {
     let (status, _) = call(
         &app,
         "/api/billing/portal",
-        &[("flow", "subscription_cancel"), ("subscription", "sub_someone_else")],
+        &[
+            ("flow", "subscription_cancel"),
+            ("subscription", "sub_someone_else"),
+        ],
     )
     .await;
     assert!(status == 200 || status == 400);
@@ -239,7 +278,11 @@ async fn the_portal_request_carries_the_users_own_ids(backend: Backend) {
 
     // Without JavaScript the form post is answered by a redirect to the portal.
     let res = app
-        .post_form("/api/billing/portal", "/settings/billing", &[("flow", "payment_method_update")])
+        .post_form(
+            "/api/billing/portal",
+            "/settings/billing",
+            &[("flow", "payment_method_update")],
+        )
         .await;
     assert_eq!(res.status(), 302);
     assert!(location(&res).starts_with(&stripe.sim_base));
@@ -248,7 +291,9 @@ async fn the_portal_request_carries_the_users_own_ids(backend: Backend) {
 
 async fn portal_errors_read_clearly(backend: Backend) {
     let stripe = StripeStandIn::start().await;
-    let Some(app) = stripe.app(backend, &[]).await else { return };
+    let Some(app) = stripe.app(backend, &[]).await else {
+        return;
+    };
 
     // Not logged in.
     let (status, body) = call(&app, "/api/billing/portal", &[]).await;
@@ -257,7 +302,12 @@ async fn portal_errors_read_clearly(backend: Backend) {
     assert_eq!(location(&res), "/login?next=%2Fsettings%2Fbilling");
 
     sign_up_with_customer(&app).await;
-    let (status, body) = call(&app, "/api/billing/portal", &[("flow", "refund_everything")]).await;
+    let (status, body) = call(
+        &app,
+        "/api/billing/portal",
+        &[("flow", "refund_everything")],
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("flow must be"));
 
@@ -267,7 +317,10 @@ async fn portal_errors_read_clearly(backend: Backend) {
     ));
     let (status, body) = call(&app, "/api/billing/portal", &[]).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("Billing is temporarily unavailable"), "{body}");
+    assert!(
+        body.contains("Billing is temporarily unavailable"),
+        "{body}"
+    );
     assert!(!body.contains("boom"), "Stripe's words stay in the logs");
 
     stripe.set_mode(Mode::Fail(
@@ -311,7 +364,11 @@ async fn stripe_unreachable_is_unavailable_not_an_error_page(backend: Backend) {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("Billing is temporarily unavailable"));
     let page = app.get("/settings/billing").await;
-    assert_eq!(page.status(), 200, "the page still renders from the database");
+    assert_eq!(
+        page.status(),
+        200,
+        "the page still renders from the database"
+    );
     app.stop().await;
 }
 
@@ -327,7 +384,11 @@ async fn page_for(app: &TestApp, customer: &str, sub: subscription::ActiveModel)
         .exec(&app.db)
         .await
         .expect("insert");
-    app.get("/settings/billing").await.text().await.expect("html")
+    app.get("/settings/billing")
+        .await
+        .text()
+        .await
+        .expect("html")
 }
 
 fn a_subscription(status: &str, period_end: i64) -> subscription::ActiveModel {
@@ -359,12 +420,19 @@ fn a_subscription(status: &str, period_end: i64) -> subscription::ActiveModel {
 
 async fn the_page_tells_each_state_in_words(backend: Backend) {
     let stripe = StripeStandIn::start().await;
-    let Some(app) = stripe.app(backend, &[]).await else { return };
+    let Some(app) = stripe.app(backend, &[]).await else {
+        return;
+    };
     let (_, customer) = sign_up_with_customer(&app).await;
     let end = 1_893_456_000; // 1 Jan 2030
     let when = "1 Jan 2030 (UTC)";
 
-    let html = app.get("/settings/billing").await.text().await.expect("html");
+    let html = app
+        .get("/settings/billing")
+        .await
+        .text()
+        .await
+        .expect("html");
     assert!(html.contains("No active subscription"));
     assert!(html.contains("Choose a plan"));
 
@@ -388,7 +456,10 @@ async fn the_page_tells_each_state_in_words(backend: Backend) {
     let mut cancel_at = a_subscription("active", end + 30 * DAY);
     cancel_at.cancel_at = Set(Some(end));
     let html = page_for(&app, &customer, cancel_at).await;
-    assert!(html.contains(&format!("Cancels on {when}")), "cancel_at counts too");
+    assert!(
+        html.contains(&format!("Cancels on {when}")),
+        "cancel_at counts too"
+    );
 
     invoice::Entity::insert(invoice::ActiveModel {
         id: Set("in_open".into()),
@@ -435,7 +506,12 @@ async fn the_page_tells_each_state_in_words(backend: Backend) {
     .exec(&app.db)
     .await
     .expect("card");
-    let html = app.get("/settings/billing").await.text().await.expect("html");
+    let html = app
+        .get("/settings/billing")
+        .await
+        .text()
+        .await
+        .expect("html");
     assert!(html.contains("Visa •••• 4242, expires 12/2030"));
     assert!(html.contains("$29.00"), "the invoice amount");
 
@@ -450,7 +526,9 @@ async fn the_page_tells_each_state_in_words(backend: Backend) {
 
 async fn checkout_starts_with_the_plans_trial(backend: Backend) {
     let stripe = StripeStandIn::start().await;
-    let Some(app) = stripe.app(backend, &[]).await else { return };
+    let Some(app) = stripe.app(backend, &[]).await else {
+        return;
+    };
     let (_, customer) = sign_up_with_customer(&app).await;
     // The catalogue is loaded at start.
     let mut pro = None;
@@ -468,14 +546,22 @@ async fn checkout_starts_with_the_plans_trial(backend: Backend) {
     }
     let pro = pro.expect("the Pro price is in the catalogue");
     stripe.clear();
-    let (status, body) = call(&app, "/api/billing/checkout", &[("price_id", pro.id.as_str())]).await;
+    let (status, body) = call(
+        &app,
+        "/api/billing/checkout",
+        &[("price_id", pro.id.as_str())],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let url: String = serde_json::from_str(&body).expect("url");
     assert!(url.starts_with(&stripe.sim_base));
     let sent = &stripe.requests_to("/v1/checkout/sessions")[0];
     assert_eq!(sent.field("mode").as_deref(), Some("subscription"));
     assert_eq!(sent.field("customer").as_deref(), Some(customer.as_str()));
-    assert_eq!(sent.field("line_items[0][price]").as_deref(), Some(pro.id.as_str()));
+    assert_eq!(
+        sent.field("line_items[0][price]").as_deref(),
+        Some(pro.id.as_str())
+    );
     assert_eq!(
         sent.field("subscription_data[trial_period_days]"),
         pro.trial_period_days.map(|d| d.to_string())

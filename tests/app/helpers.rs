@@ -173,7 +173,12 @@ impl TestApp {
     }
 
     /// Submits a form the way a browser without JavaScript does.
-    pub async fn post_form(&self, path: &str, from_page: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn post_form(
+        &self,
+        path: &str,
+        from_page: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
         self.client
             .post(self.url(path))
             .header("Accept", "text/html,application/xhtml+xml")
@@ -186,8 +191,12 @@ impl TestApp {
     }
 
     pub async fn sign_up(&self, email: &str, password: &str) -> reqwest::Response {
-        self.post_form("/api/signup", "/signup", &[("email", email), ("password", password)])
-            .await
+        self.post_form(
+            "/api/signup",
+            "/signup",
+            &[("email", email), ("password", password)],
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

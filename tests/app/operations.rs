@@ -2,7 +2,9 @@ use crate::helpers::{Backend, TestApp};
 use sea_orm::ConnectionTrait;
 
 async fn healthz_reports_the_database(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let res = app.get("/healthz").await;
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.expect("json");
@@ -16,21 +18,38 @@ async fn healthz_reports_the_database(backend: Backend) {
 }
 
 async fn migrations_are_idempotent(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     // Running the migrator again on a migrated database changes nothing and fails nothing.
     use migration::MigratorTrait;
-    migration::Migrator::up(&app.db, None).await.expect("second run");
+    migration::Migrator::up(&app.db, None)
+        .await
+        .expect("second run");
     let tables = match backend {
-        Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type='table' AND name IN ('users','sessions')",
-        Backend::Postgres => "SELECT tablename FROM pg_tables WHERE tablename IN ('users','sessions')",
+        Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type='table' AND name IN ('users','sessions')"
+        }
+        Backend::Postgres => {
+            "SELECT tablename FROM pg_tables WHERE tablename IN ('users','sessions')"
+        }
     };
-    let rows = app.db.query_all_raw(sea_orm::Statement::from_string(app.db.get_database_backend(), tables)).await.expect("query");
+    let rows = app
+        .db
+        .query_all_raw(sea_orm::Statement::from_string(
+            app.db.get_database_backend(),
+            tables,
+        ))
+        .await
+        .expect("query");
     assert_eq!(rows.len(), 2);
     app.stop().await;
 }
 
 async fn unknown_pages_are_404(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let res = app.get("/no/such/page").await;
     assert_eq!(res.status(), 404);
     assert!(res.text().await.expect("body").contains("Page not found"));

@@ -575,10 +575,7 @@ async fn events_retrieve_and_filter_by_type() {
         .expect("list");
     assert_eq!(listed.data.len(), 1);
     let event = &listed.data[0];
-    assert_eq!(
-        event.api_version.as_ref().map(|v| v.as_str()),
-        Some("2026-09-30.endive")
-    );
+    assert_eq!(event.api_version.as_deref(), Some("2026-09-30.endive"));
     let again = stripe_core::event::RetrieveEvent::new(event.id.clone())
         .send(&sim.client)
         .await
