@@ -220,6 +220,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (set BIND_ADDR)"))?;
     tracing::info!(%addr, mode = ?state.config.stripe.mode, "Billfold is listening on http://{addr}");
+    if state.sim.is_some() {
+        // Through the API like any client, so only once the listener (the double) is up.
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::demo::seed(&state).await {
+                tracing::warn!(error = %format!("{e:#}"), "could not seed the demo account");
+            }
+        });
+    }
     serve_on(listener, state, shutdown_signal()).await
 }
 

@@ -5,7 +5,7 @@ use leptos_meta::Title;
 use leptos_router::{components::Redirect, hooks::use_query_map};
 
 use super::{
-    access::AccessPolicy,
+    access::{AccessPolicy, Reason},
     api::{
         get_billing_summary, CreateBillingAccount, OpenBillingPortal, PortalFlow, StartCheckout,
     },
