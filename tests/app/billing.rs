@@ -587,3 +587,102 @@ crate::on_both_databases!(
     the_page_tells_each_state_in_words,
     checkout_starts_with_the_plans_trial,
 );
+
+/// The mounted double, its webhooks and nothing else: a cancellation made in the portal
+/// reaches the page by webhook alone (the page is read without `?from=portal`).
+async fn a_portal_cancellation_arrives_by_webhook(backend: Backend) {
+    use stripe_billing::subscription::{CreateSubscription, CreateSubscriptionItems};
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_, customer) = sign_up_with_customer(&app).await;
+    let stripe = stripe::ClientBuilder::new("sk_test_through_the_double")
+        .url(app.url("/_stripe-sim/"))
+        .build()
+        .expect("client");
+    let card = stripe_payment::payment_method::AttachPaymentMethod::new("pm_card_visa")
+        .customer(customer.as_str())
+        .send(&stripe)
+        .await
+        .expect("attach");
+    let starter = stripe_product::price::ListPrice::new()
+        .active(true)
+        .send(&stripe)
+        .await
+        .expect("prices")
+        .data
+        .into_iter()
+        .find(|p| p.unit_amount == Some(900))
+        .expect("Starter");
+    let mut item = CreateSubscriptionItems::new();
+    item.price = Some(starter.id.to_string());
+    let sub = CreateSubscription::new()
+        .customer(customer.as_str())
+        .items(vec![item])
+        .default_payment_method(card.id.to_string())
+        .send(&stripe)
+        .await
+        .expect("subscribe")
+        .id
+        .to_string();
+
+    let page_shows = |needle: &'static str| {
+        let app = &app;
+        async move {
+            for _ in 0..100 {
+                let html = app
+                    .get("/settings/billing")
+                    .await
+                    .text()
+                    .await
+                    .expect("html");
+                if html.contains(needle) {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+    assert!(
+        page_shows("Renews on").await,
+        "subscription.created delivered"
+    );
+
+    let (status, body) = call(
+        &app,
+        "/api/billing/portal",
+        &[("flow", "subscription_cancel")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let portal: String = serde_json::from_str(&body).expect("url");
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(format!("{portal}/subscriptions/{sub}/cancel"))
+        .form(&[("reason", "too_expensive")])
+        .send()
+        .await
+        .expect("cancel in the portal");
+    assert!(
+        res.status().is_success() || res.status().is_redirection(),
+        "{}",
+        res.status()
+    );
+
+    assert!(
+        page_shows("Cancels on").await,
+        "customer.subscription.updated delivered"
+    );
+    let row = subscription::Entity::find_by_id(sub)
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("row");
+    assert!(row.cancel_at_period_end);
+    app.stop().await;
+}
+
+crate::on_both_databases!(a_portal_cancellation_arrives_by_webhook);
