@@ -1071,14 +1071,15 @@ pub async fn sync_customer(
         }
     };
 
+    // Not expanded down to the product: Stripe expands at most four levels deep. Product
+    // names come from `prices`, filled first below.
     let mut subscriptions = Vec::new();
     let mut starting_after: Option<String> = None;
     loop {
         let mut req = stripe_billing::subscription::ListSubscription::new()
             .customer(customer_id)
             .status(stripe_billing::subscription::ListSubscriptionStatus::All)
-            .limit(100)
-            .expand(vec!["data.items.data.price.product".to_owned()]);
+            .limit(100);
         if let Some(after) = starting_after.take() {
             req = req.starting_after(after);
         }
