@@ -39,8 +39,8 @@ pub fn WithBillingSummary(
             {move || Suspend::new(async move {
                 match summary.await {
                     Ok(s) => {
-                        let user = crate::auth::CurrentUser { id: 0, email: s.email.clone() };
-                        view! { <SettingsLayout user>{render(s)}</SettingsLayout> }.into_any()
+                        let email = s.email.clone();
+                        view! { <SettingsLayout email>{render(s)}</SettingsLayout> }.into_any()
                     }
                     Err(AppError::Unauthorized) => {
                         let path = format!("/login?next={}", here.replace('/', "%2F"));
@@ -95,7 +95,7 @@ fn render_billing(s: BillingSummary) -> AnyView {
                     }.into_any(),
                 }}
             </section>
-            {ended.then(|| view! { <PlanPicker plans=plans.clone() has_customer/> })}
+            {ended.then(|| view! { <PlanPicker plans=plans.clone()/> })}
             <section class=CARD aria-labelledby="card-heading">
                 <div class="flex items-center justify-between gap-4">
                     <div>
@@ -244,8 +244,7 @@ fn leave_for(
 
 /// The plans a user can start, each through Stripe Checkout.
 #[component]
-fn PlanPicker(plans: Vec<PlanView>, has_customer: bool) -> impl IntoView {
-    let _ = has_customer;
+fn PlanPicker(plans: Vec<PlanView>) -> impl IntoView {
     if plans.is_empty() {
         return view! {
             <section class=CARD>
@@ -363,9 +362,10 @@ pub fn AppPage() -> impl IntoView {
 
 fn render_app(s: BillingSummary) -> AnyView {
     let access = s.access(&AccessPolicy::default());
-    let until = access
-        .until
-        .map(|t| format!("Access until {}", format_date(t)));
+    let until = access.until.map(|t| match access.reason {
+        Reason::Active => format!("Renews on {}", format_date(t)),
+        _ => format!("Access until {}", format_date(t)),
+    });
     view! {
         <div class="space-y-4">
             <h1 class="text-2xl font-semibold">"Pro features"</h1>

@@ -3,20 +3,17 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::{
-    app::Brand,
-    auth::{CurrentUser, LogoutButton},
-};
+use crate::{app::Brand, auth::LogoutButton};
 
 /// Header and side navigation around every settings page.
 #[component]
-pub fn SettingsLayout(user: CurrentUser, children: Children) -> impl IntoView {
+pub fn SettingsLayout(email: String, children: Children) -> impl IntoView {
     view! {
         <header class="border-b border-slate-200 bg-white">
             <div class="mx-auto flex max-w-5xl items-center justify-between px-6 py-4">
                 <Brand/>
                 <div class="flex items-center gap-3">
-                    <span class="text-sm text-slate-600" data-testid="user-email">{user.email}</span>
+                    <span class="text-sm text-slate-600" data-testid="user-email">{email}</span>
                     <LogoutButton/>
                 </div>
             </div>
