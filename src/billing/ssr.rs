@@ -182,6 +182,25 @@ pub async fn create_customer_at_sign_up(state: &AppState, user: &CurrentUser) {
     }
 }
 
+fn subscription_view(s: subscription::Model) -> SubscriptionView {
+    SubscriptionView {
+        id: s.id,
+        status: s.status,
+        plan_name: s.plan_name,
+        price_id: s.price_id,
+        unit_amount: s.unit_amount,
+        currency: s.currency,
+        interval: s.interval,
+        current_period_start: s.current_period_start,
+        current_period_end: s.current_period_end,
+        cancel_at_period_end: s.cancel_at_period_end,
+        cancel_at: s.cancel_at,
+        canceled_at: s.canceled_at,
+        ended_at: s.ended_at,
+        trial_end: s.trial_end,
+    }
+}
+
 /// Reads everything the page shows, in five queries and no Stripe call.
 pub async fn load_summary(
     state: &AppState,
@@ -225,22 +244,7 @@ pub async fn load_summary(
         .all(&state.db)
         .await?
         .into_iter()
-        .map(|s| SubscriptionView {
-            id: s.id,
-            status: s.status,
-            plan_name: s.plan_name,
-            price_id: s.price_id,
-            unit_amount: s.unit_amount,
-            currency: s.currency,
-            interval: s.interval,
-            current_period_start: s.current_period_start,
-            current_period_end: s.current_period_end,
-            cancel_at_period_end: s.cancel_at_period_end,
-            cancel_at: s.cancel_at,
-            canceled_at: s.canceled_at,
-            ended_at: s.ended_at,
-            trial_end: s.trial_end,
-        })
+        .map(subscription_view)
         .collect::<Vec<_>>();
 
     // The default card first; any card on file otherwise.
@@ -321,26 +325,14 @@ async fn primary_subscription_id(
         .all(&state.db)
         .await?
         .into_iter()
-        .map(|s| SubscriptionView {
-            id: s.id,
-            status: s.status,
-            current_period_end: s.current_period_end,
-            trial_end: s.trial_end,
-            ended_at: s.ended_at,
-            canceled_at: s.canceled_at,
-            ..Default::default()
-        })
+        .map(subscription_view)
         .filter(|s| !matches!(s.status.as_str(), "canceled" | "incomplete_expired"))
         .collect();
     Ok(access::primary(&subs).map(|s| s.id.clone()))
 }
 
-/// Creates a Customer Portal session (optionally deep-linked into one flow) and returns its URL.
-pub async fn open_portal(
-    state: &AppState,
-    user: &CurrentUser,
-    flow: Option<PortalFlow>,
-) -> Result<String, AppError> {
+/// Portal and Checkout sessions: 10 a minute per user.
+fn limit_sessions(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
     state
         .portal_limiter
         .check(&[format!("user:{}", user.id)])
@@ -349,7 +341,16 @@ pub async fn open_portal(
                 "Too many attempts to open billing. Try again in {} seconds.",
                 wait.as_secs().max(1)
             ))
-        })?;
+        })
+}
+
+/// Creates a Customer Portal session (optionally deep-linked into one flow) and returns its URL.
+pub async fn open_portal(
+    state: &AppState,
+    user: &CurrentUser,
+    flow: Option<PortalFlow>,
+) -> Result<String, AppError> {
+    limit_sessions(state, user)?;
     let Some(customer_id) = find_customer(state, user.id).await? else {
         return Err(AppError::NotFound(
             "No billing account yet. Choose a plan to create one.".into(),
@@ -435,15 +436,7 @@ pub async fn start_checkout(
         .one(&state.db)
         .await?
         .ok_or_else(|| AppError::invalid("price_id", "That plan is not available."))?;
-    state
-        .portal_limiter
-        .check(&[format!("user:{}", user.id)])
-        .map_err(|wait| {
-            AppError::RateLimited(format!(
-                "Too many attempts. Try again in {} seconds.",
-                wait.as_secs().max(1)
-            ))
-        })?;
+    limit_sessions(state, user)?;
     let customer_id = ensure_customer(state, user).await?;
 
     let mut item = CreateCheckoutSessionLineItems::new();
