@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 
 use ::stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    sea_query::Expr, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use stripe_billing::billing_portal_session::{
     CreateBillingPortalSession, CreateBillingPortalSessionFlowData,
     CreateBillingPortalSessionFlowDataAfterCompletion,
@@ -126,37 +129,66 @@ pub async fn find_customer(state: &AppState, user_id: i64) -> Result<Option<Stri
 /// concurrency: Stripe replays the same idempotency key's customer, and the database keeps
 /// one row per (user, mode).
 pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<String, AppError> {
-    if let Some(id) = find_customer(state, user.id).await? {
-        return Ok(id);
-    }
+    let existing = stripe_customer::Entity::find()
+        .filter(stripe_customer::Column::UserId.eq(user.id))
+        .filter(stripe_customer::Column::Livemode.eq(livemode(state)))
+        .one(&state.db)
+        .await?;
+    // A customer deleted in Stripe is replaced: the new one gets a key of its own.
+    let replaces = match existing {
+        Some(row) if !row.deleted => return Ok(row.customer_id),
+        Some(row) => Some(row.customer_id),
+        None => None,
+    };
     let mode = if livemode(state) { "live" } else { "test" };
+    let key = match &replaces {
+        None => format!("billfold-customer-{mode}-{}", user.id),
+        Some(old) => format!("billfold-customer-{mode}-{}-after-{old}", user.id),
+    };
     let request = stripe_core::customer::CreateCustomer::new()
         .email(user.email.clone())
         .metadata(HashMap::from([("user_id".to_owned(), user.id.to_string())]));
-    let customer = send_idempotent(
-        state,
-        &request,
-        &format!("billfold-customer-{mode}-{}", user.id),
-    )
-    .await
-    .map_err(|e| stripe_failure("create_customer", e))?;
+    let customer = send_idempotent(state, &request, &key)
+        .await
+        .map_err(|e| stripe_failure("create_customer", e))?
+        .id
+        .to_string();
 
-    let row = stripe_customer::ActiveModel {
-        user_id: Set(user.id),
-        livemode: Set(livemode(state)),
-        customer_id: Set(customer.id.to_string()),
-        email: Set(Some(user.email.clone())),
-        deleted: Set(false),
-        created_at: Set(now_unix()),
-        ..Default::default()
-    };
-    stripe_customer::Entity::insert(row)
-        .on_conflict_do_nothing_on([
-            stripe_customer::Column::UserId,
-            stripe_customer::Column::Livemode,
-        ])
-        .exec(&state.db)
-        .await?;
+    match replaces {
+        None => {
+            let row = stripe_customer::ActiveModel {
+                user_id: Set(user.id),
+                livemode: Set(livemode(state)),
+                customer_id: Set(customer),
+                email: Set(Some(user.email.clone())),
+                deleted: Set(false),
+                created_at: Set(now_unix()),
+                ..Default::default()
+            };
+            stripe_customer::Entity::insert(row)
+                .on_conflict_do_nothing_on([
+                    stripe_customer::Column::UserId,
+                    stripe_customer::Column::Livemode,
+                ])
+                .exec(&state.db)
+                .await?;
+        }
+        Some(old) => {
+            // Only the request that still sees the old id swaps it; a concurrent one got
+            // the same new customer from the same key and finds the row already swapped.
+            stripe_customer::Entity::update_many()
+                .col_expr(stripe_customer::Column::CustomerId, Expr::value(customer))
+                .col_expr(stripe_customer::Column::Deleted, Expr::value(false))
+                .col_expr(
+                    stripe_customer::Column::StripeEventAt,
+                    Expr::value(None::<i64>),
+                )
+                .filter(stripe_customer::Column::UserId.eq(user.id))
+                .filter(stripe_customer::Column::CustomerId.eq(old))
+                .exec(&state.db)
+                .await?;
+        }
+    }
     find_customer(state, user.id)
         .await?
         .ok_or_else(|| AppError::internal("customer row missing right after insert"))

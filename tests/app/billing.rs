@@ -686,3 +686,41 @@ async fn a_portal_cancellation_arrives_by_webhook(backend: Backend) {
 }
 
 crate::on_both_databases!(a_portal_cancellation_arrives_by_webhook);
+
+/// A customer deleted in Stripe (the webhook marked it) is replaced on the next billing action.
+async fn a_deleted_customer_is_replaced(backend: Backend) {
+    let stripe = StripeStandIn::start().await;
+    let Some(app) = stripe.app(backend, &[]).await else {
+        return;
+    };
+    let (email, old) = sign_up_with_customer(&app).await;
+    stripe_customer::Entity::update_many()
+        .col_expr(
+            stripe_customer::Column::Deleted,
+            sea_orm::sea_query::Expr::value(true),
+        )
+        .filter(stripe_customer::Column::CustomerId.eq(old.clone()))
+        .exec(&app.db)
+        .await
+        .expect("mark deleted");
+    let (status, body) = call(&app, "/api/billing/portal", &[]).await;
+    assert_eq!(status, 404, "no live customer: {body}");
+
+    let (a, b) = tokio::join!(
+        call(&app, "/api/billing/account", &[]),
+        call(&app, "/api/billing/account", &[]),
+    );
+    assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+    let new = customer_of(&app, &email).await.expect("customer");
+    assert_ne!(new, old);
+    let rows = stripe_customer::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert!(!rows[0].deleted);
+    assert_eq!(call(&app, "/api/billing/portal", &[]).await.0, 200);
+    app.stop().await;
+}
+
+crate::on_both_databases!(a_deleted_customer_is_replaced);
