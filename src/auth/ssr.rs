@@ -387,6 +387,16 @@ pub async fn session_layer(
         }
         return res;
     }
+    // Someone already signed in has no use for the log-in and sign-up forms.
+    let signed_in = req.extensions().get::<SignedIn>().is_some();
+    if signed_in && req.method() == Method::GET && (path == "/login" || path == "/signup") {
+        let next = req.uri().query().and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "next")
+                .map(|(_, v)| v.into_owned())
+        });
+        return Redirect::to(&safe_next(next.as_deref())).into_response();
+    }
 
     let mut res = next.run(req).await;
     if let Some(c) = set_cookie {

@@ -29,6 +29,14 @@ async fn sign_up_signs_in_and_lands_on_billing(backend: Backend) {
     let html = page.text().await.expect("html");
     assert!(html.contains(&email), "the page shows the normalised email");
 
+    // Signed in, the account forms send the user on instead.
+    for form in ["/login", "/signup"] {
+        let res = app.get(form).await;
+        assert_eq!(res.status(), 303, "{form}");
+        assert_eq!(location(&res), "/settings/billing");
+    }
+    assert_eq!(location(&app.get("/login?next=%2Fapp").await), "/app");
+
     // Only a hash of the token is stored.
     let token = session
         .trim_start_matches("billfold_session=")
@@ -67,7 +75,8 @@ async fn duplicate_sign_up_is_refused_with_a_clear_message(backend: Backend) {
         .expect("body")
         .contains("An account with this email already exists"));
 
-    // As a browser without JavaScript: back to the form, which shows the message.
+    // As a browser without JavaScript (signed out): back to the form, which shows the message.
+    app.post_form("/api/logout", "/settings/billing", &[]).await;
     let res = app.sign_up(&email.to_uppercase(), PASSWORD).await;
     assert_eq!(res.status(), 302);
     let back = location(&res);
