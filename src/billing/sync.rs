@@ -22,7 +22,7 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    Statement, TransactionOptions, TransactionTrait,
 };
 use stripe_shared::{
     CheckoutSession, Customer, Invoice, PaymentMethod, Price, Product, Subscription,
@@ -208,6 +208,54 @@ async fn subscription_head(
         .await
 }
 
+/// A price's product name as `prices` holds it: (price id, product name).
+type KnownPrice = (String, String);
+
+/// The subscription row's head and, in the same statement, the product name `prices` holds
+/// for `price_id`: one round trip where the write needs both.
+async fn subscription_context(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    price_id: Option<&str>,
+) -> Result<(Option<SubscriptionHead>, Option<KnownPrice>), DbErr> {
+    let backend = conn.get_database_backend();
+    let (sub_param, price_param) = match backend {
+        DbBackend::Postgres => ("$1", "$2"),
+        _ => ("?1", "?2"),
+    };
+    // The one-row derived table makes the statement answer even without a subscription row.
+    let sql = format!(
+        "SELECT s.stripe_event_at, s.deleted, s.price_id, s.plan_name, \
+         (SELECT p.product_name FROM prices p WHERE p.id = {price_param}) \
+         FROM (SELECT 1 AS one) AS d LEFT JOIN subscriptions s ON s.id = {sub_param}"
+    );
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [id.into(), price_id.map(str::to_owned).into()],
+        ))
+        .await?;
+    let Some(row) = row else {
+        return Ok((None, None));
+    };
+    let watermark: Option<i64> = row.try_get_by_index(0)?;
+    let head = match watermark {
+        Some(w) => Some((
+            w,
+            row.try_get_by_index::<bool>(1)?,
+            row.try_get_by_index::<Option<String>>(2)?,
+            row.try_get_by_index::<Option<String>>(3)?,
+        )),
+        None => None,
+    };
+    let known = match (price_id, row.try_get_by_index::<Option<String>>(4)?) {
+        (Some(p), Some(name)) => Some((p.to_owned(), name)),
+        _ => None,
+    };
+    Ok((head, known))
+}
+
 /// Applies a subscription. `deletion` marks a `customer.subscription.deleted` event:
 /// deletion is final, so it applies whatever its order and leaves a tombstone.
 pub async fn apply_subscription(
@@ -218,7 +266,9 @@ pub async fn apply_subscription(
     deletion: bool,
 ) -> Result<Applied, SyncError> {
     let id = sub.id.as_str();
-    let head = subscription_head(conn, id).await?;
+    let price_id = sub.items.data.first().map(|i| i.price.id.as_str());
+    let (head, known) = subscription_context(conn, id, price_id).await?;
+    let known = known.as_ref();
     if let Some((_, true, _, _)) = head {
         return Ok(Applied::Stale);
     }
@@ -226,18 +276,31 @@ pub async fn apply_subscription(
         let at = head
             .as_ref()
             .map_or(source.at(), |h| std::cmp::Ord::max(h.0, source.at()));
-        write_subscription(conn, stripe, sub, at, head.as_ref(), WriteGuard::Deletion).await?;
+        write_subscription(
+            conn,
+            stripe,
+            sub,
+            at,
+            head.as_ref(),
+            known,
+            WriteGuard::Deletion,
+        )
+        .await?;
         return Ok(Applied::Applied);
     }
     match decide(head.as_ref().map(|h| h.0), source) {
         Decision::Stale => Ok(Applied::Stale),
-        Decision::Refetch => refetch_subscription(conn, stripe, sub, source.at(), head).await,
+        Decision::Refetch => {
+            refetch_subscription(conn, stripe, sub, source.at(), head, known).await
+        }
         Decision::Apply => {
             let guard = match source {
                 Source::Event(_) => WriteGuard::Newer,
                 Source::Api(_) => WriteGuard::NotOlder,
             };
-            if write_subscription(conn, stripe, sub, source.at(), head.as_ref(), guard).await? {
+            if write_subscription(conn, stripe, sub, source.at(), head.as_ref(), known, guard)
+                .await?
+            {
                 return Ok(Applied::Applied);
             }
             // Another writer got there first: decide again against what it wrote.
@@ -245,7 +308,7 @@ pub async fn apply_subscription(
             match head {
                 Some((_, true, _, _)) => Ok(Applied::Stale),
                 Some((w, _, _, _)) if w == source.at() && matches!(source, Source::Event(_)) => {
-                    refetch_subscription(conn, stripe, sub, source.at(), head).await
+                    refetch_subscription(conn, stripe, sub, source.at(), head, known).await
                 }
                 _ => Ok(Applied::Stale),
             }
@@ -261,6 +324,7 @@ async fn refetch_subscription(
     event_copy: &Subscription,
     at: i64,
     head: Option<SubscriptionHead>,
+    known: Option<&KnownPrice>,
 ) -> Result<Applied, SyncError> {
     let fetched = match fetch_subscription(stripe, event_copy.id.as_str()).await {
         Ok(s) => Some(s),
@@ -268,7 +332,17 @@ async fn refetch_subscription(
         Err(e) => return Err(e.into()),
     };
     let sub = fetched.as_ref().unwrap_or(event_copy);
-    if write_subscription(conn, stripe, sub, at, head.as_ref(), WriteGuard::NotOlder).await? {
+    if write_subscription(
+        conn,
+        stripe,
+        sub,
+        at,
+        head.as_ref(),
+        known,
+        WriteGuard::NotOlder,
+    )
+    .await?
+    {
         Ok(Applied::Applied)
     } else {
         Ok(Applied::Stale)
@@ -293,6 +367,7 @@ async fn write_subscription(
     sub: &Subscription,
     at: i64,
     head: Option<&SubscriptionHead>,
+    known: Option<&KnownPrice>,
     guard: WriteGuard,
 ) -> Result<bool, SyncError> {
     use subscription::Column as C;
@@ -306,7 +381,12 @@ async fn write_subscription(
                     .then(|| name.clone())
                     .flatten()
             });
-            match cached {
+            // A name `prices` holds under this very price id needs no lookup and nothing
+            // remembered; an expanded product in the object still wins over it.
+            let known = known
+                .filter(|(id, _)| id == p.id.as_str() && p.product.as_object().is_none())
+                .map(|(_, name)| name.clone());
+            match cached.or(known) {
                 Some(name) => Some(name),
                 None => Some(product_name_for(conn, stripe, p).await?),
             }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod event;
+mod group_commit;
 pub mod pipeline;
 pub mod route;
 pub mod signature;

@@ -13,7 +13,12 @@ use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
 };
 
-use super::event::{self, ApplyError, Envelope, Kind, NotAnEvent};
+use axum::body::Bytes;
+
+use super::{
+    event::{self, ApplyError, Envelope, Kind, NotAnEvent},
+    group_commit,
+};
 use crate::{
     billing::sync::{self, Applied},
     db::entities::webhook_event,
@@ -125,71 +130,61 @@ pub async fn process(
     let envelope = Envelope::parse(body)?;
     let event_id = envelope.id.clone();
     let event_type = envelope.event_type.clone();
-    let processed = |outcome| Processed {
-        event_id: event_id.clone(),
-        event_type: event_type.clone(),
-        outcome,
-    };
-
     match attempt(p, body, envelope, delivery).await {
-        Ok(outcome) => Ok(processed(outcome)),
-        Err(error) => {
-            let error = error.to_string();
-            // The attempt's transaction is gone; the failure is written on its own so
-            // that it survives, with the attempt counted.
-            if let Err(e) = record_failure(p.db, body, &event_id, &event_type, &error).await {
-                tracing::error!(event_id = %event_id, error = %e, "could not record a failed event");
-            }
-            Err(ProcessError::Failed { event_id, error })
-        }
+        Ok(outcome) => Ok(Processed {
+            event_id,
+            event_type,
+            outcome,
+        }),
+        Err(error) => Err(failed(p.db, body, event_id, &event_type, &error).await),
     }
 }
 
+/// Processes a delivery from Stripe through its database's group commit (see
+/// [`super::group_commit`]), or on its own should no writer take it.
+pub async fn process_webhook(p: Pipeline<'_>, body: Bytes) -> Result<Processed, ProcessError> {
+    if let Some(key) = group_commit::database_key(p.db) {
+        let envelope = Envelope::parse(&body)?;
+        let job = group_commit::Job::new(p, body.clone(), envelope);
+        if let Some(result) = group_commit::submit(key, job).await {
+            return result;
+        }
+    }
+    process(p, &body, Delivery::Webhook).await
+}
+
+/// Records a failed attempt on its own, since the attempt's transaction is gone, so that
+/// the failure survives with the attempt counted.
+pub(super) async fn failed(
+    db: &DatabaseConnection,
+    body: &[u8],
+    event_id: String,
+    event_type: &str,
+    error: &AttemptError,
+) -> ProcessError {
+    let error = error.to_string();
+    if let Err(e) = record_failure(db, body, &event_id, event_type, &error).await {
+        tracing::error!(event_id = %event_id, error = %e, "could not record a failed event");
+    }
+    ProcessError::Failed { event_id, error }
+}
+
 #[derive(Debug, thiserror::Error)]
-enum AttemptError {
+pub(super) enum AttemptError {
     #[error("database error: {0}")]
     Db(#[from] sea_orm::DbErr),
     #[error(transparent)]
     Apply(#[from] ApplyError),
 }
 
-async fn attempt(
+pub(super) async fn attempt(
     p: Pipeline<'_>,
     body: &[u8],
     envelope: Envelope,
     delivery: Delivery,
 ) -> Result<Outcome, AttemptError> {
-    let kind = Kind::of(&envelope.event_type);
-    let mode_matches = envelope.livemode == p.livemode;
-    // The outcome the row is inserted with: right unless applying says otherwise, and
-    // the row never outlives the transaction if applying fails. One write saved per event.
-    let expected = match (mode_matches, kind) {
-        (false, _) => Outcome::ModeMismatch,
-        (true, None) => Outcome::Ignored,
-        (true, Some(_)) => Outcome::Applied,
-    };
-
-    let event_id = envelope.id.clone();
     let txn = sync::begin_write(p.db).await?;
-    let result: Result<Outcome, AttemptError> = async {
-        let now = sync::now();
-        let claimed = claim(&*txn, body, &envelope, expected, now, delivery).await?;
-        if !claimed {
-            return Ok(Outcome::Duplicate);
-        }
-        let outcome = match (expected, kind) {
-            (Outcome::Applied, Some(kind)) => {
-                Outcome::from(event::apply(&*txn, p.stripe, kind, envelope).await?)
-            }
-            (other, _) => other,
-        };
-        if outcome != expected {
-            set_outcome(&*txn, &event_id, outcome).await?;
-        }
-        Ok(outcome)
-    }
-    .await;
-    match result {
+    match record_and_apply(&*txn, p.stripe, p.livemode, body, envelope, delivery).await {
         Ok(outcome) => {
             txn.commit().await?;
             Ok(outcome)
@@ -198,6 +193,82 @@ async fn attempt(
             txn.rollback().await?;
             Err(e)
         }
+    }
+}
+
+/// The part of an attempt that runs inside the caller's transaction: claim the event id,
+/// apply the event, leave the row with its outcome. Nothing here commits.
+pub(super) async fn record_and_apply(
+    conn: &impl sea_orm::ConnectionTrait,
+    stripe: &::stripe::Client,
+    livemode: bool,
+    body: &[u8],
+    envelope: Envelope,
+    delivery: Delivery,
+) -> Result<Outcome, AttemptError> {
+    let expected = expected_outcome(&envelope, livemode);
+    let claimed = claim(conn, body, &envelope, expected, sync::now(), delivery).await?;
+    if !claimed {
+        return Ok(Outcome::Duplicate);
+    }
+    apply_claimed(conn, stripe, livemode, envelope).await
+}
+
+/// The outcome an event's row is inserted with: right unless applying says otherwise, and
+/// the row never outlives the transaction if applying fails. One write saved per event.
+fn expected_outcome(envelope: &Envelope, livemode: bool) -> Outcome {
+    match (
+        envelope.livemode == livemode,
+        Kind::of(&envelope.event_type),
+    ) {
+        (false, _) => Outcome::ModeMismatch,
+        (true, None) => Outcome::Ignored,
+        (true, Some(_)) => Outcome::Applied,
+    }
+}
+
+/// Applies an event this attempt has claimed, whose row carries [`expected_outcome`], and
+/// corrects the row if the outcome differs.
+async fn apply_claimed(
+    conn: &impl sea_orm::ConnectionTrait,
+    stripe: &::stripe::Client,
+    livemode: bool,
+    envelope: Envelope,
+) -> Result<Outcome, AttemptError> {
+    let expected = expected_outcome(&envelope, livemode);
+    let kind = Kind::of(&envelope.event_type);
+    let event_id = envelope.id.clone();
+    let outcome = match (expected, kind) {
+        (Outcome::Applied, Some(kind)) => {
+            Outcome::from(event::apply(conn, stripe, kind, envelope).await?)
+        }
+        (other, _) => other,
+    };
+    if outcome != expected {
+        set_outcome(conn, &event_id, outcome).await?;
+    }
+    Ok(outcome)
+}
+
+/// A new `webhook_events` row for a delivery.
+fn event_row(
+    body: &[u8],
+    envelope: &Envelope,
+    outcome: Outcome,
+    now: i64,
+) -> webhook_event::ActiveModel {
+    webhook_event::ActiveModel {
+        id: Set(envelope.id.clone()),
+        event_type: Set(envelope.event_type.clone()),
+        livemode: Set(envelope.livemode),
+        created: Set(envelope.created),
+        api_version: Set(envelope.api_version.clone()),
+        received_at: Set(now),
+        processed_at: Set(Some(now)),
+        outcome: Set(outcome.as_str().to_owned()),
+        error: Set(None),
+        attempts: Set(1),
+        payload: Set(String::from_utf8_lossy(body).into_owned()),
     }
 }
 
@@ -211,19 +282,7 @@ async fn claim(
     delivery: Delivery,
 ) -> Result<bool, sea_orm::DbErr> {
     use webhook_event::Column as C;
-    let row = webhook_event::ActiveModel {
-        id: Set(envelope.id.clone()),
-        event_type: Set(envelope.event_type.clone()),
-        livemode: Set(envelope.livemode),
-        created: Set(envelope.created),
-        api_version: Set(envelope.api_version.clone()),
-        received_at: Set(now),
-        processed_at: Set(Some(now)),
-        outcome: Set(outcome.as_str().to_owned()),
-        error: Set(None),
-        attempts: Set(1),
-        payload: Set(String::from_utf8_lossy(body).into_owned()),
-    };
+    let row = event_row(body, envelope, outcome, now);
     let inserted = webhook_event::Entity::insert(row)
         .on_conflict(OnConflict::column(C::Id).do_nothing().to_owned())
         .exec_without_returning(conn)

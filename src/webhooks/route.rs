@@ -10,7 +10,7 @@ use axum::{
 use serde_json::json;
 
 use super::{
-    pipeline::{self, Delivery, Pipeline, ProcessError},
+    pipeline::{self, Pipeline, ProcessError},
     signature::{self, SignatureError},
 };
 use crate::{billing::sync, server::AppState};
@@ -73,7 +73,7 @@ pub async fn stripe_webhook(State(state): State<AppState>, req: Request<Body>) -
         stripe: &state.stripe,
         livemode: stripe_config.mode.livemode(),
     };
-    match pipeline::process(p, &body, Delivery::Webhook).await {
+    match pipeline::process_webhook(p, body).await {
         Ok(done) => {
             tracing::info!(
                 event_id = %done.event_id,

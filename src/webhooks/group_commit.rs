@@ -1,0 +1,239 @@
+//! Group commit for webhook deliveries.
+//!
+//! Each delivery on its own costs a transaction (two more round trips, a commit that waits
+//! for the disk) and, on SQLite, a hand-over of the one write lock from request to request.
+//! Here a few writer tasks per database take every delivery queued at that moment and run
+//! them one after another in a single transaction, then answer each request after the
+//! commit. SQLite gets one writer, as it only ever has one; PostgreSQL gets a few, so that
+//! one batch's round trips overlap another's.
+//!
+//! Per event nothing changes: each is claimed, applied and recorded exactly as on its own,
+//! in arrival order, and no request is answered before the commit that holds its effects.
+//! If anything in a batch fails, the batch is rolled back and each of its events is
+//! processed again in a transaction of its own, so that a failing event is recorded as
+//! failed alone and the others apply. Two batches that happen to wait on each other's
+//! rows on PostgreSQL are a deadlock the database breaks by failing one: the same path.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock, Mutex},
+};
+
+use axum::body::Bytes;
+use sea_orm::{DatabaseConnection, DbBackend};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    event::Envelope,
+    pipeline::{self, AttemptError, Delivery, Outcome, Pipeline, ProcessError, Processed},
+};
+use crate::billing::sync;
+
+/// The most events one transaction takes: enough for every connection Stripe opens at once,
+/// small enough that one commit never waits long.
+const MAX_BATCH: usize = 64;
+
+/// Deliveries waiting for a writer, per database.
+const QUEUE: usize = 1024;
+
+/// A verified delivery waiting for the writer.
+pub(super) struct Job {
+    delivery: Waiting,
+    envelope: Envelope,
+}
+
+/// A delivery, less its parsed envelope (which applying consumes).
+struct Waiting {
+    db: DatabaseConnection,
+    stripe: ::stripe::Client,
+    livemode: bool,
+    body: Bytes,
+    event_id: String,
+    event_type: String,
+    reply: Option<oneshot::Sender<Result<Processed, ProcessError>>>,
+}
+
+impl Job {
+    pub(super) fn new(p: Pipeline<'_>, body: Bytes, envelope: Envelope) -> Job {
+        Job {
+            delivery: Waiting {
+                db: p.db.clone(),
+                stripe: p.stripe.clone(),
+                livemode: p.livemode,
+                body,
+                event_id: envelope.id.clone(),
+                event_type: envelope.event_type.clone(),
+                reply: None,
+            },
+            envelope,
+        }
+    }
+}
+
+impl Waiting {
+    fn pipeline(&self) -> Pipeline<'_> {
+        Pipeline {
+            db: &self.db,
+            stripe: &self.stripe,
+            livemode: self.livemode,
+        }
+    }
+
+    fn answer(&mut self, result: Result<Processed, ProcessError>) {
+        if let Some(reply) = self.reply.take() {
+            // The request may have gone away; the event is recorded either way.
+            let _ = reply.send(result);
+        }
+    }
+
+    fn processed(&self, outcome: Outcome) -> Processed {
+        Processed {
+            event_id: self.event_id.clone(),
+            event_type: self.event_type.clone(),
+            outcome,
+        }
+    }
+}
+
+/// Which database a pool writes to, so that every pool on one database shares its
+/// writers; `None` for a database without group commit.
+pub(super) fn database_key(db: &DatabaseConnection) -> Option<String> {
+    match db.get_database_backend() {
+        DbBackend::Sqlite => {
+            let options = db.get_sqlite_connection_pool().connect_options();
+            Some(format!("sqlite:{}", options.get_filename().display()))
+        }
+        DbBackend::Postgres => {
+            let o = db.get_postgres_connection_pool().connect_options();
+            Some(format!(
+                "postgres://{}:{}/{}?{}",
+                o.get_host(),
+                o.get_port(),
+                o.get_database().unwrap_or_default(),
+                o.get_socket()
+                    .map(|s| s.display().to_string())
+                    .unwrap_or_default(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// How many transactions run side by side: SQLite has one writer anyway; PostgreSQL
+/// overlaps one batch's round trips with another's.
+fn writers_for(db: &DatabaseConnection) -> usize {
+    match db.get_database_backend() {
+        DbBackend::Sqlite => 1,
+        _ => 4,
+    }
+}
+
+type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>;
+
+static WRITERS: LazyLock<Mutex<HashMap<String, mpsc::Sender<Job>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The queue of the writers for `key`, started if there are none (or their runtime is gone).
+fn writer(key: String, db: &DatabaseConnection) -> mpsc::Sender<Job> {
+    let mut writers = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(tx) = writers.get(&key).filter(|tx| !tx.is_closed()) {
+        return tx.clone();
+    }
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let queue: Queue = Arc::new(tokio::sync::Mutex::new(rx));
+    for _ in 0..writers_for(db) {
+        tokio::spawn(run(queue.clone()));
+    }
+    writers.insert(key, tx.clone());
+    tx
+}
+
+/// Hands a delivery to its database's writers and waits for the answer, given after the
+/// commit. `None` if no writer could take it; nothing of it was then written.
+pub(super) async fn submit(key: String, mut job: Job) -> Option<Result<Processed, ProcessError>> {
+    let (reply, answer) = oneshot::channel();
+    job.delivery.reply = Some(reply);
+    let tx = writer(key, &job.delivery.db);
+    tx.send(job).await.ok()?;
+    answer.await.ok()
+}
+
+/// One writer: takes whatever is queued (waiting for at least one), writes it, repeats.
+/// While it writes, another writer may take the next batch.
+async fn run(queue: Queue) {
+    loop {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let taken = queue.lock().await.recv_many(&mut batch, MAX_BATCH).await;
+        if taken == 0 {
+            return;
+        }
+        write_batch(batch).await;
+    }
+}
+
+async fn write_batch(batch: Vec<Job>) {
+    let (mut batch, envelopes): (Vec<Waiting>, Vec<Envelope>) =
+        batch.into_iter().map(|j| (j.delivery, j.envelope)).unzip();
+    let Some(first) = batch.first() else {
+        return;
+    };
+    let db = first.db.clone();
+    match apply_all(&db, &batch, envelopes).await {
+        Ok(outcomes) => {
+            for (job, outcome) in batch.iter_mut().zip(outcomes) {
+                let processed = job.processed(outcome);
+                job.answer(Ok(processed));
+            }
+        }
+        Err(error) if batch.len() == 1 => {
+            for job in batch.iter_mut() {
+                let failure = pipeline::failed(
+                    &job.db,
+                    &job.body,
+                    job.event_id.clone(),
+                    &job.event_type,
+                    &error,
+                )
+                .await;
+                job.answer(Err(failure));
+            }
+        }
+        Err(_) => {
+            // Which event failed matters: each gets its own transaction and its own outcome.
+            for job in batch.iter_mut() {
+                let result = pipeline::process(job.pipeline(), &job.body, Delivery::Webhook).await;
+                job.answer(result);
+            }
+        }
+    }
+}
+
+/// Every event of the batch in one transaction, in order; the first error rolls it all back.
+async fn apply_all(
+    db: &DatabaseConnection,
+    batch: &[Waiting],
+    envelopes: Vec<Envelope>,
+) -> Result<Vec<Outcome>, AttemptError> {
+    let txn = sync::begin_write(db).await?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (job, envelope) in batch.iter().zip(envelopes) {
+        let applied = pipeline::record_and_apply(
+            &*txn,
+            &job.stripe,
+            job.livemode,
+            &job.body,
+            envelope,
+            Delivery::Webhook,
+        )
+        .await;
+        match applied {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => {
+                txn.rollback().await?;
+                return Err(e);
+            }
+        }
+    }
+    txn.commit().await?;
+    Ok(outcomes)
+}
