@@ -237,3 +237,80 @@ async fn apply_all(
     txn.commit().await?;
     Ok(outcomes)
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::EntityTrait;
+
+    use super::*;
+    use crate::db::entities::webhook_event;
+
+    fn event(id: &str, event_type: &str, object: &str) -> Bytes {
+        Bytes::from(format!(
+            r#"{{"id":"{id}","object":"event","type":"{event_type}","created":1700000000,"livemode":false,"data":{{"object":{object}}}}}"#
+        ))
+    }
+
+    /// Deliveries that share a batch with a failing one still apply, and only the failing
+    /// one is recorded as failed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failure_in_a_batch_stays_with_its_event() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/batch.db?mode=rwc", dir.path().display());
+        let db = crate::db::connect_and_migrate(&url).await.expect("db");
+        let stripe = ::stripe::ClientBuilder::new("sk_test_batch")
+            .url("http://127.0.0.1:9")
+            .build()
+            .expect("client");
+        let p = Pipeline {
+            db: &db,
+            stripe: &stripe,
+            livemode: false,
+        };
+
+        let mut bodies: Vec<Bytes> = (0..16)
+            .map(|i| {
+                event(
+                    &format!("evt_ok_{i}"),
+                    "customer.created",
+                    r#"{"id":"cus_1"}"#,
+                )
+            })
+            .collect();
+        // Its object is no subscription, so it cannot be applied; the others can.
+        bodies.insert(
+            8,
+            event(
+                "evt_bad",
+                "customer.subscription.updated",
+                r#"{"id":"sub_1","object":"subscription"}"#,
+            ),
+        );
+        let results = futures_util::future::join_all(
+            bodies.into_iter().map(|b| pipeline::process_webhook(p, b)),
+        )
+        .await;
+
+        for result in results {
+            match result {
+                Ok(done) => {
+                    assert!(done.event_id.starts_with("evt_ok_"), "{done:?}");
+                    assert_eq!(done.outcome, Outcome::Ignored);
+                }
+                Err(ProcessError::Failed { event_id, .. }) => assert_eq!(event_id, "evt_bad"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let rows = webhook_event::Entity::find().all(&db).await.expect("rows");
+        assert_eq!(rows.len(), 17);
+        for row in rows {
+            let expected = if row.id == "evt_bad" {
+                "failed"
+            } else {
+                "ignored"
+            };
+            assert_eq!(row.outcome, expected, "{}", row.id);
+            assert_eq!(row.attempts, 1, "{}", row.id);
+        }
+    }
+}

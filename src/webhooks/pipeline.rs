@@ -177,7 +177,7 @@ pub(super) enum AttemptError {
     Apply(#[from] ApplyError),
 }
 
-pub(super) async fn attempt(
+async fn attempt(
     p: Pipeline<'_>,
     body: &[u8],
     envelope: Envelope,
