@@ -29,9 +29,13 @@ use super::{
 };
 use crate::billing::sync;
 
-/// The most events one transaction takes: enough for every connection Stripe opens at once,
-/// small enough that one commit never waits long.
-const MAX_BATCH: usize = 64;
+/// The most events one SQLite transaction takes: enough for every connection Stripe opens
+/// at once, small enough that one commit never waits long.
+const SQLITE_BATCH: usize = 64;
+
+/// PostgreSQL runs several writers; smaller batches spread the queue across them, which
+/// keeps one large batch from holding up the slowest requests.
+const POSTGRES_BATCH: usize = 8;
 
 /// Deliveries waiting for a writer, per database.
 const QUEUE: usize = 1024;
@@ -119,12 +123,12 @@ pub(super) fn database_key(db: &DatabaseConnection) -> Option<String> {
     }
 }
 
-/// How many transactions run side by side: SQLite has one writer anyway; PostgreSQL
-/// overlaps one batch's round trips with another's.
-fn writers_for(db: &DatabaseConnection) -> usize {
+/// How many transactions run side by side, and how many events each takes at most. SQLite
+/// has one writer anyway; PostgreSQL overlaps one batch's round trips with another's.
+fn writers_for(db: &DatabaseConnection) -> (usize, usize) {
     match db.get_database_backend() {
-        DbBackend::Sqlite => 1,
-        _ => 4,
+        DbBackend::Sqlite => (1, SQLITE_BATCH),
+        _ => (4, POSTGRES_BATCH),
     }
 }
 
@@ -141,8 +145,9 @@ fn writer(key: String, db: &DatabaseConnection) -> mpsc::Sender<Job> {
     }
     let (tx, rx) = mpsc::channel(QUEUE);
     let queue: Queue = Arc::new(tokio::sync::Mutex::new(rx));
-    for _ in 0..writers_for(db) {
-        tokio::spawn(run(queue.clone()));
+    let (count, max_batch) = writers_for(db);
+    for _ in 0..count {
+        tokio::spawn(run(queue.clone(), max_batch));
     }
     writers.insert(key, tx.clone());
     tx
@@ -160,10 +165,10 @@ pub(super) async fn submit(key: String, mut job: Job) -> Option<Result<Processed
 
 /// One writer: takes whatever is queued (waiting for at least one), writes it, repeats.
 /// While it writes, another writer may take the next batch.
-async fn run(queue: Queue) {
+async fn run(queue: Queue, max_batch: usize) {
     loop {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        let taken = queue.lock().await.recv_many(&mut batch, MAX_BATCH).await;
+        let mut batch = Vec::with_capacity(max_batch);
+        let taken = queue.lock().await.recv_many(&mut batch, max_batch).await;
         if taken == 0 {
             return;
         }
