@@ -128,11 +128,9 @@ async fn subscription_events(backend: Backend) {
         ("Pro", Some(2000))
     );
 
-    let steps: Vec<(
-        &str,
-        Sub,
-        Box<dyn Fn(&billfold::db::entities::subscription::Model)>,
-    )> = vec![
+    // (event type, the subscription it carries, what the row must then say)
+    type Check = Box<dyn Fn(&billfold::db::entities::subscription::Model)>;
+    let steps: Vec<(&str, Sub, Check)> = vec![
         (
             "customer.subscription.trial_will_end",
             sub.clone_with(|s| s.trial_end = Some(1_700_600_000)),
