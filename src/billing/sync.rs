@@ -18,10 +18,11 @@ use std::{
 };
 
 use sea_orm::{
-    sea_query::{Expr, ExprTrait, OnConflict},
+    sea_query::{Expr, ExprTrait, Func, OnConflict, Query},
+    ActiveModelTrait,
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqliteTransactionMode,
+    EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqliteTransactionMode,
     Statement, TransactionOptions, TransactionTrait,
 };
 use stripe_shared::{
@@ -266,6 +267,19 @@ pub async fn apply_subscription(
     deletion: bool,
 ) -> Result<Applied, SyncError> {
     let id = sub.id.as_str();
+    // On PostgreSQL each statement is a round trip, so the common case, a newer object for
+    // a live row (or a new row), is written straight away and only a refused write reads
+    // the row to tell why. SQLite reads in process for next to nothing, and there the
+    // read-then-write path measured faster than the `RETURNING` upsert.
+    if !deletion && conn.get_database_backend() == DbBackend::Postgres {
+        let guard = match source {
+            Source::Event(_) => WriteGuard::Newer,
+            Source::Api(_) => WriteGuard::NotOlder,
+        };
+        if try_write_subscription(conn, stripe, sub, source.at(), guard).await? {
+            return Ok(Applied::Applied);
+        }
+    }
     let price_id = sub.items.data.first().map(|i| i.price.id.as_str());
     let (head, known) = subscription_context(conn, id, price_id).await?;
     let known = known.as_ref();
@@ -394,8 +408,154 @@ async fn write_subscription(
         None => None,
     };
     let deleted = matches!(guard, WriteGuard::Deletion) || is_terminal(&sub.status);
+    let row = subscription_row(sub, at, deleted, plan_name);
+    let written = subscription::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(C::Id)
+                .update_columns(SUBSCRIPTION_UPDATES)
+                .action_and_where(subscription_guard(at, guard))
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(written > 0)
+}
 
-    let row = subscription::ActiveModel {
+/// Writes the subscription row in one statement without reading it first; false when the
+/// guard kept the existing row (stale, a same-second tie or a tombstone), and nothing was
+/// written. The plan name is worked out by the statement itself: the row's own while its
+/// price stays the same, else the expanded product's, else the one `prices` holds for the
+/// price. Only when none of those has it is the name looked up as [`write_subscription`]
+/// would, and set on the row just written.
+async fn try_write_subscription(
+    conn: &impl ConnectionTrait,
+    stripe: &::stripe::Client,
+    sub: &Subscription,
+    at: i64,
+    guard: WriteGuard,
+) -> Result<bool, SyncError> {
+    use subscription::Column as C;
+
+    let price = sub.items.data.first().map(|i| &i.price);
+    let expanded = price
+        .and_then(|p| p.product.as_object())
+        .map(|product| product.name.clone());
+    let row = subscription_row(sub, at, is_terminal(&sub.status), expanded.clone());
+    let mut columns = Vec::with_capacity(23);
+    let mut values = Vec::with_capacity(23);
+    for column in C::iter() {
+        let value = match (column, price, &expanded) {
+            (C::PlanName, Some(p), None) => Expr::SubQuery(
+                None,
+                Box::new(
+                    Query::select()
+                        .column(price::Column::ProductName)
+                        .from(price::Entity)
+                        .and_where(Expr::col(price::Column::Id).eq(p.id.as_str()))
+                        .to_owned()
+                        .into(),
+                ),
+            ),
+            _ => match row.get(column).into_value() {
+                Some(v) => Expr::val(v),
+                None => continue,
+            },
+        };
+        columns.push(column);
+        values.push(value);
+    }
+    let own_name = Expr::case(
+        Expr::col((subscription::Entity, C::PriceId)).eq(Expr::cust("excluded.price_id")),
+        Expr::col((subscription::Entity, C::PlanName)),
+    )
+    .finally(Expr::val(Option::<String>::None));
+    let mut insert = Query::insert()
+        .into_table(subscription::Entity)
+        .columns(columns)
+        .values(values)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .on_conflict(
+            OnConflict::column(C::Id)
+                .update_columns(
+                    SUBSCRIPTION_UPDATES
+                        .into_iter()
+                        .filter(|c| !matches!(c, C::PlanName)),
+                )
+                .value(
+                    C::PlanName,
+                    Func::coalesce([own_name.into(), Expr::cust("excluded.plan_name")]),
+                )
+                .action_and_where(subscription_guard(at, guard))
+                .to_owned(),
+        )
+        .to_owned();
+    insert.returning_col(C::PlanName);
+    let backend = conn.get_database_backend();
+    let Some(written) = conn.query_one_raw(backend.build(&insert)).await? else {
+        return Ok(false);
+    };
+    let plan_name: Option<String> = written.try_get_by_index(0)?;
+    if let (Some(p), None) = (price, plan_name) {
+        let name = product_name_for(conn, stripe, p).await?;
+        subscription::Entity::update_many()
+            .col_expr(C::PlanName, Expr::value(name))
+            .filter(C::Id.eq(sub.id.as_str()))
+            .exec(conn)
+            .await?;
+    }
+    Ok(true)
+}
+
+/// The columns an accepted write replaces; `id` stays.
+const SUBSCRIPTION_UPDATES: [subscription::Column; 21] = {
+    use subscription::Column as C;
+    [
+        C::CustomerId,
+        C::Status,
+        C::PriceId,
+        C::PlanName,
+        C::UnitAmount,
+        C::Currency,
+        C::Interval,
+        C::CurrentPeriodStart,
+        C::CurrentPeriodEnd,
+        C::CancelAtPeriodEnd,
+        C::CancelAt,
+        C::CanceledAt,
+        C::EndedAt,
+        C::TrialStart,
+        C::TrialEnd,
+        C::DefaultPaymentMethod,
+        C::LatestInvoiceId,
+        C::Livemode,
+        C::Deleted,
+        C::StripeEventAt,
+        C::UpdatedAt,
+    ]
+};
+
+/// The `ON CONFLICT … WHERE` of a subscription write: which existing rows it may replace.
+fn subscription_guard(at: i64, guard: WriteGuard) -> Expr {
+    use subscription::Column as C;
+    let watermark = Expr::col((subscription::Entity, C::StripeEventAt));
+    let not_deleted = Expr::col((subscription::Entity, C::Deleted)).eq(false);
+    match guard {
+        WriteGuard::Newer => watermark.lt(at).and(not_deleted),
+        WriteGuard::NotOlder => watermark.lte(at).and(not_deleted),
+        WriteGuard::Deletion => not_deleted,
+    }
+}
+
+/// A subscription's row as the object says, with the watermark `at`.
+fn subscription_row(
+    sub: &Subscription,
+    at: i64,
+    deleted: bool,
+    plan_name: Option<String>,
+) -> subscription::ActiveModel {
+    let item = sub.items.data.first();
+    let price = item.map(|i| &i.price);
+    subscription::ActiveModel {
         id: Set(sub.id.as_str().to_owned()),
         customer_id: Set(sub.customer.id().as_str().to_owned()),
         status: Set(sub.status.as_str().to_owned()),
@@ -427,46 +587,7 @@ async fn write_subscription(
         deleted: Set(deleted),
         stripe_event_at: Set(at),
         updated_at: Set(now()),
-    };
-    let watermark = Expr::col((subscription::Entity, C::StripeEventAt));
-    let not_deleted = Expr::col((subscription::Entity, C::Deleted)).eq(false);
-    let condition = match guard {
-        WriteGuard::Newer => watermark.lt(at).and(not_deleted),
-        WriteGuard::NotOlder => watermark.lte(at).and(not_deleted),
-        WriteGuard::Deletion => not_deleted,
-    };
-    let written = subscription::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(C::Id)
-                .update_columns([
-                    C::CustomerId,
-                    C::Status,
-                    C::PriceId,
-                    C::PlanName,
-                    C::UnitAmount,
-                    C::Currency,
-                    C::Interval,
-                    C::CurrentPeriodStart,
-                    C::CurrentPeriodEnd,
-                    C::CancelAtPeriodEnd,
-                    C::CancelAt,
-                    C::CanceledAt,
-                    C::EndedAt,
-                    C::TrialStart,
-                    C::TrialEnd,
-                    C::DefaultPaymentMethod,
-                    C::LatestInvoiceId,
-                    C::Livemode,
-                    C::Deleted,
-                    C::StripeEventAt,
-                    C::UpdatedAt,
-                ])
-                .action_and_where(condition)
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(written > 0)
+    }
 }
 
 /// Stripe never brings a canceled or expired subscription back.
