@@ -17,7 +17,10 @@ use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
+
+/// The longest any request may take, Stripe calls (10 s each) included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 use crate::{
     app::{shell, App},
@@ -144,6 +147,11 @@ pub fn router(state: AppState) -> Router {
     .layer(from_fn(server_fn_error_status))
     .layer(from_fn_with_state(state.clone(), session_layer))
     .layer(from_fn_with_state(state.clone(), origin_guard))
+    // Nothing a user or Stripe sends should ever wait forever on us.
+    .layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        REQUEST_TIMEOUT,
+    ))
     .layer(
         TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
             // The path only: queries and headers (cookies!) stay out of the logs.

@@ -229,6 +229,8 @@ impl Drop for TestApp {
 
 pub fn browser_client() -> reqwest::Client {
     reqwest::Client::builder()
+        // A hung request fails its test quickly instead of stalling the whole run.
+        .timeout(std::time::Duration::from_secs(90))
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()
