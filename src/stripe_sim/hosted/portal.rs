@@ -131,6 +131,28 @@ impl Ctx {
     }
 }
 
+/// Runs a portal screen about one of the session customer's own subscriptions (or answers
+/// why it cannot), then saves the double's state.
+async fn on_own_subscription(
+    sim: &StripeSim,
+    sid: &str,
+    sub: &str,
+    screen: impl FnOnce(&mut State, &Ctx, Subscription) -> Response,
+) -> Response {
+    let response = {
+        let mut st = sim.lock();
+        match context(&mut st, sid) {
+            Err(r) => *r,
+            Ok(ctx) => match own_subscription(&st, &ctx, sub) {
+                Err(r) => *r,
+                Ok(s) => screen(&mut st, &ctx, s),
+            },
+        }
+    };
+    sim.changed().await;
+    response
+}
+
 /// Opens the session (first visit) or explains why it cannot be used.
 fn context(st: &mut State, sid: &str) -> Result<Ctx, Box<Response>> {
     let now = clock::now();
@@ -862,18 +884,10 @@ async fn update_choose(
     AxumState(sim): AxumState<StripeSim>,
     Path((sid, sub)): Path<(String, String)>,
 ) -> Response {
-    let response = {
-        let mut st = sim.lock();
-        match context(&mut st, &sid) {
-            Err(r) => *r,
-            Ok(ctx) => match own_subscription(&st, &ctx, &sub) {
-                Err(r) => *r,
-                Ok(s) => choose_page(&st, &ctx, &s, None),
-            },
-        }
-    };
-    sim.changed().await;
-    response
+    on_own_subscription(&sim, &sid, &sub, |st, ctx, s| {
+        choose_page(st, ctx, &s, None)
+    })
+    .await
 }
 
 fn choose_page(st: &State, ctx: &Ctx, sub: &Subscription, error: Option<&str>) -> Response {
@@ -924,28 +938,18 @@ async fn update_chosen(
     body: String,
 ) -> Response {
     let values = parse_form(&body);
-    let response = {
-        let mut st = sim.lock();
-        match context(&mut st, &sid) {
-            Err(r) => *r,
-            Ok(ctx) => match own_subscription(&st, &ctx, &sub) {
-                Err(r) => *r,
-                Ok(s) => {
-                    let price = field(&values, "price");
-                    if allowed_prices(&st, &ctx.config).contains(&price) {
-                        see_other(&ctx.url(&format!(
-                            "/subscriptions/{}/update/confirm?price={price}",
-                            s.id
-                        )))
-                    } else {
-                        choose_page(&st, &ctx, &s, Some("Choose one of the plans."))
-                    }
-                }
-            },
+    on_own_subscription(&sim, &sid, &sub, |st, ctx, s| {
+        let price = field(&values, "price");
+        if allowed_prices(st, &ctx.config).contains(&price) {
+            see_other(&ctx.url(&format!(
+                "/subscriptions/{}/update/confirm?price={price}",
+                s.id
+            )))
+        } else {
+            choose_page(st, ctx, &s, Some("Choose one of the plans."))
         }
-    };
-    sim.changed().await;
-    response
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -958,18 +962,10 @@ async fn update_confirm_form(
     Path((sid, sub)): Path<(String, String)>,
     Query(q): Query<ConfirmQuery>,
 ) -> Response {
-    let response = {
-        let mut st = sim.lock();
-        match context(&mut st, &sid) {
-            Err(r) => *r,
-            Ok(ctx) => match own_subscription(&st, &ctx, &sub) {
-                Err(r) => *r,
-                Ok(s) => confirm_page(&st, &ctx, &s, q.price.as_deref().unwrap_or_default(), None),
-            },
-        }
-    };
-    sim.changed().await;
-    response
+    on_own_subscription(&sim, &sid, &sub, |st, ctx, s| {
+        confirm_page(st, ctx, &s, q.price.as_deref().unwrap_or_default(), None)
+    })
+    .await
 }
 
 fn confirm_page(
@@ -1032,40 +1028,30 @@ async fn update_confirm(
     body: String,
 ) -> Response {
     let values = parse_form(&body);
-    let response = {
-        let mut st = sim.lock();
-        match context(&mut st, &sid) {
-            Err(r) => *r,
-            Ok(ctx) => match own_subscription(&st, &ctx, &sub) {
-                Err(r) => *r,
-                Ok(s) => {
-                    let price = field(&values, "price");
-                    let allowed = allowed_prices(&st, &ctx.config).contains(&price)
-                        || flow_confirms_price(&ctx, &price);
-                    if !ctx.config.subscription_update_enabled || !allowed {
-                        choose_page(&st, &ctx, &s, Some("Choose one of the plans."))
-                    } else {
-                        let item = s.items.first().map(|i| i.id.clone());
-                        let patch = SubscriptionPatch {
-                            items: Some(vec![ItemPatch {
-                                id: item,
-                                price: Some(price.clone()),
-                                quantity: None,
-                                deleted: false,
-                            }]),
-                            ..Default::default()
-                        };
-                        match st.update_subscription(&s.id, patch) {
-                            Ok(()) => finish(&mut st, &ctx, Action::Update),
-                            Err(e) => confirm_page(&st, &ctx, &s, &price, Some(&e.message)),
-                        }
-                    }
-                }
-            },
+    on_own_subscription(&sim, &sid, &sub, |st, ctx, s| {
+        let price = field(&values, "price");
+        let allowed =
+            allowed_prices(st, &ctx.config).contains(&price) || flow_confirms_price(ctx, &price);
+        if !ctx.config.subscription_update_enabled || !allowed {
+            choose_page(st, ctx, &s, Some("Choose one of the plans."))
+        } else {
+            let item = s.items.first().map(|i| i.id.clone());
+            let patch = SubscriptionPatch {
+                items: Some(vec![ItemPatch {
+                    id: item,
+                    price: Some(price.clone()),
+                    quantity: None,
+                    deleted: false,
+                }]),
+                ..Default::default()
+            };
+            match st.update_subscription(&s.id, patch) {
+                Ok(()) => finish(st, ctx, Action::Update),
+                Err(e) => confirm_page(st, ctx, &s, &price, Some(&e.message)),
+            }
         }
-    };
-    sim.changed().await;
-    response
+    })
+    .await
 }
 
 /// A `subscription_update_confirm` flow may name a price outside the configuration's list.
@@ -1083,18 +1069,7 @@ async fn cancel_form(
     AxumState(sim): AxumState<StripeSim>,
     Path((sid, sub)): Path<(String, String)>,
 ) -> Response {
-    let response = {
-        let mut st = sim.lock();
-        match context(&mut st, &sid) {
-            Err(r) => *r,
-            Ok(ctx) => match own_subscription(&st, &ctx, &sub) {
-                Err(r) => *r,
-                Ok(s) => cancel_page(&st, &ctx, &s),
-            },
-        }
-    };
-    sim.changed().await;
-    response
+    on_own_subscription(&sim, &sid, &sub, |st, ctx, s| cancel_page(st, ctx, &s)).await
 }
 
 fn reason_label(reason: &str) -> &str {
@@ -1227,33 +1202,23 @@ async fn renew(
     AxumState(sim): AxumState<StripeSim>,
     Path((sid, sub)): Path<(String, String)>,
 ) -> Response {
-    let response = {
-        let mut st = sim.lock();
-        match context(&mut st, &sid) {
-            Err(r) => *r,
-            Ok(ctx) => match own_subscription(&st, &ctx, &sub) {
-                Err(r) => *r,
-                Ok(s) => {
-                    let patch = SubscriptionPatch {
-                        cancel_at_period_end: Some(false),
-                        cancel_at: Some(None),
-                        ..Default::default()
-                    };
-                    match st.update_subscription(&s.id, patch) {
-                        Ok(()) => see_other(&ctx.url("?notice=renew")),
-                        Err(e) => message_page(
-                            "Could not renew",
-                            &e.message,
-                            Some((&ctx.url(""), "Back")),
-                            StatusCode::BAD_REQUEST,
-                        ),
-                    }
-                }
-            },
+    on_own_subscription(&sim, &sid, &sub, |st, ctx, s| {
+        let patch = SubscriptionPatch {
+            cancel_at_period_end: Some(false),
+            cancel_at: Some(None),
+            ..Default::default()
+        };
+        match st.update_subscription(&s.id, patch) {
+            Ok(()) => see_other(&ctx.url("?notice=renew")),
+            Err(e) => message_page(
+                "Could not renew",
+                &e.message,
+                Some((&ctx.url(""), "Back")),
+                StatusCode::BAD_REQUEST,
+            ),
         }
-    };
-    sim.changed().await;
-    response
+    })
+    .await
 }
 
 #[cfg(test)]
