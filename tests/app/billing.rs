@@ -50,24 +50,24 @@ async fn sign_up_with_customer(app: &TestApp) -> (String, String) {
     (email, customer)
 }
 
-/// A paying subscription created straight in "Stripe", which Billfold has not heard of yet.
-async fn subscribe_in_stripe(stripe: &StripeStandIn, customer: &str, price_lookup: &str) -> String {
+/// A monthly card subscription to the seeded price of `amount` cents, made straight in "Stripe".
+async fn subscribe_in_stripe(stripe: &stripe::Client, customer: &str, amount: i64) -> String {
     use stripe_billing::subscription::{CreateSubscription, CreateSubscriptionItems};
     use stripe_payment::payment_method::AttachPaymentMethod;
     let pm = AttachPaymentMethod::new("pm_card_visa")
         .customer(customer)
-        .send(&stripe.client)
+        .send(stripe)
         .await
         .expect("attach");
     let prices = stripe_product::price::ListPrice::new()
         .active(true)
-        .send(&stripe.client)
+        .send(stripe)
         .await
         .expect("prices");
     let price = prices
         .data
         .iter()
-        .find(|p| p.unit_amount == Some(price_lookup.parse::<i64>().expect("amount")))
+        .find(|p| p.unit_amount == Some(amount))
         .expect("seeded price");
     let mut item = CreateSubscriptionItems::new();
     item.price = Some(price.id.to_string());
@@ -75,7 +75,7 @@ async fn subscribe_in_stripe(stripe: &StripeStandIn, customer: &str, price_looku
         .customer(customer)
         .items(vec![item])
         .default_payment_method(pm.id.to_string())
-        .send(&stripe.client)
+        .send(stripe)
         .await
         .expect("subscribe");
     sub.id.to_string()
@@ -209,7 +209,7 @@ async fn the_portal_request_carries_the_users_own_ids(backend: Backend) {
     assert!(body.contains("no subscription"), "{body}");
 
     // Subscribed in Stripe; coming back from the portal re-syncs before rendering.
-    let sub = subscribe_in_stripe(&stripe, &customer, "900").await;
+    let sub = subscribe_in_stripe(&stripe.client, &customer, 900).await;
     let html = app
         .get("/settings/billing?from=portal")
         .await
@@ -591,7 +591,6 @@ crate::on_both_databases!(
 /// The mounted double, its webhooks and nothing else: a cancellation made in the portal
 /// reaches the page by webhook alone (the page is read without `?from=portal`).
 async fn a_portal_cancellation_arrives_by_webhook(backend: Backend) {
-    use stripe_billing::subscription::{CreateSubscription, CreateSubscriptionItems};
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
@@ -600,31 +599,7 @@ async fn a_portal_cancellation_arrives_by_webhook(backend: Backend) {
         .url(app.url("/_stripe-sim/"))
         .build()
         .expect("client");
-    let card = stripe_payment::payment_method::AttachPaymentMethod::new("pm_card_visa")
-        .customer(customer.as_str())
-        .send(&stripe)
-        .await
-        .expect("attach");
-    let starter = stripe_product::price::ListPrice::new()
-        .active(true)
-        .send(&stripe)
-        .await
-        .expect("prices")
-        .data
-        .into_iter()
-        .find(|p| p.unit_amount == Some(900))
-        .expect("Starter");
-    let mut item = CreateSubscriptionItems::new();
-    item.price = Some(starter.id.to_string());
-    let sub = CreateSubscription::new()
-        .customer(customer.as_str())
-        .items(vec![item])
-        .default_payment_method(card.id.to_string())
-        .send(&stripe)
-        .await
-        .expect("subscribe")
-        .id
-        .to_string();
+    let sub = subscribe_in_stripe(&stripe, &customer, 900).await;
 
     let page_shows = |needle: &'static str| {
         let app = &app;
