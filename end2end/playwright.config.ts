@@ -1,7 +1,8 @@
 import { defineConfig } from '@playwright/test';
 
-// The app under test: the debug build from `cargo leptos build`, on its own port and a fresh
-// SQLite database, started and stopped by Playwright.
+// The app under test: the debug build from `cargo leptos build` (with the Stripe test double),
+// in simulated mode, on its own port and a fresh SQLite database, started and stopped by
+// Playwright.
 const PORT = Number(process.env.E2E_PORT ?? 3457);
 const BASE_URL = `http://127.0.0.1:${PORT}`;
 
@@ -45,6 +46,7 @@ export default defineConfig({
       BIND_ADDR: `127.0.0.1:${PORT}`,
       DATABASE_URL: 'sqlite://target/e2e/billfold.db?mode=rwc',
       LEPTOS_SITE_ROOT: 'target/site',
+      STRIPE_MODE: 'simulated',
       LOG_LEVEL: 'warn',
     },
   },

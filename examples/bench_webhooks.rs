@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use billfold::webhooks::signature;
+use stripe_sim::signature;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{json, Value};
 
@@ -64,7 +64,7 @@ fn options() -> Result<Options, String> {
 }
 
 fn now() -> i64 {
-    billfold::billing::sync::now()
+    billfold::db::clock::now()
 }
 
 /// A subscription the way Stripe sends it, padded with metadata to a realistic ~5 KB.

@@ -8,9 +8,16 @@ use leptos_router::{
 };
 
 use crate::{
-    auth::{LoginPage, SignupPage},
+    accounts::SignupPage,
+    auth::LoginPage,
     billing::page::{AppPage, BillingPage},
 };
+
+/// Pages only a signed-in user may see; anyone else is sent to log in first. The server
+/// layers its sign-in guard on exactly these routes.
+pub const SIGNED_IN_PAGES: &[&str] = &["/settings/billing", "/app"];
+/// Pages for signed-out visitors; someone signed in goes on to where they were headed.
+pub const SIGNED_OUT_PAGES: &[&str] = &["/login", "/signup"];
 
 /// The document around every server-rendered page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

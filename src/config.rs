@@ -28,10 +28,11 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Which Stripe Billfold talks to, decided by the secret key.
+/// Which Stripe Billfold talks to: the key's mode, or the built-in double when asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StripeMode {
-    /// No key: the built-in Stripe test double, mounted at `/_stripe-sim`.
+    /// `STRIPE_MODE=simulated`: the built-in Stripe test double, mounted at `/_stripe-sim`.
+    /// Never a fallback: only ever chosen explicitly, and only on loopback.
     Simulated,
     /// An `sk_test_`/`rk_test_` key: Stripe's test mode (or a standalone double).
     Test,
@@ -100,13 +101,22 @@ pub const DEFAULT_APP_URL: &str = "http://127.0.0.1:3000";
 impl Config {
     /// Reads `.env` (if any) and the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_env_or_simulated(false)
+    }
+
+    /// As [`Config::from_env`], with `simulated` (the `--simulated` flag) standing for
+    /// `STRIPE_MODE=simulated`.
+    pub fn from_env_or_simulated(simulated: bool) -> Result<Self, ConfigError> {
         // A missing .env is normal; a malformed one is a mistake worth stopping for.
         match dotenvy::dotenv() {
             Ok(_) => {}
             Err(e) if e.not_found() => {}
             Err(e) => return Err(invalid(".env", e.to_string())),
         }
-        Self::from_lookup(|key| std::env::var(key).ok())
+        Self::from_lookup(|key| match key {
+            "STRIPE_MODE" if simulated => Some("simulated".to_owned()),
+            _ => std::env::var(key).ok(),
+        })
     }
 
     /// Builds the config from any key → value lookup (the environment, or a test's map).
@@ -141,18 +151,6 @@ impl Config {
         }
 
         let secret_key = get("STRIPE_SECRET_KEY");
-        let mode = match secret_key.as_deref() {
-            None => StripeMode::Simulated,
-            Some(k) if k.starts_with("sk_test_") || k.starts_with("rk_test_") => StripeMode::Test,
-            Some(k) if k.starts_with("sk_live_") || k.starts_with("rk_live_") => StripeMode::Live,
-            Some(_) => {
-                return Err(invalid(
-                    "STRIPE_SECRET_KEY",
-                    "must start with sk_test_, rk_test_, sk_live_ or rk_live_",
-                ))
-            }
-        };
-
         let webhook_secrets = match get("STRIPE_WEBHOOK_SECRET") {
             None => Vec::new(),
             Some(list) => list
@@ -171,11 +169,13 @@ impl Config {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         };
-        if mode != StripeMode::Simulated && webhook_secrets.is_empty() {
-            return Err(invalid(
-                "STRIPE_WEBHOOK_SECRET",
-                "is required when STRIPE_SECRET_KEY is set (copy it from the webhook endpoint)",
-            ));
+        let mode = stripe_mode(
+            get("STRIPE_MODE").as_deref(),
+            secret_key.as_deref(),
+            !webhook_secrets.is_empty(),
+        )?;
+        if mode == StripeMode::Simulated {
+            simulated_only_on_loopback(&app_url, bind_addr, get("STRIPE_API_BASE").is_some())?;
         }
 
         let portal_configuration_id = get("STRIPE_PORTAL_CONFIGURATION_ID");
@@ -279,6 +279,120 @@ impl Config {
     }
 }
 
+/// What the app may not do without: the key's mode, or the double when explicitly chosen.
+/// A missing setting never picks a weaker mode.
+fn stripe_mode(
+    chosen: Option<&str>,
+    key: Option<&str>,
+    has_webhook_secret: bool,
+) -> Result<StripeMode, ConfigError> {
+    let chosen = match chosen {
+        None => None,
+        Some("simulated") => Some(StripeMode::Simulated),
+        Some("test") => Some(StripeMode::Test),
+        Some("live") => Some(StripeMode::Live),
+        Some(other) => {
+            return Err(invalid(
+                "STRIPE_MODE",
+                format!("`{other}` is not one of: simulated, test, live"),
+            ))
+        }
+    };
+    if chosen == Some(StripeMode::Simulated) {
+        if !SIMULATION_BUILT_IN {
+            return Err(invalid(
+                "STRIPE_MODE",
+                "simulated mode is not in this build (it is built with the `stripe-sim` \
+                 feature, as scripts/dev does); set STRIPE_SECRET_KEY to use Stripe",
+            ));
+        }
+        if key.is_some() {
+            return Err(invalid(
+                "STRIPE_SECRET_KEY",
+                "must not be set with STRIPE_MODE=simulated (the built-in double needs no key); \
+                 unset one of them",
+            ));
+        }
+        if has_webhook_secret {
+            return Err(invalid(
+                "STRIPE_WEBHOOK_SECRET",
+                "must not be set with STRIPE_MODE=simulated (the built-in double signs with a \
+                 secret of its own); unset one of them",
+            ));
+        }
+        return Ok(StripeMode::Simulated);
+    }
+    let Some(key) = key else {
+        return Err(invalid(
+            "STRIPE_SECRET_KEY",
+            "is not set. Set it to your Stripe secret key (sk_test_… or sk_live_…), or set \
+             STRIPE_MODE=simulated to try Billfold with its built-in Stripe test double",
+        ));
+    };
+    let key_mode = if key.starts_with("sk_test_") || key.starts_with("rk_test_") {
+        StripeMode::Test
+    } else if key.starts_with("sk_live_") || key.starts_with("rk_live_") {
+        StripeMode::Live
+    } else {
+        return Err(invalid(
+            "STRIPE_SECRET_KEY",
+            "must start with sk_test_, rk_test_, sk_live_ or rk_live_",
+        ));
+    };
+    if let Some(chosen) = chosen.filter(|c| *c != key_mode) {
+        let (said, is) = match chosen {
+            StripeMode::Live => ("live", "a test key"),
+            _ => ("test", "a live key"),
+        };
+        return Err(invalid(
+            "STRIPE_MODE",
+            format!("says {said}, but STRIPE_SECRET_KEY is {is}; make them agree"),
+        ));
+    }
+    if !has_webhook_secret {
+        return Err(invalid(
+            "STRIPE_WEBHOOK_SECRET",
+            "is required when STRIPE_SECRET_KEY is set (copy it from the webhook endpoint)",
+        ));
+    }
+    Ok(key_mode)
+}
+
+/// Simulated mode lets anyone who reaches the app act as "Stripe": it is for one machine.
+fn simulated_only_on_loopback(
+    app_url: &Url,
+    bind_addr: SocketAddr,
+    has_api_base: bool,
+) -> Result<(), ConfigError> {
+    if app_url.scheme() == "https" {
+        return Err(invalid(
+            "APP_URL",
+            "is https, but STRIPE_MODE=simulated is for trying Billfold on this machine only; \
+             use an http://127.0.0.1 URL, or set STRIPE_SECRET_KEY for a real deployment",
+        ));
+    }
+    if !bind_addr.ip().is_loopback() {
+        return Err(invalid(
+            "BIND_ADDR",
+            format!(
+                "{bind_addr} is not a loopback address, and STRIPE_MODE=simulated must not be \
+                 reachable from other machines; use 127.0.0.1, or set STRIPE_SECRET_KEY"
+            ),
+        ));
+    }
+    if has_api_base {
+        return Err(invalid(
+            "STRIPE_API_BASE",
+            "must not be set with STRIPE_MODE=simulated (the double is mounted in the app); \
+             for a standalone double set a sk_test_ key instead",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether this build carries the Stripe test double (the `stripe-sim` feature).
+pub const SIMULATION_BUILT_IN: bool = cfg!(feature = "stripe-sim");
+
 /// Beside the SQLite file when there is one (so a throw-away database gets a throw-away
 /// double), else `data/stripe-sim.json`.
 fn default_sim_state(database_url: &str) -> PathBuf {
@@ -324,17 +438,88 @@ mod tests {
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
+    const TEST_KEY: [(&str, &str); 2] = [
+        ("STRIPE_SECRET_KEY", "sk_test_abc"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+    ];
+
     #[test]
-    fn defaults_run_simulated_on_sqlite() {
-        let c = load(&[]).expect("defaults are valid");
-        assert_eq!(c.stripe.mode, StripeMode::Simulated);
+    fn defaults_with_a_test_key_run_on_sqlite() {
+        let c = load(&TEST_KEY).expect("defaults are valid");
+        assert_eq!(c.stripe.mode, StripeMode::Test);
         assert_eq!(c.database_url.expose(), DEFAULT_DATABASE_URL);
         assert_eq!(c.app_origin(), "http://127.0.0.1:3000");
         assert!(!c.secure_cookies());
         assert_eq!(c.stripe.webhook_tolerance, Duration::from_secs(300));
         assert_eq!(c.stripe_sim_state, PathBuf::from("data/stripe-sim.json"));
-        let pg = load(&[("DATABASE_URL", "postgres://localhost/billfold")]).expect("valid");
+        let mut pg = TEST_KEY.to_vec();
+        pg.push(("DATABASE_URL", "postgres://localhost/billfold"));
+        let pg = load(&pg).expect("valid");
         assert_eq!(pg.stripe_sim_state, PathBuf::from("data/stripe-sim.json"));
+    }
+
+    #[test]
+    fn no_key_and_no_choice_refuses_and_names_both_ways_out() {
+        for key in [None, Some(""), Some("   ")] {
+            let mut vars = vec![("STRIPE_WEBHOOK_SECRET", "whsec_x")];
+            vars.extend(key.map(|k| ("STRIPE_SECRET_KEY", k)));
+            let err = load(&vars).expect_err("no key is not a mode");
+            assert_eq!(err.var, "STRIPE_SECRET_KEY", "{key:?}");
+            assert!(err.problem.contains("STRIPE_MODE=simulated"), "{err}");
+            assert!(err.problem.contains("sk_test_"), "{err}");
+        }
+        let err = load(&[]).expect_err("nothing set");
+        assert_eq!(err.var, "STRIPE_SECRET_KEY");
+    }
+
+    #[test]
+    fn a_chosen_mode_must_agree_with_the_key() {
+        let with = |mode: &'static str, key: &'static str| {
+            load(&[
+                ("STRIPE_MODE", mode),
+                ("STRIPE_SECRET_KEY", key),
+                ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+            ])
+        };
+        assert_eq!(with("test", "sk_test_a").expect("agrees").stripe.mode, StripeMode::Test);
+        assert_eq!(with("live", "rk_live_a").expect("agrees").stripe.mode, StripeMode::Live);
+        for (mode, key) in [("live", "sk_test_a"), ("test", "sk_live_a")] {
+            let err = with(mode, key).expect_err("disagrees");
+            assert_eq!(err.var, "STRIPE_MODE");
+            assert!(!err.to_string().contains(key), "never print the key");
+        }
+        assert_eq!(with("sandbox", "sk_test_a").expect_err("unknown").var, "STRIPE_MODE");
+        let err = load(&[("STRIPE_MODE", "test")]).expect_err("test mode needs its key");
+        assert_eq!(err.var, "STRIPE_SECRET_KEY");
+    }
+
+    #[cfg(feature = "stripe-sim")]
+    #[test]
+    fn simulated_mode_runs_only_when_chosen_and_only_on_loopback() {
+        let c = load(&[("STRIPE_MODE", "simulated")]).expect("valid");
+        assert_eq!(c.stripe.mode, StripeMode::Simulated);
+        let ipv6 = load(&[("STRIPE_MODE", "simulated"), ("BIND_ADDR", "[::1]:3000")]);
+        assert_eq!(ipv6.expect("loopback").stripe.mode, StripeMode::Simulated);
+        let refusals: &[(&str, &str)] = &[
+            ("APP_URL", "https://billing.example.com"),
+            ("BIND_ADDR", "0.0.0.0:3000"),
+            ("BIND_ADDR", "192.0.2.10:3000"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+            ("STRIPE_SECRET_KEY", "sk_test_abc"),
+            ("STRIPE_API_BASE", "http://127.0.0.1:12111"),
+        ];
+        for (var, value) in refusals {
+            let err = load(&[("STRIPE_MODE", "simulated"), (var, value)]).expect_err(var);
+            assert_eq!(err.var, *var, "{value}");
+        }
+    }
+
+    #[cfg(not(feature = "stripe-sim"))]
+    #[test]
+    fn a_build_without_the_double_refuses_simulated_mode() {
+        let err = load(&[("STRIPE_MODE", "simulated")]).expect_err("not built in");
+        assert_eq!(err.var, "STRIPE_MODE");
+        assert!(err.problem.contains("stripe-sim"), "{err}");
     }
 
     #[test]
@@ -353,7 +538,10 @@ mod tests {
             ("LOG_FORMAT", "xml"),
         ];
         for (var, value) in cases {
-            let err = load(&[(var, value)]).expect_err(var);
+            let mut vars = TEST_KEY.to_vec();
+            vars.retain(|(k, _)| k != var);
+            vars.push((var, value));
+            let err = load(&vars).expect_err(var);
             assert_eq!(err.var, *var, "{value}");
         }
     }
@@ -395,7 +583,9 @@ mod tests {
 
     #[test]
     fn https_app_url_means_secure_cookies() {
-        let c = load(&[("APP_URL", "https://billing.example.com")]).expect("valid");
+        let mut vars = TEST_KEY.to_vec();
+        vars.push(("APP_URL", "https://billing.example.com"));
+        let c = load(&vars).expect("valid");
         assert!(c.secure_cookies());
         assert_eq!(
             c.url_for("/settings/billing"),

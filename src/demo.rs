@@ -7,11 +7,11 @@ use crate::{
     auth::{
         ssr::create_user,
         validate::{Email, Password},
-        CurrentUser,
     },
     billing::ssr::ensure_customer,
     db::entities::user,
-    server::AppState,
+    state::AppState,
+    web::CurrentUser,
 };
 
 pub const DEMO_EMAIL: &str = "demo@billfold.test";

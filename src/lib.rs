@@ -3,6 +3,7 @@
 //! Shared code (pages, DTOs, server function signatures) compiles for both the server
 //! (`ssr`) and the browser (`hydrate`); server-only modules sit behind `ssr`.
 
+pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod billing;
@@ -13,14 +14,16 @@ pub mod settings;
 pub mod config;
 #[cfg(feature = "ssr")]
 pub mod db;
-#[cfg(feature = "ssr")]
+#[cfg(feature = "stripe-sim")]
 pub mod demo;
 #[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
+pub mod state;
+#[cfg(feature = "ssr")]
 pub mod stripe;
 #[cfg(feature = "ssr")]
-pub mod stripe_sim;
+pub mod web;
 #[cfg(feature = "ssr")]
 pub mod webhooks;
 

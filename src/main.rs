@@ -7,6 +7,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "billfold", version, about)]
 struct Cli {
+    /// Run against the built-in Stripe test double: the same as STRIPE_MODE=simulated.
+    #[arg(long, global = true)]
+    simulated: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -32,6 +35,7 @@ enum Command {
         all: bool,
     },
     /// Run the Stripe test double on its own port (loopback by default).
+    #[cfg(feature = "stripe-sim")]
     StripeSim {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:12111")]
@@ -47,6 +51,7 @@ enum Command {
         state: Option<std::path::PathBuf>,
     },
     /// Send one signed sample event to a webhook endpoint, like `stripe trigger`.
+    #[cfg(feature = "stripe-sim")]
     Trigger {
         /// The event type, e.g. `customer.subscription.updated`.
         event_type: String,
@@ -72,42 +77,37 @@ fn init_tracing(config: &Config) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("billfold: configuration error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    init_tracing(&config);
-
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => billfold::server::run(config).await,
-        Command::Migrate => billfold::db::connect_and_migrate(config.database_url.expose())
-            .await
-            .map(|_| tracing::info!("database is up to date")),
-        Command::Webhooks { command } => webhooks_command(&config, command).await,
-        Command::Sync { customer, all: _ } => sync_command(&config, customer).await,
+        // The double's own tools read no app settings.
+        #[cfg(feature = "stripe-sim")]
         Command::StripeSim {
             addr,
             webhook_url,
             webhook_secret,
             state,
-        } => billfold::stripe_sim::run_standalone(addr, webhook_url, webhook_secret, state).await,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+                .init();
+            stripe_sim::run_standalone(addr, webhook_url, webhook_secret, state).await
+        }
+        #[cfg(feature = "stripe-sim")]
         Command::Trigger {
             event_type,
             url,
             secret,
-        } => billfold::stripe_sim::trigger(&event_type, &url, &secret)
-            .await
-            .and_then(|status| {
-                println!("{event_type} → {url}: HTTP {status}");
-                if (200..300).contains(&status) {
-                    Ok(())
-                } else {
-                    Err(anyhow::anyhow!("the endpoint answered HTTP {status}"))
+        } => stripe_sim::trigger_and_report(&event_type, &url, &secret).await,
+        command => {
+            let config = match Config::from_env_or_simulated(cli.simulated) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("billfold: configuration error: {e}");
+                    return ExitCode::from(2);
                 }
-            }),
+            };
+            init_tracing(&config);
+            app_command(&config, command).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,13 +119,29 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The commands that run the app or act on its database.
+async fn app_command(config: &Config, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => billfold::server::run(config.clone()).await,
+        Command::Migrate => billfold::db::connect_and_migrate(config.database_url.expose())
+            .await
+            .map(|_| tracing::info!("database is up to date")),
+        Command::Webhooks { command } => webhooks_command(config, command).await,
+        Command::Sync { customer, all: _ } => sync_command(config, customer).await,
+        #[cfg(feature = "stripe-sim")]
+        Command::StripeSim { .. } | Command::Trigger { .. } => {
+            anyhow::bail!("this command reads no app settings and is run on its own")
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum WebhooksCommand {
     /// Received events, newest first.
     List {
         /// applied, duplicate, stale, ignored, failed or mode_mismatch.
         #[arg(long)]
-        outcome: Option<String>,
+        outcome: Option<billfold::webhooks::pipeline::Outcome>,
         /// An event type, e.g. `invoice.payment_failed`.
         #[arg(long = "type")]
         event_type: Option<String>,
@@ -142,7 +158,7 @@ enum WebhooksCommand {
         event_id: Option<String>,
         /// Every event with this outcome, e.g. `failed`.
         #[arg(long)]
-        outcome: Option<String>,
+        outcome: Option<billfold::webhooks::pipeline::Outcome>,
         /// With --outcome: only events received since (as for `list`).
         #[arg(long, requires = "outcome")]
         since: Option<String>,
@@ -152,7 +168,7 @@ enum WebhooksCommand {
 async fn webhooks_command(config: &Config, command: WebhooksCommand) -> anyhow::Result<()> {
     use billfold::webhooks::{admin, pipeline::Pipeline};
     let since = |raw: Option<String>| -> anyhow::Result<Option<i64>> {
-        raw.map(|r| admin::parse_since(&r, billfold::billing::sync::now()))
+        raw.map(|r| admin::parse_since(&r, billfold::db::clock::now()))
             .transpose()
             .map_err(|e| anyhow::anyhow!("--since: {e}"))
     };

@@ -1,164 +1,184 @@
-//! The server: app state, the Axum router (Leptos pages, server functions, health check)
-//! and serving with graceful shutdown.
+//! The composition root: builds the app state, mounts every route group under the layers
+//! that guard it, and serves with graceful shutdown. Nothing imports this module.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use axum::{
     body::Body,
-    extract::{FromRef, State},
+    extract::State,
     http::{Request, StatusCode},
     middleware::{from_fn, from_fn_with_state, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
     Json, Router,
 };
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
-use sea_orm::DatabaseConnection;
+use leptos_axum::{generate_route_list, generate_route_list_with_exclusions, LeptosRoutes};
 use tokio::net::TcpListener;
-use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
+use tower_http::{services::ServeDir, timeout::TimeoutLayer, trace::TraceLayer};
 
 /// The longest any request may take, Stripe calls (10 s each) included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 use crate::{
-    app::{shell, App},
-    auth::ssr::{origin_guard, session_layer, RateLimiter},
-    config::{Config, Secret, StripeMode},
+    app::{shell, App, SIGNED_IN_PAGES, SIGNED_OUT_PAGES},
+    auth::ssr::{require_sign_in, session_layer, signed_out_only},
+    config::Config,
     db,
     error::AppError,
-    stripe::SIM_MOUNT,
-    stripe_sim::{SimOptions, StripeSim},
+    state::AppState,
+    web::origin::origin_guard,
 };
 
-/// Everything a request handler may need; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub leptos_options: LeptosOptions,
-    pub db: DatabaseConnection,
-    pub config: Arc<Config>,
-    pub login_limiter: Arc<RateLimiter>,
-    /// Portal and Checkout sessions per user (10 a minute).
-    pub portal_limiter: Arc<RateLimiter>,
-    /// Re-syncs from Stripe on return from Checkout or the Portal (one per user per 3 s).
-    pub resync_throttle: Arc<RateLimiter>,
-    /// The one Stripe API client (Stripe, a standalone double, or the mounted one).
-    pub stripe: ::stripe::Client,
-    /// The Stripe test double mounted at `/_stripe-sim` (simulated mode only).
-    pub sim: Option<StripeSim>,
+/// Connects to the database and migrates it; fails (and the app stops) if either fails.
+/// In simulated mode it also opens the Stripe test double and registers this app's
+/// webhook endpoint with it under a fresh signing secret.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let db = db::connect_and_migrate(config.database_url.expose()).await?;
+    #[cfg(feature = "stripe-sim")]
+    if config.stripe.mode == crate::config::StripeMode::Simulated {
+        let mut config = config;
+        let sim = simulated::open(&mut config).await?;
+        let mut state = AppState::new(config, db)?;
+        state.sim = Some(sim);
+        return Ok(state);
+    }
+    AppState::new(config, db)
 }
 
-impl FromRef<AppState> for LeptosOptions {
-    fn from_ref(state: &AppState) -> Self {
-        state.leptos_options.clone()
+/// Simulated mode: the Stripe test double mounted in the app, and its demo account.
+#[cfg(feature = "stripe-sim")]
+mod simulated {
+    use std::time::Duration;
+
+    use anyhow::Context;
+    use stripe_sim::{SimOptions, StripeSim};
+
+    use crate::{
+        config::{Config, Secret},
+        stripe::SIM_MOUNT,
+    };
+
+    /// Opens the mounted double and points its webhooks at this app's own listener.
+    pub async fn open(config: &mut Config) -> anyhow::Result<StripeSim> {
+        let mut options = SimOptions::new(config.url_for(SIM_MOUNT));
+        options.state_file = Some(config.stripe_sim_state.clone());
+        // Quicker than Stripe's three days, so a demo converges while someone watches.
+        options.delivery.retry_schedule = [1, 5, 30, 120, 600, 3600]
+            .into_iter()
+            .map(Duration::from_secs)
+            .collect();
+        let sim = StripeSim::open(options)
+            .await
+            .context("cannot open the Stripe test double's state (STRIPE_SIM_STATE)")?;
+        let secret = format!(
+            "whsec_{}",
+            crate::auth::ssr::SessionToken::generate().as_str()
+        );
+        let api_base = crate::stripe::api_base(config).unwrap_or_default();
+        let endpoint = format!(
+            "{}/api/webhooks/stripe",
+            api_base.trim_end_matches('/').trim_end_matches(SIM_MOUNT)
+        );
+        sim.add_webhook_endpoint(&endpoint, &secret);
+        config.stripe.webhook_secrets = vec![Secret::new(secret)];
+        Ok(sim)
     }
 }
 
-impl AppState {
-    /// Connects to the database and migrates it; fails (and the app stops) if either fails.
-    /// In simulated mode it also opens the Stripe test double and registers this app's
-    /// webhook endpoint with it under a fresh signing secret.
-    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
-        let db = db::connect_and_migrate(config.database_url.expose()).await?;
-        let sim = match config.stripe.mode {
-            StripeMode::Simulated => Some(open_simulated_stripe(&mut config).await?),
-            _ => None,
-        };
-        Self::with_db(config, db, sim)
-    }
-
-    pub fn with_db(
-        config: Config,
-        db: DatabaseConnection,
-        sim: Option<StripeSim>,
-    ) -> anyhow::Result<Self> {
-        let stripe = crate::stripe::client(&config)?;
-        let leptos_options = LeptosOptions::builder()
-            .output_name("billfold")
-            .site_root(config.site_root.to_string_lossy().into_owned())
-            .site_pkg_dir("pkg")
-            .site_addr(config.bind_addr)
-            .build();
-        Ok(AppState {
-            leptos_options,
-            db,
-            config: Arc::new(config),
-            login_limiter: Arc::new(RateLimiter::new(10, Duration::from_secs(60))),
-            portal_limiter: Arc::new(RateLimiter::new(10, Duration::from_secs(60))),
-            resync_throttle: Arc::new(RateLimiter::new(1, Duration::from_secs(3))),
-            stripe,
-            sim,
-        })
-    }
-}
-
-/// Opens the mounted double and points its webhooks at this app's own listener.
-async fn open_simulated_stripe(config: &mut Config) -> anyhow::Result<StripeSim> {
-    let mut options = SimOptions::new(config.url_for(SIM_MOUNT));
-    options.state_file = Some(config.stripe_sim_state.clone());
-    // Quicker than Stripe's three days, so a demo converges while someone watches.
-    options.delivery.retry_schedule = [1, 5, 30, 120, 600, 3600]
-        .into_iter()
-        .map(Duration::from_secs)
-        .collect();
-    let sim = StripeSim::open(options)
-        .await
-        .context("cannot open the Stripe test double's state (STRIPE_SIM_STATE)")?;
-    let secret = format!(
-        "whsec_{}",
-        crate::auth::ssr::SessionToken::generate().as_str()
-    );
-    let api_base = crate::stripe::api_base(config).unwrap_or_default();
-    let endpoint = format!(
-        "{}/api/webhooks/stripe",
-        api_base.trim_end_matches('/').trim_end_matches(SIM_MOUNT)
-    );
-    sim.add_webhook_endpoint(&endpoint, &secret);
-    config.stripe.webhook_secrets = vec![Secret::new(secret)];
-    Ok(sim)
-}
-
-/// Loads Stripe's active prices into the `prices` table through the sync writer, so the plan
-/// picker has plans before any price event arrives.
-pub async fn sync_catalogue(state: &AppState) -> anyhow::Result<usize> {
-    crate::billing::ssr::sync_catalogue(state).await
-}
-
-/// The whole HTTP surface of Billfold.
+/// The whole HTTP surface of Billfold, as route groups each under its own layers:
+/// - machine routes (health check, Stripe's webhooks, the built assets, the mounted double):
+///   no session, no cross-origin check;
+/// - everything a browser uses for a user (pages, server functions, public files): the
+///   session and the cross-origin check, and within it the pages that need a signed-in user
+///   and those for signed-out visitors only.
 pub fn router(state: AppState) -> Router {
-    // Server functions are routed too, at their fixed endpoints, with the same context.
-    let routes = generate_route_list(App);
+    let all_pages: Vec<String> = generate_route_list(App)
+        .iter()
+        .map(|r| r.path().to_owned())
+        .collect();
+    let server_fns: Vec<String> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, _)| path.to_owned())
+        .collect();
+    let guarded: Vec<&str> = SIGNED_IN_PAGES.iter().chain(SIGNED_OUT_PAGES).copied().collect();
+    for page in &guarded {
+        assert!(
+            all_pages.iter().any(|p| p == page),
+            "{page} is guarded but is not a route of the app"
+        );
+    }
+    // Only these pages (no server functions) from the app's route list.
+    let pages_only = |wanted: &[&str]| {
+        let excluded = all_pages
+            .iter()
+            .filter(|p| !wanted.contains(&p.as_str()))
+            .chain(&server_fns)
+            .cloned()
+            .collect();
+        leptos_pages(&state, generate_route_list_with_exclusions(App, Some(excluded)))
+    };
+    let everything_else = leptos_pages(
+        &state,
+        generate_route_list_with_exclusions(
+            App,
+            Some(guarded.iter().map(|p| (*p).to_owned()).collect()),
+        ),
+    );
+
+    let for_users = Router::new()
+        .merge(pages_only(SIGNED_IN_PAGES).route_layer(from_fn(require_sign_in)))
+        .merge(pages_only(SIGNED_OUT_PAGES).route_layer(from_fn(signed_out_only)))
+        .merge(everything_else)
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(from_fn(server_fn_error_status))
+        .layer(from_fn_with_state(state.clone(), session_layer))
+        .layer(from_fn_with_state(state.clone(), origin_guard));
+
+    #[cfg_attr(not(feature = "stripe-sim"), allow(unused_mut))]
+    let mut machines = Router::new()
+        .route("/healthz", get(healthz))
+        .route(
+            "/api/webhooks/stripe",
+            post(crate::webhooks::route::stripe_webhook),
+        )
+        .nest_service(
+            "/pkg",
+            ServeDir::new(state.config.site_root.join("pkg")),
+        );
+    #[cfg(feature = "stripe-sim")]
+    if let Some(sim) = &state.sim {
+        machines = machines.nest_service(crate::stripe::SIM_MOUNT, sim.router());
+    }
+
+    machines
+        .merge(for_users)
+        // Nothing a user or Stripe sends should ever wait forever on us.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
+                // The path only: queries and headers (cookies!) stay out of the logs.
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .with_state(state)
+}
+
+/// The Leptos pages (and server functions) of one route listing, with the app state in
+/// their context.
+fn leptos_pages(
+    state: &AppState,
+    routes: Vec<leptos_axum::AxumRouteListing>,
+) -> Router<AppState> {
     let context_state = state.clone();
     let provide_state = move || provide_context(context_state.clone());
-
-    let mut app = Router::new().route("/healthz", get(healthz)).route(
-        "/api/webhooks/stripe",
-        axum::routing::post(crate::webhooks::route::stripe_webhook),
-    );
-    if let Some(sim) = &state.sim {
-        app = app.nest_service(SIM_MOUNT, sim.router());
-    }
-    app.leptos_routes_with_context(&state, routes, provide_state, {
-        let options = state.leptos_options.clone();
-        move || shell(options.clone())
+    let options = state.leptos_options.clone();
+    Router::new().leptos_routes_with_context(state, routes, provide_state, move || {
+        shell(options.clone())
     })
-    .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-    .layer(from_fn(server_fn_error_status))
-    .layer(from_fn_with_state(state.clone(), session_layer))
-    .layer(from_fn_with_state(state.clone(), origin_guard))
-    // Nothing a user or Stripe sends should ever wait forever on us.
-    .layer(TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        REQUEST_TIMEOUT,
-    ))
-    .layer(
-        TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
-            // The path only: queries and headers (cookies!) stay out of the logs.
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-        }),
-    )
-    .with_state(state)
 }
 
 /// Middleware: a failed server function answers with its [`AppError`]'s own status. The
@@ -203,7 +223,7 @@ pub async fn serve_on(
     tokio::spawn({
         let state = state.clone();
         async move {
-            match sync_catalogue(&state).await {
+            match crate::billing::ssr::sync_catalogue(&state).await {
                 Ok(n) => tracing::debug!(prices = n, "plan catalogue loaded from Stripe"),
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "could not load the plan catalogue from Stripe")
@@ -223,11 +243,13 @@ pub async fn serve_on(
 /// Runs the app from its config: database, migrations, router, graceful shutdown.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let addr = config.bind_addr;
-    let state = AppState::build(config).await?;
+    let state = build_state(config).await?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (set BIND_ADDR)"))?;
     tracing::info!(%addr, mode = ?state.config.stripe.mode, "Billfold is listening on http://{addr}");
+    // The demo account exists in simulated mode only.
+    #[cfg(feature = "stripe-sim")]
     if state.sim.is_some() {
         // Through the API like any client, so only once the listener (the double) is up.
         let state = state.clone();

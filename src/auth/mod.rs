@@ -1,8 +1,8 @@
-//! Accounts: sign-up, log-in, log-out and the session behind them.
+//! Log-in, log-out and the session behind them; the form parts the account pages share.
 //!
-//! The server functions sit at fixed endpoints (`/api/signup`, `/api/login`, `/api/logout`)
-//! and take plain form fields, so the forms work before hydration, without JavaScript, and
-//! from scripts.
+//! The server functions sit at fixed endpoints (`/api/login`, `/api/logout`) and take plain
+//! form fields, so the forms work before hydration, without JavaScript, and from scripts.
+//! Sign-up, which also opens a billing account, sits above this module, in `accounts`.
 
 pub mod validate;
 
@@ -11,37 +11,8 @@ pub mod ssr;
 
 use leptos::{form::ActionForm, prelude::*};
 use leptos_router::{components::A, hooks::use_query_map};
-use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
-
-/// The signed-in user as the pages see them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CurrentUser {
-    pub id: i64,
-    pub email: String,
-}
-
-/// Creates an account, signs it in and goes to the billing settings.
-#[server(name = SignUp, prefix = "/api", endpoint = "signup")]
-pub async fn sign_up(
-    #[server(default)] email: String,
-    #[server(default)] password: String,
-) -> Result<(), AppError> {
-    let state = ssr::app_state()?;
-    let user = ssr::register(&state, &email, &password).await?;
-    ssr::start_session(&state, user.id).await?;
-    crate::billing::ssr::create_customer_at_sign_up(
-        &state,
-        &CurrentUser {
-            id: user.id,
-            email: user.email,
-        },
-    )
-    .await;
-    leptos_axum::redirect("/settings/billing");
-    Ok(())
-}
 
 /// Signs in and goes back to where the user was headed (`next`), or to the billing settings.
 #[server(name = LogIn, prefix = "/api", endpoint = "login")]
@@ -50,8 +21,8 @@ pub async fn log_in(
     #[server(default)] password: String,
     next: Option<String>,
 ) -> Result<(), AppError> {
-    let state = ssr::app_state()?;
-    let client = ssr::client_addr(&ssr::request_parts()?);
+    let state = crate::web::app_state()?;
+    let client = crate::web::client_addr(&crate::web::request_parts()?);
     let user = ssr::log_in(&state, &email, &password, &client).await?;
     ssr::start_session(&state, user.id).await?;
     leptos_axum::redirect(&validate::safe_next(next.as_deref()));
@@ -61,22 +32,16 @@ pub async fn log_in(
 /// Ends this browser's session.
 #[server(name = LogOut, prefix = "/api", endpoint = "logout")]
 pub async fn log_out() -> Result<(), AppError> {
-    let state = ssr::app_state()?;
-    if let Some(signed_in) = ssr::signed_in() {
+    let state = crate::web::app_state()?;
+    if let Some(signed_in) = crate::web::signed_in() {
         ssr::delete_session(&state.db, &signed_in.token_hash).await?;
     }
-    ssr::set_response_header(
+    crate::web::set_response_header(
         axum::http::header::SET_COOKIE,
         ssr::clear_session_cookie(state.config.secure_cookies()),
     );
     leptos_axum::redirect("/login");
     Ok(())
-}
-
-/// Who is signed in on this request, if anyone.
-#[server(name = GetCurrentUser, prefix = "/api", endpoint = "me")]
-pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
-    Ok(ssr::signed_in().map(|s| s.user))
 }
 
 /// A form-level error box, for errors that belong to no single field.
@@ -98,7 +63,7 @@ pub fn FormError(#[prop(into)] error: Signal<Option<AppError>>) -> impl IntoView
 
 /// An input with its label and the field's own error message.
 #[component]
-fn Field(
+pub(crate) fn Field(
     name: &'static str,
     label: &'static str,
     kind: &'static str,
@@ -130,7 +95,7 @@ fn Field(
 
 /// The account forms share a card layout.
 #[component]
-fn AuthCard(title: &'static str, children: Children) -> impl IntoView {
+pub(crate) fn AuthCard(title: &'static str, children: Children) -> impl IntoView {
     view! {
         <div class="mx-auto mt-16 w-full max-w-sm rounded-xl border border-slate-200 bg-white p-8 shadow-sm">
             <h1 class="mb-6 text-2xl font-semibold text-slate-900">{title}</h1>
@@ -139,37 +104,8 @@ fn AuthCard(title: &'static str, children: Children) -> impl IntoView {
     }
 }
 
-fn submit_class() -> &'static str {
+pub(crate) fn submit_class() -> &'static str {
     "w-full rounded-md bg-indigo-600 px-4 py-2 font-medium text-white hover:bg-indigo-500 disabled:opacity-60"
-}
-
-#[component]
-pub fn SignupPage() -> impl IntoView {
-    let action = ServerAction::<SignUp>::new();
-    let error = Signal::derive(move || action.value().get().and_then(Result::err));
-    view! {
-        <leptos_meta::Title text="Create your account · Billfold"/>
-        <AuthCard title="Create your account">
-            <ActionForm action=action attr:class="space-y-4" attr:novalidate=true>
-                <FormError error/>
-                <Field name="email" label="Email" kind="email" autocomplete="email" error/>
-                <Field
-                    name="password"
-                    label="Password"
-                    kind="password"
-                    autocomplete="new-password"
-                    error
-                    hint="At least 8 characters."
-                />
-                <button type="submit" class=submit_class() disabled=move || action.pending().get()>
-                    {move || if action.pending().get() { "Creating account…" } else { "Create account" }}
-                </button>
-            </ActionForm>
-            <p class="mt-6 text-sm text-slate-600">
-                "Already have an account? " <A href="/login" attr:class="font-medium text-indigo-600">"Log in"</A>
-            </p>
-        </AuthCard>
-    }
 }
 
 #[component]

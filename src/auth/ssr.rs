@@ -1,12 +1,8 @@
-//! Server side of accounts: password hashing, sessions, cookies, rate limits and the
-//! request middleware that turns a session cookie into a [`SignedIn`] request extension.
+//! Server side of accounts: password hashing, sessions, cookies, and the request middleware
+//! that turns a session cookie into a [`SignedIn`] request extension and guards the pages
+//! that need (or have no use for) a signed-in user.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    net::SocketAddr,
-    sync::{Mutex, OnceLock},
-    time::{Duration, Instant},
-};
+use std::sync::OnceLock;
 
 use argon2::{
     password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
@@ -14,27 +10,27 @@ use argon2::{
 };
 use axum::{
     body::Body,
-    extract::{ConnectInfo, State},
-    http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode},
+    extract::State,
+    http::{header, HeaderMap, HeaderValue, Method, Request},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
 };
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use leptos::prelude::use_context;
 use rand::RngCore;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, SqlErr,
 };
 use sha2::{Digest, Sha256};
 
-use super::{
-    validate::{safe_next, Email, Password},
-    CurrentUser,
-};
+use super::validate::{safe_next, Email, Password};
 use crate::{
-    db::entities::{session, user},
+    db::{
+        clock,
+        entities::{session, user},
+    },
     error::AppError,
-    server::AppState,
+    state::AppState,
+    web::{set_response_header, CurrentUser, SignedIn},
 };
 
 pub const SESSION_COOKIE: &str = "billfold_session";
@@ -42,13 +38,6 @@ pub const SESSION_COOKIE: &str = "billfold_session";
 pub const SESSION_TTL_SECS: i64 = 30 * 24 * 3600;
 /// A used session's expiry is pushed forward at most once a day, to keep reads read-only.
 const SLIDE_AFTER_SECS: i64 = 24 * 3600;
-
-/// Pages that need a signed-in user; anyone else is sent to `/login?next=…`.
-const PROTECTED_PREFIXES: &[&str] = &["/settings", "/app"];
-
-pub fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
 
 /// A session token as it travels in the cookie: 256 random bits, base64url.
 #[derive(Clone, PartialEq, Eq)]
@@ -81,13 +70,6 @@ impl std::fmt::Debug for SessionToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SessionToken([redacted])")
     }
-}
-
-/// The signed-in user of this request, put into the request's extensions by [`session_layer`].
-#[derive(Debug, Clone)]
-pub struct SignedIn {
-    pub user: CurrentUser,
-    pub token_hash: String,
 }
 
 /// `Set-Cookie` for a fresh or slid session.
@@ -177,7 +159,7 @@ pub async fn create_user(
     let row = user::ActiveModel {
         email: Set(email.as_str().to_owned()),
         password_hash: Set(password_hash),
-        created_at: Set(now_unix()),
+        created_at: Set(clock::now()),
         ..Default::default()
     };
     match user::Entity::insert(row).exec_with_returning(db).await {
@@ -269,7 +251,7 @@ pub async fn create_session(
     user_id: i64,
 ) -> Result<SessionToken, AppError> {
     let token = SessionToken::generate();
-    let now = now_unix();
+    let now = clock::now();
     // Housekeeping: this user's expired sessions go when a new one is made.
     session::Entity::delete_many()
         .filter(session::Column::UserId.eq(user_id))
@@ -306,7 +288,7 @@ pub async fn resolve_session(
     else {
         return Ok(Resolved::Invalid);
     };
-    let now = now_unix();
+    let now = clock::now();
     if sess.expires_at <= now {
         session::Entity::delete_by_id(token_hash).exec(db).await?;
         return Ok(Resolved::Invalid);
@@ -341,16 +323,14 @@ pub async fn delete_session(db: &DatabaseConnection, token_hash: &str) -> Result
     Ok(())
 }
 
-/// Middleware: resolves the session cookie once per request, guards protected pages,
-/// slides the cookie's expiry and clears a cookie that no longer names a session.
+/// Middleware for every page and server function a browser uses: resolves the session cookie
+/// once per request, slides the cookie's expiry and clears a cookie that no longer names a
+/// session. Responses are never cached: they are about one user.
 pub async fn session_layer(
     State(state): State<AppState>,
     mut req: Request<Body>,
     next: Next,
 ) -> Response {
-    if is_static_or_machine_path(req.uri().path()) {
-        return next.run(req).await;
-    }
     let secure = state.config.secure_cookies();
     let mut set_cookie = None;
     if let Some(token) = token_from_headers(req.headers()) {
@@ -368,34 +348,6 @@ pub async fn session_layer(
                     .into_response();
             }
         }
-    }
-
-    let path = req.uri().path();
-    let protected = PROTECTED_PREFIXES
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")));
-    if protected && req.method() == Method::GET && req.extensions().get::<SignedIn>().is_none() {
-        let wanted = req
-            .uri()
-            .path_and_query()
-            .map(|pq| pq.as_str().to_owned())
-            .unwrap_or_else(|| path.to_owned());
-        let target = format!("/login?next={}", urlencode(&safe_next(Some(&wanted))));
-        let mut res = Redirect::to(&target).into_response();
-        if let Some(c) = set_cookie {
-            res.headers_mut().append(header::SET_COOKIE, c);
-        }
-        return res;
-    }
-    // Someone already signed in has no use for the log-in and sign-up forms.
-    let signed_in = req.extensions().get::<SignedIn>().is_some();
-    if signed_in && req.method() == Method::GET && (path == "/login" || path == "/signup") {
-        let next = req.uri().query().and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "next")
-                .map(|(_, v)| v.into_owned())
-        });
-        return Redirect::to(&safe_next(next.as_deref())).into_response();
     }
 
     let mut res = next.run(req).await;
@@ -416,158 +368,37 @@ pub async fn session_layer(
     res
 }
 
-/// Paths that never act for a user: static files, webhooks, health checks, the Stripe double.
-fn is_static_or_machine_path(path: &str) -> bool {
-    path.starts_with("/pkg/")
-        || path.starts_with("/api/webhooks/")
-        || path.starts_with("/_stripe-sim/")
-        || path == "/healthz"
-        || path == "/favicon.ico"
+/// Route layer for pages that need a signed-in user (under [`session_layer`]): anyone else
+/// is sent to `/login?next=…`.
+pub async fn require_sign_in(req: Request<Body>, next: Next) -> Response {
+    if req.method() != Method::GET || req.extensions().get::<SignedIn>().is_some() {
+        return next.run(req).await;
+    }
+    let wanted = req
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_owned())
+        .unwrap_or_else(|| req.uri().path().to_owned());
+    let target = format!("/login?next={}", urlencode(&safe_next(Some(&wanted))));
+    Redirect::to(&target).into_response()
+}
+
+/// Route layer for the log-in and sign-up pages (under [`session_layer`]): someone already
+/// signed in has no use for them and goes on to where they were headed.
+pub async fn signed_out_only(req: Request<Body>, next: Next) -> Response {
+    if req.method() != Method::GET || req.extensions().get::<SignedIn>().is_none() {
+        return next.run(req).await;
+    }
+    let next_target = req.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "next")
+            .map(|(_, v)| v.into_owned())
+    });
+    Redirect::to(&safe_next(next_target.as_deref())).into_response()
 }
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// Middleware: state-changing requests from another origin are refused (CSRF).
-///
-/// A browser always sends `Origin` on a cross-origin POST; it must equal `APP_URL`'s origin
-/// (or the origin the request was addressed to). Requests with neither `Origin` nor `Referer`
-/// come from non-browser clients, which carry no ambient cookies to abuse.
-pub async fn origin_guard(
-    State(state): State<AppState>,
-    req: Request<Body>,
-    next: Next,
-) -> Response {
-    let safe_method = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let exempt = req.uri().path().starts_with("/api/webhooks/")
-        || req.uri().path().starts_with("/_stripe-sim/");
-    if safe_method || exempt || same_origin(req.headers(), &state.config.app_origin()) {
-        return next.run(req).await;
-    }
-    tracing::warn!(path = %req.uri().path(), "cross-origin request refused");
-    (
-        StatusCode::FORBIDDEN,
-        axum::Json(serde_json::json!({ "error": "Cross-origin request refused." })),
-    )
-        .into_response()
-}
-
-/// Whether a request's `Sec-Fetch-Site`, `Origin` and `Referer` say it came from this site.
-pub fn same_origin(headers: &HeaderMap, app_origin: &str) -> bool {
-    let header_str = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    if header_str("sec-fetch-site") == Some("cross-site") {
-        return false;
-    }
-    let host_origin = header_str("host").map(|h| format!("//{h}"));
-    let matches = |origin: &str| {
-        origin == app_origin
-            || host_origin
-                .as_deref()
-                .is_some_and(|h| origin.split_once(':').is_some_and(|(_, rest)| rest == h))
-    };
-    if let Some(origin) = header_str("origin") {
-        return origin != "null" && matches(origin);
-    }
-    if let Some(referer) = header_str("referer") {
-        return url::Url::parse(referer)
-            .map(|u| matches(&u.origin().ascii_serialization()))
-            .unwrap_or(false);
-    }
-    true
-}
-
-/// Counts attempts per key in a sliding window; in memory, per process.
-pub struct RateLimiter {
-    max: usize,
-    window: Duration,
-    hits: Mutex<HashMap<String, VecDeque<Instant>>>,
-}
-
-impl RateLimiter {
-    pub fn new(max: usize, window: Duration) -> Self {
-        Self {
-            max,
-            window,
-            hits: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Records an attempt for every key; refuses (with the wait) if any key is over its limit.
-    pub fn check(&self, keys: &[String]) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut hits = self.hits.lock().unwrap_or_else(|p| p.into_inner());
-        if hits.len() > 50_000 {
-            hits.retain(|_, q| {
-                q.back()
-                    .is_some_and(|t| now.duration_since(*t) < self.window)
-            });
-        }
-        let mut wait = None;
-        for key in keys {
-            let q = hits.entry(key.clone()).or_default();
-            while q
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= self.window)
-            {
-                q.pop_front();
-            }
-            if q.len() >= self.max {
-                let oldest = q.front().copied().unwrap_or(now);
-                let w = self.window.saturating_sub(now.duration_since(oldest));
-                wait = Some(wait.map_or(w, |x: Duration| x.max(w)));
-            }
-        }
-        if let Some(w) = wait {
-            return Err(w);
-        }
-        for key in keys {
-            hits.entry(key.clone()).or_default().push_back(now);
-        }
-        Ok(())
-    }
-}
-
-/// The app state, from the server function's context.
-pub fn app_state() -> Result<AppState, AppError> {
-    use_context::<AppState>().ok_or_else(|| AppError::internal("AppState missing from context"))
-}
-
-/// The request being served, from the server function's context.
-pub fn request_parts() -> Result<axum::http::request::Parts, AppError> {
-    use_context::<axum::http::request::Parts>()
-        .ok_or_else(|| AppError::internal("request parts missing from context"))
-}
-
-/// The signed-in user of the current request, if any.
-pub fn signed_in() -> Option<SignedIn> {
-    use_context::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<SignedIn>().cloned())
-}
-
-/// The signed-in user, or [`AppError::Unauthorized`]: every protected server function starts here.
-pub fn require_user() -> Result<SignedIn, AppError> {
-    signed_in().ok_or(AppError::Unauthorized)
-}
-
-/// The address the request came from.
-pub fn client_addr(parts: &axum::http::request::Parts) -> String {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ci| ci.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// Adds a response header from inside a server function.
-pub fn set_response_header(name: header::HeaderName, value: HeaderValue) {
-    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
-        res.append_header(name, value);
-    }
 }
 
 #[cfg(test)]
@@ -634,64 +465,5 @@ mod tests {
         );
         assert_eq!(token_from_headers(&h), Some(t));
         assert_eq!(token_from_headers(&HeaderMap::new()), None);
-    }
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
-
-    #[test]
-    fn origin_checks() {
-        let app = "http://127.0.0.1:3000";
-        let host = ("host", "127.0.0.1:3000");
-        assert!(same_origin(
-            &headers(&[host, ("origin", "http://127.0.0.1:3000")]),
-            app
-        ));
-        assert!(same_origin(
-            &headers(&[
-                ("host", "localhost:3000"),
-                ("origin", "http://localhost:3000")
-            ]),
-            app
-        ));
-        assert!(!same_origin(
-            &headers(&[host, ("origin", "https://evil.example")]),
-            app
-        ));
-        assert!(!same_origin(&headers(&[host, ("origin", "null")]), app));
-        assert!(same_origin(
-            &headers(&[host, ("referer", "http://127.0.0.1:3000/login")]),
-            app
-        ));
-        assert!(!same_origin(
-            &headers(&[host, ("referer", "https://evil.example/x")]),
-            app
-        ));
-        assert!(!same_origin(
-            &headers(&[host, ("sec-fetch-site", "cross-site")]),
-            app
-        ));
-        assert!(same_origin(&headers(&[host]), app), "non-browser clients");
-    }
-
-    #[test]
-    fn the_rate_limiter_counts_each_key() {
-        let rl = RateLimiter::new(3, Duration::from_secs(60));
-        let keys = vec!["email:a@b.co".to_string(), "ip:1.2.3.4".to_string()];
-        for _ in 0..3 {
-            assert!(rl.check(&keys).is_ok());
-        }
-        let wait = rl.check(&keys).expect_err("fourth attempt refused");
-        assert!(wait <= Duration::from_secs(60) && wait > Duration::from_secs(50));
-        // Another email from the same address is still limited by the address.
-        assert!(rl
-            .check(&["email:c@d.co".to_string(), "ip:1.2.3.4".to_string()])
-            .is_err());
-        assert!(rl.check(&["email:c@d.co".to_string()]).is_ok());
     }
 }

@@ -6,73 +6,23 @@
 //! latest; an exact tie goes to the larger id, so the pick is stable.
 //!
 //! **Access.** active and trialing grant; a scheduled cancellation (`cancel_at_period_end` or
-//! `cancel_at`) grants until it takes effect; past_due grants during the grace the policy
-//! allows (by default for as long as Stripe is still retrying, i.e. while the status is
-//! past_due); unpaid, canceled, incomplete, incomplete_expired and paused deny.
+//! `cancel_at`) grants until it takes effect; past_due grants for as long as Stripe is still
+//! retrying the payment (while the status stays past_due); unpaid, canceled, incomplete, incomplete_expired and paused deny.
+//!
+//! The rules read [`Subscription`], billing's own model, so any list of things that hold one
+//! (the page's DTO, a row mapped to it) can be asked.
 
 use serde::{Deserialize, Serialize};
 
-use super::summary::SubscriptionView;
+use super::model::{Subscription, SubscriptionStatus as Status};
 
-/// Stripe's subscription statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Status {
-    Active,
-    Trialing,
-    PastDue,
-    Unpaid,
-    Canceled,
-    Incomplete,
-    IncompleteExpired,
-    Paused,
-}
-
-impl Status {
-    /// Parses Stripe's status string; an unknown one is treated like `incomplete` (no access).
-    pub fn parse(s: &str) -> Status {
-        match s {
-            "active" => Status::Active,
-            "trialing" => Status::Trialing,
-            "past_due" => Status::PastDue,
-            "unpaid" => Status::Unpaid,
-            "canceled" => Status::Canceled,
-            "incomplete_expired" => Status::IncompleteExpired,
-            "paused" => Status::Paused,
-            _ => Status::Incomplete,
-        }
-    }
-
-    fn rank(self) -> u8 {
-        match self {
-            Status::Active => 0,
-            Status::Trialing => 1,
-            Status::PastDue => 2,
-            _ => 3,
-        }
-    }
-}
-
-/// How long a past_due subscription keeps access.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PastDueGrace {
-    /// For as long as Stripe retries the payment (the status stays past_due).
-    WhileRetrying,
-    /// For this many days after the period the payment was for ended.
-    Days(u32),
-    /// Not at all.
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessPolicy {
-    pub past_due_grace: PastDueGrace,
-}
-
-impl Default for AccessPolicy {
-    fn default() -> Self {
-        AccessPolicy {
-            past_due_grace: PastDueGrace::WhileRetrying,
-        }
+/// How a status ranks when picking the primary subscription (lower first).
+fn rank(status: Status) -> u8 {
+    match status {
+        Status::Active => 0,
+        Status::Trialing => 1,
+        Status::PastDue => 2,
+        _ => 3,
     }
 }
 
@@ -83,7 +33,6 @@ pub enum Reason {
     Trial,
     CancellationScheduled,
     PaymentRetrying,
-    GraceExpired,
     Unpaid,
     Ended,
     Incomplete,
@@ -102,7 +51,6 @@ impl Reason {
             Reason::PaymentRetrying => {
                 "Your last payment failed; access continues while the payment is retried."
             }
-            Reason::GraceExpired => "Your last payment failed and the grace period is over.",
             Reason::Unpaid => "Your subscription is unpaid.",
             Reason::Ended => "Your subscription has ended.",
             Reason::Incomplete => {
@@ -122,17 +70,8 @@ pub struct Access {
     pub until: Option<i64>,
 }
 
-/// When a scheduled cancellation takes effect, if one is scheduled.
-pub fn cancels_at(sub: &SubscriptionView) -> Option<i64> {
-    match (sub.cancel_at, sub.cancel_at_period_end) {
-        (Some(at), _) => Some(at),
-        (None, true) => sub.current_period_end,
-        (None, false) => None,
-    }
-}
-
 /// The end of the current period or trial: what "latest" means when picking the primary one.
-fn horizon(sub: &SubscriptionView) -> i64 {
+fn horizon(sub: &Subscription) -> i64 {
     sub.current_period_end
         .or(sub.trial_end)
         .or(sub.ended_at)
@@ -141,30 +80,29 @@ fn horizon(sub: &SubscriptionView) -> i64 {
 }
 
 /// The subscription that decides access and that the billing page shows.
-pub fn primary(subs: &[SubscriptionView]) -> Option<&SubscriptionView> {
+pub fn primary<S: AsRef<Subscription>>(subs: &[S]) -> Option<&S> {
     subs.iter().min_by(|a, b| {
-        Status::parse(&a.status)
-            .rank()
-            .cmp(&Status::parse(&b.status).rank())
-            .then_with(|| horizon(b).cmp(&horizon(a)))
-            .then_with(|| b.id.cmp(&a.id))
+        let (a_sub, b_sub) = (a.as_ref(), b.as_ref());
+        rank(a_sub.status)
+            .cmp(&rank(b_sub.status))
+            .then_with(|| horizon(b_sub).cmp(&horizon(a_sub)))
+            .then_with(|| b_sub.id.cmp(&a_sub.id))
     })
 }
 
 /// Whether the user has access now, why, and until when.
-pub fn access(subs: &[SubscriptionView], now: i64, policy: &AccessPolicy) -> Access {
+pub fn access<S: AsRef<Subscription>>(subs: &[S], now: i64) -> Access {
     let deny = |reason| Access {
         granted: false,
         reason,
         until: None,
     };
-    let Some(sub) = primary(subs) else {
+    let Some(sub) = primary(subs).map(AsRef::as_ref) else {
         return deny(Reason::NoSubscription);
     };
-    let status = Status::parse(&sub.status);
-    match status {
+    match sub.status {
         Status::Active | Status::Trialing => {
-            if let Some(end) = cancels_at(sub) {
+            if let Some(end) = sub.cancels_at() {
                 return if now < end {
                     Access {
                         granted: true,
@@ -175,7 +113,7 @@ pub fn access(subs: &[SubscriptionView], now: i64, policy: &AccessPolicy) -> Acc
                     deny(Reason::Ended)
                 };
             }
-            if status == Status::Trialing {
+            if sub.status == Status::Trialing {
                 Access {
                     granted: true,
                     reason: Reason::Trial,
@@ -189,27 +127,11 @@ pub fn access(subs: &[SubscriptionView], now: i64, policy: &AccessPolicy) -> Acc
                 }
             }
         }
-        Status::PastDue => match policy.past_due_grace {
-            PastDueGrace::WhileRetrying => Access {
-                granted: true,
-                reason: Reason::PaymentRetrying,
-                until: None,
-            },
-            PastDueGrace::Days(days) => {
-                let end = sub
-                    .current_period_start
-                    .or(sub.current_period_end)
-                    .map(|t| t + i64::from(days) * 86_400);
-                match end {
-                    Some(end) if now < end => Access {
-                        granted: true,
-                        reason: Reason::PaymentRetrying,
-                        until: Some(end),
-                    },
-                    _ => deny(Reason::GraceExpired),
-                }
-            }
-            PastDueGrace::None => deny(Reason::GraceExpired),
+        // Stripe is still retrying the payment: access continues meanwhile.
+        Status::PastDue => Access {
+            granted: true,
+            reason: Reason::PaymentRetrying,
+            until: None,
         },
         Status::Unpaid => deny(Reason::Unpaid),
         Status::Canceled => deny(Reason::Ended),
@@ -225,19 +147,15 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
     const DAY: i64 = 86_400;
 
-    fn sub(id: &str, status: &str, period_end: i64) -> SubscriptionView {
-        SubscriptionView {
-            id: id.into(),
-            status: status.into(),
-            current_period_start: Some(period_end - 30 * DAY),
-            current_period_end: Some(period_end),
-            ..SubscriptionView::default()
-        }
+    fn sub(id: &str, status: &str, period_end: i64) -> Subscription {
+        let mut s = Subscription::new(id, Status::parse(status));
+        s.current_period_start = Some(period_end - 30 * DAY);
+        s.current_period_end = Some(period_end);
+        s
     }
 
     #[test]
     fn every_status_grants_or_denies() {
-        let policy = AccessPolicy::default();
         let cases = [
             ("active", true, Reason::Active),
             ("trialing", true, Reason::Trial),
@@ -250,62 +168,43 @@ mod tests {
             ("something_new", false, Reason::Incomplete),
         ];
         for (status, granted, reason) in cases {
-            let a = access(&[sub("sub_1", status, NOW + 10 * DAY)], NOW, &policy);
+            let a = access(&[sub("sub_1", status, NOW + 10 * DAY)], NOW);
             assert_eq!((a.granted, a.reason), (granted, reason), "{status}");
         }
-        let none = access(&[], NOW, &policy);
+        let none = access::<Subscription>(&[], NOW);
         assert_eq!((none.granted, none.reason), (false, Reason::NoSubscription));
     }
 
     #[test]
     fn active_runs_until_the_period_end_and_trials_until_the_trial_end() {
-        let policy = AccessPolicy::default();
-        let a = access(&[sub("sub_1", "active", NOW + DAY)], NOW, &policy);
+        let a = access(&[sub("sub_1", "active", NOW + DAY)], NOW);
         assert_eq!(a.until, Some(NOW + DAY));
         let mut t = sub("sub_1", "trialing", NOW + 14 * DAY);
         t.trial_end = Some(NOW + 14 * DAY);
-        assert_eq!(access(&[t], NOW, &policy).until, Some(NOW + 14 * DAY));
+        assert_eq!(access(&[t], NOW).until, Some(NOW + 14 * DAY));
     }
 
     #[test]
     fn scheduled_cancellation_grants_until_exactly_the_end() {
-        let policy = AccessPolicy::default();
         let end = NOW + 5 * DAY;
         let mut at_period_end = sub("sub_1", "active", end);
         at_period_end.cancel_at_period_end = true;
         let mut at_date = sub("sub_2", "active", NOW + 30 * DAY);
         at_date.cancel_at = Some(end);
         for s in [at_period_end, at_date] {
-            let before = access(std::slice::from_ref(&s), end - 1, &policy);
+            let before = access(std::slice::from_ref(&s), end - 1);
             assert_eq!(
                 (before.granted, before.reason.clone(), before.until),
                 (true, Reason::CancellationScheduled, Some(end))
             );
-            let at = access(std::slice::from_ref(&s), end, &policy);
+            let at = access(std::slice::from_ref(&s), end);
             assert_eq!((at.granted, at.reason), (false, Reason::Ended));
         }
         // A trial that is set to cancel also ends when the cancellation does.
         let mut trial = sub("sub_3", "trialing", end);
         trial.cancel_at_period_end = true;
-        assert!(access(std::slice::from_ref(&trial), end - 1, &policy).granted);
-        assert!(!access(&[trial], end + 1, &policy).granted);
-    }
-
-    #[test]
-    fn past_due_grace_follows_the_policy() {
-        let s = sub("sub_1", "past_due", NOW - DAY);
-        let start = s.current_period_start.expect("start");
-        let days = AccessPolicy {
-            past_due_grace: PastDueGrace::Days(31),
-        };
-        let grace_end = start + 31 * DAY;
-        assert!(access(std::slice::from_ref(&s), grace_end - 1, &days).granted);
-        let after = access(std::slice::from_ref(&s), grace_end, &days);
-        assert_eq!((after.granted, after.reason), (false, Reason::GraceExpired));
-        let strict = AccessPolicy {
-            past_due_grace: PastDueGrace::None,
-        };
-        assert!(!access(&[s], NOW, &strict).granted);
+        assert!(access(std::slice::from_ref(&trial), end - 1).granted);
+        assert!(!access(&[trial], end + 1).granted);
     }
 
     #[test]
@@ -338,7 +237,7 @@ mod tests {
             Some("sub_c")
         );
         // An active subscription wins access even when a canceled one is listed first.
-        let a = access(&all, NOW, &AccessPolicy::default());
+        let a = access(&all, NOW);
         assert_eq!((a.granted, a.until), (true, Some(NOW + 20 * DAY)));
     }
 }

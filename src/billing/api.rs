@@ -37,7 +37,7 @@ impl PortalFlow {
 /// What the billing page renders. `from=portal|checkout` first re-syncs from Stripe.
 #[server(name = GetBillingSummary, prefix = "/api", endpoint = "billing/summary")]
 pub async fn get_billing_summary(from: Option<String>) -> Result<BillingSummary, AppError> {
-    use crate::auth::ssr::{app_state, require_user};
+    use crate::web::{app_state, require_user};
     let user = require_user()?.user;
     let state = app_state()?;
     if matches!(from.as_deref(), Some("portal" | "checkout")) {
@@ -50,7 +50,7 @@ pub async fn get_billing_summary(from: Option<String>) -> Result<BillingSummary,
 /// URL; a plain form post (no JavaScript) is redirected there.
 #[server(name = OpenBillingPortal, prefix = "/api", endpoint = "billing/portal")]
 pub async fn open_billing_portal(flow: Option<String>) -> Result<String, AppError> {
-    use crate::auth::ssr::{app_state, require_user};
+    use crate::web::{app_state, require_user};
     let user = require_user()?.user;
     let flow = match flow.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
         None => None,
@@ -70,7 +70,7 @@ pub async fn open_billing_portal(flow: Option<String>) -> Result<String, AppErro
 /// form post is redirected there.
 #[server(name = StartCheckout, prefix = "/api", endpoint = "billing/checkout")]
 pub async fn start_checkout(#[server(default)] price_id: String) -> Result<String, AppError> {
-    use crate::auth::ssr::{app_state, require_user};
+    use crate::web::{app_state, require_user};
     let user = require_user()?.user;
     let price_id = price_id.trim();
     if price_id.is_empty() {
@@ -84,7 +84,7 @@ pub async fn start_checkout(#[server(default)] price_id: String) -> Result<Strin
 /// Creates the user's Stripe customer when sign-up could not (Stripe was unreachable).
 #[server(name = CreateBillingAccount, prefix = "/api", endpoint = "billing/account")]
 pub async fn create_billing_account() -> Result<(), AppError> {
-    use crate::auth::ssr::{app_state, require_user};
+    use crate::web::{app_state, require_user};
     let user = require_user()?.user;
     super::ssr::ensure_customer(&app_state()?, &user).await?;
     leptos_axum::redirect("/settings/billing");

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod api;
+pub mod model;
 pub mod page;
 pub mod summary;
 

@@ -5,7 +5,8 @@ use leptos_meta::Title;
 use leptos_router::{components::Redirect, hooks::use_query_map};
 
 use super::{
-    access::{AccessPolicy, Reason},
+    access::Reason,
+    model::SubscriptionStatus,
     api::{
         get_billing_summary, CreateBillingAccount, OpenBillingPortal, PortalFlow, StartCheckout,
     },
@@ -116,25 +117,29 @@ fn render_billing(s: BillingSummary) -> AnyView {
     .into_any()
 }
 
-fn badge(status: &str) -> (&'static str, &'static str) {
+fn badge(status: SubscriptionStatus) -> (&'static str, &'static str) {
     match status {
-        "active" => (
+        SubscriptionStatus::Active => (
             "Active",
             "bg-emerald-50 text-emerald-700 ring-emerald-600/20",
         ),
-        "trialing" => ("Free Trial", "bg-sky-50 text-sky-700 ring-sky-600/20"),
-        "past_due" => ("Past due", "bg-amber-50 text-amber-800 ring-amber-600/20"),
-        "unpaid" => ("Unpaid", "bg-red-50 text-red-700 ring-red-600/20"),
-        "incomplete" => ("Incomplete", "bg-amber-50 text-amber-800 ring-amber-600/20"),
-        "paused" => ("Paused", "bg-slate-100 text-slate-700 ring-slate-500/20"),
-        _ => ("Ended", "bg-slate-100 text-slate-700 ring-slate-500/20"),
+        SubscriptionStatus::Trialing => ("Free Trial", "bg-sky-50 text-sky-700 ring-sky-600/20"),
+        SubscriptionStatus::PastDue => ("Past due", "bg-amber-50 text-amber-800 ring-amber-600/20"),
+        SubscriptionStatus::Unpaid => ("Unpaid", "bg-red-50 text-red-700 ring-red-600/20"),
+        SubscriptionStatus::Incomplete => {
+            ("Incomplete", "bg-amber-50 text-amber-800 ring-amber-600/20")
+        }
+        SubscriptionStatus::Paused => ("Paused", "bg-slate-100 text-slate-700 ring-slate-500/20"),
+        SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired => {
+            ("Ended", "bg-slate-100 text-slate-700 ring-slate-500/20")
+        }
     }
 }
 
 /// The primary subscription: plan, status, price, and what happens next.
 #[component]
 fn SubscriptionCard(sub: SubscriptionView, state: PlanState) -> impl IntoView {
-    let (label, tone) = badge(&sub.status);
+    let (label, tone) = badge(sub.subscription.status);
     let price = format_price(
         sub.unit_amount,
         sub.currency.as_deref(),
@@ -361,7 +366,7 @@ pub fn AppPage() -> impl IntoView {
 }
 
 fn render_app(s: BillingSummary) -> AnyView {
-    let access = s.access(&AccessPolicy::default());
+    let access = s.access();
     let until = access.until.map(|t| match access.reason {
         Reason::Active => format!("Renews on {}", format_date(t)),
         _ => format!("Access until {}", format_date(t)),

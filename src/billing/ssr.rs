@@ -22,14 +22,18 @@ use stripe_checkout::checkout_session::{
 
 use super::{
     access,
+    model::{Subscription, SubscriptionStatus},
     summary::{BillingSummary, CardView, InvoiceView, PlanView, SubscriptionView},
     PortalFlow,
 };
 use crate::{
-    auth::{ssr::now_unix, CurrentUser},
-    db::entities::{invoice, payment_method, price, stripe_customer, subscription},
+    db::{
+        clock,
+        entities::{invoice, payment_method, price, stripe_customer, subscription},
+    },
     error::AppError,
-    server::AppState,
+    state::AppState,
+    web::CurrentUser,
 };
 
 /// How many invoices the page lists.
@@ -162,7 +166,7 @@ pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<Str
                 customer_id: Set(customer),
                 email: Set(Some(user.email.clone())),
                 deleted: Set(false),
-                created_at: Set(now_unix()),
+                created_at: Set(clock::now()),
                 ..Default::default()
             };
             stripe_customer::Entity::insert(row)
@@ -216,20 +220,22 @@ pub async fn create_customer_at_sign_up(state: &AppState, user: &CurrentUser) {
 
 fn subscription_view(s: subscription::Model) -> SubscriptionView {
     SubscriptionView {
-        id: s.id,
-        status: s.status,
+        subscription: Subscription {
+            status: SubscriptionStatus::parse(&s.status),
+            id: s.id,
+            current_period_start: s.current_period_start,
+            current_period_end: s.current_period_end,
+            cancel_at_period_end: s.cancel_at_period_end,
+            cancel_at: s.cancel_at,
+            canceled_at: s.canceled_at,
+            ended_at: s.ended_at,
+            trial_end: s.trial_end,
+        },
         plan_name: s.plan_name,
         price_id: s.price_id,
         unit_amount: s.unit_amount,
         currency: s.currency,
         interval: s.interval,
-        current_period_start: s.current_period_start,
-        current_period_end: s.current_period_end,
-        cancel_at_period_end: s.cancel_at_period_end,
-        cancel_at: s.cancel_at,
-        canceled_at: s.canceled_at,
-        ended_at: s.ended_at,
-        trial_end: s.trial_end,
     }
 }
 
@@ -267,7 +273,7 @@ pub async fn load_summary(
             card: None,
             invoices: vec![],
             plans,
-            now: now_unix(),
+            now: clock::now(),
         });
     };
 
@@ -320,7 +326,7 @@ pub async fn load_summary(
         card,
         invoices,
         plans,
-        now: now_unix(),
+        now: clock::now(),
     })
 }
 
@@ -358,9 +364,9 @@ async fn primary_subscription_id(
         .await?
         .into_iter()
         .map(subscription_view)
-        .filter(|s| !matches!(s.status.as_str(), "canceled" | "incomplete_expired"))
+        .filter(|s| !s.subscription.status.is_terminal())
         .collect();
-    Ok(access::primary(&subs).map(|s| s.id.clone()))
+    Ok(access::primary(&subs).map(|s| s.subscription.id.clone()))
 }
 
 /// Portal and Checkout sessions: 10 a minute per user.
@@ -498,34 +504,7 @@ pub async fn start_checkout(
 /// Loads Stripe's active prices (and their products' names) into `prices` through the sync
 /// writer. Returns how many prices were read.
 pub async fn sync_catalogue(state: &AppState) -> anyhow::Result<usize> {
-    use crate::billing::sync::{apply_price, begin_write, now as sync_now, Source};
-    let mut prices = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut request = stripe_product::price::ListPrice::new()
-            .active(true)
-            .limit(100);
-        if let Some(id) = &after {
-            request = request.starting_after(id.clone());
-        }
-        let page = request
-            .send(&state.stripe)
-            .await
-            .map_err(|e| anyhow::anyhow!("listing prices: {e}"))?;
-        after = page.data.last().map(|p| p.id.to_string());
-        let more = page.has_more;
-        prices.extend(page.data);
-        if !more || after.is_none() {
-            break;
-        }
-    }
-    let txn = begin_write(&state.db).await?;
-    let read_at = sync_now();
-    for price in &prices {
-        apply_price(&*txn, &state.stripe, price, Source::Api(read_at), false)
-            .await
-            .map_err(|e| anyhow::anyhow!("applying price {}: {e}", price.id))?;
-    }
-    txn.commit().await?;
-    Ok(prices.len())
+    crate::billing::sync::sync_catalogue(&state.db, &state.stripe)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the price catalogue: {e}"))
 }

@@ -3,25 +3,27 @@
 use serde::{Deserialize, Serialize};
 use time::{macros::format_description, OffsetDateTime};
 
-use super::access::{self, Access, AccessPolicy, Status};
+use super::{
+    access::{self, Access},
+    model::{Subscription, SubscriptionStatus as Status},
+};
 
-/// One subscription as the page sees it (from the `subscriptions` table).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// One subscription as the page sees it (from the `subscriptions` table): what the rules
+/// read, and the plan it is on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscriptionView {
-    pub id: String,
-    pub status: String,
+    pub subscription: Subscription,
     pub plan_name: Option<String>,
     pub price_id: Option<String>,
     pub unit_amount: Option<i64>,
     pub currency: Option<String>,
     pub interval: Option<String>,
-    pub current_period_start: Option<i64>,
-    pub current_period_end: Option<i64>,
-    pub cancel_at_period_end: bool,
-    pub cancel_at: Option<i64>,
-    pub canceled_at: Option<i64>,
-    pub ended_at: Option<i64>,
-    pub trial_end: Option<i64>,
+}
+
+impl AsRef<Subscription> for SubscriptionView {
+    fn as_ref(&self) -> &Subscription {
+        &self.subscription
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,18 +86,18 @@ impl BillingSummary {
         access::primary(&self.subscriptions)
     }
 
-    pub fn access(&self, policy: &AccessPolicy) -> Access {
-        access::access(&self.subscriptions, self.now, policy)
+    pub fn access(&self) -> Access {
+        access::access(&self.subscriptions, self.now)
     }
 
     pub fn plan_state(&self) -> PlanState {
-        let Some(sub) = self.primary() else {
+        let Some(sub) = self.primary().map(|s| &s.subscription) else {
             return PlanState::None;
         };
-        match Status::parse(&sub.status) {
-            Status::Active | Status::Trialing if access::cancels_at(sub).is_some() => {
+        match sub.status {
+            Status::Active | Status::Trialing if sub.cancels_at().is_some() => {
                 PlanState::Cancelling {
-                    ends: access::cancels_at(sub).unwrap_or_default(),
+                    ends: sub.cancels_at().unwrap_or_default(),
                 }
             }
             Status::Trialing => PlanState::Trial {
@@ -223,16 +225,19 @@ mod tests {
 
     #[test]
     fn plan_states() {
-        let base = SubscriptionView {
-            id: "sub_1".into(),
-            current_period_end: Some(1_800_100_000),
-            ..Default::default()
-        };
-        let with = |status: &str, f: &dyn Fn(&mut SubscriptionView)| {
-            let mut s = base.clone();
-            s.status = status.into();
+        let with = |status: &str, f: &dyn Fn(&mut Subscription)| {
+            let mut s = Subscription::new("sub_1", Status::parse(status));
+            s.current_period_end = Some(1_800_100_000);
             f(&mut s);
-            summary(vec![s]).plan_state()
+            summary(vec![SubscriptionView {
+                subscription: s,
+                plan_name: None,
+                price_id: None,
+                unit_amount: None,
+                currency: None,
+                interval: None,
+            }])
+            .plan_state()
         };
         assert_eq!(summary(vec![]).plan_state(), PlanState::None);
         assert_eq!(

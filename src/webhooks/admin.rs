@@ -6,13 +6,16 @@ use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::pipeline::{self, Delivery, Outcome, Pipeline, ProcessError, Processed};
+use super::{
+    event::{Envelope, NotAnEvent},
+    pipeline::{self, Delivery, Outcome, Pipeline, ProcessError, Processed},
+};
 use crate::db::entities::webhook_event;
 
 /// Which recorded events to show or replay.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     pub event_type: Option<String>,
     /// Received at or after this unix second.
     pub since: Option<i64>,
@@ -28,7 +31,7 @@ pub struct EventSummary {
     pub created: i64,
     pub received_at: i64,
     pub processed_at: Option<i64>,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub error: Option<String>,
     pub attempts: i32,
 }
@@ -40,7 +43,7 @@ type SummaryRow = (
     i64,
     i64,
     Option<i64>,
-    String,
+    Outcome,
     Option<String>,
     i32,
 );
@@ -59,8 +62,8 @@ pub async fn list(db: &DatabaseConnection, filter: &Filter) -> Result<Vec<EventS
         C::Error,
         C::Attempts,
     ]);
-    if let Some(outcome) = &filter.outcome {
-        q = q.filter(C::Outcome.eq(outcome.as_str()));
+    if let Some(outcome) = filter.outcome {
+        q = q.filter(C::Outcome.eq(outcome));
     }
     if let Some(t) = &filter.event_type {
         q = q.filter(C::EventType.eq(t.as_str()));
@@ -112,6 +115,8 @@ pub enum ReplayError {
     NotFound(String),
     #[error("database error: {0}")]
     Db(#[from] DbErr),
+    #[error("the stored payload of this event does not parse: {0}")]
+    NotAnEvent(#[from] NotAnEvent),
     #[error(transparent)]
     Process(#[from] ProcessError),
 }
@@ -125,7 +130,8 @@ pub async fn replay(p: Pipeline<'_>, event_id: &str) -> Result<Processed, Replay
         .one(p.db)
         .await?;
     let payload = payload.ok_or_else(|| ReplayError::NotFound(event_id.to_owned()))?;
-    Ok(pipeline::process(p, payload.as_bytes(), Delivery::Replay).await?)
+    let envelope = Envelope::parse(payload.into())?;
+    Ok(pipeline::process(p, &envelope, Delivery::Replay).await?)
 }
 
 /// Re-applies every recorded event matching `filter` (typically `outcome = failed`),
@@ -277,7 +283,7 @@ pub fn format_table(events: &[EventSummary]) -> String {
             "{:<32} {:<40} {:<14} {:>8} {:<20} {}\n",
             e.id,
             e.event_type,
-            e.outcome,
+            e.outcome.to_string(),
             e.attempts,
             rfc3339(e.received_at),
             e.error.as_deref().unwrap_or(""),
@@ -330,7 +336,7 @@ mod tests {
             created: 1_700_000_000,
             received_at: 1_700_000_000,
             processed_at: Some(1_700_000_000),
-            outcome: "failed".into(),
+            outcome: Outcome::Failed,
             error: Some("database error".into()),
             attempts: 2,
         }]);

@@ -1,17 +1,20 @@
 //! A delivered Stripe event: its envelope, and the typed object inside for the event types
 //! Billfold handles.
 //!
-//! The body is parsed once, with miniserde into a JSON value, the way async-stripe parses
-//! what the API returns. The envelope's few fields come out of that value by hand, so an
+//! The body is parsed once, by the route, with miniserde into a JSON value, the way
+//! async-stripe parses what the API returns; the [`Envelope`] then travels with the body
+//! through batching and the pipeline. Its few fields come out of that value by hand, so an
 //! event of a type we do not know (or an object we cannot read) is still recorded; only the
 //! handled types are turned into async-stripe's types.
 
+use axum::body::Bytes;
 use miniserde::json::{Number, Object, Value};
 use stripe_types::miniserde_helpers::FromValueOpt;
 
 use crate::billing::sync::{self, Applied, Source, SyncError};
 
-/// The parts of an event every delivery is recorded with.
+/// A parsed delivery: the parts of an event every delivery is recorded with, the object
+/// inside, and the body as delivered (stored for replays).
 #[derive(Debug)]
 pub struct Envelope {
     pub id: String,
@@ -21,6 +24,7 @@ pub struct Envelope {
     pub livemode: bool,
     pub api_version: Option<String>,
     object: Value,
+    body: Bytes,
 }
 
 /// Why a body is not a Stripe event; the text is safe to send back.
@@ -49,8 +53,8 @@ fn as_i64(value: Option<&Value>) -> Option<i64> {
 
 impl Envelope {
     /// Reads the envelope of a delivered body.
-    pub fn parse(body: &[u8]) -> Result<Envelope, NotAnEvent> {
-        let text = std::str::from_utf8(body).map_err(|_| NotAnEvent::NotJson)?;
+    pub fn parse(body: Bytes) -> Result<Envelope, NotAnEvent> {
+        let text = std::str::from_utf8(&body).map_err(|_| NotAnEvent::NotJson)?;
         let value: Value = miniserde::json::from_str(text).map_err(|_| NotAnEvent::NotJson)?;
         let Value::Object(mut map) = value else {
             return Err(NotAnEvent::MissingFields);
@@ -86,7 +90,13 @@ impl Envelope {
             livemode,
             api_version,
             object,
+            body,
         })
+    }
+
+    /// The body as delivered.
+    pub fn body(&self) -> &[u8] {
+        &self.body
     }
 }
 
@@ -143,8 +153,10 @@ pub enum ApplyError {
     Sync(#[from] SyncError),
 }
 
-fn typed<T: FromValueOpt>(object: Value, what: &'static str) -> Result<T, ApplyError> {
-    T::from_value(object).ok_or(ApplyError::BadObject(what))
+/// The object as async-stripe's type. A copy is parsed, so the envelope stays whole for a
+/// batch that has to be applied again one event at a time.
+fn typed<T: FromValueOpt>(object: &Value, what: &'static str) -> Result<T, ApplyError> {
+    T::from_value(object.clone()).ok_or(ApplyError::BadObject(what))
 }
 
 /// Applies a handled event's object through [`sync`], inside `conn`'s transaction.
@@ -152,10 +164,10 @@ pub async fn apply(
     conn: &impl sea_orm::ConnectionTrait,
     stripe: &::stripe::Client,
     kind: Kind,
-    envelope: Envelope,
+    envelope: &Envelope,
 ) -> Result<Applied, ApplyError> {
     let source = Source::Event(envelope.created);
-    let object = envelope.object;
+    let object = &envelope.object;
     Ok(match kind {
         Kind::CheckoutCompleted => {
             let cs: stripe_shared::CheckoutSession = typed(object, "checkout.session")?;
@@ -171,11 +183,14 @@ pub async fn apply(
         }
         Kind::CustomerDeleted => {
             // Only the id matters, so a deleted customer's shape cannot get in the way.
-            let Value::Object(mut map) = object else {
-                return Err(ApplyError::BadObject("customer"));
+            let id = match object {
+                Value::Object(map) => match map.get("id") {
+                    Some(Value::String(id)) => id,
+                    _ => return Err(ApplyError::BadObject("customer")),
+                },
+                _ => return Err(ApplyError::BadObject("customer")),
             };
-            let id = take_string(&mut map, "id").ok_or(ApplyError::BadObject("customer"))?;
-            sync::apply_customer_deleted(conn, &id).await?
+            sync::apply_customer_deleted(conn, id).await?
         }
         Kind::PaymentMethod { detached } => {
             let pm: stripe_shared::PaymentMethod = typed(object, "payment_method")?;
@@ -203,7 +218,7 @@ mod tests {
     #[test]
     fn reads_the_envelope_of_any_event_type() {
         let body = br#"{"id":"evt_1","object":"event","type":"radar.early_fraud_warning.created","created":1700000000,"livemode":false,"api_version":"2026-09-30.endive","pending_webhooks":1,"data":{"object":{"id":"x"}}}"#;
-        let env = Envelope::parse(body).expect("an event");
+        let env = Envelope::parse(Bytes::from_static(body)).expect("an event");
         assert_eq!(env.id, "evt_1");
         assert_eq!(env.event_type, "radar.early_fraud_warning.created");
         assert_eq!(env.created, 1_700_000_000);
@@ -227,7 +242,7 @@ mod tests {
         ];
         for body in cases {
             assert!(
-                Envelope::parse(body).is_err(),
+                Envelope::parse(Bytes::from_static(body)).is_err(),
                 "{}",
                 String::from_utf8_lossy(body)
             );

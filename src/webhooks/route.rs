@@ -1,4 +1,5 @@
-//! `POST /api/webhooks/stripe`: limit → verify → parse → record → apply → respond.
+//! `POST /api/webhooks/stripe`: limit → verify → parse, once → [`batch`] (group commit) →
+//! [`pipeline`](super::pipeline) (record → apply) → respond.
 
 use axum::{
     body::Body,
@@ -10,10 +11,12 @@ use axum::{
 use serde_json::json;
 
 use super::{
-    pipeline::{self, Pipeline, ProcessError},
+    batch,
+    event::Envelope,
+    pipeline::{Outcome, Pipeline, ProcessError},
     signature::{self, SignatureError},
 };
-use crate::{billing::sync, server::AppState};
+use crate::{db::clock, state::AppState};
 
 /// Stripe's events are far smaller; anything bigger is not from Stripe.
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
@@ -62,18 +65,22 @@ pub async fn stripe_webhook(State(state): State<AppState>, req: Request<Body>) -
         .map(|s| s.expose())
         .collect();
     let tolerance = i64::try_from(stripe_config.webhook_tolerance.as_secs()).unwrap_or(300);
-    if let Err(e) = signature::verify(header, &body, &secrets, sync::now(), tolerance) {
+    if let Err(e) = signature::verify(header, &body, &secrets, clock::now(), tolerance) {
         // The reason only: the header and the secrets stay out of the logs.
         tracing::warn!(reason = %e, "webhook signature rejected");
         return error(StatusCode::BAD_REQUEST, e);
     }
 
+    let envelope = match Envelope::parse(body) {
+        Ok(envelope) => envelope,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
     let p = Pipeline {
         db: &state.db,
         stripe: &state.stripe,
         livemode: stripe_config.mode.livemode(),
     };
-    match pipeline::process_webhook(p, body).await {
+    match batch::process(p, envelope).await {
         Ok(done) => {
             tracing::info!(
                 event_id = %done.event_id,
@@ -83,18 +90,17 @@ pub async fn stripe_webhook(State(state): State<AppState>, req: Request<Body>) -
             );
             (
                 StatusCode::OK,
-                Json(json!({ "received": true, "outcome": done.outcome.as_str() })),
+                Json(json!({ "received": true, "outcome": done.outcome.to_string() })),
             )
                 .into_response()
         }
-        Err(ProcessError::NotAnEvent(e)) => error(StatusCode::BAD_REQUEST, e),
         Err(ProcessError::Failed { event_id, error }) => {
             tracing::error!(event_id = %event_id, error = %error, "webhook event failed; Stripe will retry");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Json(json!({
                     "received": true,
-                    "outcome": "failed",
+                    "outcome": Outcome::Failed.to_string(),
                     "error": "the event could not be applied; it will be applied when Stripe retries",
                 })),
             )

@@ -10,7 +10,7 @@ use axum::{
     response::{IntoResponse, Response},
     Router,
 };
-use billfold::stripe_sim::{SimOptions, StripeSim};
+use stripe_sim::{SimOptions, StripeSim};
 use tokio::net::TcpListener;
 
 use crate::helpers::{Backend, TestApp};

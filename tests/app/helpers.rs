@@ -86,14 +86,15 @@ async fn database_for(backend: Backend) -> Option<(String, TestDb)> {
         }
         Backend::Postgres => {
             let admin_url = pg_admin_url();
-            let admin = match Database::connect(&admin_url).await {
-                Ok(db) => db,
-                Err(e) if std::env::var_os("CI").is_none() => {
-                    eprintln!("skipping: PostgreSQL not reachable at {admin_url}: {e}");
-                    return None;
-                }
-                Err(e) => panic!("PostgreSQL must be reachable in CI ({admin_url}): {e}"),
-            };
+            // Never a silent pass: without PostgreSQL this test fails. scripts/test leaves
+            // the PostgreSQL variants out by name (and says so) when none answers, except in CI.
+            let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is not reachable at {admin_url} ({e}). Start it or set \
+                     BILLFOLD_TEST_PG_URL; scripts/test skips the PostgreSQL tests, loudly, \
+                     when none answers outside CI"
+                )
+            });
             let name = format!("billfold_test_{:016x}", rand_u64());
             admin
                 .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
@@ -118,7 +119,7 @@ fn rand_u64() -> u64 {
 }
 
 impl TestApp {
-    /// Starts the app on a free port. `None` when the backend is unavailable outside CI.
+    /// Starts the app on a free port (in simulated mode unless `extra_env` sets a key).
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
         Self::spawn_with(backend, &[]).await
     }
@@ -141,11 +142,15 @@ impl TestApp {
             ("DATABASE_URL".into(), database_url),
             ("LOG_LEVEL".into(), "warn".into()),
         ]);
+        // The mounted double unless the test points the app at a Stripe of its own.
+        if !extra_env.iter().any(|(k, _)| *k == "STRIPE_SECRET_KEY") {
+            env.insert("STRIPE_MODE".into(), "simulated".into());
+        }
         for (k, v) in extra_env {
             env.insert((*k).into(), (*v).into());
         }
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("valid test config");
-        let state = server::AppState::build(config).await.expect("app state");
+        let state = server::build_state(config).await.expect("app state");
         let db = state.db.clone();
 
         let (tx, rx) = oneshot::channel::<()>();

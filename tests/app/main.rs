@@ -10,6 +10,7 @@ mod accounts;
 mod billing;
 mod billing_support;
 mod operations;
+mod startup;
 mod webhooks;
 mod webhooks_events;
 mod webhooks_support;

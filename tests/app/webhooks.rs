@@ -4,8 +4,8 @@
 use billfold::webhooks::{
     admin,
     pipeline::{Outcome, Pipeline},
-    signature,
 };
+use stripe_sim::signature;
 use sea_orm::ConnectionTrait;
 
 use crate::helpers::Backend;
@@ -28,12 +28,12 @@ async fn signatures_are_checked(backend: Backend) {
     );
     let t = now();
 
-    // Our signer agrees with Stripe's reference vector; the vector's own header is
+    // The double's signer agrees with Stripe's reference vector; the vector's own header is
     // rejected only because its timestamp is years old.
     let reference_body = br#"{"id":"evt_1","object":"event"}"#;
     let reference = "0c8670ed117751cc551a20e35839447075c42800ea3cf3e8a2fbda99cd1e6edd";
     assert_eq!(
-        signature::sign(SECRET, 1_700_000_000, reference_body),
+        signature::v1_signature(SECRET, 1_700_000_000, reference_body),
         reference
     );
     let res = post_raw(
@@ -82,8 +82,8 @@ async fn signatures_are_checked(backend: Backend) {
     );
     let two = format!(
         "t={t},v1={},v1={}",
-        signature::sign("whsec_unknown", t, body2.as_bytes()),
-        signature::sign("whsec_old_one", t, body2.as_bytes())
+        signature::v1_signature("whsec_unknown", t, body2.as_bytes()),
+        signature::v1_signature("whsec_old_one", t, body2.as_bytes())
     );
     assert_eq!(
         post_raw(&app, body2.as_bytes(), Some(&two)).await.status(),
@@ -172,7 +172,7 @@ async fn an_event_is_applied_exactly_once(backend: Backend) {
     deliver_expect(&app, &body, "applied").await;
     deliver_expect(&app, &body, "duplicate").await;
     let row = event_row(&app, "evt_once").await;
-    assert_eq!((row.outcome.as_str(), row.attempts), ("applied", 1));
+    assert_eq!((row.outcome, row.attempts), (Outcome::Applied, 1));
 
     // Two deliveries at once: one applies, the other sees it done; both are 2xx.
     let sub = Sub::new("sub_twice", "cus_once");
@@ -183,7 +183,7 @@ async fn an_event_is_applied_exactly_once(backend: Backend) {
     outcomes.sort();
     assert_eq!(outcomes, ["\"applied\"", "\"duplicate\""]);
     let row = event_row(&app, "evt_twice").await;
-    assert_eq!((row.outcome.as_str(), row.attempts), ("applied", 1));
+    assert_eq!((row.outcome, row.attempts), (Outcome::Applied, 1));
     assert_eq!(
         scalar(
             &app,
@@ -260,7 +260,7 @@ async fn every_order_converges(backend: Backend) {
                 "stale"
             };
             assert_eq!(json["outcome"], expected, "order {order:?}, event {i}");
-            assert_eq!(event_row(&app, &evt).await.outcome, expected);
+            assert_eq!(event_row(&app, &evt).await.outcome.to_string(), expected);
             seen_newest = seen_newest.max(i as i64);
         }
         let row = subscription_row(&app, &id).await.expect("row");
@@ -350,7 +350,7 @@ async fn a_same_second_tie_takes_the_api_truth(backend: Backend) {
         "stale",
     )
     .await;
-    assert_eq!(event_row(&app, "evt_tie_old").await.outcome, "stale");
+    assert_eq!(event_row(&app, "evt_tie_old").await.outcome, Outcome::Stale);
     assert_eq!(
         subscription_row(&app, "sub_tie").await.expect("row").status,
         "past_due"
@@ -380,7 +380,7 @@ async fn a_failed_apply_is_retried_by_the_redelivery(backend: Backend) {
         assert_eq!(status, 500, "{json}");
         assert_eq!(json["outcome"], "failed");
         let row = event_row(&app, "evt_fail").await;
-        assert_eq!(row.outcome, "failed");
+        assert_eq!(row.outcome, Outcome::Failed);
         assert_eq!(row.attempts, attempt);
         let error = row.error.unwrap_or_default();
         assert!(error.contains("database error"), "{error}");
@@ -392,8 +392,8 @@ async fn a_failed_apply_is_retried_by_the_redelivery(backend: Backend) {
     deliver_expect(&app, &body, "applied").await;
     let row = event_row(&app, "evt_fail").await;
     assert_eq!(
-        (row.outcome.as_str(), row.attempts, row.error),
-        ("applied", 3, None)
+        (row.outcome, row.attempts, row.error),
+        (Outcome::Applied, 3, None)
     );
     assert!(subscription_row(&app, "sub_fail").await.is_some());
     // Applied now: a further redelivery is a duplicate.
@@ -443,7 +443,7 @@ async fn list_and_replay_recorded_events(backend: Backend) {
     let failed = admin::list(
         &app.db,
         &admin::Filter {
-            outcome: Some("failed".into()),
+            outcome: Some(Outcome::Failed),
             ..Default::default()
         },
     )
@@ -481,7 +481,7 @@ async fn list_and_replay_recorded_events(backend: Backend) {
     let results = admin::replay_matching(
         p,
         &admin::Filter {
-            outcome: Some("failed".into()),
+            outcome: Some(Outcome::Failed),
             ..Default::default()
         },
     )

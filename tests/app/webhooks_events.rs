@@ -694,7 +694,10 @@ async fn invoice_product_and_price_events(backend: Backend) {
     .expect("json");
     live["livemode"] = json!(true);
     deliver_expect(&app, &live.to_string(), "mode_mismatch").await;
-    assert_eq!(event_row(&app, "evt_live").await.outcome, "mode_mismatch");
+    assert_eq!(
+        event_row(&app, "evt_live").await.outcome,
+        billfold::webhooks::pipeline::Outcome::ModeMismatch
+    );
     assert_eq!(
         price::Entity::find_by_id("price_pro")
             .one(&app.db)

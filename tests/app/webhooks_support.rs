@@ -7,7 +7,7 @@ use std::{
 };
 
 use axum::{extract::State, http::Uri, response::IntoResponse, Router};
-use billfold::webhooks::signature;
+use stripe_sim::signature;
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -17,7 +17,7 @@ use crate::helpers::{Backend, TestApp};
 pub const SECRET: &str = "whsec_test_secret";
 
 pub fn now() -> i64 {
-    billfold::billing::sync::now()
+    billfold::db::clock::now()
 }
 
 /// A canned Stripe API: `GET path` answers what `set` put there (404 otherwise) and counts

@@ -16,7 +16,7 @@ use super::{
     amount_with_interval, card_fields, escape, field, message_page, mount_path, page, parse_form,
     read_card, safe_redirect, see_other,
 };
-use crate::stripe_sim::{
+use crate::{
     billing::{money, CustomerFields, ItemPatch, SubscriptionPatch},
     clock,
     form::FormValue,

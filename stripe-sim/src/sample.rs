@@ -1,4 +1,4 @@
-//! Sample events for `billfold trigger`: a short customer story played through the double's
+//! Sample events for `trigger`: a short customer story played through the double's
 //! own API in memory, so every sample is an event the double would really send.
 
 use anyhow::{anyhow, Context};
@@ -172,7 +172,7 @@ mod tests {
             let payload = event_payload(t).unwrap_or_else(|e| panic!("{t}: {e:#}"));
             let v: serde_json::Value = serde_json::from_str(&payload).expect("json");
             assert_eq!(v["type"], *t);
-            assert_eq!(v["api_version"], crate::stripe_sim::API_VERSION);
+            assert_eq!(v["api_version"], crate::API_VERSION);
         }
         assert!(event_payload("charge.dispute.created").is_err());
     }

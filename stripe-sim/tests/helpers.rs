@@ -17,7 +17,7 @@ use axum::{
     routing::post,
     Router,
 };
-use billfold::stripe_sim::{DeliveryOptions, SimOptions, StripeSim};
+use stripe_sim::{DeliveryOptions, SimOptions, StripeSim};
 use tokio::net::TcpListener;
 
 pub const KEY: &str = "sk_test_billfold_contract";

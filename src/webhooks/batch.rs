@@ -1,4 +1,4 @@
-//! Group commit for webhook deliveries.
+//! Group commit for webhook deliveries: the step between the route and the pipeline.
 //!
 //! Each delivery on its own costs a transaction (two more round trips, a commit that waits
 //! for the disk) and, on SQLite, a hand-over of the one write lock from request to request.
@@ -19,7 +19,6 @@ use std::{
     sync::{Arc, LazyLock, Mutex},
 };
 
-use axum::body::Bytes;
 use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::{mpsc, oneshot};
 
@@ -40,41 +39,38 @@ const POSTGRES_BATCH: usize = 8;
 /// Deliveries waiting for a writer, per database.
 const QUEUE: usize = 1024;
 
-/// A verified delivery waiting for the writer.
-pub(super) struct Job {
-    delivery: Waiting,
-    envelope: Envelope,
+/// Processes a verified delivery from Stripe through its database's group commit, or on
+/// its own should no writer take it. Answers after the commit that holds its effects.
+pub async fn process(p: Pipeline<'_>, envelope: Envelope) -> Result<Processed, ProcessError> {
+    let envelope = Arc::new(envelope);
+    if let Some(key) = database_key(p.db) {
+        if let Some(result) = submit(key, Job::new(p, envelope.clone())).await {
+            return result;
+        }
+    }
+    pipeline::process(p, &envelope, Delivery::Webhook).await
 }
 
-/// A delivery, less its parsed envelope (which applying consumes).
-struct Waiting {
+/// A verified delivery waiting for the writer.
+struct Job {
     db: DatabaseConnection,
     stripe: ::stripe::Client,
     livemode: bool,
-    body: Bytes,
-    event_id: String,
-    event_type: String,
+    envelope: Arc<Envelope>,
     reply: Option<oneshot::Sender<Result<Processed, ProcessError>>>,
 }
 
 impl Job {
-    pub(super) fn new(p: Pipeline<'_>, body: Bytes, envelope: Envelope) -> Job {
+    fn new(p: Pipeline<'_>, envelope: Arc<Envelope>) -> Job {
         Job {
-            delivery: Waiting {
-                db: p.db.clone(),
-                stripe: p.stripe.clone(),
-                livemode: p.livemode,
-                body,
-                event_id: envelope.id.clone(),
-                event_type: envelope.event_type.clone(),
-                reply: None,
-            },
+            db: p.db.clone(),
+            stripe: p.stripe.clone(),
+            livemode: p.livemode,
             envelope,
+            reply: None,
         }
     }
-}
 
-impl Waiting {
     fn pipeline(&self) -> Pipeline<'_> {
         Pipeline {
             db: &self.db,
@@ -89,19 +85,11 @@ impl Waiting {
             let _ = reply.send(result);
         }
     }
-
-    fn processed(&self, outcome: Outcome) -> Processed {
-        Processed {
-            event_id: self.event_id.clone(),
-            event_type: self.event_type.clone(),
-            outcome,
-        }
-    }
 }
 
 /// Which database a pool writes to, so that every pool on one database shares its
 /// writers; `None` for a database without group commit.
-pub(super) fn database_key(db: &DatabaseConnection) -> Option<String> {
+fn database_key(db: &DatabaseConnection) -> Option<String> {
     match db.get_database_backend() {
         DbBackend::Sqlite => {
             let options = db.get_sqlite_connection_pool().connect_options();
@@ -155,10 +143,10 @@ fn writer(key: String, db: &DatabaseConnection) -> mpsc::Sender<Job> {
 
 /// Hands a delivery to its database's writers and waits for the answer, given after the
 /// commit. `None` if no writer could take it; nothing of it was then written.
-pub(super) async fn submit(key: String, mut job: Job) -> Option<Result<Processed, ProcessError>> {
+async fn submit(key: String, mut job: Job) -> Option<Result<Processed, ProcessError>> {
     let (reply, answer) = oneshot::channel();
-    job.delivery.reply = Some(reply);
-    let tx = writer(key, &job.delivery.db);
+    job.reply = Some(reply);
+    let tx = writer(key, &job.db);
     tx.send(job).await.ok()?;
     answer.await.ok()
 }
@@ -176,37 +164,29 @@ async fn run(queue: Queue, max_batch: usize) {
     }
 }
 
-async fn write_batch(batch: Vec<Job>) {
-    let (mut batch, envelopes): (Vec<Waiting>, Vec<Envelope>) =
-        batch.into_iter().map(|j| (j.delivery, j.envelope)).unzip();
+async fn write_batch(mut batch: Vec<Job>) {
     let Some(first) = batch.first() else {
         return;
     };
     let db = first.db.clone();
-    match apply_all(&db, &batch, envelopes).await {
+    match apply_all(&db, &batch).await {
         Ok(outcomes) => {
             for (job, outcome) in batch.iter_mut().zip(outcomes) {
-                let processed = job.processed(outcome);
+                let processed = Processed::of(&job.envelope, outcome);
                 job.answer(Ok(processed));
             }
         }
         Err(error) if batch.len() == 1 => {
             for job in batch.iter_mut() {
-                let failure = pipeline::failed(
-                    &job.db,
-                    &job.body,
-                    job.event_id.clone(),
-                    &job.event_type,
-                    &error,
-                )
-                .await;
+                let failure = pipeline::failed(&job.db, &job.envelope, &error).await;
                 job.answer(Err(failure));
             }
         }
         Err(_) => {
             // Which event failed matters: each gets its own transaction and its own outcome.
             for job in batch.iter_mut() {
-                let result = pipeline::process(job.pipeline(), &job.body, Delivery::Webhook).await;
+                let result =
+                    pipeline::process(job.pipeline(), &job.envelope, Delivery::Webhook).await;
                 job.answer(result);
             }
         }
@@ -214,20 +194,15 @@ async fn write_batch(batch: Vec<Job>) {
 }
 
 /// Every event of the batch in one transaction, in order; the first error rolls it all back.
-async fn apply_all(
-    db: &DatabaseConnection,
-    batch: &[Waiting],
-    envelopes: Vec<Envelope>,
-) -> Result<Vec<Outcome>, AttemptError> {
+async fn apply_all(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Outcome>, AttemptError> {
     let txn = sync::begin_write(db).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
-    for (job, envelope) in batch.iter().zip(envelopes) {
+    for job in batch {
         let applied = pipeline::record_and_apply(
             &*txn,
             &job.stripe,
             job.livemode,
-            &job.body,
-            envelope,
+            &job.envelope,
             Delivery::Webhook,
         )
         .await;
@@ -245,6 +220,7 @@ async fn apply_all(
 
 #[cfg(test)]
 mod tests {
+    use axum::body::Bytes;
     use sea_orm::EntityTrait;
 
     use super::*;
@@ -291,9 +267,10 @@ mod tests {
                 r#"{"id":"sub_1","object":"subscription"}"#,
             ),
         );
-        let results = futures_util::future::join_all(
-            bodies.into_iter().map(|b| pipeline::process_webhook(p, b)),
-        )
+        let results = futures_util::future::join_all(bodies.into_iter().map(|b| {
+            let envelope = Envelope::parse(b).expect("an event");
+            process(p, envelope)
+        }))
         .await;
 
         for result in results {
@@ -303,16 +280,15 @@ mod tests {
                     assert_eq!(done.outcome, Outcome::Ignored);
                 }
                 Err(ProcessError::Failed { event_id, .. }) => assert_eq!(event_id, "evt_bad"),
-                Err(e) => panic!("{e}"),
             }
         }
         let rows = webhook_event::Entity::find().all(&db).await.expect("rows");
         assert_eq!(rows.len(), 17);
         for row in rows {
             let expected = if row.id == "evt_bad" {
-                "failed"
+                Outcome::Failed
             } else {
-                "ignored"
+                Outcome::Ignored
             };
             assert_eq!(row.outcome, expected, "{}", row.id);
             assert_eq!(row.attempts, 1, "{}", row.id);

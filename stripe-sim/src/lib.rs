@@ -10,7 +10,9 @@
 //!   (`/_admin/deliveries`).
 //!
 //! It refuses live keys and listens on loopback unless told otherwise. All routes are relative:
-//! the app nests the router at `/_stripe-sim`; standalone it sits at the root.
+//! an app may nest the router (Billfold mounts it at `/_stripe-sim` in simulated mode);
+//! standalone it sits at the root. It depends on no app: it signs its webhooks with its own
+//! [`signature`] module.
 
 mod api;
 mod billing;
@@ -24,6 +26,7 @@ mod model;
 mod params;
 mod render;
 mod sample;
+pub mod signature;
 
 use std::{
     net::SocketAddr,
@@ -441,7 +444,7 @@ async fn admin_settings(
 
 // ----- standalone and trigger --------------------------------------------------------------
 
-/// Runs the double on its own port (`billfold stripe-sim`) until Ctrl-C, optionally with one
+/// Runs the double on its own port (the `stripe-sim` binary) until Ctrl-C, optionally with one
 /// webhook endpoint registered and its state in a file.
 pub async fn run_standalone(
     addr: SocketAddr,
@@ -496,4 +499,15 @@ pub async fn trigger(event_type: &str, url: &str, secret: &str) -> anyhow::Resul
 /// The event types `trigger` can send.
 pub fn trigger_event_types() -> Vec<&'static str> {
     sample::EVENT_TYPES.to_vec()
+}
+
+/// [`trigger`], printing what the endpoint answered; an answer other than 2xx is an error.
+pub async fn trigger_and_report(event_type: &str, url: &str, secret: &str) -> anyhow::Result<()> {
+    let status = trigger(event_type, url, secret).await?;
+    println!("{event_type} → {url}: HTTP {status}");
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("the endpoint answered HTTP {status}"))
+    }
 }

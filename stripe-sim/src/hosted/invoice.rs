@@ -10,7 +10,7 @@ use axum::{
 use super::{
     card_fields, escape, message_page, mount_path, page, parse_form, read_card, see_other,
 };
-use crate::stripe_sim::{
+use crate::{
     billing::money,
     clock,
     form::FormValue,
@@ -55,7 +55,7 @@ pub async fn pay(
             match read_card(&values, clock::now()) {
                 Err(e) => invoice_page(&st, &inv, &values, Some(&e)),
                 Ok(card) => match card.card.outcome.decline().filter(|_| {
-                    card.card.outcome != crate::stripe_sim::cards::CardOutcome::Succeeds
+                    card.card.outcome != crate::cards::CardOutcome::Succeeds
                 }) {
                     Some(decline) => invoice_page(&st, &inv, &values, Some(decline.message)),
                     None => {

@@ -277,7 +277,7 @@ impl<'a> Params<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stripe_sim::form::parse;
+    use crate::form::parse;
 
     #[test]
     fn errors_name_the_full_parameter() {

@@ -243,7 +243,7 @@ pub(super) async fn send_signed(
     timeout: Duration,
 ) -> Result<u16, String> {
     let signature =
-        crate::webhooks::signature::header_value(secret, clock::now(), payload.as_bytes());
+        crate::signature::header_value(secret, clock::now(), payload.as_bytes());
     let response = http
         .post(url)
         .header("content-type", "application/json; charset=utf-8")
@@ -269,7 +269,7 @@ pub(super) async fn send_signed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stripe_sim::model::WebhookEndpoint;
+    use crate::model::WebhookEndpoint;
 
     fn state_with_endpoint() -> State {
         let mut st = State::default();

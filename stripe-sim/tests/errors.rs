@@ -37,6 +37,40 @@ fn assert_envelope(body: &serde_json::Value) {
 }
 
 #[tokio::test]
+async fn the_admin_routes_need_a_key_like_the_api() {
+    let sim = start().await;
+    let cus = customer(&sim, "admin@example.com").await;
+    let admin = [
+        (reqwest::Method::GET, "/_admin/deliveries".to_string(), ""),
+        (
+            reqwest::Method::POST,
+            format!("/_admin/customers/{cus}/advance"),
+            "days=40",
+        ),
+        (
+            reqwest::Method::POST,
+            "/_admin/settings".to_string(),
+            "retries_exhausted=cancel",
+        ),
+    ];
+    for (method, path, body) in &admin {
+        for (auth, refused) in [(None, 401), (Some("Token x"), 401), (Some("Bearer sk_live_x"), 403)] {
+            let (status, json) = raw(&sim, method.clone(), path, auth, body).await;
+            assert_eq!(status, refused, "{method} {path} with {auth:?}: {json}");
+            assert_envelope(&json);
+        }
+    }
+    // Nothing happened: the clock did not move, so there is no renewal and nothing new to deliver.
+    let (_, deliveries) = get_json(&sim, "/_admin/deliveries").await;
+    assert!(
+        deliveries["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().all(|r| !r.to_string().contains("invoice."))),
+        "{deliveries}"
+    );
+}
+
+#[tokio::test]
 async fn missing_or_malformed_keys_are_401() {
     let sim = start().await;
     for auth in [

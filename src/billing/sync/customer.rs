@@ -1,0 +1,118 @@
+//! Customers: only those Billfold has linked to a user, and which of their payment
+//! methods is the default.
+
+use sea_orm::{
+    sea_query::{Expr, ExprTrait},
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+};
+use stripe_core::customer::{RetrieveCustomer, RetrieveCustomerReturned};
+use stripe_shared::Customer;
+
+use super::{
+    decide_or_refetch,
+    write::{newer_than, written},
+    Applied, Plan, Source, SyncError,
+};
+use crate::db::entities::{payment_method, stripe_customer};
+
+/// Applies `customer.updated` (or a customer read from the API): email, name, and which
+/// payment method is the default. Customers Billfold has not linked to a user are ignored.
+pub async fn apply_customer(
+    conn: &impl ConnectionTrait,
+    stripe: &::stripe::Client,
+    cus: &Customer,
+    source: Source,
+) -> Result<Applied, SyncError> {
+    use stripe_customer::Column as C;
+    let id = cus.id.as_str();
+    let existing: Option<Option<i64>> = stripe_customer::Entity::find()
+        .select_only()
+        .column(C::StripeEventAt)
+        .filter(C::CustomerId.eq(id))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    let Some(watermark) = existing else {
+        return Ok(Applied::Ignored);
+    };
+    let refetch = || async move { RetrieveCustomer::new(id).send(stripe).await };
+    let (source, fetched) = match decide_or_refetch(watermark, source, refetch).await? {
+        Plan::Stale => return Ok(Applied::Stale),
+        Plan::Write {
+            fetched: Some(RetrieveCustomerReturned::DeletedCustomer(_)),
+            ..
+        } => return apply_customer_deleted(conn, id).await,
+        Plan::Write {
+            source,
+            fetched: Some(RetrieveCustomerReturned::Customer(c)),
+        } => (source, Some(c)),
+        Plan::Write {
+            source,
+            fetched: None,
+        } => (source, None),
+    };
+    let cus = fetched.as_ref().unwrap_or(cus);
+    // The row exists, so this is an update; the guard is the same as an upsert's.
+    let guard = newer_than(
+        Expr::col((stripe_customer::Entity, C::StripeEventAt)),
+        source,
+    );
+    let rows = stripe_customer::Entity::update_many()
+        .col_expr(C::Email, Expr::value(cus.email.clone()))
+        .col_expr(C::Name, Expr::value(cus.name.clone()))
+        .col_expr(C::StripeEventAt, Expr::value(source.at()))
+        .filter(C::CustomerId.eq(id))
+        .filter(guard)
+        .exec(conn)
+        .await?
+        .rows_affected;
+    if written(rows) == Applied::Stale {
+        return Ok(Applied::Stale);
+    }
+    set_default_payment_method(conn, id, default_payment_method(cus).as_deref()).await?;
+    Ok(Applied::Applied)
+}
+
+/// The customer's default payment method, as its invoice settings name it.
+pub(super) fn default_payment_method(cus: &Customer) -> Option<String> {
+    cus.invoice_settings
+        .as_ref()
+        .and_then(|s| s.default_payment_method.as_ref())
+        .map(|pm| pm.id().as_str().to_owned())
+}
+
+/// Marks exactly one (or no) payment method of a customer as the default.
+pub(super) async fn set_default_payment_method(
+    conn: &impl ConnectionTrait,
+    customer_id: &str,
+    default_pm: Option<&str>,
+) -> Result<(), DbErr> {
+    let is_default = match default_pm {
+        Some(pm) => Expr::col(payment_method::Column::Id).eq(pm),
+        None => Expr::value(false),
+    };
+    payment_method::Entity::update_many()
+        .col_expr(payment_method::Column::IsDefault, is_default)
+        .filter(payment_method::Column::CustomerId.eq(customer_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Applies `customer.deleted`. Final, like a subscription's deletion: the mapping to the
+/// user stays (marked deleted) so invoices and history still resolve.
+pub async fn apply_customer_deleted(
+    conn: &impl ConnectionTrait,
+    customer_id: &str,
+) -> Result<Applied, SyncError> {
+    let written = stripe_customer::Entity::update_many()
+        .col_expr(stripe_customer::Column::Deleted, Expr::value(true))
+        .filter(stripe_customer::Column::CustomerId.eq(customer_id))
+        .exec(conn)
+        .await?;
+    Ok(if written.rows_affected > 0 {
+        Applied::Applied
+    } else {
+        Applied::Ignored
+    })
+}

@@ -1,0 +1,162 @@
+//! The one writer of the billing tables: applies Stripe objects (from webhook events or
+//! from the API) to the database so that it ends up equal to Stripe whatever order,
+//! duplication or delay the events arrive in.
+//!
+//! Ordering: every synced row keeps a watermark, `stripe_event_at`, the `created` time of
+//! the event (or the time of the API read) that last wrote it. An event older than the
+//! watermark is stale and changes nothing. An event from the same second cannot be ordered
+//! against the one that wrote the row, so the object is re-fetched from the API and that
+//! truth is applied. A deleted subscription is a tombstone: nothing brings it back.
+//!
+//! Every `apply_*` is the same four steps — read the row's watermark, [`decide`], build the
+//! row, and write it with [`write::upsert_guarded`] — and runs inside the caller's
+//! transaction. Writes check the watermark in the `UPDATE`'s own `WHERE`
+//! ([`write::newer_than`]), so two writers racing on one row cannot let the older one win.
+
+mod checkout;
+mod customer;
+mod invoice;
+mod payment_method;
+mod price;
+mod resync;
+mod subscription;
+mod write;
+
+pub use checkout::apply_checkout_session;
+pub use customer::{apply_customer, apply_customer_deleted};
+pub use invoice::apply_invoice;
+pub use payment_method::apply_payment_method;
+pub use price::{apply_price, apply_product};
+pub use resync::{sync_all, sync_catalogue, sync_customer, SyncReport};
+pub use subscription::apply_subscription;
+pub use write::{begin_write, WriteTxn};
+
+use sea_orm::DbErr;
+
+/// Why an object could not be applied. Both kinds are worth retrying.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    #[error("Stripe API error: {0}")]
+    Stripe(#[from] ::stripe::StripeError),
+}
+
+/// Whether Stripe said the object does not exist (as opposed to being unreachable).
+fn is_missing(err: &::stripe::StripeError) -> bool {
+    matches!(err, ::stripe::StripeError::Stripe(_, 404))
+}
+
+/// What applying one object did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The row now reflects the object.
+    Applied,
+    /// The row already reflects something newer (or the subscription is deleted).
+    Stale,
+    /// Nothing here is about anything Billfold keeps (e.g. a customer it does not know).
+    Ignored,
+}
+
+/// Where an object comes from, which decides how it is ordered against the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The object inside an event `created` at this unix second. A tie with the row's
+    /// watermark re-fetches the object from the API.
+    Event(i64),
+    /// The object as the API returned it, read at (or, for a re-fetch, on behalf of an
+    /// event created at) this unix second: the truth, applied unless the row is newer.
+    Api(i64),
+}
+
+impl Source {
+    /// The watermark the written row gets.
+    pub fn at(self) -> i64 {
+        match self {
+            Source::Event(t) | Source::Api(t) => t,
+        }
+    }
+}
+
+/// What to do with an object given the row's watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Apply,
+    Stale,
+    Refetch,
+}
+
+/// The ordering rule, on its own: no row or an older one → apply; a newer row → stale;
+/// the same second → re-fetch (an event) or apply (the API's answer is the truth).
+pub fn decide(watermark: Option<i64>, source: Source) -> Decision {
+    match (watermark, source) {
+        (None, _) => Decision::Apply,
+        (Some(w), s) if s.at() > w => Decision::Apply,
+        (Some(w), s) if s.at() < w => Decision::Stale,
+        (Some(_), Source::Event(_)) => Decision::Refetch,
+        (Some(_), Source::Api(_)) => Decision::Apply,
+    }
+}
+
+/// What [`decide_or_refetch`] leaves to write: the source to write with and, after a
+/// same-second tie, the API's copy (`None` if Stripe no longer has the object, so the
+/// event's copy is the best truth left).
+enum Plan<T> {
+    Stale,
+    Write { source: Source, fetched: Option<T> },
+}
+
+/// [`decide`], and on a same-second tie the re-fetch it asks for; what is written after a
+/// re-fetch is ordered as the API's truth at the event's second.
+async fn decide_or_refetch<T, F>(
+    watermark: Option<i64>,
+    source: Source,
+    refetch: impl FnOnce() -> F,
+) -> Result<Plan<T>, SyncError>
+where
+    F: std::future::Future<Output = Result<T, ::stripe::StripeError>>,
+{
+    match decide(watermark, source) {
+        Decision::Stale => Ok(Plan::Stale),
+        Decision::Apply => Ok(Plan::Write {
+            source,
+            fetched: None,
+        }),
+        Decision::Refetch => {
+            let fetched = match refetch().await {
+                Ok(f) => Some(f),
+                Err(e) if is_missing(&e) => None,
+                Err(e) => return Err(e.into()),
+            };
+            Ok(Plan::Write {
+                source: Source::Api(source.at()),
+                fetched,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordering_rule() {
+        let cases = [
+            (None, Source::Event(10), Decision::Apply),
+            (None, Source::Api(10), Decision::Apply),
+            (Some(9), Source::Event(10), Decision::Apply),
+            (Some(11), Source::Event(10), Decision::Stale),
+            (Some(10), Source::Event(10), Decision::Refetch),
+            (Some(10), Source::Api(10), Decision::Apply),
+            (Some(11), Source::Api(10), Decision::Stale),
+        ];
+        for (watermark, source, expected) in cases {
+            assert_eq!(
+                decide(watermark, source),
+                expected,
+                "{watermark:?} {source:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The app state every handler and server function reads: settings, the database, the
+//! Stripe client and the per-process limiters. A leaf: it imports no feature.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::extract::FromRef;
+use leptos::prelude::LeptosOptions;
+use sea_orm::DatabaseConnection;
+
+use crate::{config::Config, web::limit::RateLimiter};
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+    pub login_limiter: Arc<RateLimiter>,
+    /// Portal and Checkout sessions per user (10 a minute).
+    pub portal_limiter: Arc<RateLimiter>,
+    /// Re-syncs from Stripe on return from Checkout or the Portal (one per user per 3 s).
+    pub resync_throttle: Arc<RateLimiter>,
+    /// The one Stripe API client (Stripe, a standalone double, or the mounted one).
+    pub stripe: ::stripe::Client,
+    /// The Stripe test double mounted at `/_stripe-sim` (simulated mode only).
+    #[cfg(feature = "stripe-sim")]
+    pub sim: Option<stripe_sim::StripeSim>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl AppState {
+    /// The state over an open, migrated database.
+    pub fn new(config: Config, db: DatabaseConnection) -> anyhow::Result<Self> {
+        let stripe = crate::stripe::client(&config)?;
+        let leptos_options = LeptosOptions::builder()
+            .output_name("billfold")
+            .site_root(config.site_root.to_string_lossy().into_owned())
+            .site_pkg_dir("pkg")
+            .site_addr(config.bind_addr)
+            .build();
+        Ok(AppState {
+            leptos_options,
+            db,
+            config: Arc::new(config),
+            login_limiter: Arc::new(RateLimiter::new(10, Duration::from_secs(60))),
+            portal_limiter: Arc::new(RateLimiter::new(10, Duration::from_secs(60))),
+            resync_throttle: Arc::new(RateLimiter::new(1, Duration::from_secs(3))),
+            stripe,
+            #[cfg(feature = "stripe-sim")]
+            sim: None,
+        })
+    }
+}
