@@ -4,7 +4,7 @@
 //! keep-alive connections, and prints events/s, latency percentiles and the server's peak
 //! RSS.
 //!
-//! `cargo run --release --example bench_webhooks --features ssr -- --db sqlite|postgres
+//! `cargo run --release --example bench_webhooks --features ssr,stripe-sim -- --db sqlite|postgres
 //!  [--events N] [--subscriptions N] [--concurrency N] [--max-secs N]`
 //!
 //! PostgreSQL: an admin URL in `BILLFOLD_BENCH_PG_URL` (default

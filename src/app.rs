@@ -11,6 +11,7 @@ use crate::{
     accounts::SignupPage,
     auth::LoginPage,
     billing::page::{AppPage, BillingPage},
+    ui::Brand,
 };
 
 /// Pages only a signed-in user may see; anyone else is sent to log in first. The server
@@ -65,17 +66,6 @@ pub fn App() -> impl IntoView {
                 </Routes>
             </main>
         </Router>
-    }
-}
-
-/// The brand mark used in every header.
-#[component]
-pub fn Brand() -> impl IntoView {
-    view! {
-        <A href="/" attr:class="flex items-center gap-2 text-lg font-semibold text-slate-900">
-            <span class="inline-flex h-7 w-7 items-center justify-center rounded-md bg-indigo-600 text-sm font-bold text-white">"B"</span>
-            "Billfold"
-        </A>
     }
 }
 

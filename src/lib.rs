@@ -9,6 +9,7 @@ pub mod auth;
 pub mod billing;
 pub mod error;
 pub mod settings;
+pub mod ui;
 
 #[cfg(feature = "ssr")]
 pub mod config;

@@ -36,32 +36,10 @@ enum Command {
     },
     /// Run the Stripe test double on its own port (loopback by default).
     #[cfg(feature = "stripe-sim")]
-    StripeSim {
-        /// Where to listen.
-        #[arg(long, default_value = "127.0.0.1:12111")]
-        addr: std::net::SocketAddr,
-        /// A webhook endpoint to deliver every event to.
-        #[arg(long, requires = "webhook_secret")]
-        webhook_url: Option<String>,
-        /// The signing secret for that endpoint (`whsec_…`).
-        #[arg(long)]
-        webhook_secret: Option<String>,
-        /// JSON file that keeps the double's state across restarts.
-        #[arg(long = "state")]
-        state: Option<std::path::PathBuf>,
-    },
+    StripeSim(stripe_sim::ServeArgs),
     /// Send one signed sample event to a webhook endpoint, like `stripe trigger`.
     #[cfg(feature = "stripe-sim")]
-    Trigger {
-        /// The event type, e.g. `customer.subscription.updated`.
-        event_type: String,
-        /// The webhook endpoint URL.
-        #[arg(long)]
-        url: String,
-        /// The endpoint's signing secret.
-        #[arg(long)]
-        secret: String,
-    },
+    Trigger(stripe_sim::TriggerArgs),
 }
 
 fn init_tracing(config: &Config) {
@@ -80,23 +58,14 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         // The double's own tools read no app settings.
         #[cfg(feature = "stripe-sim")]
-        Command::StripeSim {
-            addr,
-            webhook_url,
-            webhook_secret,
-            state,
-        } => {
+        Command::StripeSim(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
                 .init();
-            stripe_sim::run_standalone(addr, webhook_url, webhook_secret, state).await
+            stripe_sim::run_standalone(args).await
         }
         #[cfg(feature = "stripe-sim")]
-        Command::Trigger {
-            event_type,
-            url,
-            secret,
-        } => stripe_sim::trigger_and_report(&event_type, &url, &secret).await,
+        Command::Trigger(args) => stripe_sim::trigger_and_report(args).await,
         command => {
             let config = match Config::from_env_or_simulated(cli.simulated) {
                 Ok(c) => c,
@@ -129,7 +98,7 @@ async fn app_command(config: &Config, command: Command) -> anyhow::Result<()> {
         Command::Webhooks { command } => webhooks_command(config, command).await,
         Command::Sync { customer, all: _ } => sync_command(config, customer).await,
         #[cfg(feature = "stripe-sim")]
-        Command::StripeSim { .. } | Command::Trigger { .. } => {
+        Command::StripeSim(_) | Command::Trigger(_) => {
             anyhow::bail!("this command reads no app settings and is run on its own")
         }
     }

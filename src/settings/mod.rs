@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::{app::Brand, auth::LogoutButton};
+use crate::{auth::LogoutButton, ui::Brand};
 
 /// Header and side navigation around every settings page.
 #[component]

@@ -444,14 +444,45 @@ async fn admin_settings(
 
 // ----- standalone and trigger --------------------------------------------------------------
 
-/// Runs the double on its own port (the `stripe-sim` binary) until Ctrl-C, optionally with one
-/// webhook endpoint registered and its state in a file.
-pub async fn run_standalone(
-    addr: SocketAddr,
-    webhook_url: Option<String>,
-    webhook_secret: Option<String>,
-    state_file: Option<PathBuf>,
-) -> anyhow::Result<()> {
+/// What `serve` takes on the command line (the `stripe-sim` binary, or `billfold stripe-sim`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:12111")]
+    pub addr: SocketAddr,
+    /// A webhook endpoint to deliver every event to.
+    #[arg(long, requires = "webhook_secret")]
+    pub webhook_url: Option<String>,
+    /// The signing secret for that endpoint (`whsec_…`).
+    #[arg(long)]
+    pub webhook_secret: Option<String>,
+    /// JSON file that keeps the double's state across restarts.
+    #[arg(long = "state")]
+    pub state: Option<PathBuf>,
+}
+
+/// What `trigger` takes on the command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TriggerArgs {
+    /// The event type, e.g. `customer.subscription.updated`.
+    pub event_type: String,
+    /// The webhook endpoint URL.
+    #[arg(long)]
+    pub url: String,
+    /// The endpoint's signing secret.
+    #[arg(long)]
+    pub secret: String,
+}
+
+/// Runs the double on its own port until Ctrl-C, optionally with one webhook endpoint
+/// registered and its state in a file.
+pub async fn run_standalone(args: ServeArgs) -> anyhow::Result<()> {
+    let ServeArgs {
+        addr,
+        webhook_url,
+        webhook_secret,
+        state: state_file,
+    } = args;
     if !addr.ip().is_loopback() {
         tracing::warn!(
             "the Stripe test double is listening on {addr}, which is not a loopback address; \
@@ -502,8 +533,13 @@ pub fn trigger_event_types() -> Vec<&'static str> {
 }
 
 /// [`trigger`], printing what the endpoint answered; an answer other than 2xx is an error.
-pub async fn trigger_and_report(event_type: &str, url: &str, secret: &str) -> anyhow::Result<()> {
-    let status = trigger(event_type, url, secret).await?;
+pub async fn trigger_and_report(args: TriggerArgs) -> anyhow::Result<()> {
+    let TriggerArgs {
+        event_type,
+        url,
+        secret,
+    } = args;
+    let status = trigger(&event_type, &url, &secret).await?;
     println!("{event_type} → {url}: HTTP {status}");
     if (200..300).contains(&status) {
         Ok(())

@@ -1,6 +1,6 @@
 //! The Stripe test double on its own port, and `trigger`, which sends one signed sample event.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -15,31 +15,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the double (loopback by default) until Ctrl-C.
-    Serve {
-        /// Where to listen.
-        #[arg(long, default_value = "127.0.0.1:12111")]
-        addr: SocketAddr,
-        /// A webhook endpoint to deliver every event to.
-        #[arg(long, requires = "webhook_secret")]
-        webhook_url: Option<String>,
-        /// The signing secret for that endpoint (`whsec_…`).
-        #[arg(long)]
-        webhook_secret: Option<String>,
-        /// JSON file that keeps the double's state across restarts.
-        #[arg(long = "state")]
-        state: Option<PathBuf>,
-    },
+    Serve(stripe_sim::ServeArgs),
     /// Send one signed sample event to a webhook endpoint, like `stripe trigger`.
-    Trigger {
-        /// The event type, e.g. `customer.subscription.updated`.
-        event_type: String,
-        /// The webhook endpoint URL.
-        #[arg(long)]
-        url: String,
-        /// The endpoint's signing secret.
-        #[arg(long)]
-        secret: String,
-    },
+    Trigger(stripe_sim::TriggerArgs),
 }
 
 #[tokio::main]
@@ -52,17 +30,8 @@ async fn main() -> ExitCode {
         )
         .init();
     let result = match cli.command {
-        Command::Serve {
-            addr,
-            webhook_url,
-            webhook_secret,
-            state,
-        } => stripe_sim::run_standalone(addr, webhook_url, webhook_secret, state).await,
-        Command::Trigger {
-            event_type,
-            url,
-            secret,
-        } => stripe_sim::trigger_and_report(&event_type, &url, &secret).await,
+        Command::Serve(args) => stripe_sim::run_standalone(args).await,
+        Command::Trigger(args) => stripe_sim::trigger_and_report(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
