@@ -19,9 +19,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use stripe_sim::signature;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{json, Value};
+use stripe_sim::signature;
 
 const SECRET: &str = "whsec_bench_secret";
 

@@ -35,7 +35,11 @@ pub mod ssr {
 
     /// The user first, then their session, then (best effort, never failing the sign-up)
     /// their Stripe customer: a user who signed up can always log in, even while Stripe is down.
-    pub async fn sign_up(state: &AppState, email: &str, password: &str) -> Result<CurrentUser, AppError> {
+    pub async fn sign_up(
+        state: &AppState,
+        email: &str,
+        password: &str,
+    ) -> Result<CurrentUser, AppError> {
         let user = register(state, email, password).await?;
         start_session(state, user.id).await?;
         let user = CurrentUser {
@@ -75,4 +79,3 @@ pub fn SignupPage() -> impl IntoView {
         </AuthCard>
     }
 }
-

@@ -481,14 +481,23 @@ mod tests {
                 ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
             ])
         };
-        assert_eq!(with("test", "sk_test_a").expect("agrees").stripe.mode, StripeMode::Test);
-        assert_eq!(with("live", "rk_live_a").expect("agrees").stripe.mode, StripeMode::Live);
+        assert_eq!(
+            with("test", "sk_test_a").expect("agrees").stripe.mode,
+            StripeMode::Test
+        );
+        assert_eq!(
+            with("live", "rk_live_a").expect("agrees").stripe.mode,
+            StripeMode::Live
+        );
         for (mode, key) in [("live", "sk_test_a"), ("test", "sk_live_a")] {
             let err = with(mode, key).expect_err("disagrees");
             assert_eq!(err.var, "STRIPE_MODE");
             assert!(!err.to_string().contains(key), "never print the key");
         }
-        assert_eq!(with("sandbox", "sk_test_a").expect_err("unknown").var, "STRIPE_MODE");
+        assert_eq!(
+            with("sandbox", "sk_test_a").expect_err("unknown").var,
+            "STRIPE_MODE"
+        );
         let err = load(&[("STRIPE_MODE", "test")]).expect_err("test mode needs its key");
         assert_eq!(err.var, "STRIPE_SECRET_KEY");
     }

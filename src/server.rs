@@ -101,7 +101,11 @@ pub fn router(state: AppState) -> Router {
     let server_fns: Vec<String> = leptos::server_fn::axum::server_fn_paths()
         .map(|(path, _)| path.to_owned())
         .collect();
-    let guarded: Vec<&str> = SIGNED_IN_PAGES.iter().chain(SIGNED_OUT_PAGES).copied().collect();
+    let guarded: Vec<&str> = SIGNED_IN_PAGES
+        .iter()
+        .chain(SIGNED_OUT_PAGES)
+        .copied()
+        .collect();
     for page in &guarded {
         assert!(
             all_pages.iter().any(|p| p == page),
@@ -116,7 +120,10 @@ pub fn router(state: AppState) -> Router {
             .chain(&server_fns)
             .cloned()
             .collect();
-        leptos_pages(&state, generate_route_list_with_exclusions(App, Some(excluded)))
+        leptos_pages(
+            &state,
+            generate_route_list_with_exclusions(App, Some(excluded)),
+        )
     };
     let everything_else = leptos_pages(
         &state,
@@ -142,10 +149,7 @@ pub fn router(state: AppState) -> Router {
             "/api/webhooks/stripe",
             post(crate::webhooks::route::stripe_webhook),
         )
-        .nest_service(
-            "/pkg",
-            ServeDir::new(state.config.site_root.join("pkg")),
-        );
+        .nest_service("/pkg", ServeDir::new(state.config.site_root.join("pkg")));
     #[cfg(feature = "stripe-sim")]
     if let Some(sim) = &state.sim {
         machines = machines.nest_service(crate::stripe::SIM_MOUNT, sim.router());
@@ -169,16 +173,12 @@ pub fn router(state: AppState) -> Router {
 
 /// The Leptos pages (and server functions) of one route listing, with the app state in
 /// their context.
-fn leptos_pages(
-    state: &AppState,
-    routes: Vec<leptos_axum::AxumRouteListing>,
-) -> Router<AppState> {
+fn leptos_pages(state: &AppState, routes: Vec<leptos_axum::AxumRouteListing>) -> Router<AppState> {
     let context_state = state.clone();
     let provide_state = move || provide_context(context_state.clone());
     let options = state.leptos_options.clone();
-    Router::new().leptos_routes_with_context(state, routes, provide_state, move || {
-        shell(options.clone())
-    })
+    Router::new()
+        .leptos_routes_with_context(state, routes, provide_state, move || shell(options.clone()))
 }
 
 /// Middleware: a failed server function answers with its [`AppError`]'s own status. The

@@ -6,10 +6,10 @@ use leptos_router::{components::Redirect, hooks::use_query_map};
 
 use super::{
     access::Reason,
-    model::SubscriptionStatus,
     api::{
         get_billing_summary, CreateBillingAccount, OpenBillingPortal, PortalFlow, StartCheckout,
     },
+    model::SubscriptionStatus,
     summary::{
         describe_card, format_date, format_money, format_price, BillingSummary, PlanState,
         PlanView, SubscriptionView,

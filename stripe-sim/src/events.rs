@@ -242,8 +242,7 @@ pub(super) async fn send_signed(
     payload: String,
     timeout: Duration,
 ) -> Result<u16, String> {
-    let signature =
-        crate::signature::header_value(secret, clock::now(), payload.as_bytes());
+    let signature = crate::signature::header_value(secret, clock::now(), payload.as_bytes());
     let response = http
         .post(url)
         .header("content-type", "application/json; charset=utf-8")

@@ -83,9 +83,7 @@ async fn subscribe_in_stripe(stripe: &stripe::Client, customer: &str, amount: i6
 
 async fn sign_up_creates_exactly_one_customer(backend: Backend) {
     let stripe = StripeStandIn::start().await;
-    let Some(app) = stripe.app(backend, &[]).await else {
-        return;
-    };
+    let app = stripe.app(backend, &[]).await;
     let (email, customer) = sign_up_with_customer(&app).await;
     assert!(customer.starts_with("cus_"));
     let created = stripe.requests_to("/v1/customers");
@@ -109,9 +107,7 @@ async fn sign_up_creates_exactly_one_customer(backend: Backend) {
 
 async fn sign_up_survives_stripe_being_down_and_clicks_never_make_two_customers(backend: Backend) {
     let stripe = StripeStandIn::start().await;
-    let Some(app) = stripe.app(backend, &[]).await else {
-        return;
-    };
+    let app = stripe.app(backend, &[]).await;
     stripe.set_mode(Mode::Fail(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         stripe_error("api_error", "down for maintenance", None),
@@ -169,15 +165,12 @@ async fn the_portal_request_carries_the_users_own_ids(backend: Backend) {
             .await
             .expect("configurations");
     let config_id = configs.data[0].id.to_string();
-    let Some(app) = stripe
+    let app = stripe
         .app(
             backend,
             &[("STRIPE_PORTAL_CONFIGURATION_ID", config_id.as_str())],
         )
-        .await
-    else {
-        return;
-    };
+        .await;
     let (_, customer) = sign_up_with_customer(&app).await;
     let return_url = app.url("/settings/billing?from=portal");
 
@@ -291,9 +284,7 @@ async fn the_portal_request_carries_the_users_own_ids(backend: Backend) {
 
 async fn portal_errors_read_clearly(backend: Backend) {
     let stripe = StripeStandIn::start().await;
-    let Some(app) = stripe.app(backend, &[]).await else {
-        return;
-    };
+    let app = stripe.app(backend, &[]).await;
 
     // Not logged in.
     let (status, body) = call(&app, "/api/billing/portal", &[]).await;
@@ -346,7 +337,7 @@ async fn portal_errors_read_clearly(backend: Backend) {
 }
 
 async fn stripe_unreachable_is_unavailable_not_an_error_page(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(
+    let app = TestApp::spawn_with(
         backend,
         &[
             ("STRIPE_SECRET_KEY", "sk_test_unreachable"),
@@ -354,10 +345,7 @@ async fn stripe_unreachable_is_unavailable_not_an_error_page(backend: Backend) {
             ("STRIPE_API_BASE", "http://127.0.0.1:9"),
         ],
     )
-    .await
-    else {
-        return;
-    };
+    .await;
     let email = unique_email();
     assert_eq!(app.sign_up(&email, PASSWORD).await.status(), 302);
     let (status, body) = call(&app, "/api/billing/account", &[]).await;
@@ -420,9 +408,7 @@ fn a_subscription(status: &str, period_end: i64) -> subscription::ActiveModel {
 
 async fn the_page_tells_each_state_in_words(backend: Backend) {
     let stripe = StripeStandIn::start().await;
-    let Some(app) = stripe.app(backend, &[]).await else {
-        return;
-    };
+    let app = stripe.app(backend, &[]).await;
     let (_, customer) = sign_up_with_customer(&app).await;
     let end = 1_893_456_000; // 1 Jan 2030
     let when = "1 Jan 2030 (UTC)";
@@ -526,9 +512,7 @@ async fn the_page_tells_each_state_in_words(backend: Backend) {
 
 async fn checkout_starts_with_the_plans_trial(backend: Backend) {
     let stripe = StripeStandIn::start().await;
-    let Some(app) = stripe.app(backend, &[]).await else {
-        return;
-    };
+    let app = stripe.app(backend, &[]).await;
     let (_, customer) = sign_up_with_customer(&app).await;
     // The catalogue is loaded at start.
     let mut pro = None;
@@ -591,9 +575,7 @@ crate::on_both_databases!(
 /// The mounted double, its webhooks and nothing else: a cancellation made in the portal
 /// reaches the page by webhook alone (the page is read without `?from=portal`).
 async fn a_portal_cancellation_arrives_by_webhook(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
-        return;
-    };
+    let app = TestApp::spawn(backend).await;
     let (_, customer) = sign_up_with_customer(&app).await;
     let stripe = stripe::ClientBuilder::new("sk_test_through_the_double")
         .url(app.url("/_stripe-sim/"))
@@ -665,9 +647,7 @@ crate::on_both_databases!(a_portal_cancellation_arrives_by_webhook);
 /// A customer deleted in Stripe (the webhook marked it) is replaced on the next billing action.
 async fn a_deleted_customer_is_replaced(backend: Backend) {
     let stripe = StripeStandIn::start().await;
-    let Some(app) = stripe.app(backend, &[]).await else {
-        return;
-    };
+    let app = stripe.app(backend, &[]).await;
     let (email, old) = sign_up_with_customer(&app).await;
     stripe_customer::Entity::update_many()
         .col_expr(

@@ -129,7 +129,7 @@ impl StripeStandIn {
     }
 
     /// The app, configured with a test key against this stand-in.
-    pub async fn app(&self, backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
+    pub async fn app(&self, backend: Backend, extra: &[(&str, &str)]) -> TestApp {
         let mut env = vec![
             ("STRIPE_SECRET_KEY", KEY),
             ("STRIPE_WEBHOOK_SECRET", "whsec_billing_tests"),

@@ -77,12 +77,12 @@ pub struct TestApp {
     _sim_dir: tempfile::TempDir,
 }
 
-async fn database_for(backend: Backend) -> Option<(String, TestDb)> {
+async fn database_for(backend: Backend) -> (String, TestDb) {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
             let url = format!("sqlite://{}/billfold.db?mode=rwc", dir.path().display());
-            Some((url, TestDb::Sqlite(dir)))
+            (url, TestDb::Sqlite(dir))
         }
         Backend::Postgres => {
             let admin_url = pg_admin_url();
@@ -101,7 +101,7 @@ async fn database_for(backend: Backend) -> Option<(String, TestDb)> {
                 .await
                 .expect("create test database");
             let (prefix, _) = admin_url.rsplit_once('/').expect("database in url");
-            Some((format!("{prefix}/{name}"), TestDb::Postgres { name }))
+            (format!("{prefix}/{name}"), TestDb::Postgres { name })
         }
     }
 }
@@ -120,12 +120,12 @@ fn rand_u64() -> u64 {
 
 impl TestApp {
     /// Starts the app on a free port (in simulated mode unless `extra_env` sets a key).
-    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+    pub async fn spawn(backend: Backend) -> TestApp {
         Self::spawn_with(backend, &[]).await
     }
 
-    pub async fn spawn_with(backend: Backend, extra_env: &[(&str, &str)]) -> Option<TestApp> {
-        let (database_url, guard) = database_for(backend).await?;
+    pub async fn spawn_with(backend: Backend, extra_env: &[(&str, &str)]) -> TestApp {
+        let (database_url, guard) = database_for(backend).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
@@ -162,7 +162,7 @@ impl TestApp {
             .expect("server runs");
         });
 
-        Some(TestApp {
+        TestApp {
             base,
             db,
             client: browser_client(),
@@ -170,7 +170,7 @@ impl TestApp {
             server: Some(server),
             _db: guard,
             _sim_dir: sim_dir,
-        })
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

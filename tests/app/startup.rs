@@ -38,19 +38,28 @@ fn refused(vars: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .output()
         .expect("run billfold");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
+
+/// Settings, command-line arguments, and the variable the refusal must name.
+type Refusal<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
 
 #[test]
 fn it_refuses_to_start_without_a_mode_and_names_the_setting() {
-    let cases: &[(&[(&str, &str)], &[&str], &str)] = &[
+    let cases: &[Refusal] = &[
         // No key, no choice: both ways out are named.
         (&[], &[], "STRIPE_SECRET_KEY"),
         (&[("STRIPE_SECRET_KEY", "")], &[], "STRIPE_SECRET_KEY"),
         (&[("STRIPE_SECRET_KEY", "  ")], &[], "STRIPE_SECRET_KEY"),
         // Simulated mode is for this machine only.
         (
-            &[("STRIPE_MODE", "simulated"), ("APP_URL", "https://billing.example.com")],
+            &[
+                ("STRIPE_MODE", "simulated"),
+                ("APP_URL", "https://billing.example.com"),
+            ],
             &[],
             "APP_URL",
         ),
@@ -60,18 +69,27 @@ fn it_refuses_to_start_without_a_mode_and_names_the_setting() {
             "BIND_ADDR",
         ),
         (
-            &[("STRIPE_MODE", "simulated"), ("STRIPE_WEBHOOK_SECRET", "whsec_real")],
+            &[
+                ("STRIPE_MODE", "simulated"),
+                ("STRIPE_WEBHOOK_SECRET", "whsec_real"),
+            ],
             &[],
             "STRIPE_WEBHOOK_SECRET",
         ),
         (
-            &[("STRIPE_MODE", "simulated"), ("STRIPE_SECRET_KEY", "sk_test_real")],
+            &[
+                ("STRIPE_MODE", "simulated"),
+                ("STRIPE_SECRET_KEY", "sk_test_real"),
+            ],
             &[],
             "STRIPE_SECRET_KEY",
         ),
         // The flag is the same choice, with the same refusals.
         (
-            &[("STRIPE_SECRET_KEY", "sk_test_real"), ("STRIPE_WEBHOOK_SECRET", "whsec_x")],
+            &[
+                ("STRIPE_SECRET_KEY", "sk_test_real"),
+                ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+            ],
             &["--simulated"],
             "STRIPE_SECRET_KEY",
         ),
@@ -88,12 +106,19 @@ fn it_refuses_to_start_without_a_mode_and_names_the_setting() {
     ];
     for (vars, args, names) in cases {
         let (code, stderr) = refused(vars, args);
-        assert_eq!(code, Some(2), "{vars:?} {args:?} must refuse to start: {stderr}");
+        assert_eq!(
+            code,
+            Some(2),
+            "{vars:?} {args:?} must refuse to start: {stderr}"
+        );
         assert!(
             stderr.contains(&format!("configuration error: {names}")),
             "{vars:?}: the refusal names {names}: {stderr}"
         );
-        assert!(!stderr.contains("sk_test_real") && !stderr.contains("whsec_real"), "{stderr}");
+        assert!(
+            !stderr.contains("sk_test_real") && !stderr.contains("whsec_real"),
+            "{stderr}"
+        );
     }
     let (_, stderr) = refused(&[], &[]);
     assert!(stderr.contains("STRIPE_MODE=simulated"), "{stderr}");
@@ -154,7 +179,10 @@ async fn start(vars: &[(&str, &str)]) -> Running {
 async fn log_in_as_demo(base: &str) -> reqwest::Response {
     browser_client()
         .post(format!("{base}/api/login"))
-        .form(&[("email", "demo@billfold.test"), ("password", "billfold-demo")])
+        .form(&[
+            ("email", "demo@billfold.test"),
+            ("password", "billfold-demo"),
+        ])
         .send()
         .await
         .expect("log in")
@@ -170,7 +198,11 @@ async fn test_mode_has_no_double_and_no_demo_account() {
     ])
     .await;
     let http = reqwest::Client::new();
-    for path in ["/_stripe-sim/", "/_stripe-sim/v1/customers", "/_stripe-sim/_admin/deliveries"] {
+    for path in [
+        "/_stripe-sim/",
+        "/_stripe-sim/v1/customers",
+        "/_stripe-sim/_admin/deliveries",
+    ] {
         let res = http
             .get(format!("{}{path}", app.base))
             .bearer_auth("sk_test_anything")
@@ -180,7 +212,11 @@ async fn test_mode_has_no_double_and_no_demo_account() {
         assert_eq!(res.status(), 404, "{path} in test mode");
     }
     let res = log_in_as_demo(&app.base).await;
-    assert_eq!(res.status(), 403, "the demo login does not exist in test mode");
+    assert_eq!(
+        res.status(),
+        403,
+        "the demo login does not exist in test mode"
+    );
     assert!(res.headers().get("set-cookie").is_none());
 }
 
@@ -203,7 +239,11 @@ async fn simulated_mode_mounts_the_double_and_seeds_the_demo_account() {
             assert!(res.headers().get("set-cookie").is_some(), "a session");
             break;
         }
-        assert!(Instant::now() < deadline, "the demo login never worked: {}", res.status());
+        assert!(
+            Instant::now() < deadline,
+            "the demo login never worked: {}",
+            res.status()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

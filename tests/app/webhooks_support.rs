@@ -7,9 +7,9 @@ use std::{
 };
 
 use axum::{extract::State, http::Uri, response::IntoResponse, Router};
-use stripe_sim::signature;
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{json, Value};
+use stripe_sim::signature;
 use tokio::net::TcpListener;
 
 use crate::helpers::{Backend, TestApp};
@@ -95,7 +95,7 @@ async fn answer(State(stub): State<StripeStub>, uri: Uri) -> impl IntoResponse {
 }
 
 /// The app in test mode with `secrets` for webhooks and `stub` as the Stripe API.
-pub async fn spawn(backend: Backend, secrets: &str, stub: &StripeStub) -> Option<TestApp> {
+pub async fn spawn(backend: Backend, secrets: &str, stub: &StripeStub) -> TestApp {
     TestApp::spawn_with(
         backend,
         &[

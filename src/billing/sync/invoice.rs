@@ -1,11 +1,11 @@
 //! Invoices: what the billing page lists, and the unpaid one it links to.
 
-use sea_orm::{sea_query::Expr, ActiveValue::Set, ConnectionTrait, EntityTrait, QuerySelect};
+use sea_orm::{sea_query::Expr, ActiveValue::Set, ConnectionTrait};
 use stripe_shared::Invoice;
 
 use super::{
     decide_or_refetch,
-    write::{newer_than, upsert_guarded},
+    write::{newer_than, upsert_guarded, watermark_of},
     Applied, Plan, Source, SyncError,
 };
 use crate::db::{clock::now, entities::invoice};
@@ -36,18 +36,13 @@ pub async fn apply_invoice(
         // A preview invoice has no id; one without a customer is nobody's bill here.
         return Ok(Applied::Ignored);
     };
-    let watermark: Option<Option<i64>> = invoice::Entity::find_by_id(id.as_str())
-        .select_only()
-        .column(C::StripeEventAt)
-        .into_tuple()
-        .one(conn)
-        .await?;
+    let watermark = watermark_of::<invoice::Entity>(conn, id.as_str(), C::StripeEventAt).await?;
     let refetch = || async move {
         stripe_billing::invoice::RetrieveInvoice::new(id.as_str())
             .send(stripe)
             .await
     };
-    let (source, fetched) = match decide_or_refetch(watermark.flatten(), source, refetch).await? {
+    let (source, fetched) = match decide_or_refetch(watermark, source, refetch).await? {
         Plan::Stale => return Ok(Applied::Stale),
         Plan::Write { source, fetched } => (source, fetched),
     };

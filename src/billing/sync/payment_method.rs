@@ -3,13 +3,12 @@
 
 use sea_orm::{
     sea_query::Expr, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QuerySelect,
 };
 use stripe_shared::PaymentMethod;
 
 use super::{
     decide_or_refetch,
-    write::{newer_than, upsert_guarded},
+    write::{newer_than, upsert_guarded, watermark_of},
     Applied, Plan, Source, SyncError,
 };
 use crate::db::{
@@ -28,18 +27,13 @@ pub async fn apply_payment_method(
 ) -> Result<Applied, SyncError> {
     use payment_method::Column as C;
     let id = pm.id.as_str();
-    let watermark: Option<Option<i64>> = payment_method::Entity::find_by_id(id)
-        .select_only()
-        .column(C::StripeEventAt)
-        .into_tuple()
-        .one(conn)
-        .await?;
+    let watermark = watermark_of::<payment_method::Entity>(conn, id, C::StripeEventAt).await?;
     let refetch = || async move {
         stripe_payment::payment_method::RetrievePaymentMethod::new(id)
             .send(stripe)
             .await
     };
-    let (source, fetched) = match decide_or_refetch(watermark.flatten(), source, refetch).await? {
+    let (source, fetched) = match decide_or_refetch(watermark, source, refetch).await? {
         Plan::Stale => return Ok(Applied::Stale),
         Plan::Write { source, fetched } => (source, fetched),
     };

@@ -6,8 +6,8 @@ use std::sync::{Arc, LazyLock};
 use sea_orm::{
     sea_query::{Expr, ExprTrait, OnConflict},
     ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, Iterable, PrimaryKeyToColumn, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    EntityTrait, Iterable, PrimaryKeyToColumn, PrimaryKeyTrait, QuerySelect, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -65,6 +65,26 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
             _writer: None,
         })
     }
+}
+
+/// The watermark (`column`, the row's `stripe_event_at`) of the row `id` of `E`: `None` when
+/// there is no such row or it has none yet.
+pub(super) async fn watermark_of<E>(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    column: E::Column,
+) -> Result<Option<i64>, DbErr>
+where
+    E: EntityTrait,
+    <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<String>,
+{
+    let found: Option<Option<i64>> = E::find_by_id(id.to_owned())
+        .select_only()
+        .column(column)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(found.flatten())
 }
 
 /// The guard of a write from `source` on a row whose watermark is `watermark`: the row has

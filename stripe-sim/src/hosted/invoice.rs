@@ -43,36 +43,37 @@ pub async fn pay(
     body: String,
 ) -> Response {
     let values = parse_form(&body);
-    let response =
-        {
-            let mut st = sim.lock();
-            let Some(inv) = st.invoice(&id).cloned() else {
-                return not_found();
-            };
-            if inv.status != InvoiceStatus::Open {
-                return invoice_page(&st, &inv, &values, None);
-            }
-            match read_card(&values, clock::now()) {
-                Err(e) => invoice_page(&st, &inv, &values, Some(&e)),
-                Ok(card) => match card.card.outcome.decline().filter(|_| {
-                    card.card.outcome != crate::cards::CardOutcome::Succeeds
-                }) {
-                    Some(decline) => invoice_page(&st, &inv, &values, Some(decline.message)),
-                    None => {
-                        let email = st.customer(&inv.customer).and_then(|c| c.email.clone());
-                        let pm =
-                            st.create_card(card.card, Some(card.expiry), Some(card.name), email);
-                        let now = st.customer_now(&inv.customer);
-                        let attached = st.attach_payment_method(&pm, &inv.customer);
-                        match attached.map(|pm| st.pay_invoice_with(&id, &pm, now)) {
-                            Ok(Ok(())) => see_other(&format!("{}/invoice/{id}", mount_path(&st))),
-                            Ok(Err(d)) => invoice_page(&st, &inv, &values, Some(d.message)),
-                            Err(e) => invoice_page(&st, &inv, &values, Some(&e.message)),
-                        }
-                    }
-                },
-            }
+    let response = {
+        let mut st = sim.lock();
+        let Some(inv) = st.invoice(&id).cloned() else {
+            return not_found();
         };
+        if inv.status != InvoiceStatus::Open {
+            return invoice_page(&st, &inv, &values, None);
+        }
+        match read_card(&values, clock::now()) {
+            Err(e) => invoice_page(&st, &inv, &values, Some(&e)),
+            Ok(card) => match card
+                .card
+                .outcome
+                .decline()
+                .filter(|_| card.card.outcome != crate::cards::CardOutcome::Succeeds)
+            {
+                Some(decline) => invoice_page(&st, &inv, &values, Some(decline.message)),
+                None => {
+                    let email = st.customer(&inv.customer).and_then(|c| c.email.clone());
+                    let pm = st.create_card(card.card, Some(card.expiry), Some(card.name), email);
+                    let now = st.customer_now(&inv.customer);
+                    let attached = st.attach_payment_method(&pm, &inv.customer);
+                    match attached.map(|pm| st.pay_invoice_with(&id, &pm, now)) {
+                        Ok(Ok(())) => see_other(&format!("{}/invoice/{id}", mount_path(&st))),
+                        Ok(Err(d)) => invoice_page(&st, &inv, &values, Some(d.message)),
+                        Err(e) => invoice_page(&st, &inv, &values, Some(&e.message)),
+                    }
+                }
+            },
+        }
+    };
     sim.changed().await;
     response
 }

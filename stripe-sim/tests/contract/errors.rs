@@ -54,7 +54,11 @@ async fn the_admin_routes_need_a_key_like_the_api() {
         ),
     ];
     for (method, path, body) in &admin {
-        for (auth, refused) in [(None, 401), (Some("Token x"), 401), (Some("Bearer sk_live_x"), 403)] {
+        for (auth, refused) in [
+            (None, 401),
+            (Some("Token x"), 401),
+            (Some("Bearer sk_live_x"), 403),
+        ] {
             let (status, json) = raw(&sim, method.clone(), path, auth, body).await;
             assert_eq!(status, refused, "{method} {path} with {auth:?}: {json}");
             assert_envelope(&json);
