@@ -78,6 +78,8 @@ pub struct Config {
     pub site_root: PathBuf,
     /// Where the mounted Stripe test double keeps its state (simulated mode only).
     pub stripe_sim_state: PathBuf,
+    /// How often the reconciler runs (`RECONCILE_EVERY`); `None` when turned off (`0`).
+    pub reconcile_every: Option<Duration>,
 }
 
 /// A setting that could not be accepted; names the variable, never shows a secret's value.
@@ -244,6 +246,13 @@ impl Config {
             .map(PathBuf::from)
             .unwrap_or_else(|| default_sim_state(&database_url));
 
+        let reconcile_every = match get("RECONCILE_EVERY") {
+            None => Some(DEFAULT_RECONCILE_EVERY),
+            Some(raw) => {
+                parse_interval(&raw).map_err(|problem| invalid("RECONCILE_EVERY", problem))?
+            }
+        };
+
         Ok(Config {
             app_url,
             bind_addr,
@@ -260,6 +269,7 @@ impl Config {
             log_format,
             site_root,
             stripe_sim_state,
+            reconcile_every,
         })
     }
 
@@ -407,6 +417,31 @@ fn default_sim_state(database_url: &str) -> PathBuf {
     }
 }
 
+/// The reconciler's interval unless `RECONCILE_EVERY` says otherwise.
+pub const DEFAULT_RECONCILE_EVERY: Duration = Duration::from_secs(300);
+
+/// `30s`, `5m`, `1h`, `1d` (or bare seconds); `0` turns the reconciler off (`None`).
+fn parse_interval(raw: &str) -> Result<Option<Duration>, String> {
+    let bad = || format!("`{raw}` is not a duration like 30s, 5m, 1h or 1d (or 0 for off)");
+    let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => raw.split_at(i),
+        None => (raw, "s"),
+    };
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(secs) {
+        Some(0) => Ok(None),
+        Some(s) if s <= 7 * 86_400 => Ok(Some(Duration::from_secs(s))),
+        _ => Err(format!("`{raw}` is longer than a week; the reconciler must compare every customer within a day")),
+    }
+}
+
 fn parse_app_url(raw: &str) -> Result<Url, ConfigError> {
     let url =
         Url::parse(raw).map_err(|e| invalid("APP_URL", format!("`{raw}` is not a URL: {e}")))?;
@@ -545,6 +580,10 @@ mod tests {
             ("STRIPE_WEBHOOK_TOLERANCE_SECS", "-5"),
             ("LOG_LEVEL", "loud=="),
             ("LOG_FORMAT", "xml"),
+            ("RECONCILE_EVERY", "soon"),
+            ("RECONCILE_EVERY", "5x"),
+            ("RECONCILE_EVERY", "-5m"),
+            ("RECONCILE_EVERY", "30d"),
         ];
         for (var, value) in cases {
             let mut vars = TEST_KEY.to_vec();
@@ -588,6 +627,23 @@ mod tests {
         ])
         .expect_err("live + base");
         assert_eq!(err.var, "STRIPE_API_BASE");
+    }
+
+    #[test]
+    fn the_reconciler_runs_every_five_minutes_unless_told() {
+        let every = |value: Option<&'static str>| {
+            let mut vars = TEST_KEY.to_vec();
+            vars.extend(value.map(|v| ("RECONCILE_EVERY", v)));
+            load(&vars).expect("valid").reconcile_every
+        };
+        assert_eq!(every(None), Some(Duration::from_secs(300)));
+        assert_eq!(every(Some("30s")), Some(Duration::from_secs(30)));
+        assert_eq!(every(Some("5m")), Some(Duration::from_secs(300)));
+        assert_eq!(every(Some("2h")), Some(Duration::from_secs(7_200)));
+        assert_eq!(every(Some("1d")), Some(Duration::from_secs(86_400)));
+        assert_eq!(every(Some("45")), Some(Duration::from_secs(45)));
+        assert_eq!(every(Some("0")), None);
+        assert_eq!(every(Some("0m")), None);
     }
 
     #[test]

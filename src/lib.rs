@@ -18,6 +18,8 @@ pub mod db;
 #[cfg(feature = "stripe-sim")]
 pub mod demo;
 #[cfg(feature = "ssr")]
+pub mod reconcile;
+#[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod state;

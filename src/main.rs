@@ -34,6 +34,16 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// What the reconciler found different from Stripe (and healed), newest first.
+    Drift {
+        /// Found since: unix seconds, RFC 3339, or an age like `1h` or `2d`.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Run one reconciler cycle now: missed events, then a slice of customers compared.
+    Reconcile,
     /// Run the Stripe test double on its own port (loopback by default).
     #[cfg(feature = "stripe-sim")]
     StripeSim(stripe_sim::ServeArgs),
@@ -97,6 +107,8 @@ async fn app_command(config: &Config, command: Command) -> anyhow::Result<()> {
             .map(|_| tracing::info!("database is up to date")),
         Command::Webhooks { command } => webhooks_command(config, command).await,
         Command::Sync { customer, all: _ } => sync_command(config, customer).await,
+        Command::Drift { since, limit } => drift_command(config, since, limit).await,
+        Command::Reconcile => reconcile_command(config).await,
         #[cfg(feature = "stripe-sim")]
         Command::StripeSim(_) | Command::Trigger(_) => {
             anyhow::bail!("this command reads no app settings and is run on its own")
@@ -213,6 +225,45 @@ async fn sync_command(config: &Config, customer: Option<String>) -> anyhow::Resu
     }
     if !report.failed.is_empty() {
         anyhow::bail!("{} customer(s) could not be synced", report.failed.len());
+    }
+    Ok(())
+}
+
+async fn drift_command(config: &Config, since: Option<String>, limit: u64) -> anyhow::Result<()> {
+    use billfold::{reconcile::drift, webhooks::admin::parse_since};
+    let since = since
+        .map(|raw| parse_since(&raw, billfold::db::clock::now()))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let db = billfold::db::connect_and_migrate(config.database_url.expose()).await?;
+    print!(
+        "{}",
+        drift::format_table(&drift::list(&db, since, limit).await?)
+    );
+    Ok(())
+}
+
+async fn reconcile_command(config: &Config) -> anyhow::Result<()> {
+    let state = billfold::server::build_state(config.clone()).await?;
+    let report = billfold::reconcile::run_cycle(&state).await?;
+    if !report.ran {
+        println!("another replica is running a cycle; nothing done");
+        return Ok(());
+    }
+    println!(
+        "events: {} listed, {} processed, {} failed; customers compared: {}; drift: {} field(s); {} ms",
+        report.events_listed,
+        report.events_processed,
+        report.events_failed,
+        report.customers_compared,
+        report.drift,
+        report.elapsed.as_millis()
+    );
+    for (id, error) in &report.failed_customers {
+        println!("{id}: failed: {error}");
+    }
+    if !report.succeeded() {
+        anyhow::bail!("the cycle did not get through everything; run it again");
     }
     Ok(())
 }

@@ -201,10 +201,19 @@ async fn server_fn_error_status(req: Request<Body>, next: Next) -> Response {
     Response::from_parts(parts, Body::from(bytes))
 }
 
-/// 200 when the database answers, 503 when it does not.
+/// 200 when the database answers, 503 when it does not; with when the reconciler last
+/// finished a cycle that did everything it tried (unix seconds, on any replica; `null` if
+/// none has yet).
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     if db::ping(&state.db).await {
-        (StatusCode::OK, Json(serde_json::json!({ "status": "ok" })))
+        let last = crate::reconcile::last_success(&state.db)
+            .await
+            .ok()
+            .flatten();
+        (
+            StatusCode::OK,
+            Json(serde_json::json!({ "status": "ok", "reconciled_at": last })),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -231,13 +240,19 @@ pub async fn serve_on(
             }
         }
     });
-    axum::serve(
+    let (stop_reconciler, stopped) = tokio::sync::watch::channel(false);
+    if let Some(every) = state.config.reconcile_every {
+        tokio::spawn(crate::reconcile::run_every(state.clone(), every, stopped));
+    }
+    let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await
-    .context("server error")
+    .context("server error");
+    let _ = stop_reconciler.send(true);
+    served
 }
 
 /// Runs the app from its config: database, migrations, router, graceful shutdown.

@@ -22,6 +22,8 @@ pub struct AppState {
     pub resync_throttle: Arc<RateLimiter>,
     /// The one Stripe API client (Stripe, a standalone double, or the mounted one).
     pub stripe: ::stripe::Client,
+    /// Held while this process runs a reconciler cycle, so it never runs two at once.
+    pub reconcile_running: Arc<tokio::sync::Mutex<()>>,
     /// The Stripe test double mounted at `/_stripe-sim` (simulated mode only).
     #[cfg(feature = "stripe-sim")]
     pub sim: Option<stripe_sim::StripeSim>,
@@ -51,6 +53,7 @@ impl AppState {
             portal_limiter: Arc::new(RateLimiter::new(10, Duration::from_secs(60))),
             resync_throttle: Arc::new(RateLimiter::new(1, Duration::from_secs(3))),
             stripe,
+            reconcile_running: Arc::default(),
             #[cfg(feature = "stripe-sim")]
             sim: None,
         })

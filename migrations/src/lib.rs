@@ -5,6 +5,8 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_users_and_sessions;
 mod m20261125_000002_create_billing_tables;
+mod m20261203_190000_order_products_and_default_cards;
+mod m20261204_120000_create_reconciler_tables;
 
 pub struct Migrator;
 
@@ -14,6 +16,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_users_and_sessions::Migration),
             Box::new(m20261125_000002_create_billing_tables::Migration),
+            Box::new(m20261203_190000_order_products_and_default_cards::Migration),
+            Box::new(m20261204_120000_create_reconciler_tables::Migration),
         ]
     }
 }

@@ -303,6 +303,8 @@ pub async fn load_summary(
 
     let invoices = invoice::Entity::find()
         .filter(invoice::Column::CustomerId.eq(customer_id))
+        // Drafts are not bills yet, and deleted ones never will be.
+        .filter(invoice::Column::Status.is_not_in(["draft", super::sync::INVOICE_DELETED]))
         .order_by_desc(invoice::Column::Created)
         .limit(INVOICES_SHOWN)
         .all(&state.db)

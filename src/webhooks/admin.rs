@@ -262,16 +262,6 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(utc - offset)
 }
 
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
-}
-
 /// A plain table for the terminal.
 pub fn format_table(events: &[EventSummary]) -> String {
     let mut out = format!(
@@ -285,7 +275,7 @@ pub fn format_table(events: &[EventSummary]) -> String {
             e.event_type,
             e.outcome.to_string(),
             e.attempts,
-            rfc3339(e.received_at),
+            crate::db::clock::rfc3339(e.received_at),
             e.error.as_deref().unwrap_or(""),
         ));
     }

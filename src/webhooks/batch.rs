@@ -26,7 +26,7 @@ use super::{
     event::Envelope,
     pipeline::{self, AttemptError, Delivery, Outcome, Pipeline, ProcessError, Processed},
 };
-use crate::billing::sync;
+use crate::billing::sync::{self, Fetched, MayNeedFetch};
 
 /// The most events one SQLite transaction takes: enough for every connection Stripe opens
 /// at once, small enough that one commit never waits long.
@@ -176,6 +176,17 @@ async fn write_batch(mut batch: Vec<Job>) {
                 job.answer(Ok(processed));
             }
         }
+        // A write needs something from Stripe: each event goes on its own, off this writer,
+        // so that the fetch (between transactions) holds up no other delivery.
+        Err(error) if error.wanted().is_some() => {
+            for mut job in batch {
+                tokio::spawn(async move {
+                    let result =
+                        pipeline::process(job.pipeline(), &job.envelope, Delivery::Webhook).await;
+                    job.answer(result);
+                });
+            }
+        }
         Err(error) if batch.len() == 1 => {
             for job in batch.iter_mut() {
                 let failure = pipeline::failed(&job.db, &job.envelope, &error).await;
@@ -200,7 +211,7 @@ async fn apply_all(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Outcome
     for job in batch {
         let applied = pipeline::record_and_apply(
             &*txn,
-            &job.stripe,
+            &Fetched::default(),
             job.livemode,
             &job.envelope,
             Delivery::Webhook,

@@ -108,7 +108,7 @@ pub enum Kind {
     CustomerUpdated,
     CustomerDeleted,
     PaymentMethod { detached: bool },
-    Invoice,
+    Invoice { deletion: bool },
     Product { deletion: bool },
     Price { deletion: bool },
 }
@@ -130,11 +130,16 @@ impl Kind {
             | "payment_method.updated"
             | "payment_method.automatically_updated" => Kind::PaymentMethod { detached: false },
             "payment_method.detached" => Kind::PaymentMethod { detached: true },
-            "invoice.paid"
+            "invoice.created"
+            | "invoice.updated"
+            | "invoice.finalized"
+            | "invoice.paid"
             | "invoice.payment_succeeded"
             | "invoice.payment_failed"
             | "invoice.payment_action_required"
-            | "invoice.finalized" => Kind::Invoice,
+            | "invoice.marked_uncollectible"
+            | "invoice.voided" => Kind::Invoice { deletion: false },
+            "invoice.deleted" => Kind::Invoice { deletion: true },
             "product.created" | "product.updated" => Kind::Product { deletion: false },
             "product.deleted" => Kind::Product { deletion: true },
             "price.created" | "price.updated" => Kind::Price { deletion: false },
@@ -162,7 +167,7 @@ fn typed<T: FromValueOpt>(object: &Value, what: &'static str) -> Result<T, Apply
 /// Applies a handled event's object through [`sync`], inside `conn`'s transaction.
 pub async fn apply(
     conn: &impl sea_orm::ConnectionTrait,
-    stripe: &::stripe::Client,
+    fetched: &sync::Fetched,
     kind: Kind,
     envelope: &Envelope,
 ) -> Result<Applied, ApplyError> {
@@ -171,15 +176,15 @@ pub async fn apply(
     Ok(match kind {
         Kind::CheckoutCompleted => {
             let cs: stripe_shared::CheckoutSession = typed(object, "checkout.session")?;
-            sync::apply_checkout_session(conn, stripe, &cs, envelope.created).await?
+            sync::apply_checkout_session(conn, fetched, &cs, envelope.created).await?
         }
         Kind::Subscription { deletion } => {
             let sub: stripe_shared::Subscription = typed(object, "subscription")?;
-            sync::apply_subscription(conn, stripe, &sub, source, deletion).await?
+            sync::apply_subscription(conn, fetched, &sub, source, deletion).await?
         }
         Kind::CustomerUpdated => {
             let cus: stripe_shared::Customer = typed(object, "customer")?;
-            sync::apply_customer(conn, stripe, &cus, source).await?
+            sync::apply_customer(conn, fetched, &cus, source).await?
         }
         Kind::CustomerDeleted => {
             // Only the id matters, so a deleted customer's shape cannot get in the way.
@@ -194,19 +199,19 @@ pub async fn apply(
         }
         Kind::PaymentMethod { detached } => {
             let pm: stripe_shared::PaymentMethod = typed(object, "payment_method")?;
-            sync::apply_payment_method(conn, stripe, &pm, source, detached).await?
+            sync::apply_payment_method(conn, fetched, &pm, source, detached).await?
         }
-        Kind::Invoice => {
+        Kind::Invoice { deletion } => {
             let inv: stripe_shared::Invoice = typed(object, "invoice")?;
-            sync::apply_invoice(conn, stripe, &inv, source).await?
+            sync::apply_invoice(conn, fetched, &inv, source, deletion).await?
         }
         Kind::Product { deletion } => {
             let product: stripe_shared::Product = typed(object, "product")?;
-            sync::apply_product(conn, &product, deletion).await?
+            sync::apply_product(conn, fetched, &product, source, deletion).await?
         }
         Kind::Price { deletion } => {
             let price: stripe_shared::Price = typed(object, "price")?;
-            sync::apply_price(conn, stripe, &price, source, deletion).await?
+            sync::apply_price(conn, fetched, &price, source, deletion).await?
         }
     })
 }
@@ -270,6 +275,11 @@ mod tests {
             "invoice.payment_failed",
             "invoice.payment_action_required",
             "invoice.finalized",
+            "invoice.created",
+            "invoice.updated",
+            "invoice.marked_uncollectible",
+            "invoice.voided",
+            "invoice.deleted",
             "product.created",
             "product.updated",
             "product.deleted",

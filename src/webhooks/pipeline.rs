@@ -18,7 +18,7 @@ use sea_orm::{
 
 use super::event::{self, ApplyError, Envelope, Kind};
 use crate::{
-    billing::sync::{self, Applied},
+    billing::sync::{self, Applied, FetchLoop, Fetched, MayNeedFetch, SyncError, Wanted},
     db::{clock::now, entities::webhook_event},
 };
 
@@ -29,7 +29,7 @@ impl From<Applied> for Outcome {
         match a {
             Applied::Applied => Outcome::Applied,
             Applied::Stale => Outcome::Stale,
-            Applied::Ignored => Outcome::Ignored,
+            Applied::Ignored | Applied::Refused(_) => Outcome::Ignored,
         }
     }
 }
@@ -114,20 +114,35 @@ pub(super) enum AttemptError {
     Apply(#[from] ApplyError),
 }
 
+impl From<SyncError> for AttemptError {
+    fn from(e: SyncError) -> Self {
+        AttemptError::Apply(ApplyError::Sync(e))
+    }
+}
+
+impl MayNeedFetch for AttemptError {
+    fn wanted(&self) -> Option<&Wanted> {
+        match self {
+            AttemptError::Apply(ApplyError::Sync(e)) => e.wanted(),
+            _ => None,
+        }
+    }
+}
+
+/// One event in a transaction of its own; what it needs from Stripe is fetched between
+/// transactions, never inside one (see [`FetchLoop`]).
 async fn attempt(
     p: Pipeline<'_>,
     envelope: &Envelope,
     delivery: Delivery,
 ) -> Result<Outcome, AttemptError> {
-    let txn = sync::begin_write(p.db).await?;
-    match record_and_apply(&*txn, p.stripe, p.livemode, envelope, delivery).await {
-        Ok(outcome) => {
-            txn.commit().await?;
-            Ok(outcome)
-        }
-        Err(e) => {
-            txn.rollback().await?;
-            Err(e)
+    let mut writes = FetchLoop::default();
+    loop {
+        let txn = sync::begin_write(p.db).await?;
+        let result =
+            record_and_apply(&*txn, writes.fetched(), p.livemode, envelope, delivery).await;
+        if let Some(outcome) = writes.settle(txn, result, p.stripe).await? {
+            return Ok(outcome);
         }
     }
 }
@@ -136,7 +151,7 @@ async fn attempt(
 /// apply the event, leave the row with its outcome. Nothing here commits.
 pub(super) async fn record_and_apply(
     conn: &impl ConnectionTrait,
-    stripe: &::stripe::Client,
+    fetched: &Fetched,
     livemode: bool,
     envelope: &Envelope,
     delivery: Delivery,
@@ -146,14 +161,17 @@ pub(super) async fn record_and_apply(
     if !claimed {
         return Ok(Outcome::Duplicate);
     }
-    let outcome = match (expected, Kind::of(&envelope.event_type)) {
-        (Outcome::Applied, Some(kind)) => {
-            Outcome::from(event::apply(conn, stripe, kind, envelope).await?)
-        }
-        (other, _) => other,
+    let applied = match (expected, Kind::of(&envelope.event_type)) {
+        (Outcome::Applied, Some(kind)) => event::apply(conn, fetched, kind, envelope).await?,
+        (other, _) => return Ok(other),
     };
-    if outcome != expected {
-        set_outcome(conn, &envelope.id, outcome).await?;
+    let reason = match applied {
+        Applied::Refused(reason) => Some(reason),
+        _ => None,
+    };
+    let outcome = Outcome::from(applied);
+    if outcome != expected || reason.is_some() {
+        set_outcome(conn, &envelope.id, outcome, reason).await?;
     }
     Ok(outcome)
 }
@@ -228,9 +246,11 @@ async fn set_outcome(
     conn: &impl ConnectionTrait,
     event_id: &str,
     outcome: Outcome,
+    reason: Option<&str>,
 ) -> Result<(), sea_orm::DbErr> {
     webhook_event::Entity::update_many()
         .col_expr(webhook_event::Column::Outcome, Expr::value(outcome))
+        .col_expr(webhook_event::Column::Error, Expr::value(reason))
         .filter(webhook_event::Column::Id.eq(event_id))
         .exec(conn)
         .await?;

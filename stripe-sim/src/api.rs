@@ -262,6 +262,10 @@ pub(super) fn route(
             invoice_view(st, id)
         }
         ("POST", ["invoices", id, "pay"]) => pay_invoice(st, id, &p),
+        ("POST", ["invoices", id, "void"]) => close_invoice(st, id, &p, InvoiceStatus::Void),
+        ("POST", ["invoices", id, "mark_uncollectible"]) => {
+            close_invoice(st, id, &p, InvoiceStatus::Uncollectible)
+        }
         ("POST", ["checkout", "sessions"]) => create_checkout_session(st, &p),
         ("GET", ["checkout", "sessions"]) => list_checkout_sessions(st, &p),
         ("GET", ["checkout", "sessions", id]) => {
@@ -848,6 +852,59 @@ fn list_invoices(st: &State, p: &Params) -> ApiResult<Value> {
         .map(|i| (i.id.clone(), st.invoice_json(i)))
         .collect();
     page(p, "/v1/invoices", items)
+}
+
+/// `POST /v1/invoices/{id}/void` and `/mark_uncollectible`, with Stripe's rules: only an
+/// open invoice can be marked uncollectible; an open or uncollectible one can be voided.
+/// Either stops the retries and emits `invoice.voided` or `invoice.marked_uncollectible`.
+fn close_invoice(st: &mut State, id: &str, p: &Params, to: InvoiceStatus) -> ApiResult<Value> {
+    p.allow(&["expand"])?;
+    let inv = st
+        .invoice(id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("invoice", id, "invoice"))?;
+    let allowed = match to {
+        InvoiceStatus::Void => {
+            matches!(
+                inv.status,
+                InvoiceStatus::Open | InvoiceStatus::Uncollectible
+            )
+        }
+        _ => inv.status == InvoiceStatus::Open,
+    };
+    if !allowed {
+        return Err(ApiError::state(format!(
+            "Invoice {id} is {}; you can only {} an invoice that is {}.",
+            inv.status.as_str(),
+            if to == InvoiceStatus::Void {
+                "void"
+            } else {
+                "mark uncollectible"
+            },
+            if to == InvoiceStatus::Void {
+                "open or uncollectible"
+            } else {
+                "open"
+            },
+        )));
+    }
+    let at = st.customer_now(&inv.customer);
+    let event_type = match to {
+        InvoiceStatus::Void => "invoice.voided",
+        _ => "invoice.marked_uncollectible",
+    };
+    if let Some(i) = st.invoice_mut(id) {
+        i.status = to;
+        i.next_payment_attempt = None;
+        match to {
+            InvoiceStatus::Void => i.voided_at = Some(at),
+            _ => i.marked_uncollectible_at = Some(at),
+        }
+    }
+    if let Some(json) = st.invoice(id).map(|i| st.invoice_json(i)) {
+        st.emit(event_type, json, None, at);
+    }
+    invoice_view(st, id)
 }
 
 fn pay_invoice(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
@@ -1540,6 +1597,31 @@ fn list_events(st: &State, p: &Params) -> ApiResult<Value> {
     allow_list(p, &["type", "types", "delivery_success"])?;
     let kind = p.text("type")?;
     let types = p.strings("types")?;
+    if kind.is_some() && !types.is_empty() {
+        return Err(ApiError::invalid_param(
+            "types",
+            "You may not specify both `type` and `types`.",
+        ));
+    }
+    if types.len() > 20 {
+        return Err(ApiError::invalid_param(
+            "types",
+            "You may not specify more than 20 types.",
+        ));
+    }
+    let created = CreatedRange::read(p)?;
+    let delivery_success = p.bool("delivery_success")?;
+    // Events some endpoint has not (yet) taken: pending, or given up on. Duplicates sent
+    // on purpose by the chaos options do not count.
+    let undelivered: std::collections::HashSet<&str> = match delivery_success {
+        None => Default::default(),
+        Some(_) => st
+            .deliveries
+            .iter()
+            .filter(|d| !d.delivered && !d.duplicate)
+            .map(|d| d.event_id.as_str())
+            .collect(),
+    };
     let matches = |t: &str| match &kind {
         // `type` may end in `.*` to match a family, as Stripe allows.
         Some(k) => match k.strip_suffix('*') {
@@ -1553,9 +1635,51 @@ fn list_events(st: &State, p: &Params) -> ApiResult<Value> {
         .iter()
         .rev()
         .filter(|e| matches(&e.type_))
+        .filter(|e| created.contains(e.created))
+        .filter(|e| delivery_success.is_none_or(|ok| ok != undelivered.contains(e.id.as_str())))
         .map(|e| (e.id.clone(), st.event_json(e)))
         .collect();
     page(p, "/v1/events", items)
+}
+
+/// `created=…` or `created[gt|gte|lt|lte]=…`, as Stripe's list filters take it.
+#[derive(Debug, Default, Clone, Copy)]
+struct CreatedRange {
+    gt: Option<i64>,
+    gte: Option<i64>,
+    lt: Option<i64>,
+    lte: Option<i64>,
+}
+
+impl CreatedRange {
+    fn read(p: &Params) -> ApiResult<CreatedRange> {
+        if p.child("created").is_err() {
+            // A plain `created=<ts>`: exactly that second.
+            let at = p.int("created")?;
+            return Ok(CreatedRange {
+                gte: at,
+                lte: at,
+                ..CreatedRange::default()
+            });
+        }
+        let Some(range) = p.child("created")? else {
+            return Ok(CreatedRange::default());
+        };
+        range.allow(&["gt", "gte", "lt", "lte"])?;
+        Ok(CreatedRange {
+            gt: range.int("gt")?,
+            gte: range.int("gte")?,
+            lt: range.int("lt")?,
+            lte: range.int("lte")?,
+        })
+    }
+
+    fn contains(&self, t: i64) -> bool {
+        self.gt.is_none_or(|b| t > b)
+            && self.gte.is_none_or(|b| t >= b)
+            && self.lt.is_none_or(|b| t < b)
+            && self.lte.is_none_or(|b| t <= b)
+    }
 }
 
 fn create_webhook_endpoint(st: &mut State, p: &Params) -> ApiResult<Value> {

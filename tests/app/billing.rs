@@ -13,7 +13,7 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-async fn customer_of(app: &TestApp, email: &str) -> Option<String> {
+pub(crate) async fn customer_of(app: &TestApp, email: &str) -> Option<String> {
     let user = user::Entity::find()
         .filter(user::Column::Email.eq(email))
         .one(&app.db)
@@ -41,7 +41,7 @@ async fn call(app: &TestApp, endpoint: &str, fields: &[(&str, &str)]) -> (u16, S
     (res.status().as_u16(), res.text().await.expect("body"))
 }
 
-async fn sign_up_with_customer(app: &TestApp) -> (String, String) {
+pub(crate) async fn sign_up_with_customer(app: &TestApp) -> (String, String) {
     let email = unique_email();
     assert_eq!(app.sign_up(&email, PASSWORD).await.status(), 302);
     let customer = customer_of(app, &email)
@@ -51,7 +51,11 @@ async fn sign_up_with_customer(app: &TestApp) -> (String, String) {
 }
 
 /// A monthly card subscription to the seeded price of `amount` cents, made straight in "Stripe".
-async fn subscribe_in_stripe(stripe: &stripe::Client, customer: &str, amount: i64) -> String {
+pub(crate) async fn subscribe_in_stripe(
+    stripe: &stripe::Client,
+    customer: &str,
+    amount: i64,
+) -> String {
     use stripe_billing::subscription::{CreateSubscription, CreateSubscriptionItems};
     use stripe_payment::payment_method::AttachPaymentMethod;
     let pm = AttachPaymentMethod::new("pm_card_visa")

@@ -69,6 +69,8 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub base: String,
     pub db: DatabaseConnection,
+    /// The running app's state (for driving a reconciler cycle, say).
+    pub state: billfold::state::AppState,
     /// A browser-like client: keeps cookies, does not follow redirects.
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -141,6 +143,8 @@ impl TestApp {
             ("BIND_ADDR".into(), addr.to_string()),
             ("DATABASE_URL".into(), database_url),
             ("LOG_LEVEL".into(), "warn".into()),
+            // Tests run reconciler cycles themselves, when they mean to.
+            ("RECONCILE_EVERY".into(), "0".into()),
         ]);
         // The mounted double unless the test points the app at a Stripe of its own.
         if !extra_env.iter().any(|(k, _)| *k == "STRIPE_SECRET_KEY") {
@@ -152,6 +156,7 @@ impl TestApp {
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("valid test config");
         let state = server::build_state(config).await.expect("app state");
         let db = state.db.clone();
+        let app_state = state.clone();
 
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -165,6 +170,7 @@ impl TestApp {
         TestApp {
             base,
             db,
+            state: app_state,
             client: browser_client(),
             shutdown: Some(tx),
             server: Some(server),

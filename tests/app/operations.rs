@@ -6,7 +6,22 @@ async fn healthz_reports_the_database(backend: Backend) {
     let res = app.get("/healthz").await;
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.expect("json");
-    assert_eq!(body, serde_json::json!({ "status": "ok" }));
+    assert_eq!(
+        body,
+        serde_json::json!({ "status": "ok", "reconciled_at": null })
+    );
+
+    // It also tells when the reconciler last got through a whole cycle.
+    let before = billfold::db::clock::now();
+    let report = billfold::reconcile::run_cycle(&app.state)
+        .await
+        .expect("a cycle");
+    assert!(report.succeeded(), "{report:?}");
+    let body: serde_json::Value = app.get("/healthz").await.json().await.expect("json");
+    assert!(
+        body["reconciled_at"].as_i64().expect("a time") >= before,
+        "{body}"
+    );
 
     // With the database gone, the health check says so instead of pretending.
     app.db.clone().close().await.expect("close pool");

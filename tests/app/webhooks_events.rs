@@ -231,12 +231,14 @@ async fn subscription_events(backend: Backend) {
     app.stop().await;
 }
 
-async fn checkout_links_the_customer_to_the_user(backend: Backend) {
+async fn checkout_applies_only_sessions_billfold_created(backend: Backend) {
     let stub = StripeStub::start().await;
     let app = spawn(backend, SECRET, &stub).await;
     seed_price(&app).await;
-    let user_id = user_with_customer(&app, "").await;
+    let user_id = user_with_customer(&app, "cus_co").await;
+    let other_user = user_with_customer(&app, "cus_other").await;
     stub.set("subscriptions/sub_co", Sub::new("sub_co", "cus_co").json());
+    // Billfold's own session: the user's customer, the user's id as the reference.
     let cs = checkout_session("cs_1", "cus_co", &user_id.to_string(), "sub_co");
     deliver_expect(
         &app,
@@ -244,15 +246,6 @@ async fn checkout_links_the_customer_to_the_user(backend: Backend) {
         "applied",
     )
     .await;
-    let link = stripe_customer::Entity::find()
-        .all(&app.db)
-        .await
-        .expect("q")
-        .into_iter()
-        .find(|c| c.customer_id == "cus_co")
-        .expect("customer linked");
-    assert_eq!((link.user_id, link.livemode), (user_id, false));
-    assert_eq!(link.email.as_deref(), Some("buyer@example.com"));
     let row = subscription_row(&app, "sub_co")
         .await
         .expect("subscription fetched and applied");
@@ -262,18 +255,57 @@ async fn checkout_links_the_customer_to_the_user(backend: Backend) {
     );
     assert_eq!(stub.hits("subscriptions/sub_co"), 1);
 
-    // A reference that names nobody links nothing but still records the subscription.
+    // A Payment Link (or another app on the account) naming this user: a stranger's
+    // customer is never linked to the user, and nothing of it is applied.
     stub.set(
-        "subscriptions/sub_co2",
-        Sub::new("sub_co2", "cus_stranger").json(),
+        "subscriptions/sub_stranger",
+        Sub::new("sub_stranger", "cus_stranger").json(),
     );
-    let cs = checkout_session("cs_2", "cus_stranger", "999999", "sub_co2");
-    deliver_expect(
-        &app,
-        &event("evt_co2", "checkout.session.completed", now(), cs),
-        "applied",
-    )
-    .await;
+    let foreign = [
+        (
+            "evt_pl",
+            checkout_session(
+                "cs_pl",
+                "cus_stranger",
+                &user_id.to_string(),
+                "sub_stranger",
+            ),
+            "customer Billfold did not create",
+        ),
+        // The other user's customer with this user's reference: not Billfold's session.
+        (
+            "evt_swap",
+            checkout_session("cs_swap", "cus_other", &user_id.to_string(), "sub_stranger"),
+            "client_reference_id is not the user",
+        ),
+    ];
+    for (id, cs, reason) in foreign {
+        deliver_expect(
+            &app,
+            &event(id, "checkout.session.completed", now(), cs),
+            "ignored",
+        )
+        .await;
+        let recorded = scalar(
+            &app,
+            &format!("SELECT error FROM webhook_events WHERE id = '{id}'"),
+        )
+        .await
+        .unwrap_or_default();
+        assert!(recorded.contains(reason), "{id}: {recorded}");
+    }
+    let customers_of = |user: i64| {
+        let app = &app;
+        async move {
+            scalar(
+                app,
+                &format!("SELECT customer_id FROM stripe_customers WHERE user_id = {user}"),
+            )
+            .await
+        }
+    };
+    assert_eq!(customers_of(user_id).await.as_deref(), Some("cus_co"));
+    assert_eq!(customers_of(other_user).await.as_deref(), Some("cus_other"));
     assert_eq!(
         scalar(
             &app,
@@ -283,7 +315,12 @@ async fn checkout_links_the_customer_to_the_user(backend: Backend) {
         .as_deref(),
         Some("0")
     );
-    assert!(subscription_row(&app, "sub_co2").await.is_some());
+    assert!(subscription_row(&app, "sub_stranger").await.is_none());
+    assert_eq!(
+        stub.hits("subscriptions/sub_stranger"),
+        0,
+        "nothing fetched for it"
+    );
     app.stop().await;
 }
 
@@ -486,6 +523,116 @@ async fn customer_and_payment_method_events(backend: Backend) {
     app.stop().await;
 }
 
+/// Every invoice event ends in Stripe's state, and the payment-failed banner offers only an
+/// invoice that can still be paid.
+async fn invoices_end_in_stripes_state_and_the_banner_offers_only_payable_ones(backend: Backend) {
+    let stub = StripeStub::start().await;
+    let app = spawn(backend, SECRET, &stub).await;
+    seed_price(&app).await;
+    user_with_customer(&app, "cus_dun").await;
+    let t = now() - 500;
+    let past_due = Sub::new("sub_dun", "cus_dun").with(|s| s.status = "past_due");
+    deliver_expect(
+        &app,
+        &event(
+            "evt_dun_s",
+            "customer.subscription.updated",
+            t,
+            past_due.json(),
+        ),
+        "applied",
+    )
+    .await;
+    // Whether the payment-failed banner shows, and if so whether it links the open invoice.
+    let banner_link = |html: &str| {
+        html.contains("data-testid=\"dunning-banner\"")
+            .then(|| html.contains("View the open invoice"))
+    };
+    let page = || async {
+        app.get("/settings/billing")
+            .await
+            .text()
+            .await
+            .expect("html")
+    };
+    let status_of = |id: &'static str| {
+        let app = &app;
+        async move {
+            scalar(
+                app,
+                &format!("SELECT status FROM invoices WHERE id = '{id}'"),
+            )
+            .await
+        }
+    };
+
+    let steps = [
+        ("invoice.payment_failed", "open", "open", Some(true)),
+        ("invoice.updated", "open", "open", Some(true)),
+        // Uncollectible can still be paid.
+        (
+            "invoice.marked_uncollectible",
+            "uncollectible",
+            "uncollectible",
+            Some(true),
+        ),
+        // Void cannot: the banner stays (the subscription is past due) without the link.
+        ("invoice.voided", "void", "void", Some(false)),
+    ];
+    for (i, (event_type, status, stored, offered)) in steps.into_iter().enumerate() {
+        let body = event(
+            &format!("evt_dun_{i}"),
+            event_type,
+            t + 1 + i as i64,
+            invoice("in_dun", "cus_dun", "sub_dun", status, 0),
+        );
+        deliver_expect(&app, &body, "applied").await;
+        assert_eq!(
+            status_of("in_dun").await.as_deref(),
+            Some(stored),
+            "{event_type}"
+        );
+        assert_eq!(banner_link(&page().await), offered, "{event_type}");
+    }
+    // A late, older copy of the open invoice does not bring it back.
+    deliver_expect(
+        &app,
+        &event(
+            "evt_dun_late",
+            "invoice.updated",
+            t + 2,
+            invoice("in_dun", "cus_dun", "sub_dun", "open", 0),
+        ),
+        "stale",
+    )
+    .await;
+    assert_eq!(status_of("in_dun").await.as_deref(), Some("void"));
+
+    // A deleted draft leaves the list for good, whatever arrives late.
+    let draft = || invoice("in_draft", "cus_dun", "sub_dun", "draft", 0);
+    deliver_expect(
+        &app,
+        &event("evt_dr_1", "invoice.created", t + 10, draft()),
+        "applied",
+    )
+    .await;
+    deliver_expect(
+        &app,
+        &event("evt_dr_2", "invoice.deleted", t + 11, draft()),
+        "applied",
+    )
+    .await;
+    deliver_expect(
+        &app,
+        &event("evt_dr_3", "invoice.updated", t + 12, draft()),
+        "stale",
+    )
+    .await;
+    assert_eq!(status_of("in_draft").await.as_deref(), Some("deleted"));
+    assert!(!page().await.contains("in_draft"));
+    app.stop().await;
+}
+
 async fn invoice_product_and_price_events(backend: Backend) {
     let stub = StripeStub::start().await;
     let app = spawn(backend, SECRET, &stub).await;
@@ -592,12 +739,14 @@ async fn invoice_product_and_price_events(backend: Backend) {
     )
     .await;
 
+    // The name was read from the API just now, so the rename comes after that read.
+    let renamed = now() + 1;
     deliver_expect(
         &app,
         &event(
             "evt_pd1",
             "product.updated",
-            t + 2,
+            renamed,
             product("prod_pro", "Pro Plus"),
         ),
         "applied",
@@ -655,7 +804,7 @@ async fn invoice_product_and_price_events(backend: Backend) {
         &event(
             "evt_pd2",
             "product.deleted",
-            t + 4,
+            renamed + 1,
             product("prod_pro", "Pro Plus"),
         ),
         "applied",
@@ -818,7 +967,8 @@ async fn a_customer_resyncs_from_the_api(backend: Backend) {
 
 crate::on_both_databases!(
     subscription_events,
-    checkout_links_the_customer_to_the_user,
+    checkout_applies_only_sessions_billfold_created,
+    invoices_end_in_stripes_state_and_the_banner_offers_only_payable_ones,
     customer_and_payment_method_events,
     invoice_product_and_price_events,
     a_customer_resyncs_from_the_api,

@@ -1,81 +1,67 @@
 //! A completed Checkout: the link from a Stripe customer to the Billfold user who paid.
 
-use sea_orm::{
-    sea_query::OnConflict,
-    ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use stripe_shared::CheckoutSession;
 
-use super::{
-    subscription::{apply_subscription, fetch_subscription},
-    Applied, Source, SyncError,
-};
-use crate::db::{
-    clock::now,
-    entities::{stripe_customer, user},
-};
+use super::{subscription::apply_subscription, Applied, Fetched, Source, SyncError};
+use crate::db::entities::stripe_customer;
 
-/// Applies `checkout.session.completed`: links the customer to the user named by
-/// `client_reference_id` (a user id) when Billfold does not know the customer yet, then
-/// applies the subscription the session created (re-fetched unless expanded).
+/// Why a completed Checkout Session was not applied: it is not one Billfold created.
+pub const UNKNOWN_CUSTOMER: &str =
+    "a Checkout Session for a customer Billfold did not create (e.g. a Payment Link)";
+/// …or it names another user than the customer's own.
+pub const OTHER_USER: &str =
+    "a Checkout Session whose client_reference_id is not the user of its customer";
+
+/// Applies `checkout.session.completed` for a session Billfold created: its customer is one
+/// Billfold made for a user, and `client_reference_id` names that same user. Then the
+/// subscription the session created is applied (re-fetched unless expanded).
+///
+/// A foreign session (a Payment Link, another app on the account) changes no user's
+/// billing: linking its customer to the user its `client_reference_id` names would open a
+/// stranger's cards and invoices to that user.
 pub async fn apply_checkout_session(
     conn: &impl ConnectionTrait,
-    stripe: &::stripe::Client,
+    fetched: &Fetched,
     cs: &CheckoutSession,
     created: i64,
 ) -> Result<Applied, SyncError> {
     let Some(customer) = cs.customer.as_ref() else {
-        return Ok(Applied::Ignored);
+        return Ok(Applied::Refused(UNKNOWN_CUSTOMER));
     };
-    let customer_id = customer.id().as_str();
-    let known = stripe_customer::Entity::find()
-        .filter(stripe_customer::Column::CustomerId.eq(customer_id))
+    let owner = stripe_customer::Entity::find()
+        .filter(stripe_customer::Column::CustomerId.eq(customer.id().as_str()))
+        .filter(stripe_customer::Column::Livemode.eq(cs.livemode))
         .one(conn)
         .await?
-        .is_some();
-    let user_id = cs
+        .map(|c| c.user_id);
+    let Some(owner) = owner else {
+        return Ok(Applied::Refused(UNKNOWN_CUSTOMER));
+    };
+    let named = cs
         .client_reference_id
         .as_deref()
         .and_then(|r| r.trim().parse::<i64>().ok());
-    if let (false, Some(user_id)) = (known, user_id) {
-        if user::Entity::find_by_id(user_id).one(conn).await?.is_some() {
-            let email = cs
-                .customer_details
-                .as_ref()
-                .and_then(|d| d.email.clone())
-                .or_else(|| cs.customer_email.clone());
-            // A user who already has a customer in this mode keeps it; the unique
-            // (user_id, livemode) key turns this insert into nothing.
-            stripe_customer::Entity::insert(stripe_customer::ActiveModel {
-                id: NotSet,
-                user_id: Set(user_id),
-                livemode: Set(cs.livemode),
-                customer_id: Set(customer_id.to_owned()),
-                email: Set(email),
-                name: Set(None),
-                deleted: Set(false),
-                created_at: Set(now()),
-                stripe_event_at: Set(None),
-            })
-            .on_conflict(OnConflict::new().do_nothing().to_owned())
-            .exec_without_returning(conn)
-            .await?;
-        }
+    if named != Some(owner) {
+        return Ok(Applied::Refused(OTHER_USER));
     }
     let Some(sub) = cs.subscription.as_ref() else {
         return Ok(Applied::Applied);
     };
     // The session's own copy of the subscription (if expanded) is as old as the session;
     // the API's is the truth. Either is ordered as of the event's time.
-    let fetched;
+    let current;
     let sub = match sub.as_object() {
         Some(s) => s,
-        None => {
-            fetched = fetch_subscription(stripe, sub.id().as_str()).await?;
-            &fetched
-        }
+        None => match fetched.subscription(sub.id().as_str(), None)? {
+            Some(s) => {
+                current = s;
+                &current
+            }
+            // Gone from Stripe already: its own deletion event says so.
+            None => return Ok(Applied::Applied),
+        },
     };
-    apply_subscription(conn, stripe, sub, Source::Api(created), false).await?;
+    apply_subscription(conn, fetched, sub, Source::Api(created), false).await?;
     Ok(Applied::Applied)
 }

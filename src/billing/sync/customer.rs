@@ -5,21 +5,23 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait},
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
 };
-use stripe_core::customer::{RetrieveCustomer, RetrieveCustomerReturned};
+use stripe_core::customer::RetrieveCustomerReturned;
 use stripe_shared::Customer;
 
 use super::{
     decide_or_refetch,
     write::{newer_than, written},
-    Applied, Plan, Source, SyncError,
+    Applied, Fetched, Plan, Source, SyncError,
 };
 use crate::db::entities::{payment_method, stripe_customer};
 
 /// Applies `customer.updated` (or a customer read from the API): email, name, and which
-/// payment method is the default. Customers Billfold has not linked to a user are ignored.
+/// payment method is the default. The default is remembered on the customer's row, so a
+/// card that arrives later still knows whether it is the one. Customers Billfold has not
+/// linked to a user are ignored.
 pub async fn apply_customer(
     conn: &impl ConnectionTrait,
-    stripe: &::stripe::Client,
+    fetched: &Fetched,
     cus: &Customer,
     source: Source,
 ) -> Result<Applied, SyncError> {
@@ -35,8 +37,8 @@ pub async fn apply_customer(
     let Some(watermark) = existing else {
         return Ok(Applied::Ignored);
     };
-    let refetch = || async move { RetrieveCustomer::new(id).send(stripe).await };
-    let (source, fetched) = match decide_or_refetch(watermark, source, refetch).await? {
+    let refetch = |after| fetched.customer(id, after);
+    let (source, fetched) = match decide_or_refetch(watermark, source, refetch)? {
         Plan::Stale => return Ok(Applied::Stale),
         Plan::Write {
             fetched: Some(RetrieveCustomerReturned::DeletedCustomer(_)),
@@ -60,6 +62,10 @@ pub async fn apply_customer(
     let rows = stripe_customer::Entity::update_many()
         .col_expr(C::Email, Expr::value(cus.email.clone()))
         .col_expr(C::Name, Expr::value(cus.name.clone()))
+        .col_expr(
+            C::DefaultPaymentMethod,
+            Expr::value(default_payment_method(cus)),
+        )
         .col_expr(C::StripeEventAt, Expr::value(source.at()))
         .filter(C::CustomerId.eq(id))
         .filter(guard)

@@ -1,12 +1,16 @@
 //! Invoices: what the billing page lists, and the unpaid one it links to.
 
-use sea_orm::{sea_query::Expr, ActiveValue::Set, ConnectionTrait};
+use sea_orm::{
+    sea_query::{Expr, ExprTrait},
+    ActiveValue::Set,
+    ConnectionTrait,
+};
 use stripe_shared::Invoice;
 
 use super::{
     decide_or_refetch,
     write::{newer_than, upsert_guarded, watermark_of},
-    Applied, Plan, Source, SyncError,
+    Applied, Fetched, Plan, Source, SyncError,
 };
 use crate::db::{clock::now, entities::invoice};
 
@@ -23,41 +27,77 @@ fn invoice_subscription(inv: &Invoice) -> Option<String> {
         })
 }
 
-/// Applies an invoice (`invoice.paid|payment_succeeded|payment_failed|
-/// payment_action_required|finalized`, or one read from the API).
+/// What `status` says of an invoice Stripe deleted (only drafts can be): not one of
+/// Stripe's statuses, a tombstone that nothing older or newer brings back.
+pub const DELETED: &str = "deleted";
+
+/// Applies an invoice (`invoice.created|updated|finalized|paid|payment_succeeded|
+/// payment_failed|payment_action_required|marked_uncollectible|voided`, or one read from the
+/// API), or with `deletion` an `invoice.deleted`, which is final.
 pub async fn apply_invoice(
     conn: &impl ConnectionTrait,
-    stripe: &::stripe::Client,
+    fetched: &Fetched,
     inv: &Invoice,
     source: Source,
+    deletion: bool,
 ) -> Result<Applied, SyncError> {
     use invoice::Column as C;
     let (Some(id), Some(_)) = (inv.id.as_ref(), inv.customer.as_ref()) else {
         // A preview invoice has no id; one without a customer is nobody's bill here.
         return Ok(Applied::Ignored);
     };
+    let not_deleted = ExprTrait::ne(Expr::col((invoice::Entity, C::Status)), DELETED);
+    if deletion {
+        // Deletion is final: it applies whatever its order, once.
+        let row = invoice_row(id.as_str(), inv, DELETED.to_owned(), source);
+        return Ok(upsert_guarded(conn, row, UPDATES, not_deleted).await?);
+    }
     let watermark = watermark_of::<invoice::Entity>(conn, id.as_str(), C::StripeEventAt).await?;
-    let refetch = || async move {
-        stripe_billing::invoice::RetrieveInvoice::new(id.as_str())
-            .send(stripe)
-            .await
-    };
-    let (source, fetched) = match decide_or_refetch(watermark, source, refetch).await? {
+    let refetch = |after| fetched.invoice(id.as_str(), after);
+    let (source, fetched) = match decide_or_refetch(watermark, source, refetch)? {
         Plan::Stale => return Ok(Applied::Stale),
         Plan::Write { source, fetched } => (source, fetched),
     };
     let inv = fetched.as_ref().unwrap_or(inv);
-    let Some(customer) = inv.customer.as_ref() else {
+    if inv.customer.is_none() {
         return Ok(Applied::Ignored);
-    };
-    let row = invoice::ActiveModel {
-        id: Set(id.as_str().to_owned()),
-        customer_id: Set(customer.id().as_str().to_owned()),
-        subscription_id: Set(invoice_subscription(inv)),
-        status: Set(inv
-            .status
+    }
+    let status = inv
+        .status
+        .as_ref()
+        .map_or_else(|| "draft".to_owned(), |s| s.as_str().to_owned());
+    let row = invoice_row(id.as_str(), inv, status, source);
+    let guard = newer_than(Expr::col((invoice::Entity, C::StripeEventAt)), source).and(not_deleted);
+    Ok(upsert_guarded(conn, row, UPDATES, guard).await?)
+}
+
+const UPDATES: [invoice::Column; 13] = [
+    invoice::Column::CustomerId,
+    invoice::Column::SubscriptionId,
+    invoice::Column::Status,
+    invoice::Column::AmountDue,
+    invoice::Column::AmountPaid,
+    invoice::Column::Currency,
+    invoice::Column::HostedInvoiceUrl,
+    invoice::Column::PeriodStart,
+    invoice::Column::PeriodEnd,
+    invoice::Column::Created,
+    invoice::Column::Livemode,
+    invoice::Column::StripeEventAt,
+    invoice::Column::UpdatedAt,
+];
+
+/// The row an invoice is stored as, with `status` (Stripe's, or [`DELETED`]).
+fn invoice_row(id: &str, inv: &Invoice, status: String, source: Source) -> invoice::ActiveModel {
+    invoice::ActiveModel {
+        id: Set(id.to_owned()),
+        customer_id: Set(inv
+            .customer
             .as_ref()
-            .map_or_else(|| "draft".to_owned(), |s| s.as_str().to_owned())),
+            .map(|c| c.id().as_str().to_owned())
+            .unwrap_or_default()),
+        subscription_id: Set(invoice_subscription(inv)),
+        status: Set(status),
         amount_due: Set(inv.amount_due),
         amount_paid: Set(inv.amount_paid),
         currency: Set(inv.currency.to_string()),
@@ -68,22 +108,5 @@ pub async fn apply_invoice(
         livemode: Set(inv.livemode),
         stripe_event_at: Set(Some(source.at())),
         updated_at: Set(now()),
-    };
-    let updates = [
-        C::CustomerId,
-        C::SubscriptionId,
-        C::Status,
-        C::AmountDue,
-        C::AmountPaid,
-        C::Currency,
-        C::HostedInvoiceUrl,
-        C::PeriodStart,
-        C::PeriodEnd,
-        C::Created,
-        C::Livemode,
-        C::StripeEventAt,
-        C::UpdatedAt,
-    ];
-    let guard = newer_than(Expr::col((invoice::Entity, C::StripeEventAt)), source);
-    Ok(upsert_guarded(conn, row, updates, guard).await?)
+    }
 }

@@ -15,6 +15,7 @@
 
 mod checkout;
 mod customer;
+mod fetch;
 mod invoice;
 mod payment_method;
 mod price;
@@ -24,7 +25,8 @@ mod write;
 
 pub use checkout::apply_checkout_session;
 pub use customer::{apply_customer, apply_customer_deleted};
-pub use invoice::apply_invoice;
+pub use fetch::{FetchLoop, Fetched, MayNeedFetch, Wanted};
+pub use invoice::{apply_invoice, DELETED as INVOICE_DELETED};
 pub use payment_method::apply_payment_method;
 pub use price::{apply_price, apply_product};
 pub use resync::{sync_all, sync_catalogue, sync_customer, SyncReport};
@@ -33,13 +35,20 @@ pub use write::{begin_write, WriteTxn};
 
 use sea_orm::DbErr;
 
-/// Why an object could not be applied. Both kinds are worth retrying.
+/// Why an object could not be applied. Every kind is worth retrying.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error("database error: {0}")]
     Db(#[from] DbErr),
     #[error("Stripe API error: {0}")]
     Stripe(#[from] ::stripe::StripeError),
+    /// The write needs this object from the API first (see [`fetch`]): not a failure, a
+    /// request to roll back, fetch, and run the write again.
+    #[error("needs {0} from the Stripe API first")]
+    NeedsFetch(Wanted),
+    /// The rows kept moving while the objects a write needed were fetched.
+    #[error("gave up after {0} fetches from the Stripe API; the rows kept moving")]
+    TooManyFetches(usize),
 }
 
 /// Whether Stripe said the object does not exist (as opposed to being unreachable).
@@ -56,6 +65,9 @@ pub enum Applied {
     Stale,
     /// Nothing here is about anything Billfold keeps (e.g. a customer it does not know).
     Ignored,
+    /// Deliberately not applied, for this reason (recorded with the event): e.g. a
+    /// Checkout Session Billfold did not create.
+    Refused(&'static str),
 }
 
 /// Where an object comes from, which decides how it is ordered against the row.
@@ -64,17 +76,28 @@ pub enum Source {
     /// The object inside an event `created` at this unix second. A tie with the row's
     /// watermark re-fetches the object from the API.
     Event(i64),
-    /// The object as the API returned it, read at (or, for a re-fetch, on behalf of an
-    /// event created at) this unix second: the truth, applied unless the row is newer.
+    /// The object as an API read returned it; the second is taken *before* the request.
+    /// Newer than any row stamped before that second. A row stamped in that second (or
+    /// later: a test clock, a server clock behind Stripe's) may hold an event the read did
+    /// not see, so the object is re-fetched rather than written over it.
     Api(i64),
+    /// The object as the API returned it after the row stamped at this second was read:
+    /// at least as new as whatever wrote that row, so it wins a tie.
+    Refetch(i64),
 }
 
 impl Source {
     /// The watermark the written row gets.
     pub fn at(self) -> i64 {
         match self {
-            Source::Event(t) | Source::Api(t) => t,
+            Source::Event(t) | Source::Api(t) | Source::Refetch(t) => t,
         }
+    }
+
+    /// What a re-fetch made on this source's behalf, against a row stamped `watermark`,
+    /// writes with: the later of the two seconds, so it replaces that row and no older one.
+    pub fn refetched(self, watermark: Option<i64>) -> Source {
+        Source::Refetch(watermark.map_or(self.at(), |w| w.max(self.at())))
     }
 }
 
@@ -86,15 +109,19 @@ pub enum Decision {
     Refetch,
 }
 
-/// The ordering rule, on its own: no row or an older one → apply; a newer row → stale;
-/// the same second → re-fetch (an event) or apply (the API's answer is the truth).
+/// The ordering rule, on its own: no row or an older one → apply. A newer row → stale for
+/// an event or a re-fetch. The same second → re-fetch for an event (it cannot tell which of
+/// two same-second changes came last). For an API read, a row of its second or later → re-fetch:
+/// the read may predate an event of that second, and rows may be stamped ahead of this
+/// server's clock (test clocks), which a re-sync must still heal.
 pub fn decide(watermark: Option<i64>, source: Source) -> Decision {
     match (watermark, source) {
         (None, _) => Decision::Apply,
         (Some(w), s) if s.at() > w => Decision::Apply,
+        (Some(_), Source::Api(_)) => Decision::Refetch,
         (Some(w), s) if s.at() < w => Decision::Stale,
         (Some(_), Source::Event(_)) => Decision::Refetch,
-        (Some(_), Source::Api(_)) => Decision::Apply,
+        (Some(_), Source::Refetch(_)) => Decision::Apply,
     }
 }
 
@@ -106,16 +133,14 @@ enum Plan<T> {
     Write { source: Source, fetched: Option<T> },
 }
 
-/// [`decide`], and on a same-second tie the re-fetch it asks for; what is written after a
-/// re-fetch is ordered as the API's truth at the event's second.
-async fn decide_or_refetch<T, F>(
+/// [`decide`], and the re-fetch it may ask for: `refetch(watermark)` looks the object up in
+/// [`Fetched`] (`None`: Stripe no longer has it). What is written after a re-fetch is
+/// ordered as [`Source::refetched`].
+fn decide_or_refetch<T>(
     watermark: Option<i64>,
     source: Source,
-    refetch: impl FnOnce() -> F,
-) -> Result<Plan<T>, SyncError>
-where
-    F: std::future::Future<Output = Result<T, ::stripe::StripeError>>,
-{
+    refetch: impl FnOnce(Option<i64>) -> Result<Option<T>, SyncError>,
+) -> Result<Plan<T>, SyncError> {
     match decide(watermark, source) {
         Decision::Stale => Ok(Plan::Stale),
         Decision::Apply => Ok(Plan::Write {
@@ -123,13 +148,9 @@ where
             fetched: None,
         }),
         Decision::Refetch => {
-            let fetched = match refetch().await {
-                Ok(f) => Some(f),
-                Err(e) if is_missing(&e) => None,
-                Err(e) => return Err(e.into()),
-            };
+            let fetched = refetch(watermark)?;
             Ok(Plan::Write {
-                source: Source::Api(source.at()),
+                source: source.refetched(watermark),
                 fetched,
             })
         }
@@ -148,8 +169,12 @@ mod tests {
             (Some(9), Source::Event(10), Decision::Apply),
             (Some(11), Source::Event(10), Decision::Stale),
             (Some(10), Source::Event(10), Decision::Refetch),
-            (Some(10), Source::Api(10), Decision::Apply),
-            (Some(11), Source::Api(10), Decision::Stale),
+            (Some(9), Source::Api(10), Decision::Apply),
+            (Some(10), Source::Api(10), Decision::Refetch),
+            (Some(11), Source::Api(10), Decision::Refetch),
+            (None, Source::Refetch(10), Decision::Apply),
+            (Some(10), Source::Refetch(10), Decision::Apply),
+            (Some(11), Source::Refetch(10), Decision::Stale),
         ];
         for (watermark, source, expected) in cases {
             assert_eq!(

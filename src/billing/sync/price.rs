@@ -1,5 +1,6 @@
-//! Prices, and the products Billfold knows only through them (a product's name and
-//! active flag live on each of its prices).
+//! Prices and products. A product is ordered on its own row (`products`); its name and
+//! active flag are copied onto each of its prices and onto its subscriptions' plan names
+//! whenever that row takes a newer state.
 
 use sea_orm::{
     sea_query::{Expr, ExprTrait, OnConflict},
@@ -9,24 +10,44 @@ use sea_orm::{
 use stripe_shared::{Price, Product};
 
 use super::{
-    decide_or_refetch,
-    write::{newer_than, upsert_guarded},
-    Applied, Plan, Source, SyncError,
+    decide, decide_or_refetch,
+    write::{newer_than, upsert_guarded, watermark_of},
+    Applied, Decision, Fetched, Plan, Source, SyncError,
 };
 use crate::db::{
     clock::now,
-    entities::{price, subscription},
+    entities::{price, product as product_row, subscription},
 };
 
-/// The product name for a price: from the expanded product, from a price we already know,
-/// or from the API (and then remembered, with the price, in `prices`).
+/// A product's name and whether it can be sold, as its own row says.
+async fn product_state(
+    conn: &impl ConnectionTrait,
+    id: &str,
+) -> Result<Option<(String, bool)>, DbErr> {
+    use product_row::Column as C;
+    let row: Option<(String, bool, bool)> = product_row::Entity::find_by_id(id)
+        .select_only()
+        .columns([C::Name, C::Active, C::Deleted])
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(row.map(|(name, active, deleted)| (name, active && !deleted)))
+}
+
+/// The product name for a price: from the expanded product, from the product's row, from a
+/// price we already know, or from the API (and then remembered, with the price, in
+/// `prices`, and in `products`).
 pub(super) async fn product_name_for(
     conn: &impl ConnectionTrait,
-    stripe: &::stripe::Client,
+    fetched: &Fetched,
     p: &Price,
 ) -> Result<String, SyncError> {
     if let Some(product) = p.product.as_object() {
         return Ok(product.name.clone());
+    }
+    if let Some((name, active)) = product_state(conn, p.product.id().as_str()).await? {
+        remember_price(conn, p, &name, Some(active)).await?;
+        return Ok(name);
     }
     let known: Option<String> = price::Entity::find()
         .select_only()
@@ -43,9 +64,12 @@ pub(super) async fn product_name_for(
         remember_price(conn, p, &name, None).await?;
         return Ok(name);
     }
-    let product = stripe_product::product::RetrieveProduct::new(p.product.id().as_str())
-        .send(stripe)
-        .await?;
+    let Some((product, read_at)) = fetched.product(p.product.id().as_str(), None)? else {
+        // Stripe keeps a product while any price of it exists; should it not, the id is
+        // the best name left, and a later product event or re-sync replaces it.
+        return Ok(p.product.id().as_str().to_owned());
+    };
+    apply_product(conn, fetched, &product, Source::Api(read_at), false).await?;
     remember_price(conn, p, &product.name, Some(product.active)).await?;
     Ok(product.name)
 }
@@ -101,7 +125,7 @@ fn price_row(
 /// price stays as a row, inactive, because subscriptions may still point at it.
 pub async fn apply_price(
     conn: &impl ConnectionTrait,
-    stripe: &::stripe::Client,
+    fetched: &Fetched,
     p: &Price,
     source: Source,
     deletion: bool,
@@ -114,21 +138,23 @@ pub async fn apply_price(
         .one(conn)
         .await?;
     let watermark = existing.as_ref().and_then(|e| e.0);
-    let refetch = || async move {
-        stripe_product::price::RetrievePrice::new(p.id.as_str())
-            .expand(vec!["product".to_owned()])
-            .send(stripe)
-            .await
-    };
-    let (source, fetched) = match decide_or_refetch(watermark, source, refetch).await? {
+    let refetch = |after| fetched.price(p.id.as_str(), after);
+    let (source, refetched) = match decide_or_refetch(watermark, source, refetch)? {
         Plan::Stale => return Ok(Applied::Stale),
         Plan::Write { source, fetched } => (source, fetched),
     };
-    let p = fetched.as_ref().unwrap_or(p);
-    let (name, product_active) = match (p.product.as_object(), &existing) {
-        (Some(product), _) => (product.name.clone(), product.active),
+    let p = refetched.as_ref().unwrap_or(p);
+    // An expanded product is ordered on its own row; the price then copies that row.
+    if let Some(product) = p.product.as_object() {
+        apply_product(conn, fetched, product, source, false).await?;
+    }
+    let (name, product_active) = match (
+        product_state(conn, p.product.id().as_str()).await?,
+        &existing,
+    ) {
+        (Some(own), _) => own,
         (None, Some((_, name, active))) => (name.clone(), *active),
-        (None, None) => (product_name_for(conn, stripe, p).await?, true),
+        (None, None) => (product_name_for(conn, fetched, p).await?, true),
     };
     let mut row = price_row(p, &name, product_active, Some(source.at()));
     if deletion {
@@ -153,16 +179,64 @@ pub async fn apply_price(
     Ok(upsert_guarded(conn, row, updates, guard).await?)
 }
 
-/// Applies a product (`product.created|updated|deleted`): its name and active flag on
-/// every price of it, and the plan name of every subscription on those prices. Billfold
-/// keeps no product rows of its own, so a product with no known price changes nothing.
+/// Applies a product (`product.created|updated|deleted`, or one read from the API) to its
+/// own row, ordered like every other object; when the row takes it, its name and active flag
+/// are copied onto every price of it and the plan name of every subscription on those
+/// prices. A deletion is final unless something newer says otherwise: it wins a tie, and
+/// a product the API no longer has (after a re-fetch) is deleted. A product no known price
+/// uses is remembered for the prices to come, and changes nothing shown: ignored.
 pub async fn apply_product(
     conn: &impl ConnectionTrait,
+    fetched: &Fetched,
     product: &Product,
+    source: Source,
     deletion: bool,
 ) -> Result<Applied, SyncError> {
+    use product_row::Column as C;
     let id = product.id.as_str();
-    let active = product.active && !deletion;
+    let watermark = watermark_of::<product_row::Entity>(conn, id, C::StripeEventAt).await?;
+    let (source, product, deleted) = if deletion {
+        if matches!(watermark, Some(w) if w > source.at()) {
+            return Ok(Applied::Stale);
+        }
+        (Source::Refetch(source.at()), product.clone(), true)
+    } else {
+        let refetching = decide(watermark, source) == Decision::Refetch;
+        let refetch = |after| Ok(fetched.product(id, after)?.map(|(p, _)| p));
+        match decide_or_refetch(watermark, source, refetch)? {
+            Plan::Stale => return Ok(Applied::Stale),
+            Plan::Write {
+                source,
+                fetched: Some(fetched),
+            } => (source, fetched, false),
+            Plan::Write {
+                source,
+                fetched: None,
+            } => (source, product.clone(), refetching),
+        }
+    };
+    let active = product.active && !deleted;
+    let row = product_row::ActiveModel {
+        id: Set(id.to_owned()),
+        name: Set(product.name.clone()),
+        active: Set(product.active),
+        deleted: Set(deleted),
+        livemode: Set(product.livemode),
+        stripe_event_at: Set(Some(source.at())),
+        updated_at: Set(now()),
+    };
+    let updates = [
+        C::Name,
+        C::Active,
+        C::Deleted,
+        C::Livemode,
+        C::StripeEventAt,
+        C::UpdatedAt,
+    ];
+    let guard = newer_than(Expr::col((product_row::Entity, C::StripeEventAt)), source);
+    if upsert_guarded(conn, row, updates, guard).await? == Applied::Stale {
+        return Ok(Applied::Stale);
+    }
     let prices = price::Entity::update_many()
         .col_expr(
             price::Column::ProductName,

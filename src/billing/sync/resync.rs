@@ -3,8 +3,8 @@
 
 use futures_util::TryStreamExt;
 use sea_orm::{
-    sea_query::Expr, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    sea_query::Expr, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use stripe_shared::Price;
 
@@ -13,11 +13,11 @@ use super::{
     apply_subscription, begin_write,
     customer::{default_payment_method, set_default_payment_method},
     write::newer_than,
-    Applied, Source, SyncError,
+    Applied, FetchLoop, Fetched, Source, SyncError,
 };
 use crate::db::{
     clock::now,
-    entities::{payment_method, price, stripe_customer},
+    entities::{payment_method, stripe_customer},
 };
 
 /// What a re-sync wrote.
@@ -84,7 +84,7 @@ pub async fn sync_customer(
     };
 
     // Not expanded down to the product: Stripe expands at most four levels deep. Product
-    // names come from `prices`, filled first below.
+    // names come from the prices (with their products) read below.
     let subscriptions: Vec<_> = stripe_billing::subscription::ListSubscription::new()
         .customer(customer_id)
         .status(stripe_billing::subscription::ListSubscriptionStatus::All)
@@ -107,15 +107,13 @@ pub async fn sync_customer(
         .await?
         .data;
 
-    // Prices the subscriptions use, with their products, unless `prices` has them.
+    // Prices the subscriptions use, with their products: read even when `prices` knows
+    // them, so a rename or an archive whose event was lost is repaired.
     let mut prices: Vec<Price> = Vec::new();
     for sub in &subscriptions {
         for item in &sub.items.data {
             let id = item.price.id.as_str();
             if prices.iter().any(|p| p.id.as_str() == id) {
-                continue;
-            }
-            if price::Entity::find_by_id(id).one(db).await?.is_some() {
                 continue;
             }
             let p = if item.price.product.is_object() {
@@ -130,70 +128,127 @@ pub async fn sync_customer(
         }
     }
 
+    let read = CustomerRead {
+        customer_id,
+        customer,
+        subscriptions,
+        payment_methods,
+        invoices,
+        prices,
+        read_at,
+    };
+    let mut writes = FetchLoop::default();
+    loop {
+        let txn = begin_write(db).await?;
+        let result = apply_read(&*txn, writes.fetched(), &read).await;
+        if let Some(report) = writes.settle(txn, result, stripe).await? {
+            return Ok(report);
+        }
+    }
+}
+
+/// Everything [`sync_customer`] read of one customer, before writing any of it.
+struct CustomerRead<'a> {
+    customer_id: &'a str,
+    customer: stripe_shared::Customer,
+    subscriptions: Vec<stripe_shared::Subscription>,
+    payment_methods: Vec<stripe_shared::PaymentMethod>,
+    invoices: Vec<stripe_shared::Invoice>,
+    prices: Vec<Price>,
+    /// Taken before the first request.
+    read_at: i64,
+}
+
+/// Applies a [`CustomerRead`] inside the caller's transaction.
+async fn apply_read(
+    txn: &impl ConnectionTrait,
+    fetched: &Fetched,
+    read: &CustomerRead<'_>,
+) -> Result<SyncReport, SyncError> {
+    let CustomerRead {
+        customer_id,
+        customer,
+        subscriptions,
+        payment_methods,
+        invoices,
+        prices,
+        read_at,
+    } = read;
+    let (customer_id, read_at) = (*customer_id, *read_at);
+    let listed: Vec<&str> = payment_methods.iter().map(|p| p.id.as_str()).collect();
     let source = Source::Api(read_at);
     let mut report = SyncReport::default();
-    let txn = begin_write(db).await?;
-    let result: Result<(), SyncError> = async {
-        for p in &prices {
-            count(
-                &mut report.prices,
-                apply_price(&*txn, stripe, p, source, false).await?,
-            );
-        }
+    for p in prices {
         count(
-            &mut report.customers,
-            apply_customer(&*txn, stripe, &customer, source).await?,
+            &mut report.prices,
+            apply_price(txn, fetched, p, source, false).await?,
         );
-        for sub in &subscriptions {
-            count(
-                &mut report.subscriptions,
-                apply_subscription(&*txn, stripe, sub, source, false).await?,
-            );
-        }
-        let listed: Vec<&str> = payment_methods.iter().map(|p| p.id.as_str()).collect();
-        for pm in &payment_methods {
+    }
+    count(
+        &mut report.customers,
+        apply_customer(txn, fetched, customer, source).await?,
+    );
+    for sub in subscriptions {
+        count(
+            &mut report.subscriptions,
+            apply_subscription(txn, fetched, sub, source, false).await?,
+        );
+    }
+    for pm in payment_methods {
+        count(
+            &mut report.payment_methods,
+            apply_payment_method(txn, fetched, pm, source, false).await?,
+        );
+    }
+    // Methods we hold for this customer that the list lacks are detached below, unless
+    // their row is stamped at or after the read (an attach of that second, or a clock
+    // ahead of ours): the list cannot order against those, so each is read on its own.
+    let unsure: Vec<(String, Option<i64>)> = payment_method::Entity::find()
+        .select_only()
+        .columns([
+            payment_method::Column::Id,
+            payment_method::Column::StripeEventAt,
+        ])
+        .filter(payment_method::Column::CustomerId.eq(customer_id))
+        .filter(payment_method::Column::Id.is_not_in(listed.iter().copied()))
+        .filter(payment_method::Column::StripeEventAt.gte(read_at))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    for (id, watermark) in unsure {
+        if let Some(pm) = fetched.payment_method(&id, watermark)? {
+            let at = source.refetched(watermark);
             count(
                 &mut report.payment_methods,
-                apply_payment_method(&*txn, stripe, pm, source, false).await?,
+                apply_payment_method(txn, fetched, &pm, at, false).await?,
             );
         }
-        // Methods we still hold for this customer that Stripe no longer lists are gone.
-        payment_method::Entity::update_many()
-            .col_expr(
-                payment_method::Column::CustomerId,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(payment_method::Column::IsDefault, Expr::value(false))
-            .col_expr(payment_method::Column::StripeEventAt, Expr::value(read_at))
-            .filter(payment_method::Column::CustomerId.eq(customer_id))
-            .filter(payment_method::Column::Id.is_not_in(listed))
-            .filter(newer_than(
-                Expr::col(payment_method::Column::StripeEventAt),
-                source,
-            ))
-            .exec(&*txn)
-            .await?;
-        let default_pm = default_payment_method(&customer);
-        set_default_payment_method(&*txn, customer_id, default_pm.as_deref()).await?;
-        for inv in &invoices {
-            count(
-                &mut report.invoices,
-                apply_invoice(&*txn, stripe, inv, source).await?,
-            );
-        }
-        Ok(())
     }
-    .await;
-    match result {
-        Ok(()) => {
-            txn.commit().await?;
-            Ok(report)
-        }
-        Err(e) => {
-            txn.rollback().await?;
-            Err(e)
-        }
+    // Methods we still hold for this customer that Stripe no longer lists are gone.
+    payment_method::Entity::update_many()
+        .col_expr(
+            payment_method::Column::CustomerId,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(payment_method::Column::IsDefault, Expr::value(false))
+        .col_expr(payment_method::Column::StripeEventAt, Expr::value(read_at))
+        .filter(payment_method::Column::CustomerId.eq(customer_id))
+        .filter(payment_method::Column::Id.is_not_in(listed.iter().copied()))
+        .filter(newer_than(
+            Expr::col(payment_method::Column::StripeEventAt),
+            source,
+        ))
+        .exec(txn)
+        .await?;
+    let default_pm = default_payment_method(customer);
+    set_default_payment_method(txn, customer_id, default_pm.as_deref()).await?;
+    for inv in invoices {
+        count(
+            &mut report.invoices,
+            apply_invoice(txn, fetched, inv, source, false).await?,
+        );
     }
+    Ok(report)
 }
 
 /// Re-syncs every customer Billfold knows in one mode (`billfold sync --all`). A customer
@@ -238,27 +293,37 @@ pub async fn sync_all(
     Ok(report)
 }
 
-/// Loads Stripe's active prices (and their products' names) into `prices`, in one
+/// Loads Stripe's active prices (and their products) into `prices` and `products`, in one
 /// transaction. Returns how many prices were read.
 pub async fn sync_catalogue(
     db: &DatabaseConnection,
     stripe: &::stripe::Client,
 ) -> Result<usize, SyncError> {
+    // Taken before listing, like every API read (see `Source::Api`).
+    let read_at = now();
     let prices: Vec<Price> = stripe_product::price::ListPrice::new()
         .active(true)
+        .expand(vec!["data.product".to_owned()])
         .limit(PAGE)
         .paginate()
         .stream(stripe)
         .try_collect()
         .await?;
-    let txn = begin_write(db).await?;
-    let source = Source::Api(now());
-    for price in &prices {
-        if let Err(e) = apply_price(&*txn, stripe, price, source, false).await {
-            txn.rollback().await?;
-            return Err(e);
+    let source = Source::Api(read_at);
+    let mut writes = FetchLoop::default();
+    loop {
+        let txn = begin_write(db).await?;
+        let mut result = Ok(());
+        for price in &prices {
+            result = apply_price(&*txn, writes.fetched(), price, source, false)
+                .await
+                .map(|_| ());
+            if result.is_err() {
+                break;
+            }
+        }
+        if writes.settle(txn, result, stripe).await?.is_some() {
+            return Ok(prices.len());
         }
     }
-    txn.commit().await?;
-    Ok(prices.len())
 }

@@ -12,32 +12,17 @@ use stripe_shared::Subscription;
 
 use super::{
     decide,
-    price::product_name_for,
+    price::{apply_product, product_name_for},
     write::{newer_than, upsert_guarded},
-    Applied, Decision, Source, SyncError,
+    Applied, Decision, Fetched, Source, SyncError,
 };
 use crate::{
     billing::model::SubscriptionStatus,
     db::{
         clock::now,
-        entities::{price, subscription},
+        entities::{price, product, subscription},
     },
 };
-
-/// Expansions that give a subscription's product name in one request.
-fn subscription_expand() -> Vec<String> {
-    vec!["items.data.price.product".to_owned()]
-}
-
-pub(super) async fn fetch_subscription(
-    stripe: &::stripe::Client,
-    id: &str,
-) -> Result<Subscription, ::stripe::StripeError> {
-    stripe_billing::subscription::RetrieveSubscription::new(id)
-        .expand(subscription_expand())
-        .send(stripe)
-        .await
-}
 
 /// Whether the object's status is final (see [`SubscriptionStatus::is_terminal`]).
 fn is_terminal(sub: &Subscription) -> bool {
@@ -64,32 +49,40 @@ async fn subscription_head(
         .await
 }
 
-/// A price's product name as `prices` holds it: (price id, product name).
+/// A price's product name as Billfold knows it: (price id, product name), from the
+/// product's own (ordered) row, else from what `prices` holds for the price.
 type KnownPrice = (String, String);
 
-/// The subscription row's head and, in the same statement, the product name `prices` holds
-/// for `price_id`: one round trip where the write needs both.
+/// The subscription row's head and, in the same statement, the product name Billfold holds
+/// for `price` (see [`KnownPrice`]): one round trip where the write needs both.
 async fn subscription_context(
     conn: &impl ConnectionTrait,
     id: &str,
-    price_id: Option<&str>,
+    price: Option<&stripe_shared::Price>,
 ) -> Result<(Option<SubscriptionHead>, Option<KnownPrice>), DbErr> {
     let backend = conn.get_database_backend();
-    let (sub_param, price_param) = match backend {
-        DbBackend::Postgres => ("$1", "$2"),
-        _ => ("?1", "?2"),
+    let (sub_param, price_param, product_param) = match backend {
+        DbBackend::Postgres => ("$1", "$2", "$3"),
+        _ => ("?1", "?2", "?3"),
     };
+    let price_id = price.map(|p| p.id.as_str());
+    let product_id = price.map(|p| p.product.id().as_str().to_owned());
     // The one-row derived table makes the statement answer even without a subscription row.
     let sql = format!(
         "SELECT s.stripe_event_at, s.deleted, s.price_id, s.plan_name, \
-         (SELECT p.product_name FROM prices p WHERE p.id = {price_param}) \
+         COALESCE((SELECT pr.name FROM products pr WHERE pr.id = {product_param}), \
+                  (SELECT p.product_name FROM prices p WHERE p.id = {price_param})) \
          FROM (SELECT 1 AS one) AS d LEFT JOIN subscriptions s ON s.id = {sub_param}"
     );
     let row = conn
         .query_one_raw(Statement::from_sql_and_values(
             backend,
             sql,
-            [id.into(), price_id.map(str::to_owned).into()],
+            [
+                id.into(),
+                price_id.map(str::to_owned).into(),
+                product_id.into(),
+            ],
         ))
         .await?;
     let Some(row) = row else {
@@ -112,28 +105,62 @@ async fn subscription_context(
     Ok((head, known))
 }
 
+/// The [`KnownPrice`] for `p`, read on its own (after a re-fetch changed the price).
+async fn known_name(
+    conn: &impl ConnectionTrait,
+    p: &stripe_shared::Price,
+) -> Result<Option<KnownPrice>, DbErr> {
+    let own: Option<String> = product::Entity::find_by_id(p.product.id().as_str())
+        .select_only()
+        .column(product::Column::Name)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    let name = match own {
+        Some(name) => Some(name),
+        None => {
+            price::Entity::find_by_id(p.id.as_str())
+                .select_only()
+                .column(price::Column::ProductName)
+                .into_tuple()
+                .one(conn)
+                .await?
+        }
+    };
+    Ok(name.map(|n| (p.id.as_str().to_owned(), n)))
+}
+
 /// Applies a subscription. `deletion` marks a `customer.subscription.deleted` event:
 /// deletion is final, so it applies whatever its order and leaves a tombstone.
 pub async fn apply_subscription(
     conn: &impl ConnectionTrait,
-    stripe: &::stripe::Client,
+    fetched: &Fetched,
     sub: &Subscription,
     source: Source,
     deletion: bool,
 ) -> Result<Applied, SyncError> {
     let id = sub.id.as_str();
+    // An expanded product is ordered on its own row first; the plan name is then read from it.
+    if let Some(product) = sub
+        .items
+        .data
+        .first()
+        .and_then(|i| i.price.product.as_object())
+    {
+        apply_product(conn, fetched, product, source, false).await?;
+    }
     // On PostgreSQL each statement is a round trip, so the common case, a newer object for
     // a live row (or a new row), is written straight away and only a refused write reads
     // the row to tell why. SQLite reads in process for next to nothing, and there the
     // read-then-write path measured faster than the `RETURNING` upsert.
     if !deletion
         && conn.get_database_backend() == DbBackend::Postgres
-        && try_write_subscription(conn, stripe, sub, source).await?
+        && try_write_subscription(conn, fetched, sub, source).await?
     {
         return Ok(Applied::Applied);
     }
-    let price_id = sub.items.data.first().map(|i| i.price.id.as_str());
-    let (head, known) = subscription_context(conn, id, price_id).await?;
+    let price = sub.items.data.first().map(|i| &i.price);
+    let (head, known) = subscription_context(conn, id, price).await?;
     let known = known.as_ref();
     if let Some((_, true, _, _)) = head {
         return Ok(Applied::Stale);
@@ -142,18 +169,28 @@ pub async fn apply_subscription(
         let at = head
             .as_ref()
             .map_or(source.at(), |h| std::cmp::Ord::max(h.0, source.at()));
-        write_subscription(conn, stripe, sub, at, head.as_ref(), known, Guard::Deletion).await?;
+        write_subscription(
+            conn,
+            fetched,
+            sub,
+            at,
+            head.as_ref(),
+            known,
+            Guard::Deletion,
+        )
+        .await?;
         return Ok(Applied::Applied);
     }
     match decide(head.as_ref().map(|h| h.0), source) {
         Decision::Stale => Ok(Applied::Stale),
         Decision::Refetch => {
-            refetch_subscription(conn, stripe, sub, source.at(), head, known).await
+            let at = source.refetched(head.as_ref().map(|h| h.0));
+            refetch_subscription(conn, fetched, sub, at, head, known).await
         }
         Decision::Apply => {
             let guard = Guard::Ordered(source);
             let written =
-                write_subscription(conn, stripe, sub, source.at(), head.as_ref(), known, guard)
+                write_subscription(conn, fetched, sub, source.at(), head.as_ref(), known, guard)
                     .await?;
             if written == Applied::Applied {
                 return Ok(Applied::Applied);
@@ -162,8 +199,9 @@ pub async fn apply_subscription(
             let head = subscription_head(conn, id).await?;
             match head {
                 Some((_, true, _, _)) => Ok(Applied::Stale),
-                Some((w, _, _, _)) if w == source.at() && matches!(source, Source::Event(_)) => {
-                    refetch_subscription(conn, stripe, sub, source.at(), head, known).await
+                Some((w, _, _, _)) if decide(Some(w), source) == Decision::Refetch => {
+                    let at = source.refetched(Some(w));
+                    refetch_subscription(conn, fetched, sub, at, head, known).await
                 }
                 _ => Ok(Applied::Stale),
             }
@@ -171,24 +209,42 @@ pub async fn apply_subscription(
     }
 }
 
-/// A same-second tie: the API's current object is applied with the event's watermark. If
-/// Stripe no longer has the object, the event's copy is the best truth left.
+/// A write the clocks cannot order (see [`decide`]): the API's current object is applied as
+/// the re-fetch `at` (see [`Source::refetched`]). If Stripe no longer has the object, the
+/// copy in hand is the best truth left.
 async fn refetch_subscription(
     conn: &impl ConnectionTrait,
-    stripe: &::stripe::Client,
+    fetched: &Fetched,
     event_copy: &Subscription,
-    at: i64,
+    at: Source,
     head: Option<SubscriptionHead>,
     known: Option<&KnownPrice>,
 ) -> Result<Applied, SyncError> {
-    let fetched = match fetch_subscription(stripe, event_copy.id.as_str()).await {
-        Ok(s) => Some(s),
-        Err(e) if super::is_missing(&e) => None,
-        Err(e) => return Err(e.into()),
+    let current = fetched.subscription(event_copy.id.as_str(), head.as_ref().map(|h| h.0))?;
+    let sub = current.as_ref().unwrap_or(event_copy);
+    if let Some(product) = current
+        .as_ref()
+        .and_then(|s| s.items.data.first())
+        .and_then(|i| i.price.product.as_object())
+    {
+        apply_product(conn, fetched, product, at, false).await?;
+    }
+    let price = sub.items.data.first().map(|i| &i.price);
+    let known = match (current.is_some(), price) {
+        (true, Some(p)) => known_name(conn, p).await?,
+        _ => known.cloned(),
     };
-    let sub = fetched.as_ref().unwrap_or(event_copy);
-    let guard = Guard::Ordered(Source::Api(at));
-    write_subscription(conn, stripe, sub, at, head.as_ref(), known, guard).await
+    let guard = Guard::Ordered(at);
+    write_subscription(
+        conn,
+        fetched,
+        sub,
+        at.at(),
+        head.as_ref(),
+        known.as_ref(),
+        guard,
+    )
+    .await
 }
 
 /// Which rows a write may replace.
@@ -217,7 +273,7 @@ fn subscription_guard(guard: Guard) -> Expr {
 /// existing row.
 async fn write_subscription(
     conn: &impl ConnectionTrait,
-    stripe: &::stripe::Client,
+    fetched: &Fetched,
     sub: &Subscription,
     at: i64,
     head: Option<&SubscriptionHead>,
@@ -232,14 +288,14 @@ async fn write_subscription(
                     .then(|| name.clone())
                     .flatten()
             });
-            // A name `prices` holds under this very price id needs no lookup and nothing
-            // remembered; an expanded product in the object still wins over it.
+            // The product's own row (kept in order by `apply_product`, which has already
+            // seen an expanded product) wins over the name the row last cached.
             let known = known
-                .filter(|(id, _)| id == p.id.as_str() && p.product.as_object().is_none())
+                .filter(|(id, _)| id == p.id.as_str())
                 .map(|(_, name)| name.clone());
-            match cached.or(known) {
+            match known.or(cached) {
                 Some(name) => Some(name),
-                None => Some(product_name_for(conn, stripe, p).await?),
+                None => Some(product_name_for(conn, fetched, p).await?),
             }
         }
         None => None,
@@ -257,7 +313,7 @@ async fn write_subscription(
 /// would, and set on the row just written.
 async fn try_write_subscription(
     conn: &impl ConnectionTrait,
-    stripe: &::stripe::Client,
+    fetched: &Fetched,
     sub: &Subscription,
     source: Source,
 ) -> Result<bool, SyncError> {
@@ -271,18 +327,34 @@ async fn try_write_subscription(
     let mut columns = Vec::with_capacity(23);
     let mut values = Vec::with_capacity(23);
     for column in C::iter() {
-        let value = match (column, price, &expanded) {
-            (C::PlanName, Some(p), None) => Expr::SubQuery(
-                None,
-                Box::new(
-                    Query::select()
-                        .column(price::Column::ProductName)
-                        .from(price::Entity)
-                        .and_where(Expr::col(price::Column::Id).eq(p.id.as_str()))
-                        .to_owned()
-                        .into(),
+        let value = match (column, price) {
+            // The product's own row, else what `prices` holds, else the expanded name.
+            (C::PlanName, Some(p)) => Func::coalesce([
+                Expr::SubQuery(
+                    None,
+                    Box::new(
+                        Query::select()
+                            .column(product::Column::Name)
+                            .from(product::Entity)
+                            .and_where(Expr::col(product::Column::Id).eq(p.product.id().as_str()))
+                            .to_owned()
+                            .into(),
+                    ),
                 ),
-            ),
+                Expr::SubQuery(
+                    None,
+                    Box::new(
+                        Query::select()
+                            .column(price::Column::ProductName)
+                            .from(price::Entity)
+                            .and_where(Expr::col(price::Column::Id).eq(p.id.as_str()))
+                            .to_owned()
+                            .into(),
+                    ),
+                ),
+                Expr::val(expanded.clone()),
+            ])
+            .into(),
             _ => match row.get(column).into_value() {
                 Some(v) => Expr::val(v),
                 None => continue,
@@ -310,7 +382,7 @@ async fn try_write_subscription(
                 )
                 .value(
                     C::PlanName,
-                    Func::coalesce([own_name.into(), Expr::cust("excluded.plan_name")]),
+                    Func::coalesce([Expr::cust("excluded.plan_name"), own_name.into()]),
                 )
                 .action_and_where(subscription_guard(Guard::Ordered(source)))
                 .to_owned(),
@@ -323,7 +395,7 @@ async fn try_write_subscription(
     };
     let plan_name: Option<String> = written.try_get_by_index(0)?;
     if let (Some(p), None) = (price, plan_name) {
-        let name = product_name_for(conn, stripe, p).await?;
+        let name = product_name_for(conn, fetched, p).await?;
         subscription::Entity::update_many()
             .col_expr(C::PlanName, Expr::value(name))
             .filter(C::Id.eq(sub.id.as_str()))

@@ -88,12 +88,13 @@ where
 }
 
 /// The guard of a write from `source` on a row whose watermark is `watermark`: the row has
-/// none yet or an older one — or, for the API's truth, one from the same second. An event
-/// never wins a tie: it cannot tell which of two same-second changes came last.
+/// none yet or an older one — or, for a re-fetch, one from the same second. An event never
+/// wins a tie (it cannot tell which of two same-second changes came last), and neither does
+/// an API read (an event of its second may be newer than what it read).
 pub(super) fn newer_than(watermark: Expr, source: Source) -> Expr {
     match source {
-        Source::Event(at) => watermark.clone().is_null().or(watermark.lt(at)),
-        Source::Api(at) => watermark.clone().is_null().or(watermark.lte(at)),
+        Source::Event(at) | Source::Api(at) => watermark.clone().is_null().or(watermark.lt(at)),
+        Source::Refetch(at) => watermark.clone().is_null().or(watermark.lte(at)),
     }
 }
 

@@ -19,6 +19,9 @@ pub struct Model {
     pub created_at: i64,
     /// `created` of the Stripe event that last wrote this row (ordering watermark).
     pub stripe_event_at: Option<i64>,
+    /// The customer's default payment method as its last applied state names it, so a card
+    /// that arrives after `customer.updated` still knows whether it is the default.
+    pub default_payment_method: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

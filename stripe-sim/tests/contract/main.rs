@@ -4,6 +4,7 @@
 
 mod clock;
 mod errors;
+mod events;
 mod helpers;
 mod hosted;
 mod resources;

@@ -641,3 +641,69 @@ async fn works_when_mounted_under_a_path() {
         "links keep the mount path"
     );
 }
+
+#[tokio::test]
+async fn invoices_are_voided_and_marked_uncollectible_as_stripe_allows() {
+    use stripe_billing::invoice::{MarkUncollectibleInvoice, VoidInvoiceInvoice};
+    let sim = start().await;
+    let client = &sim.client;
+    let open_invoice = |sub: stripe_shared::Subscription| async move {
+        let list = ListInvoice::new()
+            .subscription(sub.id.as_str())
+            .send(client)
+            .await
+            .expect("list");
+        let inv = list.data.into_iter().next().expect("an invoice");
+        assert_eq!(inv.status, Some(InvoiceStatus::Open));
+        inv.id.expect("id")
+    };
+    let (_, first) = subscribed(&sim, "pm_card_chargeCustomerFail", "starter_monthly").await;
+    let (_, second) = subscribed(&sim, "pm_card_chargeCustomerFail", "team_monthly").await;
+    let (one, two) = (open_invoice(first).await, open_invoice(second).await);
+
+    let marked = MarkUncollectibleInvoice::new(one.clone())
+        .send(&sim.client)
+        .await
+        .expect("mark uncollectible");
+    assert_eq!(marked.status, Some(InvoiceStatus::Uncollectible));
+    // Uncollectible can still be voided; void is final.
+    let voided = VoidInvoiceInvoice::new(one.clone())
+        .send(&sim.client)
+        .await
+        .expect("void");
+    assert_eq!(voided.status, Some(InvoiceStatus::Void));
+    assert!(voided.status_transitions.voided_at.is_some());
+    for refused in [
+        VoidInvoiceInvoice::new(one.clone())
+            .send(&sim.client)
+            .await
+            .err(),
+        MarkUncollectibleInvoice::new(one.clone())
+            .send(&sim.client)
+            .await
+            .err(),
+    ] {
+        assert!(
+            matches!(refused, Some(stripe::StripeError::Stripe(_, 400))),
+            "{refused:?}"
+        );
+    }
+    let voided = VoidInvoiceInvoice::new(two.clone())
+        .send(&sim.client)
+        .await
+        .expect("void an open invoice");
+    assert_eq!(voided.status, Some(InvoiceStatus::Void));
+
+    let types: Vec<String> = all_events(&sim)
+        .await
+        .into_iter()
+        .filter(|e| {
+            e["data"]["object"]["id"] == one.as_str() || e["data"]["object"]["id"] == two.as_str()
+        })
+        .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for t in ["invoice.marked_uncollectible", "invoice.voided"] {
+        assert!(types.iter().any(|x| x == t), "{t} in {types:?}");
+    }
+    assert_eq!(types.iter().filter(|t| *t == "invoice.voided").count(), 2);
+}

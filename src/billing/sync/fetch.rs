@@ -1,0 +1,282 @@
+//! Fetch, then write: what a write needs from Stripe is fetched before its transaction.
+//!
+//! Every `apply_*` runs inside a write transaction (on SQLite: the one writer lock), where
+//! no network call may happen: one slow Stripe answer would stall every webhook and every
+//! log-in behind it. When a write needs an object from the API (a re-fetch the clocks ask
+//! for, a product's name, the subscription of a Checkout Session) it looks in [`Fetched`].
+//! If the object is not there it fails with [`SyncError::NeedsFetch`], naming what it
+//! wants; [`write_fetching`] rolls the transaction back, fetches that with nothing held,
+//! and runs the write again, which decides afresh against the row as it is then.
+//!
+//! A re-fetch is keyed by the watermark of the row it was asked for against: if the row
+//! moved meanwhile, the copy in hand may predate what moved it, so it is fetched again.
+
+use std::collections::HashMap;
+
+use sea_orm::DbErr;
+use stripe_core::customer::{RetrieveCustomer, RetrieveCustomerReturned};
+use stripe_shared::{Invoice, PaymentMethod, Price, Product, Subscription};
+
+use super::{is_missing, SyncError, WriteTxn};
+use crate::db::clock::now;
+
+/// The most fetches one write may ask for before it gives up (and fails, to be retried).
+/// A subscription needs at most three: itself, its price's product, and again if it moved.
+const MAX_FETCHES: usize = 8;
+
+/// The kinds of object a write may need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// With its price's product expanded.
+    Subscription,
+    Customer,
+    PaymentMethod,
+    Invoice,
+    /// With its product expanded.
+    Price,
+    Product,
+}
+
+/// One object a write needs: its kind, its id, and for a re-fetch the watermark of the row
+/// it is to replace (`None` for a plain read, such as a product's name).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Wanted {
+    pub kind: Kind,
+    pub id: String,
+    pub after: Option<i64>,
+}
+
+impl Wanted {
+    pub fn new(kind: Kind, id: &str, after: Option<i64>) -> Wanted {
+        Wanted {
+            kind,
+            id: id.to_owned(),
+            after,
+        }
+    }
+}
+
+impl std::fmt::Display for Wanted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} {}", self.kind, self.id)
+    }
+}
+
+/// An object as the API returned it.
+#[derive(Debug, Clone)]
+enum Object {
+    Subscription(Box<Subscription>),
+    Customer(Box<RetrieveCustomerReturned>),
+    PaymentMethod(Box<PaymentMethod>),
+    Invoice(Box<Invoice>),
+    Price(Box<Price>),
+    Product(Box<Product>),
+}
+
+/// A fetched object (`None`: Stripe has no such object) and the second the request was
+/// made in, taken before it was sent.
+type Entry = (Option<Object>, i64);
+
+/// The objects fetched for one write, before its transaction.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    objects: HashMap<Wanted, Entry>,
+}
+
+impl Fetched {
+    /// Reads `wanted` from the API (no transaction may be open) and keeps it.
+    pub async fn fetch(
+        &mut self,
+        stripe: &::stripe::Client,
+        wanted: Wanted,
+    ) -> Result<(), ::stripe::StripeError> {
+        let read_at = now();
+        let id = wanted.id.as_str();
+        let got = match wanted.kind {
+            Kind::Subscription => stripe_billing::subscription::RetrieveSubscription::new(id)
+                .expand(vec!["items.data.price.product".to_owned()])
+                .send(stripe)
+                .await
+                .map(|o| Object::Subscription(Box::new(o))),
+            Kind::Customer => RetrieveCustomer::new(id)
+                .send(stripe)
+                .await
+                .map(|o| Object::Customer(Box::new(o))),
+            Kind::PaymentMethod => stripe_payment::payment_method::RetrievePaymentMethod::new(id)
+                .send(stripe)
+                .await
+                .map(|o| Object::PaymentMethod(Box::new(o))),
+            Kind::Invoice => stripe_billing::invoice::RetrieveInvoice::new(id)
+                .send(stripe)
+                .await
+                .map(|o| Object::Invoice(Box::new(o))),
+            Kind::Price => stripe_product::price::RetrievePrice::new(id)
+                .expand(vec!["product".to_owned()])
+                .send(stripe)
+                .await
+                .map(|o| Object::Price(Box::new(o))),
+            Kind::Product => stripe_product::product::RetrieveProduct::new(id)
+                .send(stripe)
+                .await
+                .map(|o| Object::Product(Box::new(o))),
+        };
+        let object = match got {
+            Ok(o) => Some(o),
+            Err(e) if is_missing(&e) => None,
+            Err(e) => return Err(e),
+        };
+        self.objects.insert(wanted, (object, read_at));
+        Ok(())
+    }
+
+    /// The object fetched for `wanted`: `Some` if Stripe has it, with the second it was
+    /// read in; `None` if Stripe has no such object; [`SyncError::NeedsFetch`] if it has
+    /// not been fetched yet.
+    fn get<T: Clone>(
+        &self,
+        wanted: Wanted,
+        pick: impl FnOnce(&Object) -> Option<&T>,
+    ) -> Result<Option<(T, i64)>, SyncError> {
+        match self.objects.get(&wanted) {
+            Some((object, at)) => Ok(object.as_ref().and_then(pick).map(|o| (o.clone(), *at))),
+            None => Err(SyncError::NeedsFetch(wanted)),
+        }
+    }
+
+    pub fn subscription(
+        &self,
+        id: &str,
+        after: Option<i64>,
+    ) -> Result<Option<Subscription>, SyncError> {
+        let wanted = Wanted::new(Kind::Subscription, id, after);
+        let got = self.get(wanted, |o| match o {
+            Object::Subscription(s) => Some(&**s),
+            _ => None,
+        })?;
+        Ok(got.map(|(s, _)| s))
+    }
+
+    pub fn customer(
+        &self,
+        id: &str,
+        after: Option<i64>,
+    ) -> Result<Option<RetrieveCustomerReturned>, SyncError> {
+        let got = self.get(Wanted::new(Kind::Customer, id, after), |o| match o {
+            Object::Customer(c) => Some(&**c),
+            _ => None,
+        })?;
+        Ok(got.map(|(c, _)| c))
+    }
+
+    pub fn payment_method(
+        &self,
+        id: &str,
+        after: Option<i64>,
+    ) -> Result<Option<PaymentMethod>, SyncError> {
+        let got = self.get(Wanted::new(Kind::PaymentMethod, id, after), |o| match o {
+            Object::PaymentMethod(p) => Some(&**p),
+            _ => None,
+        })?;
+        Ok(got.map(|(p, _)| p))
+    }
+
+    pub fn invoice(&self, id: &str, after: Option<i64>) -> Result<Option<Invoice>, SyncError> {
+        let got = self.get(Wanted::new(Kind::Invoice, id, after), |o| match o {
+            Object::Invoice(i) => Some(&**i),
+            _ => None,
+        })?;
+        Ok(got.map(|(i, _)| i))
+    }
+
+    pub fn price(&self, id: &str, after: Option<i64>) -> Result<Option<Price>, SyncError> {
+        let got = self.get(Wanted::new(Kind::Price, id, after), |o| match o {
+            Object::Price(p) => Some(&**p),
+            _ => None,
+        })?;
+        Ok(got.map(|(p, _)| p))
+    }
+
+    /// A product, with the second it was read in (for ordering it as an API read).
+    pub fn product(
+        &self,
+        id: &str,
+        after: Option<i64>,
+    ) -> Result<Option<(Product, i64)>, SyncError> {
+        self.get(Wanted::new(Kind::Product, id, after), |o| match o {
+            Object::Product(p) => Some(&**p),
+            _ => None,
+        })
+    }
+}
+
+/// An error that may be a write's request for an object (see [`SyncError::NeedsFetch`]).
+pub trait MayNeedFetch: From<DbErr> + From<SyncError> {
+    fn wanted(&self) -> Option<&Wanted>;
+}
+
+impl MayNeedFetch for SyncError {
+    fn wanted(&self) -> Option<&Wanted> {
+        match self {
+            SyncError::NeedsFetch(w) => Some(w),
+            _ => None,
+        }
+    }
+}
+
+/// The loop every write that may need Stripe runs in: begin a write transaction, do the
+/// work against [`FetchLoop::fetched`], and hand the result to [`FetchLoop::settle`], which
+/// commits it, or rolls back and fetches what the work asked for (then run it again):
+///
+/// ```ignore
+/// let mut writes = FetchLoop::default();
+/// loop {
+///     let txn = begin_write(db).await?;
+///     let result = work(&*txn, writes.fetched()).await;
+///     if let Some(done) = writes.settle(txn, result, stripe).await? {
+///         return Ok(done);
+///     }
+/// }
+/// ```
+#[derive(Debug, Default)]
+pub struct FetchLoop {
+    fetched: Fetched,
+    rounds: usize,
+}
+
+impl FetchLoop {
+    /// Everything fetched so far.
+    pub fn fetched(&self) -> &Fetched {
+        &self.fetched
+    }
+
+    /// Commits `txn` if the work succeeded (`Some` of its result). If the work needs an
+    /// object from Stripe, rolls back, fetches it with nothing held, and answers `None`:
+    /// run the work again. Any other error rolls back and is returned.
+    pub async fn settle<T, E: MayNeedFetch>(
+        &mut self,
+        txn: WriteTxn,
+        result: Result<T, E>,
+        stripe: &::stripe::Client,
+    ) -> Result<Option<T>, E> {
+        let error = match result {
+            Ok(done) => {
+                txn.commit().await?;
+                return Ok(Some(done));
+            }
+            Err(e) => e,
+        };
+        txn.rollback().await?;
+        let Some(wanted) = error.wanted().cloned() else {
+            return Err(error);
+        };
+        self.rounds += 1;
+        if self.rounds > MAX_FETCHES {
+            return Err(E::from(SyncError::TooManyFetches(MAX_FETCHES)));
+        }
+        self.fetched
+            .fetch(stripe, wanted)
+            .await
+            .map_err(|e| E::from(SyncError::Stripe(e)))?;
+        Ok(None)
+    }
+}

@@ -1,0 +1,297 @@
+//! The reconciler: events Stripe gave up on are applied without a webhook, a row changed by
+//! hand is healed and the drift recorded, and cycles running beside deliveries leave every
+//! object equal to Stripe's.
+
+use std::time::Duration;
+
+use billfold::{
+    db::entities::{drift_record, subscription, webhook_event},
+    reconcile,
+};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use stripe_sim::{DeliveryOptions, SimOptions, StripeSim};
+use tokio::net::TcpListener;
+
+use crate::{
+    billing::{sign_up_with_customer, subscribe_in_stripe},
+    helpers::{Backend, TestApp},
+};
+
+const KEY: &str = "sk_test_reconcile";
+const SECRET: &str = "whsec_reconcile";
+
+/// The Stripe test double on a port of its own, and a client for acting as Stripe's user.
+struct Stripe {
+    sim: StripeSim,
+    base: String,
+    client: stripe::Client,
+}
+
+impl Stripe {
+    async fn start(delivery: DeliveryOptions) -> Stripe {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let mut options = SimOptions::new(base.clone());
+        options.delivery = delivery;
+        let sim = StripeSim::open(options).await.expect("open the double");
+        let router = sim.router();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let client = stripe::ClientBuilder::new(KEY)
+            .url(format!("{base}/"))
+            .build()
+            .expect("client");
+        Stripe { sim, base, client }
+    }
+
+    async fn app(&self, backend: Backend) -> TestApp {
+        TestApp::spawn_with(
+            backend,
+            &[
+                ("STRIPE_SECRET_KEY", KEY),
+                ("STRIPE_WEBHOOK_SECRET", SECRET),
+                ("STRIPE_API_BASE", self.base.as_str()),
+            ],
+        )
+        .await
+    }
+
+    /// Waits until every delivery so far has ended, delivered or given up on.
+    async fn settled(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let pending = self
+                .sim
+                .deliveries()
+                .iter()
+                .filter(|d| !d.delivered && !d.gave_up)
+                .count();
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{pending} deliveries still pending"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn cycle(app: &TestApp) -> reconcile::Report {
+    let report = reconcile::run_cycle(&app.state).await.expect("a cycle");
+    assert!(report.ran, "nothing else holds the lock");
+    assert!(report.succeeded(), "{report:?}");
+    report
+}
+
+async fn subscription(app: &TestApp, id: &str) -> Option<subscription::Model> {
+    subscription::Entity::find_by_id(id)
+        .one(&app.db)
+        .await
+        .expect("query")
+}
+
+/// Stripe gave up on an event (its endpoint never answered): the next cycle lists it and
+/// applies it through the pipeline, recorded like a delivery, once.
+async fn an_event_stripe_gave_up_on_is_applied_by_the_next_cycle(backend: Backend) {
+    // One attempt and no retries, to an endpoint nobody listens on.
+    let stripe = Stripe::start(DeliveryOptions::exponential(Duration::from_millis(20), 0)).await;
+    stripe
+        .sim
+        .add_webhook_endpoint("http://127.0.0.1:9/webhooks", SECRET);
+    let app = stripe.app(backend).await;
+    let (_, customer) = sign_up_with_customer(&app).await;
+    let sub = subscribe_in_stripe(&stripe.client, &customer, 900).await;
+    stripe.settled().await;
+    let lost: Vec<String> = stripe
+        .sim
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.gave_up && d.event_type == "customer.subscription.created")
+        .map(|d| d.event_id)
+        .collect();
+    assert_eq!(lost.len(), 1, "Stripe gave up on the subscription's event");
+    assert!(subscription(&app, &sub).await.is_none());
+
+    let report = cycle(&app).await;
+    assert!(report.events_processed >= 1, "{report:?}");
+    let recorded = webhook_event::Entity::find_by_id(lost[0].as_str())
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("the missed event is recorded");
+    assert_eq!(recorded.outcome, webhook_event::Outcome::Applied);
+    let row = subscription(&app, &sub)
+        .await
+        .expect("the subscription row");
+    assert_eq!(row.status, "active");
+
+    // Recorded once: the next cycle finds nothing new to apply.
+    let again = cycle(&app).await;
+    assert_eq!(again.events_processed, 0, "{again:?}");
+    app.stop().await;
+}
+
+/// A subscription row changed by hand is put back within one full compare, and a drift
+/// record names each field, both values and the event that would have carried it.
+async fn a_row_changed_by_hand_is_healed_and_its_drift_recorded(backend: Backend) {
+    let stripe = Stripe::start(DeliveryOptions::default()).await;
+    let app = stripe.app(backend).await;
+    let (_, customer) = sign_up_with_customer(&app).await;
+    let sub = subscribe_in_stripe(&stripe.client, &customer, 900).await;
+    cycle(&app).await;
+    let right = subscription(&app, &sub).await.expect("healed in");
+    let plan = right.plan_name.clone().expect("a plan name");
+
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE subscriptions SET plan_name = 'Enterprise', cancel_at_period_end = TRUE \
+             WHERE id = '{sub}'"
+        ))
+        .await
+        .expect("edit by hand");
+    let report = cycle(&app).await;
+    assert!(report.customers_compared >= 1);
+    assert!(report.drift >= 2, "{report:?}");
+
+    let healed = subscription(&app, &sub).await.expect("row");
+    assert_eq!(healed.plan_name.as_deref(), Some(plan.as_str()));
+    assert!(!healed.cancel_at_period_end);
+
+    let records = drift_record::Entity::find()
+        .filter(drift_record::Column::ObjectId.eq(sub.as_str()))
+        .all(&app.db)
+        .await
+        .expect("drift records");
+    let plan_drift = records
+        .iter()
+        .find(|r| r.field == "plan_name")
+        .expect("a drift record for the plan");
+    assert_eq!(plan_drift.object_type, "subscription");
+    assert_eq!(plan_drift.customer_id, customer);
+    assert_eq!(plan_drift.database_value.as_deref(), Some("Enterprise"));
+    assert_eq!(plan_drift.stripe_value.as_deref(), Some(plan.as_str()));
+    assert_eq!(plan_drift.event_type, "customer.subscription.updated");
+    assert!(records.iter().any(|r| r.field == "cancel_at_period_end"
+        && r.database_value.as_deref() == Some("true")
+        && r.stripe_value.as_deref() == Some("false")));
+
+    // `billfold drift` shows them.
+    let listed = reconcile::drift::list(&app.db, None, 100)
+        .await
+        .expect("list");
+    let table = reconcile::drift::format_table(&listed);
+    assert!(
+        table.contains("plan_name") && table.contains("Enterprise"),
+        "{table}"
+    );
+
+    // Nothing differs any more: the next compare finds no drift.
+    assert_eq!(cycle(&app).await.drift, 0);
+    app.stop().await;
+}
+
+/// Deliveries (reordered, some duplicated, retried) and reconciler cycles run at once;
+/// when the deliveries are done, every subscription equals Stripe's.
+async fn cycles_beside_deliveries_end_equal_to_stripe(backend: Backend) {
+    use stripe_billing::subscription::{
+        CancelSubscription, RetrieveSubscription, UpdateSubscription,
+    };
+    let mut delivery = DeliveryOptions::exponential(Duration::from_millis(100), 6);
+    delivery.reorder_window = Duration::from_millis(300);
+    delivery.duplicate_probability = 0.3;
+    let stripe = Stripe::start(delivery).await;
+    let app = stripe.app(backend).await;
+    stripe
+        .sim
+        .add_webhook_endpoint(&app.url("/api/webhooks/stripe"), SECRET);
+
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let cycles = tokio::spawn({
+        let state = app.state.clone();
+        let running = running.clone();
+        async move {
+            let mut ran = 0;
+            while running.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(r) = reconcile::run_cycle(&state).await {
+                    ran += usize::from(r.ran);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            ran
+        }
+    });
+
+    let mut subs = Vec::new();
+    for i in 0..4 {
+        let (_, customer) = sign_up_with_customer(&app).await;
+        let amount = if i % 2 == 0 { 900 } else { 2900 };
+        let sub = subscribe_in_stripe(&stripe.client, &customer, amount).await;
+        match i {
+            0 => {
+                UpdateSubscription::new(sub.as_str())
+                    .cancel_at_period_end(true)
+                    .send(&stripe.client)
+                    .await
+                    .expect("cancel at period end");
+            }
+            1 => {
+                CancelSubscription::new(sub.as_str())
+                    .send(&stripe.client)
+                    .await
+                    .expect("cancel now");
+            }
+            2 => {
+                for flag in [true, false, true, false] {
+                    UpdateSubscription::new(sub.as_str())
+                        .cancel_at_period_end(flag)
+                        .send(&stripe.client)
+                        .await
+                        .expect("toggle");
+                }
+            }
+            _ => {}
+        }
+        subs.push(sub);
+    }
+    stripe.settled().await;
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    let ran = cycles.await.expect("join");
+    assert!(ran >= 1, "the reconciler ran beside the deliveries");
+
+    for id in &subs {
+        let truth = RetrieveSubscription::new(id.as_str())
+            .send(&stripe.client)
+            .await
+            .expect("Stripe's copy");
+        let row = subscription(&app, id).await.expect("row");
+        assert_eq!(row.status, truth.status.as_str(), "{id}");
+        assert_eq!(row.cancel_at_period_end, truth.cancel_at_period_end, "{id}");
+        assert_eq!(
+            row.price_id.as_deref(),
+            truth.items.data.first().map(|i| i.price.id.as_str()),
+            "{id}"
+        );
+    }
+    // Every event applied once, however often it was delivered or listed.
+    let events = webhook_event::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("events");
+    let mut ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), events.len());
+    assert!(events
+        .iter()
+        .all(|e| e.outcome != webhook_event::Outcome::Failed));
+    app.stop().await;
+}
+
+crate::on_both_databases!(
+    an_event_stripe_gave_up_on_is_applied_by_the_next_cycle,
+    a_row_changed_by_hand_is_healed_and_its_drift_recorded,
+    cycles_beside_deliveries_end_equal_to_stripe,
+);
