@@ -635,48 +635,50 @@ async fn a_slow_refetch_holds_up_nothing(backend: Backend) {
         later.json(),
     );
 
-    let held = deliver(&app, &tie);
-    let meanwhile = async {
-        arrived
+    let mut held = Box::pin(deliver(&app, &tie));
+    tokio::select! {
+        answer = &mut held => panic!("answered before Stripe was: {answer:?}"),
+        arrived = arrived => arrived.expect("the app asks Stripe for the subscription"),
+    }
+    // While Stripe holds its answer: another event, and a log-in.
+    let others = async {
+        let other = Sub::new("sub_other", "cus_other");
+        deliver_expect(
+            &app,
+            &event(
+                "evt_other",
+                "customer.subscription.created",
+                at,
+                other.json(),
+            ),
+            "applied",
+        )
+        .await;
+        let fresh = crate::helpers::browser_client();
+        let login = fresh
+            .post(app.url("/api/login"))
+            .header("Accept", "text/html")
+            .header("Origin", &app.base)
+            .header("Referer", app.url("/login"))
+            .form(&[("email", email.as_str()), ("password", password)])
+            .send()
             .await
-            .expect("the app asks Stripe for the subscription");
-        let others = async {
-            let other = Sub::new("sub_other", "cus_other");
-            deliver_expect(
-                &app,
-                &event(
-                    "evt_other",
-                    "customer.subscription.created",
-                    at,
-                    other.json(),
-                ),
-                "applied",
-            )
-            .await;
-            let fresh = crate::helpers::browser_client();
-            let login = fresh
-                .post(app.url("/api/login"))
-                .header("Accept", "text/html")
-                .header("Origin", &app.base)
-                .header("Referer", app.url("/login"))
-                .form(&[("email", email.as_str()), ("password", password)])
-                .send()
-                .await
-                .expect("log-in request");
-            assert!(
-                login.status().is_redirection(),
-                "log-in failed while a re-fetch was held: {}",
-                login.status()
-            );
-        };
-        let done = tokio::time::timeout(std::time::Duration::from_secs(15), others).await;
-        let _ = release.send(());
+            .expect("log-in request");
         assert!(
-            done.is_ok(),
-            "another event or a log-in waited on a held Stripe request"
+            login.status().is_redirection(),
+            "log-in failed while a re-fetch was held: {}",
+            login.status()
         );
     };
-    let ((status, answer), ()) = tokio::join!(held, meanwhile);
+    tokio::select! {
+        answer = &mut held => panic!(
+            "the held event ended ({answer:?}) before another event and a log-in got through: \
+             they waited on its Stripe request"
+        ),
+        () = others => {}
+    }
+    let _ = release.send(());
+    let (status, answer) = held.await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["outcome"], "applied", "{answer}");
     let row = subscription_row(&app, "sub_slow").await.expect("row");
