@@ -44,9 +44,7 @@ fn options() -> Result<Options, String> {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--customers" => {
-                o.customers = value
-                    .parse()
-                    .map_err(|_| format!("{flag}: not a number"))?
+                o.customers = value.parse().map_err(|_| format!("{flag}: not a number"))?
             }
             "--db" => o.db = value,
             other => return Err(format!("unknown argument {other}")),
@@ -147,7 +145,10 @@ async fn measure(
     let state = billfold::server::build_state(config).await?;
     let stripe = state.stripe.clone();
 
-    eprintln!("making {} customers with a card and a subscription…", o.customers);
+    eprintln!(
+        "making {} customers with a card and a subscription…",
+        o.customers
+    );
     let made = Instant::now();
     let price = stripe_product::price::ListPrice::new()
         .active(true)

@@ -219,6 +219,9 @@ pub(super) fn route(
                 .map(|x| st.product_json(x))
                 .ok_or_else(|| ApiError::no_such("product", id, "id"))
         }
+        ("POST", ["products"]) => create_product(st, &p),
+        ("POST", ["products", id]) => update_product(st, id, &p),
+        ("DELETE", ["products", id]) => delete_product(st, id),
         ("GET", ["prices"]) => list_prices(st, &p),
         ("GET", ["prices", id]) => {
             p.allow(&["expand"])?;
@@ -497,6 +500,112 @@ fn list_customers(st: &State, p: &Params) -> ApiResult<Value> {
 }
 
 // ----- catalogue -------------------------------------------------------------------------
+
+/// `POST /v1/products`: a product of its own (prices are made separately); emits
+/// `product.created`.
+fn create_product(st: &mut State, p: &Params) -> ApiResult<Value> {
+    p.allow(&["id", "name", "active", "description", "metadata", "expand"])?;
+    let name = p
+        .text("name")?
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| ApiError::missing_param("name"))?;
+    let id = p.text("id")?.unwrap_or_else(|| new_id("prod_", 14));
+    if st.products.iter().any(|x| x.id == id) {
+        return Err(ApiError::invalid_param(
+            "id",
+            format!("Product already exists: {id}"),
+        ));
+    }
+    let now = clock::now();
+    let product = Product {
+        id,
+        created: now,
+        updated: now,
+        name,
+        description: p.text("description")?.filter(|d| !d.is_empty()),
+        active: p.bool("active")?.unwrap_or(true),
+        default_price: None,
+        metadata: p.metadata("metadata")?.unwrap_or_default().into_new(),
+    };
+    let json = st.product_json(&product);
+    st.products.push(product);
+    st.emit("product.created", json.clone(), None, now);
+    Ok(json)
+}
+
+/// `POST /v1/products/{id}`: rename, describe, archive (`active=false`) or restore; emits
+/// `product.updated` with the changed fields' old values.
+fn update_product(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
+    p.allow(&["name", "active", "description", "metadata", "expand"])?;
+    let name = p.text("name")?;
+    if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(ApiError::invalid_param(
+            "name",
+            "A product's name cannot be empty.",
+        ));
+    }
+    let active = p.bool("active")?;
+    let description = p.text("description")?;
+    let metadata = p.metadata("metadata")?;
+    let now = clock::now();
+    let product = st
+        .products
+        .iter_mut()
+        .find(|x| x.id == id)
+        .ok_or_else(|| ApiError::no_such("product", id, "id"))?;
+    let mut previous = serde_json::Map::new();
+    if let Some(name) = name.filter(|n| *n != product.name) {
+        previous.insert("name".into(), json!(product.name));
+        product.name = name;
+    }
+    if let Some(active) = active.filter(|a| *a != product.active) {
+        previous.insert("active".into(), json!(product.active));
+        product.active = active;
+    }
+    if let Some(description) = description {
+        let description = (!description.is_empty()).then_some(description);
+        if description != product.description {
+            previous.insert("description".into(), json!(product.description));
+            product.description = description;
+        }
+    }
+    if let Some(patch) = metadata {
+        let before = product.metadata.clone();
+        patch.apply(&mut product.metadata);
+        if before != product.metadata {
+            previous.insert("metadata".into(), json!(before));
+        }
+    }
+    product.updated = now;
+    let product = product.clone();
+    let json = st.product_json(&product);
+    if !previous.is_empty() {
+        st.emit(
+            "product.updated",
+            json.clone(),
+            Some(Value::Object(previous)),
+            now,
+        );
+    }
+    Ok(json)
+}
+
+/// `DELETE /v1/products/{id}`: like Stripe, only a product without prices can be deleted
+/// (archive one with prices instead); emits `product.deleted`.
+fn delete_product(st: &mut State, id: &str) -> ApiResult<Value> {
+    let Some(at) = st.products.iter().position(|x| x.id == id) else {
+        return Err(ApiError::no_such("product", id, "id"));
+    };
+    if st.prices.iter().any(|x| x.product == id) {
+        return Err(ApiError::state(
+            "This product cannot be deleted because it has one or more user-created prices.",
+        ));
+    }
+    let product = st.products.remove(at);
+    let json = st.product_json(&product);
+    st.emit("product.deleted", json, None, clock::now());
+    Ok(json!({"id": id, "object": "product", "deleted": true}))
+}
 
 fn list_products(st: &State, p: &Params) -> ApiResult<Value> {
     allow_list(p, &["active", "ids", "shippable", "url", "type"])?;

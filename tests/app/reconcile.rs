@@ -256,6 +256,22 @@ async fn cycles_beside_deliveries_end_equal_to_stripe(backend: Backend) {
         }
         subs.push(sub);
     }
+    // The plan of two of them is renamed while all this goes on.
+    let pro = RetrieveSubscription::new(subs[1].as_str())
+        .send(&stripe.client)
+        .await
+        .expect("Stripe's copy")
+        .items
+        .data[0]
+        .price
+        .product
+        .id()
+        .to_string();
+    stripe_product::product::UpdateProduct::new(pro.as_str())
+        .name("Pro Plus")
+        .send(&stripe.client)
+        .await
+        .expect("rename");
     stripe.settled().await;
     running.store(false, std::sync::atomic::Ordering::Relaxed);
     let ran = cycles.await.expect("join");
@@ -269,11 +285,11 @@ async fn cycles_beside_deliveries_end_equal_to_stripe(backend: Backend) {
         let row = subscription(&app, id).await.expect("row");
         assert_eq!(row.status, truth.status.as_str(), "{id}");
         assert_eq!(row.cancel_at_period_end, truth.cancel_at_period_end, "{id}");
-        assert_eq!(
-            row.price_id.as_deref(),
-            truth.items.data.first().map(|i| i.price.id.as_str()),
-            "{id}"
-        );
+        let price = &truth.items.data[0].price;
+        assert_eq!(row.price_id.as_deref(), Some(price.id.as_str()), "{id}");
+        if price.product.id().as_str() == pro {
+            assert_eq!(row.plan_name.as_deref(), Some("Pro Plus"), "{id}");
+        }
     }
     // Every event applied once, however often it was delivered or listed.
     let events = webhook_event::Entity::find()

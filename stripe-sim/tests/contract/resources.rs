@@ -707,3 +707,74 @@ async fn invoices_are_voided_and_marked_uncollectible_as_stripe_allows() {
     }
     assert_eq!(types.iter().filter(|t| *t == "invoice.voided").count(), 2);
 }
+
+#[tokio::test]
+async fn products_are_renamed_archived_and_deleted_as_stripe_allows() {
+    use stripe_product::product::{CreateProduct, DeleteProduct, RetrieveProduct, UpdateProduct};
+    let sim = start().await;
+    let client = &sim.client;
+    let price_id = price(&sim, "pro_monthly").await;
+    let pro = stripe_product::price::RetrievePrice::new(price_id.as_str())
+        .send(client)
+        .await
+        .expect("price")
+        .product
+        .id()
+        .to_string();
+
+    let renamed = UpdateProduct::new(pro.as_str())
+        .name("Pro Plus")
+        .send(client)
+        .await
+        .expect("rename");
+    assert_eq!(renamed.name, "Pro Plus");
+    let archived = UpdateProduct::new(pro.as_str())
+        .active(false)
+        .send(client)
+        .await
+        .expect("archive");
+    assert!(!archived.active);
+    let read = RetrieveProduct::new(pro.as_str())
+        .send(client)
+        .await
+        .expect("read");
+    assert_eq!((read.name.as_str(), read.active), ("Pro Plus", false));
+
+    // A product with prices cannot be deleted (archive it instead); one without can.
+    let refused = DeleteProduct::new(pro.as_str()).send(client).await.err();
+    assert!(
+        matches!(refused, Some(stripe::StripeError::Stripe(_, 400))),
+        "{refused:?}"
+    );
+    let lone = CreateProduct::new("Add-on")
+        .send(client)
+        .await
+        .expect("create");
+    let deleted = DeleteProduct::new(lone.id.as_str())
+        .send(client)
+        .await
+        .expect("delete");
+    assert_eq!(deleted.id, lone.id);
+    let gone = RetrieveProduct::new(lone.id.as_str())
+        .send(client)
+        .await
+        .err();
+    assert!(
+        matches!(gone, Some(stripe::StripeError::Stripe(_, 404))),
+        "{gone:?}"
+    );
+
+    let updates = events_of(&sim, "product.updated").await;
+    assert_eq!(updates.len(), 2, "one event per change");
+    // Oldest first: the rename, then the archive.
+    assert_eq!(updates[0]["data"]["previous_attributes"]["name"], "Pro");
+    assert_eq!(updates[1]["data"]["previous_attributes"]["active"], true);
+    for t in ["product.created", "product.deleted"] {
+        let about_lone = events_of(&sim, t)
+            .await
+            .into_iter()
+            .filter(|e| e["data"]["object"]["id"] == lone.id.as_str())
+            .count();
+        assert_eq!(about_lone, 1, "{t}");
+    }
+}
