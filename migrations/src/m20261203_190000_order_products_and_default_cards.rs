@@ -1,7 +1,9 @@
 //! Products get their own watermark (a `products` table), so a late older `product.updated`
 //! can neither rename a plan back nor bring an archived one into the picker; and the
 //! customer remembers its default payment method, so the default card does not depend on
-//! whether `customer.updated` or `payment_method.attached` arrives first.
+//! whether `customer.updated` or `payment_method.attached` arrives first. A subscription
+//! keeps its product's id, so a rename reaches its plan name even when no price row links
+//! the two.
 //!
 //! No backfill: a product without a row takes its name from `prices` (as before) until its
 //! next event or re-sync writes the row.
@@ -36,10 +38,26 @@ impl MigrationTrait for Migration {
                     .add_column(string_null(StripeCustomers::DefaultPaymentMethod))
                     .to_owned(),
             )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Subscriptions::Table)
+                    .add_column(string_null(Subscriptions::ProductId))
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Subscriptions::Table)
+                    .drop_column(Subscriptions::ProductId)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .alter_table(
                 Table::alter()
@@ -64,6 +82,12 @@ enum Products {
     Livemode,
     StripeEventAt,
     UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Subscriptions {
+    Table,
+    ProductId,
 }
 
 #[derive(DeriveIden)]

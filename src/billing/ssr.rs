@@ -280,18 +280,24 @@ pub async fn load_summary(
     let subscriptions = subscription::Entity::find()
         .filter(subscription::Column::CustomerId.eq(customer_id.clone()))
         .all(&state.db)
-        .await?
+        .await?;
+    // The card on file: the customer's default; else the one a live subscription pays with;
+    // else the newest.
+    let paying: Vec<String> = subscriptions
+        .iter()
+        .filter(|s| !s.deleted)
+        .filter_map(|s| s.default_payment_method.clone())
+        .collect();
+    let subscriptions = subscriptions
         .into_iter()
         .map(subscription_view)
         .collect::<Vec<_>>();
-
-    // The default card first; any card on file otherwise.
     let card = payment_method::Entity::find()
         .filter(payment_method::Column::CustomerId.eq(customer_id.clone()))
-        .order_by_desc(payment_method::Column::IsDefault)
-        .order_by_desc(payment_method::Column::UpdatedAt)
-        .one(&state.db)
+        .all(&state.db)
         .await?
+        .into_iter()
+        .max_by_key(|pm| (pm.is_default, paying.contains(&pm.id), pm.updated_at))
         .and_then(|pm| {
             Some(CardView {
                 brand: pm.brand.unwrap_or_else(|| "card".into()),

@@ -389,6 +389,7 @@ fn a_subscription(status: &str, period_end: i64) -> subscription::ActiveModel {
         customer_id: Set(String::new()),
         status: Set(status.into()),
         price_id: Set(Some("price_pro".into())),
+        product_id: Set(Some("prod_pro".into())),
         plan_name: Set(Some("Pro".into())),
         unit_amount: Set(Some(2900)),
         currency: Set(Some("usd".into())),

@@ -687,7 +687,118 @@ async fn a_slow_refetch_holds_up_nothing(backend: Backend) {
     app.stop().await;
 }
 
+/// Found by the proof runner: a rename reaches the plan name of a subscription even when no
+/// price row links the subscription to its product (the product's own row gave the name).
+async fn a_rename_reaches_subscriptions_without_a_price_row(backend: Backend) {
+    let (_api, stub) = HeldApi::start().await;
+    let app = spawn(backend, SECRET, &stub).await;
+    let t = now() - 500;
+    deliver_expect(
+        &app,
+        &event(
+            "evt_rn_p1",
+            "product.created",
+            t,
+            product("prod_pro", "Pro"),
+        ),
+        "ignored",
+    )
+    .await;
+    deliver_expect(
+        &app,
+        &event(
+            "evt_rn_s",
+            "customer.subscription.created",
+            t + 1,
+            Sub::new("sub_rn", "cus_rn").json(),
+        ),
+        "applied",
+    )
+    .await;
+    assert_eq!(
+        subscription_row(&app, "sub_rn")
+            .await
+            .expect("row")
+            .plan_name
+            .as_deref(),
+        Some("Pro")
+    );
+    deliver_expect(
+        &app,
+        &event(
+            "evt_rn_p2",
+            "product.updated",
+            t + 2,
+            product("prod_pro", "Pro Plus"),
+        ),
+        "applied",
+    )
+    .await;
+    assert_eq!(
+        subscription_row(&app, "sub_rn")
+            .await
+            .expect("row")
+            .plan_name
+            .as_deref(),
+        Some("Pro Plus"),
+        "the rename did not reach the subscription"
+    );
+    app.stop().await;
+}
+
+/// Found by the proof runner: two `customer.updated` of one second delivered at once (on
+/// PostgreSQL, two transactions). The one whose write is refused because the other got
+/// there first must re-fetch, as a same-second tie does, not give up as stale.
+async fn concurrent_events_of_one_second_end_in_stripes_state(backend: Backend) {
+    let (api, stub) = HeldApi::start().await;
+    let app = spawn(backend, SECRET, &stub).await;
+    linked_customer(&app, "cus_cc").await;
+    for round in 0..10 {
+        let t = now() - 1000 + round * 10;
+        let (first, last) = (format!("pm_cc_{round}_a"), format!("pm_cc_{round}_b"));
+        for pm in [&first, &last] {
+            deliver_expect(
+                &app,
+                &event(
+                    &format!("evt_cc_att_{pm}"),
+                    "payment_method.attached",
+                    t,
+                    payment_method(pm, Some("cus_cc"), "4242", 2030),
+                ),
+                "applied",
+            )
+            .await;
+        }
+        // Stripe's state now: the second card is the default.
+        api.set(
+            "customers/cus_cc",
+            customer("cus_cc", "cc@example.com", Some(&last)),
+        );
+        let a = event(
+            &format!("evt_cc_{round}_a"),
+            "customer.updated",
+            t + 1,
+            customer("cus_cc", "cc@example.com", Some(&first)),
+        );
+        let b = event(
+            &format!("evt_cc_{round}_b"),
+            "customer.updated",
+            t + 1,
+            customer("cus_cc", "cc@example.com", Some(&last)),
+        );
+        let ((sa, _), (sb, _)) = tokio::join!(deliver(&app, &a), deliver(&app, &b));
+        assert_eq!((sa, sb), (200, 200));
+        assert!(
+            card(&app, &last).await.is_default && !card(&app, &first).await.is_default,
+            "round {round}: the default is not Stripe's"
+        );
+    }
+    app.stop().await;
+}
+
 crate::on_both_databases!(
+    a_rename_reaches_subscriptions_without_a_price_row,
+    concurrent_events_of_one_second_end_in_stripes_state,
     a_slow_refetch_holds_up_nothing,
     products_follow_their_newest_event,
     an_api_read_never_beats_an_event_of_its_second,

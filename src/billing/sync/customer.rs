@@ -9,7 +9,7 @@ use stripe_core::customer::RetrieveCustomerReturned;
 use stripe_shared::Customer;
 
 use super::{
-    decide_or_refetch,
+    again_on_tie, decide_or_refetch,
     write::{newer_than, written},
     Applied, Fetched, Plan, Source, SyncError,
 };
@@ -25,16 +25,39 @@ pub async fn apply_customer(
     cus: &Customer,
     source: Source,
 ) -> Result<Applied, SyncError> {
-    use stripe_customer::Column as C;
     let id = cus.id.as_str();
-    let existing: Option<Option<i64>> = stripe_customer::Entity::find()
+    again_on_tie(
+        source,
+        || apply_once(conn, fetched, cus, source),
+        || async { Ok(customer_watermark(conn, id).await?.flatten()) },
+    )
+    .await
+}
+
+/// The customer row's watermark: `None` when Billfold does not know the customer.
+async fn customer_watermark(
+    conn: &impl ConnectionTrait,
+    id: &str,
+) -> Result<Option<Option<i64>>, DbErr> {
+    use stripe_customer::Column as C;
+    stripe_customer::Entity::find()
         .select_only()
         .column(C::StripeEventAt)
         .filter(C::CustomerId.eq(id))
         .into_tuple()
         .one(conn)
-        .await?;
-    let Some(watermark) = existing else {
+        .await
+}
+
+async fn apply_once(
+    conn: &impl ConnectionTrait,
+    fetched: &Fetched,
+    cus: &Customer,
+    source: Source,
+) -> Result<Applied, SyncError> {
+    use stripe_customer::Column as C;
+    let id = cus.id.as_str();
+    let Some(watermark) = customer_watermark(conn, id).await? else {
         return Ok(Applied::Ignored);
     };
     let refetch = |after| fetched.customer(id, after);

@@ -8,7 +8,7 @@ use sea_orm::{
 use stripe_shared::Invoice;
 
 use super::{
-    decide_or_refetch,
+    again_on_tie, decide_or_refetch,
     write::{newer_than, upsert_guarded, watermark_of},
     Applied, Fetched, Plan, Source, SyncError,
 };
@@ -35,6 +35,22 @@ pub const DELETED: &str = "deleted";
 /// payment_failed|payment_action_required|marked_uncollectible|voided`, or one read from the
 /// API), or with `deletion` an `invoice.deleted`, which is final.
 pub async fn apply_invoice(
+    conn: &impl ConnectionTrait,
+    fetched: &Fetched,
+    inv: &Invoice,
+    source: Source,
+    deletion: bool,
+) -> Result<Applied, SyncError> {
+    let id = inv.id.as_ref().map(|i| i.as_str()).unwrap_or_default();
+    again_on_tie(
+        source,
+        || apply_once(conn, fetched, inv, source, deletion),
+        || watermark_of::<invoice::Entity>(conn, id, invoice::Column::StripeEventAt),
+    )
+    .await
+}
+
+async fn apply_once(
     conn: &impl ConnectionTrait,
     fetched: &Fetched,
     inv: &Invoice,

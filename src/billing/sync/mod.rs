@@ -157,6 +157,29 @@ fn decide_or_refetch<T>(
     }
 }
 
+/// Runs `apply` a second time if its guarded write was refused because another writer of
+/// the same second got there first (concurrent transactions on PostgreSQL): the second run
+/// reads that row, and a same-second tie re-fetches instead of being called stale.
+/// `watermark` reads the row's watermark as it is now.
+async fn again_on_tie<A, W>(
+    source: Source,
+    apply: impl Fn() -> A,
+    watermark: impl FnOnce() -> W,
+) -> Result<Applied, SyncError>
+where
+    A: std::future::Future<Output = Result<Applied, SyncError>>,
+    W: std::future::Future<Output = Result<Option<i64>, DbErr>>,
+{
+    let first = apply().await?;
+    if first != Applied::Stale || matches!(source, Source::Refetch(_)) {
+        return Ok(first);
+    }
+    match decide(watermark().await?, source) {
+        Decision::Refetch => apply().await,
+        _ => Ok(first),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,18 +8,39 @@ use sea_orm::{
 use stripe_shared::PaymentMethod;
 
 use super::{
-    decide_or_refetch,
+    again_on_tie, decide_or_refetch,
     write::{newer_than, upsert_guarded, watermark_of},
     Applied, Fetched, Plan, Source, SyncError,
 };
 use crate::db::{
     clock::now,
-    entities::{payment_method, stripe_customer, subscription},
+    entities::{payment_method, stripe_customer},
 };
 
 /// Applies a payment method (`payment_method.attached|updated|automatically_updated`, or
 /// `detached` with `detached = true`, or one read from the API).
 pub async fn apply_payment_method(
+    conn: &impl ConnectionTrait,
+    fetched: &Fetched,
+    pm: &PaymentMethod,
+    source: Source,
+    detached: bool,
+) -> Result<Applied, SyncError> {
+    again_on_tie(
+        source,
+        || apply_once(conn, fetched, pm, source, detached),
+        || {
+            watermark_of::<payment_method::Entity>(
+                conn,
+                pm.id.as_str(),
+                payment_method::Column::StripeEventAt,
+            )
+        },
+    )
+    .await
+}
+
+async fn apply_once(
     conn: &impl ConnectionTrait,
     fetched: &Fetched,
     pm: &PaymentMethod,
@@ -41,36 +62,27 @@ pub async fn apply_payment_method(
     } else {
         pm.customer.as_ref().map(|c| c.id().as_str().to_owned())
     };
-    // The customer's row remembers its default (from `customer.updated` or a sync), so the
-    // default is right whichever of the two arrives first. Without one, a new method is the
-    // default if a subscription of its customer already pays with it.
+    // Stripe's default is the customer's to name (`invoice_settings.default_payment_method`),
+    // and the customer's row remembers it (from `customer.updated` or a sync), so the
+    // default is right whichever of the two arrives first. Until the customer names one,
+    // no card is the default.
     let remembered: Option<Option<String>> = match &customer_id {
         Some(cus) => {
             stripe_customer::Entity::find()
                 .select_only()
                 .column(stripe_customer::Column::DefaultPaymentMethod)
                 .filter(stripe_customer::Column::CustomerId.eq(cus.as_str()))
+                // On PostgreSQL, a concurrent `customer.updated` holds this row until it
+                // commits; a share lock waits for it and reads what it wrote, so the two
+                // never miss each other (SQLite has one writer and needs no lock).
+                .lock_shared()
                 .into_tuple()
                 .one(conn)
                 .await?
         }
         None => None,
     };
-    let (is_default, derived) = match (&customer_id, remembered.flatten()) {
-        (None, _) => (false, true),
-        (Some(_), Some(default)) => (default == id, true),
-        (Some(cus), None) if watermark.is_none() => {
-            let pays = subscription::Entity::find()
-                .filter(subscription::Column::CustomerId.eq(cus.as_str()))
-                .filter(subscription::Column::DefaultPaymentMethod.eq(id))
-                .filter(subscription::Column::Deleted.eq(false))
-                .one(conn)
-                .await?
-                .is_some();
-            (pays, false)
-        }
-        (Some(_), None) => (false, false),
-    };
+    let is_default = customer_id.is_some() && remembered.flatten().as_deref() == Some(id);
     let card = pm.card.as_ref();
     let row = payment_method::ActiveModel {
         id: Set(id.to_owned()),
@@ -84,21 +96,17 @@ pub async fn apply_payment_method(
         stripe_event_at: Set(Some(source.at())),
         updated_at: Set(now()),
     };
-    let mut updates = vec![
+    let updates = [
         C::CustomerId,
         C::Brand,
         C::Last4,
         C::ExpMonth,
         C::ExpYear,
+        C::IsDefault,
         C::Livemode,
         C::StripeEventAt,
         C::UpdatedAt,
     ];
-    // Which attached method is the default is the customer's to say (as its row remembers
-    // it); a detached one is not.
-    if derived {
-        updates.push(C::IsDefault);
-    }
     let guard = newer_than(
         Expr::col((payment_method::Entity, C::StripeEventAt)),
         source,

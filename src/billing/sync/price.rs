@@ -10,7 +10,7 @@ use sea_orm::{
 use stripe_shared::{Price, Product};
 
 use super::{
-    decide, decide_or_refetch,
+    again_on_tie, decide, decide_or_refetch,
     write::{newer_than, upsert_guarded, watermark_of},
     Applied, Decision, Fetched, Plan, Source, SyncError,
 };
@@ -130,6 +130,21 @@ pub async fn apply_price(
     source: Source,
     deletion: bool,
 ) -> Result<Applied, SyncError> {
+    again_on_tie(
+        source,
+        || apply_price_once(conn, fetched, p, source, deletion),
+        || watermark_of::<price::Entity>(conn, p.id.as_str(), price::Column::StripeEventAt),
+    )
+    .await
+}
+
+async fn apply_price_once(
+    conn: &impl ConnectionTrait,
+    fetched: &Fetched,
+    p: &Price,
+    source: Source,
+    deletion: bool,
+) -> Result<Applied, SyncError> {
     use price::Column as C;
     let existing: Option<(Option<i64>, String, bool)> = price::Entity::find_by_id(p.id.as_str())
         .select_only()
@@ -182,10 +197,28 @@ pub async fn apply_price(
 /// Applies a product (`product.created|updated|deleted`, or one read from the API) to its
 /// own row, ordered like every other object; when the row takes it, its name and active flag
 /// are copied onto every price of it and the plan name of every subscription on those
-/// prices. A deletion is final unless something newer says otherwise: it wins a tie, and
+/// prices. The product's row is written first, so on PostgreSQL a concurrent subscription
+/// write that reads its name (under a share lock) waits for this one and sees the new name.
+/// A deletion is final unless something newer says otherwise: it wins a tie, and
 /// a product the API no longer has (after a re-fetch) is deleted. A product no known price
 /// uses is remembered for the prices to come, and changes nothing shown: ignored.
 pub async fn apply_product(
+    conn: &impl ConnectionTrait,
+    fetched: &Fetched,
+    product: &Product,
+    source: Source,
+    deletion: bool,
+) -> Result<Applied, SyncError> {
+    let id = product.id.as_str();
+    again_on_tie(
+        source,
+        || apply_product_once(conn, fetched, product, source, deletion),
+        || watermark_of::<product_row::Entity>(conn, id, product_row::Column::StripeEventAt),
+    )
+    .await
+}
+
+async fn apply_product_once(
     conn: &impl ConnectionTrait,
     fetched: &Fetched,
     product: &Product,
@@ -247,24 +280,27 @@ pub async fn apply_product(
         .filter(price::Column::ProductId.eq(id))
         .exec(conn)
         .await?;
-    if prices.rows_affected == 0 {
-        return Ok(Applied::Ignored);
-    }
-    subscription::Entity::update_many()
+    // Rows written before subscriptions kept their product's id are found by their price.
+    let subscriptions = subscription::Entity::update_many()
         .col_expr(
             subscription::Column::PlanName,
             Expr::value(product.name.clone()),
         )
         .filter(
-            subscription::Column::PriceId.in_subquery(
-                price::Entity::find()
-                    .select_only()
-                    .column(price::Column::Id)
-                    .filter(price::Column::ProductId.eq(id))
-                    .into_query(),
-            ),
+            subscription::Column::ProductId
+                .eq(id)
+                .or(subscription::Column::PriceId.in_subquery(
+                    price::Entity::find()
+                        .select_only()
+                        .column(price::Column::Id)
+                        .filter(price::Column::ProductId.eq(id))
+                        .into_query(),
+                )),
         )
         .exec(conn)
         .await?;
+    if prices.rows_affected == 0 && subscriptions.rows_affected == 0 {
+        return Ok(Applied::Ignored);
+    }
     Ok(Applied::Applied)
 }

@@ -61,16 +61,17 @@ async fn subscription_context(
     price: Option<&stripe_shared::Price>,
 ) -> Result<(Option<SubscriptionHead>, Option<KnownPrice>), DbErr> {
     let backend = conn.get_database_backend();
-    let (sub_param, price_param, product_param) = match backend {
-        DbBackend::Postgres => ("$1", "$2", "$3"),
-        _ => ("?1", "?2", "?3"),
+    // On PostgreSQL the product's row is read under a share lock (see `apply_product`).
+    let (sub_param, price_param, product_param, lock) = match backend {
+        DbBackend::Postgres => ("$1", "$2", "$3", " FOR SHARE"),
+        _ => ("?1", "?2", "?3", ""),
     };
     let price_id = price.map(|p| p.id.as_str());
     let product_id = price.map(|p| p.product.id().as_str().to_owned());
     // The one-row derived table makes the statement answer even without a subscription row.
     let sql = format!(
         "SELECT s.stripe_event_at, s.deleted, s.price_id, s.plan_name, \
-         COALESCE((SELECT pr.name FROM products pr WHERE pr.id = {product_param}), \
+         COALESCE((SELECT pr.name FROM products pr WHERE pr.id = {product_param}{lock}), \
                   (SELECT p.product_name FROM prices p WHERE p.id = {price_param})) \
          FROM (SELECT 1 AS one) AS d LEFT JOIN subscriptions s ON s.id = {sub_param}"
     );
@@ -113,6 +114,7 @@ async fn known_name(
     let own: Option<String> = product::Entity::find_by_id(p.product.id().as_str())
         .select_only()
         .column(product::Column::Name)
+        .lock_shared()
         .into_tuple()
         .one(conn)
         .await?;
@@ -337,6 +339,9 @@ async fn try_write_subscription(
                             .column(product::Column::Name)
                             .from(product::Entity)
                             .and_where(Expr::col(product::Column::Id).eq(p.product.id().as_str()))
+                            // A concurrent rename holds the row until it commits; the share
+                            // lock waits for it and reads the new name (see `apply_product`).
+                            .lock_shared()
                             .to_owned()
                             .into(),
                     ),
@@ -406,7 +411,7 @@ async fn try_write_subscription(
 }
 
 /// The columns an accepted write replaces; `id` stays.
-const SUBSCRIPTION_UPDATES: [subscription::Column; 21] = {
+const SUBSCRIPTION_UPDATES: [subscription::Column; 22] = {
     use subscription::Column as C;
     [
         C::CustomerId,
@@ -430,6 +435,7 @@ const SUBSCRIPTION_UPDATES: [subscription::Column; 21] = {
         C::Deleted,
         C::StripeEventAt,
         C::UpdatedAt,
+        C::ProductId,
     ]
 };
 
@@ -448,6 +454,7 @@ fn subscription_row(
         customer_id: Set(sub.customer.id().as_str().to_owned()),
         status: Set(sub.status.as_str().to_owned()),
         price_id: Set(price.map(|p| p.id.as_str().to_owned())),
+        product_id: Set(price.map(|p| p.product.id().as_str().to_owned())),
         plan_name: Set(plan_name),
         unit_amount: Set(price.and_then(|p| p.unit_amount)),
         currency: Set(price.map(|p| p.currency.to_string())),

@@ -34,6 +34,8 @@ pub struct Model {
     /// `created` of the Stripe event that last wrote this row (ordering watermark).
     pub stripe_event_at: i64,
     pub updated_at: i64,
+    /// `prod_…` of the price: a product's rename reaches `plan_name` through it.
+    pub product_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
