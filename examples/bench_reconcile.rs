@@ -23,9 +23,13 @@ use billfold::{
     db::entities::{stripe_customer, user},
     reconcile,
 };
-use sea_orm::{ActiveValue::Set, ConnectionTrait, Database, EntityTrait};
+use sea_orm::{ActiveValue::Set, EntityTrait};
 use stripe_sim::{SimOptions, StripeSim};
 use tokio::net::TcpListener;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::Scratch;
 
 const KEY: &str = "sk_test_bench_reconcile";
 
@@ -90,33 +94,16 @@ async fn run() -> anyhow::Result<()> {
         let _ = axum::serve(listener, router).await;
     });
 
-    // A fresh database.
     let dir = tempfile::tempdir()?;
-    let (database_url, pg_name) = match o.db.as_str() {
-        "postgres" => {
-            let admin_url = std::env::var("BILLFOLD_BENCH_PG_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-            let name = format!("billfold_bench_reconcile_{}", std::process::id());
-            let admin = Database::connect(&admin_url).await?;
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await?;
-            let (prefix, _) = admin_url
-                .rsplit_once('/')
-                .ok_or_else(|| anyhow::anyhow!("no database in {admin_url}"))?;
-            (format!("{prefix}/{name}"), Some((admin, name)))
-        }
-        _ => (
-            format!("sqlite://{}/bench.db?mode=rwc", dir.path().display()),
-            None,
-        ),
-    };
-    let result = measure(&o, &base, &database_url, &calls).await;
-    if let Some((admin, name)) = pg_name {
-        let _ = admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .await;
-    }
+    let scratch = Scratch::create(
+        &o.db,
+        dir.path(),
+        "BILLFOLD_BENCH_PG_URL",
+        "billfold_bench_reconcile",
+    )
+    .await?;
+    let result = measure(&o, &base, &scratch.url, &calls).await;
+    scratch.drop_database().await;
     result
 }
 

@@ -27,10 +27,14 @@ use std::{
 
 use billfold::{config::Config, reconcile, state::AppState};
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::Value;
 use stripe_sim::{signature, SimOptions, StripeSim};
 use tokio::{net::TcpListener, sync::oneshot};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::Scratch;
 
 const KEY: &str = "sk_test_proof";
 const SECRET: &str = "whsec_proof";
@@ -174,7 +178,7 @@ struct World {
     shutdown: oneshot::Sender<()>,
     server: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
-    pg: Option<(DatabaseConnection, String)>,
+    scratch: Scratch,
     _sim: StripeSim,
 }
 
@@ -191,25 +195,13 @@ impl World {
         let mut world_rng = StdRng::seed_from_u64(lifecycle ^ 0x5eed);
 
         let dir = tempfile::tempdir()?;
-        let (database_url, pg) = match o.db.as_str() {
-            "postgres" => {
-                let admin_url = std::env::var("BILLFOLD_TEST_PG_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-                let name = format!("billfold_proof_{}_{lifecycle}", std::process::id());
-                let admin = Database::connect(&admin_url).await?;
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                    .await?;
-                let (prefix, _) = admin_url
-                    .rsplit_once('/')
-                    .ok_or_else(|| anyhow::anyhow!("no database in {admin_url}"))?;
-                (format!("{prefix}/{name}"), Some((admin, name)))
-            }
-            _ => (
-                format!("sqlite://{}/proof.db?mode=rwc", dir.path().display()),
-                None,
-            ),
-        };
+        let scratch = Scratch::create(
+            &o.db,
+            dir.path(),
+            "BILLFOLD_TEST_PG_URL",
+            &format!("billfold_proof_{lifecycle}"),
+        )
+        .await?;
 
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -218,7 +210,7 @@ impl World {
             ("STRIPE_SECRET_KEY", KEY.to_owned()),
             ("STRIPE_WEBHOOK_SECRET", SECRET.to_owned()),
             ("STRIPE_API_BASE", sim_base.clone()),
-            ("DATABASE_URL", database_url),
+            ("DATABASE_URL", scratch.url.clone()),
             ("APP_URL", app_base.clone()),
             ("BIND_ADDR", addr.to_string()),
             ("RECONCILE_EVERY", "0".to_owned()),
@@ -253,7 +245,7 @@ impl World {
             shutdown,
             server,
             _dir: dir,
-            pg,
+            scratch,
             _sim: sim.clone(),
         };
         world.live(&sim, &mut world_rng, o.customers).await?;
@@ -265,11 +257,7 @@ impl World {
         let _ = self.shutdown.send(());
         let _ = self.server.await;
         self.db.close().await.ok();
-        if let Some((admin, name)) = self.pg {
-            let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .await;
-        }
+        self.scratch.drop_database().await;
     }
 
     // ----- the double, driven as a user and Stripe would -----------------------------------

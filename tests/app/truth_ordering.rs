@@ -12,14 +12,15 @@ use std::{
 use axum::{extract::State, http::Uri, response::IntoResponse, Router};
 use billfold::{
     billing::sync,
-    db::entities::{payment_method, price, stripe_customer},
+    db::entities::{payment_method, price},
 };
-use sea_orm::{ActiveValue::Set, EntityTrait};
+use sea_orm::EntityTrait;
 use serde_json::{json, Value};
 use tokio::{net::TcpListener, sync::oneshot};
 
 use crate::helpers::{Backend, TestApp};
 use crate::webhooks::stripe_client;
+use crate::webhooks_events::user_with_customer;
 use crate::webhooks_support::*;
 
 /// A canned Stripe API that can hold one request: the test then acts while the app waits
@@ -122,41 +123,6 @@ async fn held_answer(State(api): State<HeldApi>, uri: Uri) -> impl IntoResponse 
                 .to_string(),
         ),
     }
-}
-
-/// A user linked to `customer_id` in test mode.
-async fn linked_customer(app: &TestApp, customer_id: &str) {
-    let email = crate::helpers::unique_email();
-    let res = app.sign_up(&email, "correct horse battery staple").await;
-    assert!(
-        res.status().is_redirection() || res.status().is_success(),
-        "{}",
-        res.status()
-    );
-    let user_id: i64 = scalar(
-        app,
-        &format!("SELECT id FROM users WHERE email = '{email}'"),
-    )
-    .await
-    .expect("user")
-    .parse()
-    .expect("id");
-    let _ = sea_orm::ConnectionTrait::execute_unprepared(
-        &app.db,
-        &format!("DELETE FROM stripe_customers WHERE user_id = {user_id}"),
-    )
-    .await;
-    stripe_customer::Entity::insert(stripe_customer::ActiveModel {
-        user_id: Set(user_id),
-        livemode: Set(false),
-        customer_id: Set(customer_id.to_owned()),
-        email: Set(Some(email)),
-        created_at: Set(now()),
-        ..Default::default()
-    })
-    .exec(&app.db)
-    .await
-    .expect("customer row");
 }
 
 async fn price_row(app: &TestApp, id: &str) -> price::Model {
@@ -267,7 +233,7 @@ async fn products_follow_their_newest_event(backend: Backend) {
     drop(api);
     let app = spawn(backend, SECRET, &stub2).await;
     seed_price(&app).await;
-    linked_customer(&app, "cus_rs").await;
+    user_with_customer(&app, "cus_rs").await;
     deliver_expect(
         &app,
         &event(
@@ -313,7 +279,7 @@ async fn an_api_read_never_beats_an_event_of_its_second(backend: Backend) {
     let (api, stub) = HeldApi::start().await;
     let app = spawn(backend, SECRET, &stub).await;
     seed_price(&app).await;
-    linked_customer(&app, "cus_tie").await;
+    user_with_customer(&app, "cus_tie").await;
     api.set(
         "customers/cus_tie",
         customer("cus_tie", "tie@example.com", None),
@@ -459,7 +425,7 @@ async fn the_catalogue_read_never_beats_an_event_of_its_second(backend: Backend)
 async fn the_default_card_does_not_depend_on_arrival_order(backend: Backend) {
     let (_api, stub) = HeldApi::start().await;
     let app = spawn(backend, SECRET, &stub).await;
-    linked_customer(&app, "cus_def").await;
+    user_with_customer(&app, "cus_def").await;
     let t = now() - 500;
     // The new default is named before its card arrives (and the card's event is older).
     deliver_expect(
@@ -530,7 +496,7 @@ async fn a_resync_heals_rows_stamped_in_the_future(backend: Backend) {
     let (api, stub) = HeldApi::start().await;
     let app = spawn(backend, SECRET, &stub).await;
     seed_price(&app).await;
-    linked_customer(&app, "cus_clock").await;
+    user_with_customer(&app, "cus_clock").await;
     let ahead = now() + 30 * 86_400;
     let sub = Sub::new("sub_clock", "cus_clock");
     deliver_expect(
@@ -752,7 +718,7 @@ async fn a_rename_reaches_subscriptions_without_a_price_row(backend: Backend) {
 async fn concurrent_events_of_one_second_end_in_stripes_state(backend: Backend) {
     let (api, stub) = HeldApi::start().await;
     let app = spawn(backend, SECRET, &stub).await;
-    linked_customer(&app, "cus_cc").await;
+    user_with_customer(&app, "cus_cc").await;
     for round in 0..10 {
         let t = now() - 1000 + round * 10;
         let (first, last) = (format!("pm_cc_{round}_a"), format!("pm_cc_{round}_b"));

@@ -13,7 +13,7 @@ use crate::webhooks::stripe_client;
 use crate::webhooks_support::*;
 
 /// A user with a Stripe customer in test mode, the way sign-up records one.
-async fn user_with_customer(app: &TestApp, customer_id: &str) -> i64 {
+pub(crate) async fn user_with_customer(app: &TestApp, customer_id: &str) -> i64 {
     let email = unique_email();
     let res = app.sign_up(&email, "correct horse battery staple").await;
     assert!(
