@@ -20,9 +20,13 @@ use stripe_shared::{Invoice, PaymentMethod, Price, Product, Subscription};
 use super::{is_missing, SyncError, WriteTxn};
 use crate::db::clock::now;
 
-/// The most fetches one write may ask for before it gives up (and fails, to be retried).
-/// A subscription needs at most three: itself, its price's product, and again if it moved.
-const MAX_FETCHES: usize = 8;
+/// How often one object may be fetched again for one write because its row kept moving
+/// before the write gives up (and fails, to be retried later).
+const MAX_REFETCHES_OF_ONE: usize = 3;
+
+/// The most fetches one write may ask for in all: a re-sync of a customer whose rows are all
+/// stamped ahead of this server's clock (a test clock) re-fetches each of them once.
+const MAX_FETCHES: usize = 512;
 
 /// The kinds of object a write may need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -241,6 +245,8 @@ impl MayNeedFetch for SyncError {
 pub struct FetchLoop {
     fetched: Fetched,
     rounds: usize,
+    /// Fetches per object, whatever row watermark they were for.
+    per_object: HashMap<(Kind, String), usize>,
 }
 
 impl FetchLoop {
@@ -270,8 +276,13 @@ impl FetchLoop {
             return Err(error);
         };
         self.rounds += 1;
-        if self.rounds > MAX_FETCHES {
-            return Err(E::from(SyncError::TooManyFetches(MAX_FETCHES)));
+        let again = self
+            .per_object
+            .entry((wanted.kind, wanted.id.clone()))
+            .or_default();
+        *again += 1;
+        if self.rounds > MAX_FETCHES || *again > MAX_REFETCHES_OF_ONE {
+            return Err(E::from(SyncError::TooManyFetches(self.rounds)));
         }
         self.fetched
             .fetch(stripe, wanted)

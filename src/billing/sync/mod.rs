@@ -47,7 +47,7 @@ pub enum SyncError {
     #[error("needs {0} from the Stripe API first")]
     NeedsFetch(Wanted),
     /// The rows kept moving while the objects a write needed were fetched.
-    #[error("gave up after {0} fetches from the Stripe API; the rows kept moving")]
+    #[error("gave up after {0} fetches from the Stripe API; a row kept moving")]
     TooManyFetches(usize),
 }
 
