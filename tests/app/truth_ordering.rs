@@ -762,7 +762,48 @@ async fn concurrent_events_of_one_second_end_in_stripes_state(backend: Backend) 
     app.stop().await;
 }
 
+/// Found by the proof runner: on PostgreSQL, a new price written while its product is
+/// renamed (two transactions at once) kept the old name.
+async fn a_price_written_during_a_rename_takes_the_new_name(backend: Backend) {
+    let (api, stub) = HeldApi::start().await;
+    let app = spawn(backend, SECRET, &stub).await;
+    let t = now() - 1000;
+    deliver_expect(
+        &app,
+        &event("evt_pn_p", "product.created", t, product("prod_pro", "Pro")),
+        "ignored",
+    )
+    .await;
+    for round in 0..10 {
+        let name = format!("Pro {round}");
+        api.set("products/prod_pro", product("prod_pro", &name));
+        let at = t + 1 + round;
+        let rename = event(
+            &format!("evt_pn_r{round}"),
+            "product.updated",
+            at,
+            product("prod_pro", &name),
+        );
+        let price_id = format!("price_pn_{round}");
+        let new_price = event(
+            &format!("evt_pn_c{round}"),
+            "price.created",
+            at,
+            price(&price_id, json!("prod_pro"), 2000, "month"),
+        );
+        let ((sa, _), (sb, _)) = tokio::join!(deliver(&app, &rename), deliver(&app, &new_price));
+        assert_eq!((sa, sb), (200, 200));
+        assert_eq!(
+            price_row(&app, &price_id).await.product_name,
+            name,
+            "round {round}: the new price kept the old name"
+        );
+    }
+    app.stop().await;
+}
+
 crate::on_both_databases!(
+    a_price_written_during_a_rename_takes_the_new_name,
     a_rename_reaches_subscriptions_without_a_price_row,
     concurrent_events_of_one_second_end_in_stripes_state,
     a_slow_refetch_holds_up_nothing,

@@ -28,6 +28,9 @@ async fn product_state(
     let row: Option<(String, bool, bool)> = product_row::Entity::find_by_id(id)
         .select_only()
         .columns([C::Name, C::Active, C::Deleted])
+        // On PostgreSQL a concurrent rename holds the row until it commits; the share lock
+        // waits for it, so a price written now never keeps the old name (see `apply_product`).
+        .lock_shared()
         .into_tuple()
         .one(conn)
         .await?;
