@@ -157,9 +157,10 @@ pub fn router(state: AppState) -> Router {
 
     machines
         .merge(for_users)
-        // Nothing a user or Stripe sends should ever wait forever on us.
+        // Nothing a user or Stripe sends should ever wait forever on us. Running out of
+        // time is the server's failure, not the client's: 503, which Stripe retries.
         .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+            StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
         .layer(

@@ -25,8 +25,13 @@ impl Scratch {
         }
         let admin_url = std::env::var(admin_var)
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        Scratch::create_on(&admin_url, name).await
+    }
+
+    /// A new PostgreSQL database on the server `admin_url` connects to.
+    pub async fn create_on(admin_url: &str, name: &str) -> anyhow::Result<Scratch> {
         let name = format!("{name}_{}", std::process::id());
-        let admin = Database::connect(&admin_url).await?;
+        let admin = Database::connect(admin_url).await?;
         admin
             .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
             .await?;

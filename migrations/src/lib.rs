@@ -7,6 +7,7 @@ mod m20261125_000001_create_users_and_sessions;
 mod m20261125_000002_create_billing_tables;
 mod m20261203_190000_order_products_and_default_cards;
 mod m20261204_120000_create_reconciler_tables;
+mod m20261204_150000_create_reconcile_runs;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_create_billing_tables::Migration),
             Box::new(m20261203_190000_order_products_and_default_cards::Migration),
             Box::new(m20261204_120000_create_reconciler_tables::Migration),
+            Box::new(m20261204_150000_create_reconcile_runs::Migration),
         ]
     }
 }

@@ -22,10 +22,16 @@ mod store;
 
 use std::time::{Duration, Instant};
 
-use sea_orm::DbErr;
+use sea_orm::{ActiveValue::Set, DbErr};
 use tokio::sync::watch;
 
-use crate::{db::clock::now, state::AppState};
+use crate::{
+    db::{
+        clock::{now, now_ms},
+        entities::reconcile_run,
+    },
+    state::AppState,
+};
 
 pub use store::last_success;
 
@@ -73,7 +79,13 @@ pub async fn run_cycle(state: &AppState) -> Result<Report, CycleError> {
     let Some(guard) = lock::try_acquire(state).await? else {
         return Ok(Report::default());
     };
+    let started_at_ms = now_ms();
     let result = cycle(state).await;
+    // Recorded while the lock is still held, so recorded cycles never overlap.
+    let run = run_row(started_at_ms, &result);
+    if let Err(e) = store::record_run(&state.db, run).await {
+        tracing::warn!(error = %e, "reconcile: could not record the cycle");
+    }
     guard.release().await;
     let mut report = result?;
     report.ran = true;
@@ -82,6 +94,48 @@ pub async fn run_cycle(state: &AppState) -> Result<Report, CycleError> {
         store::set_last_success(&state.db, now()).await?;
     }
     Ok(report)
+}
+
+/// The `reconcile_runs` row for a cycle that started at `started_at_ms` and ends now.
+fn run_row(started_at_ms: i64, result: &Result<Report, CycleError>) -> reconcile_run::ActiveModel {
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let (succeeded, events, customers, drift, error) = match result {
+        Ok(r) => (
+            r.events_failed == 0 && r.failed_customers.is_empty(),
+            count(r.events_processed),
+            count(r.customers_compared),
+            count(r.drift),
+            r.failed_customers
+                .first()
+                .map(|(customer, why)| format!("{customer}: {why}")),
+        ),
+        Err(e) => (false, 0, 0, 0, Some(e.to_string())),
+    };
+    reconcile_run::ActiveModel {
+        runner: Set(runner().to_owned()),
+        started_at_ms: Set(started_at_ms),
+        finished_at_ms: Set(now_ms()),
+        succeeded: Set(succeeded),
+        events_processed: Set(events),
+        customers_compared: Set(customers),
+        drift: Set(drift),
+        error: Set(error),
+        ..Default::default()
+    }
+}
+
+/// This process, as `host:pid`, so an operator can tell replicas apart.
+fn runner() -> &'static str {
+    static RUNNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RUNNER.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unknown-host".to_owned());
+        format!("{host}:{}", std::process::id())
+    })
 }
 
 async fn cycle(state: &AppState) -> Result<Report, CycleError> {

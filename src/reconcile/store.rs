@@ -1,12 +1,15 @@
-//! The reconciler's named numbers in `reconcile_state`: its events cursor and its last
-//! successful cycle.
+//! The reconciler's named numbers in `reconcile_state` (its events cursor and its last
+//! successful cycle), and its cycles in `reconcile_runs`.
 
 use sea_orm::{
     sea_query::OnConflict, ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbErr,
     EntityTrait,
 };
 
-use crate::{billing::sync::begin_write, db::entities::reconcile_state};
+use crate::{
+    billing::sync::begin_write,
+    db::entities::{reconcile_run, reconcile_state},
+};
 
 const EVENTS_CURSOR: &str = "events_cursor";
 const LAST_SUCCESS: &str = "last_success_at";
@@ -51,4 +54,16 @@ pub async fn last_success(db: &DatabaseConnection) -> Result<Option<i64>, DbErr>
 
 pub(super) async fn set_last_success(db: &DatabaseConnection, at: i64) -> Result<(), DbErr> {
     set(db, LAST_SUCCESS, at).await
+}
+
+/// Records one cycle that held the lock from `started_at_ms` to `finished_at_ms`.
+pub(super) async fn record_run(
+    db: &DatabaseConnection,
+    run: reconcile_run::ActiveModel,
+) -> Result<(), DbErr> {
+    let txn = begin_write(db).await?;
+    reconcile_run::Entity::insert(run)
+        .exec_without_returning(&*txn)
+        .await?;
+    txn.commit().await
 }

@@ -96,7 +96,16 @@ pub(super) async fn failed(
     envelope: &Envelope,
     error: &AttemptError,
 ) -> ProcessError {
+    let unreachable = error.is_unreachable();
     let error = error.to_string();
+    // With no connection to be had, recording the failure would only wait as long again
+    // before the answer; the redelivery is what matters, and it comes either way.
+    if unreachable {
+        return ProcessError::Failed {
+            event_id: envelope.id.clone(),
+            error,
+        };
+    }
     if let Err(e) = record_failure(db, envelope, &error).await {
         tracing::error!(event_id = %envelope.id, error = %e, "could not record a failed event");
     }
@@ -117,6 +126,14 @@ pub(super) enum AttemptError {
 impl From<SyncError> for AttemptError {
     fn from(e: SyncError) -> Self {
         AttemptError::Apply(ApplyError::Sync(e))
+    }
+}
+
+impl AttemptError {
+    /// The database could not be reached at all (no connection to be had in time): every
+    /// other attempt now would fail the same way, after the same wait.
+    pub(super) fn is_unreachable(&self) -> bool {
+        matches!(self, AttemptError::Db(sea_orm::DbErr::ConnectionAcquire(_)))
     }
 }
 

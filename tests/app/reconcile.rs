@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use billfold::{
-    db::entities::{drift_record, subscription, webhook_event},
+    db::entities::{drift_record, reconcile_run, subscription, webhook_event},
     reconcile,
 };
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use stripe_sim::{DeliveryOptions, SimOptions, StripeSim};
 use tokio::net::TcpListener;
 
@@ -131,6 +131,25 @@ async fn an_event_stripe_gave_up_on_is_applied_by_the_next_cycle(backend: Backen
     // Recorded once: the next cycle finds nothing new to apply.
     let again = cycle(&app).await;
     assert_eq!(again.events_processed, 0, "{again:?}");
+
+    // Each cycle is on record, with this process as its runner.
+    let runs = reconcile_run::Entity::find()
+        .order_by_asc(reconcile_run::Column::Id)
+        .all(&app.db)
+        .await
+        .expect("query");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0].events_processed as usize, report.events_processed);
+    assert_eq!(runs[1].events_processed, 0);
+    for run in &runs {
+        assert!(run.succeeded && run.error.is_none(), "{run:?}");
+        assert!(run.started_at_ms <= run.finished_at_ms, "{run:?}");
+        assert!(
+            run.runner.ends_with(&format!(":{}", std::process::id())),
+            "{run:?}"
+        );
+    }
+    assert!(runs[0].finished_at_ms <= runs[1].started_at_ms);
     app.stop().await;
 }
 

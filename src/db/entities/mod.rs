@@ -6,6 +6,7 @@ pub mod invoice;
 pub mod payment_method;
 pub mod price;
 pub mod product;
+pub mod reconcile_run;
 pub mod reconcile_state;
 pub mod session;
 pub mod stripe_customer;
