@@ -43,7 +43,7 @@ pub enum Answer {
     /// A status the app chose: 5xx for what it could not record.
     Status(u16),
     /// No answer: the process was gone or the connection dropped.
-    NoAnswer,
+    Silence,
 }
 
 impl Apps {
@@ -172,7 +172,7 @@ impl Apps {
         match sent {
             Ok(res) if res.status().is_success() => Answer::Ok,
             Ok(res) => Answer::Status(res.status().as_u16()),
-            Err(_) => Answer::NoAnswer,
+            Err(_) => Answer::Silence,
         }
     }
 }

@@ -64,6 +64,19 @@ pub async fn ping(db: &DatabaseConnection) -> bool {
     )
 }
 
+/// Whether a statement lost to a concurrent transaction and the whole transaction may
+/// simply run again: a PostgreSQL deadlock (`40P01`) or serialization failure (`40001`).
+pub fn lost_to_concurrency(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match e {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == "40P01" || code == "40001"),
+        _ => false,
+    }
+}
+
 /// The file behind a `sqlite:` URL, if it names one (not `:memory:`).
 fn sqlite_file_path(url: &str) -> Option<String> {
     let rest = url.strip_prefix("sqlite:")?;

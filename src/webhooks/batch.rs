@@ -187,10 +187,13 @@ async fn write_batch(mut batch: Vec<Job>) {
                 });
             }
         }
-        // A batch of one has its answer. With no connection to be had, one by one each event
+        // A batch of one has its answer (unless it lost to a concurrent transaction: then
+        // it runs again on its own, below). With no connection to be had, one by one each event
         // would wait as long again to fail the same way, while the queue behind them grows:
         // all are answered now.
-        Err(error) if batch.len() == 1 || error.is_unreachable() => {
+        Err(error)
+            if (batch.len() == 1 && !error.lost_to_concurrency()) || error.is_unreachable() =>
+        {
             for job in batch.iter_mut() {
                 let failure = pipeline::failed(&job.db, &job.envelope, &error).await;
                 job.answer(Err(failure));

@@ -135,6 +135,17 @@ impl AttemptError {
     pub(super) fn is_unreachable(&self) -> bool {
         matches!(self, AttemptError::Db(sea_orm::DbErr::ConnectionAcquire(_)))
     }
+
+    /// The transaction lost to a concurrent one (a deadlock): running it again is the cure,
+    /// not a 5xx and a redelivery.
+    pub(super) fn lost_to_concurrency(&self) -> bool {
+        match self {
+            AttemptError::Db(e) | AttemptError::Apply(ApplyError::Sync(SyncError::Db(e))) => {
+                crate::db::lost_to_concurrency(e)
+            }
+            _ => false,
+        }
+    }
 }
 
 impl MayNeedFetch for AttemptError {
@@ -149,6 +160,26 @@ impl MayNeedFetch for AttemptError {
 /// One event in a transaction of its own; what it needs from Stripe is fetched between
 /// transactions, never inside one (see [`FetchLoop`]).
 async fn attempt(
+    p: Pipeline<'_>,
+    envelope: &Envelope,
+    delivery: Delivery,
+) -> Result<Outcome, AttemptError> {
+    let mut lost = 0;
+    loop {
+        match attempt_once(p, envelope, delivery).await {
+            Err(e) if e.lost_to_concurrency() && lost < MAX_CONCURRENCY_RETRIES => {
+                lost += 1;
+                tracing::debug!(event_id = %envelope.id, error = %e, "transaction lost to a concurrent one; running it again");
+            }
+            result => return result,
+        }
+    }
+}
+
+/// How often one event's transaction runs again after losing to a concurrent one.
+const MAX_CONCURRENCY_RETRIES: u32 = 3;
+
+async fn attempt_once(
     p: Pipeline<'_>,
     envelope: &Envelope,
     delivery: Delivery,

@@ -70,3 +70,38 @@ crate::on_both_databases!(
     migrations_are_idempotent,
     unknown_pages_are_404
 );
+
+/// Two transactions that lock two rows in opposite orders: PostgreSQL ends one of them with
+/// a deadlock, and Billfold must know that error as "run the transaction again" (it answered
+/// Stripe 5xx for it before: found by the proof with two replicas).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_deadlock_is_a_transaction_to_run_again() {
+    use sea_orm::TransactionTrait;
+    let app = TestApp::spawn(Backend::Postgres).await;
+    app.db
+        .execute_unprepared(
+            "CREATE TABLE lock_order (id INTEGER PRIMARY KEY, v INTEGER NOT NULL); \
+             INSERT INTO lock_order VALUES (1, 0), (2, 0)",
+        )
+        .await
+        .expect("table");
+    let update = |id: i32| format!("UPDATE lock_order SET v = v + 1 WHERE id = {id}");
+    let a = app.db.begin().await.expect("begin a");
+    let b = app.db.begin().await.expect("begin b");
+    a.execute_unprepared(&update(1)).await.expect("a takes 1");
+    b.execute_unprepared(&update(2)).await.expect("b takes 2");
+    let (two, one) = (update(2), update(1));
+    let (a_then, b_then) = tokio::join!(a.execute_unprepared(&two), b.execute_unprepared(&one));
+    let lost: Vec<sea_orm::DbErr> = [a_then.err(), b_then.err()].into_iter().flatten().collect();
+    assert_eq!(lost.len(), 1, "PostgreSQL ends exactly one: {lost:?}");
+    assert!(billfold::db::lost_to_concurrency(&lost[0]), "{:?}", lost[0]);
+    // Any other failure is not one to run again.
+    let other = app
+        .db
+        .execute_unprepared("SELECT * FROM no_such_table")
+        .await
+        .expect_err("no such table");
+    assert!(!billfold::db::lost_to_concurrency(&other), "{other:?}");
+    drop((a, b));
+    app.stop().await;
+}
