@@ -35,16 +35,7 @@ impl World {
                     text_bool("deleted")
                 ))
                 .await?;
-            let ids: BTreeSet<String> = subs
-                .iter()
-                .filter_map(|s| s["id"].as_str().map(str::to_owned))
-                .collect();
-            let row_ids: BTreeSet<String> = rows.keys().cloned().collect();
-            if ids != row_ids {
-                diffs.push(format!(
-                    "{cus}: subscriptions {ids:?} in Stripe, {row_ids:?} stored"
-                ));
-            }
+            same_ids(cus, "subscriptions", &subs, &rows, &mut diffs);
             for s in &subs {
                 let id = s["id"].as_str().unwrap_or_default();
                 let Some(row) = rows.get(id) else { continue };
@@ -87,16 +78,7 @@ impl World {
                     text_bool("is_default")
                 ))
                 .await?;
-            let ids: BTreeSet<String> = cards
-                .iter()
-                .filter_map(|c| c["id"].as_str().map(str::to_owned))
-                .collect();
-            let row_ids: BTreeSet<String> = rows.keys().cloned().collect();
-            if ids != row_ids {
-                diffs.push(format!(
-                    "{cus}: cards {ids:?} in Stripe, {row_ids:?} stored"
-                ));
-            }
+            let ids = same_ids(cus, "cards", &cards, &rows, &mut diffs);
             let stored_default: Vec<&String> = rows
                 .iter()
                 .filter(|(_, r)| r[1] == "true")
@@ -281,6 +263,27 @@ impl World {
         }
         Ok(out)
     }
+}
+
+/// Stripe's ids of a customer's `objects`; a difference if the stored rows hold others.
+fn same_ids(
+    cus: &str,
+    what: &str,
+    objects: &[Value],
+    rows: &BTreeMap<String, Vec<String>>,
+    diffs: &mut Vec<String>,
+) -> BTreeSet<String> {
+    let ids: BTreeSet<String> = objects
+        .iter()
+        .filter_map(|o| o["id"].as_str().map(str::to_owned))
+        .collect();
+    let row_ids: BTreeSet<String> = rows.keys().cloned().collect();
+    if ids != row_ids {
+        diffs.push(format!(
+            "{cus}: {what} {ids:?} in Stripe, {row_ids:?} stored"
+        ));
+    }
+    ids
 }
 
 /// A boolean column as `'true'`/`'false'` text, on SQLite and PostgreSQL alike.

@@ -444,14 +444,17 @@ impl World {
         Ok(())
     }
 
-    /// Sends every pending delivery again, at once; what fails stays pending.
-    async fn retry_pass(&self, shared: &Shared<'_>) {
+    /// Sends every pending delivery again, at once; what fails stays pending. Returns how
+    /// many were sent.
+    async fn retry_pass(&self, shared: &Shared<'_>) -> usize {
         let pending: Vec<Pending> = std::mem::take(&mut *lock(&shared.pending));
+        let sent = pending.len();
         let sends = pending.into_iter().map(|p| async move {
             let answer = self.apps.deliver(p.replica, SECRET, &p.event.1).await;
             shared.note(p.replica, p.event, p.first, answer);
         });
         futures_util::future::join_all(sends).await;
+        sent
     }
 
     /// Redelivers until every event is answered 2xx (within two minutes); returns the
@@ -459,21 +462,15 @@ impl World {
     async fn redeliver(&self, shared: &Shared<'_>, tally: &mut Tally) -> anyhow::Result<Duration> {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let pending: Vec<Pending> = std::mem::take(&mut *lock(&shared.pending));
-            if pending.is_empty() {
+            let pending = lock(&shared.pending).len();
+            if pending == 0 {
                 return Ok(*lock(&shared.longest));
             }
             anyhow::ensure!(
                 Instant::now() < deadline,
-                "{} deliveries still not answered 2xx after two minutes of redelivery",
-                pending.len()
+                "{pending} deliveries still not answered 2xx after two minutes of redelivery"
             );
-            tally.redelivered += pending.len() as u64;
-            let sends = pending.into_iter().map(|p| async move {
-                let answer = self.apps.deliver(p.replica, SECRET, &p.event.1).await;
-                shared.note(p.replica, p.event, p.first, answer);
-            });
-            futures_util::future::join_all(sends).await;
+            tally.redelivered += self.retry_pass(shared).await as u64;
             if !lock(&shared.pending).is_empty() {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }

@@ -64,6 +64,12 @@ pub async fn ping(db: &DatabaseConnection) -> bool {
     )
 }
 
+/// Whether no connection could be had in time: the database is away (or swamped), and any
+/// other statement now would wait as long to fail the same way.
+pub fn unreachable(e: &sea_orm::DbErr) -> bool {
+    matches!(e, sea_orm::DbErr::ConnectionAcquire(_))
+}
+
 /// Whether a statement lost to a concurrent transaction and the whole transaction may
 /// simply run again: a PostgreSQL deadlock (`40P01`) or serialization failure (`40001`).
 pub fn lost_to_concurrency(e: &sea_orm::DbErr) -> bool {

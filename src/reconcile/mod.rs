@@ -80,7 +80,10 @@ pub async fn run_cycle(state: &AppState) -> Result<Report, CycleError> {
         return Ok(Report::default());
     };
     let started_at_ms = now_ms();
-    let result = cycle(state).await;
+    let result = cycle(state).await.map(|mut report| {
+        report.ran = true;
+        report
+    });
     // Recorded while the lock is still held, so recorded cycles never overlap.
     let run = run_row(started_at_ms, &result);
     if let Err(e) = store::record_run(&state.db, run).await {
@@ -88,7 +91,6 @@ pub async fn run_cycle(state: &AppState) -> Result<Report, CycleError> {
     }
     guard.release().await;
     let mut report = result?;
-    report.ran = true;
     report.elapsed = started.elapsed();
     if report.succeeded() {
         store::set_last_success(&state.db, now()).await?;
@@ -101,7 +103,7 @@ fn run_row(started_at_ms: i64, result: &Result<Report, CycleError>) -> reconcile
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     let (succeeded, events, customers, drift, error) = match result {
         Ok(r) => (
-            r.events_failed == 0 && r.failed_customers.is_empty(),
+            r.succeeded(),
             count(r.events_processed),
             count(r.customers_compared),
             count(r.drift),

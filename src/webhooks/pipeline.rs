@@ -130,21 +130,26 @@ impl From<SyncError> for AttemptError {
 }
 
 impl AttemptError {
+    /// The database's own error, wherever in applying it came from.
+    fn db(&self) -> Option<&sea_orm::DbErr> {
+        match self {
+            AttemptError::Db(e) | AttemptError::Apply(ApplyError::Sync(SyncError::Db(e))) => {
+                Some(e)
+            }
+            _ => None,
+        }
+    }
+
     /// The database could not be reached at all (no connection to be had in time): every
     /// other attempt now would fail the same way, after the same wait.
     pub(super) fn is_unreachable(&self) -> bool {
-        matches!(self, AttemptError::Db(sea_orm::DbErr::ConnectionAcquire(_)))
+        self.db().is_some_and(crate::db::unreachable)
     }
 
     /// The transaction lost to a concurrent one (a deadlock): running it again is the cure,
     /// not a 5xx and a redelivery.
     pub(super) fn lost_to_concurrency(&self) -> bool {
-        match self {
-            AttemptError::Db(e) | AttemptError::Apply(ApplyError::Sync(SyncError::Db(e))) => {
-                crate::db::lost_to_concurrency(e)
-            }
-            _ => false,
-        }
+        self.db().is_some_and(crate::db::lost_to_concurrency)
     }
 }
 
