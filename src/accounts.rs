@@ -53,29 +53,38 @@ pub mod ssr {
 
 #[component]
 pub fn SignupPage() -> impl IntoView {
-    let action = ServerAction::<SignUp>::new();
-    let error = Signal::derive(move || action.value().get().and_then(Result::err));
     view! {
         <leptos_meta::Title text="Create your account · Billfold"/>
         <AuthCard title="Create your account">
-            <ActionForm action=action attr:class="space-y-4" attr:novalidate=true>
-                <FormError error/>
-                <Field name="email" label="Email" kind="email" autocomplete="email" error/>
-                <Field
-                    name="password"
-                    label="Password"
-                    kind="password"
-                    autocomplete="new-password"
-                    error
-                    hint="At least 8 characters."
-                />
-                <button type="submit" class=submit_class() disabled=move || action.pending().get()>
-                    {move || if action.pending().get() { "Creating account…" } else { "Create account" }}
-                </button>
-            </ActionForm>
+            <SignupForm/>
             <p class="mt-6 text-sm text-slate-600">
                 "Already have an account? " <A href="/login" attr:class="font-medium text-indigo-600">"Log in"</A>
             </p>
         </AuthCard>
+    }
+}
+
+/// The sign-up form: a plain HTML form without JavaScript; in the browser (an island), it
+/// shows errors in place and keeps what was typed.
+#[island]
+fn SignupForm() -> impl IntoView {
+    let action = ServerAction::<SignUp>::new();
+    let error = Signal::derive(move || action.value().get().and_then(Result::err));
+    view! {
+        <ActionForm action=action attr:class="space-y-4" attr:novalidate=true>
+            <FormError error/>
+            <Field name="email" label="Email" kind="email" autocomplete="email" error/>
+            <Field
+                name="password"
+                label="Password"
+                kind="password"
+                autocomplete="new-password"
+                error
+                hint="At least 8 characters."
+            />
+            <button type="submit" class=submit_class() disabled=move || action.pending().get()>
+                {move || if action.pending().get() { "Creating account…" } else { "Create account" }}
+            </button>
+        </ActionForm>
     }
 }

@@ -1,7 +1,9 @@
 //! Billfold: billing self-service for a SaaS's end users.
 //!
 //! Shared code (pages, DTOs, server function signatures) compiles for both the server
-//! (`ssr`) and the browser (`hydrate`); server-only modules sit behind `ssr`.
+//! (`ssr`) and the browser (`hydrate`); server-only modules sit behind `ssr`. Pages are
+//! rendered on the server alone: only `#[island]` components (the buttons that call a server
+//! function and say "Opening…") reach the browser's WASM.
 
 pub mod accounts;
 pub mod app;
@@ -30,10 +32,15 @@ pub mod web;
 #[cfg(feature = "ssr")]
 pub mod webhooks;
 
-/// The browser entry point: hydrates the server-rendered page.
+/// The browser entry point. Pages are rendered on the server only; the browser hydrates
+/// just their islands (the buttons that call a server function), then marks the page as
+/// ready (tests and scripts wait for `data-hydrated`).
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
+    leptos::mount::hydrate_islands();
+    if let Some(body) = leptos::prelude::document().body() {
+        let _ = body.set_attribute("data-hydrated", "true");
+    }
 }

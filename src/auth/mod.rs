@@ -110,32 +110,43 @@ pub(crate) fn submit_class() -> &'static str {
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let action = ServerAction::<LogIn>::new();
-    let error = Signal::derive(move || action.value().get().and_then(Result::err));
-    let query = use_query_map();
-    let next = move || query.read().get("next").unwrap_or_default();
+    let next = use_query_map()
+        .read_untracked()
+        .get("next")
+        .unwrap_or_default();
     view! {
         <leptos_meta::Title text="Log in · Billfold"/>
         <AuthCard title="Log in">
-            <ActionForm action=action attr:class="space-y-4" attr:novalidate=true>
-                <FormError error/>
-                <input type="hidden" name="next" prop:value=next value=next/>
-                <Field name="email" label="Email" kind="email" autocomplete="email" error/>
-                <Field
-                    name="password"
-                    label="Password"
-                    kind="password"
-                    autocomplete="current-password"
-                    error
-                />
-                <button type="submit" class=submit_class() disabled=move || action.pending().get()>
-                    {move || if action.pending().get() { "Logging in…" } else { "Log in" }}
-                </button>
-            </ActionForm>
+            <LoginForm next/>
             <p class="mt-6 text-sm text-slate-600">
                 "New here? " <A href="/signup" attr:class="font-medium text-indigo-600">"Create an account"</A>
             </p>
         </AuthCard>
+    }
+}
+
+/// The log-in form: a plain HTML form without JavaScript; in the browser (an island), it
+/// shows a refusal in place and keeps the email typed.
+#[island]
+fn LoginForm(next: String) -> impl IntoView {
+    let action = ServerAction::<LogIn>::new();
+    let error = Signal::derive(move || action.value().get().and_then(Result::err));
+    view! {
+        <ActionForm action=action attr:class="space-y-4" attr:novalidate=true>
+            <FormError error/>
+            <input type="hidden" name="next" value=next/>
+            <Field name="email" label="Email" kind="email" autocomplete="email" error/>
+            <Field
+                name="password"
+                label="Password"
+                kind="password"
+                autocomplete="current-password"
+                error
+            />
+            <button type="submit" class=submit_class() disabled=move || action.pending().get()>
+                {move || if action.pending().get() { "Logging in…" } else { "Log in" }}
+            </button>
+        </ActionForm>
     }
 }
 

@@ -203,22 +203,30 @@ fn DunningBanner(open_invoice_url: Option<String>) -> impl IntoView {
 }
 
 /// A button into the Customer Portal (or one of its flows). A plain form post without
-/// JavaScript; hydrated, it says "Opening…" and stays disabled until the browser leaves.
+/// JavaScript; in the browser, it says "Opening…" and stays disabled until the browser leaves.
 #[component]
 pub fn ManageBillingButton(
     label: &'static str,
     #[prop(optional)] flow: Option<PortalFlow>,
     #[prop(default = PRIMARY)] style: &'static str,
 ) -> impl IntoView {
+    view! { <PortalButton label=label.to_owned() flow style=style.to_owned()/> }
+}
+
+/// The interactive part of [`ManageBillingButton`]: one of the page's few islands, the only
+/// code the browser runs.
+#[island]
+fn PortalButton(label: String, flow: Option<PortalFlow>, style: String) -> impl IntoView {
     let action = ServerAction::<OpenBillingPortal>::new();
     let leaving = leave_for(action.value());
     let busy = move || action.pending().get() || leaving.get();
     let error = move || action.value().get().and_then(Result::err);
+    let idle = label.clone();
     view! {
         <ActionForm action=action attr:class="inline-block">
             {flow.map(|f| view! { <input type="hidden" name="flow" value=f.as_str()/> })}
             <button type="submit" class=format!("{BUTTON} {style}") disabled=busy>
-                {move || if busy() { "Opening…" } else { label }}
+                {move || if busy() { "Opening…".to_owned() } else { idle.clone() }}
             </button>
             {move || error().map(|e| view! {
                 <p role="alert" class="mt-2 max-w-xs text-sm text-red-700">{e.to_string()}</p>
@@ -272,10 +280,6 @@ fn PlanPicker(plans: Vec<PlanView>) -> impl IntoView {
 
 #[component]
 fn PlanOption(plan: PlanView) -> impl IntoView {
-    let action = ServerAction::<StartCheckout>::new();
-    let leaving = leave_for(action.value());
-    let busy = move || action.pending().get() || leaving.get();
-    let error = move || action.value().get().and_then(Result::err);
     let price = format_price(
         plan.unit_amount,
         Some(&plan.currency),
@@ -285,22 +289,34 @@ fn PlanOption(plan: PlanView) -> impl IntoView {
         .trial_period_days
         .filter(|d| *d > 0)
         .map(|d| format!("{d}-day free trial"));
-    let name = plan.product_name.clone();
     let label = format!("Choose {}", plan.product_name);
-    let aria_label = label.clone();
     view! {
         <div class="flex flex-col rounded-lg border border-slate-200 p-4" data-testid="plan-option">
-            <p class="font-semibold">{name}</p>
+            <p class="font-semibold">{plan.product_name}</p>
             <p class="text-slate-600">{price}</p>
             <p class="text-sm text-sky-700">{trial}</p>
-            <ActionForm action=action attr:class="mt-3">
-                <input type="hidden" name="price_id" value=plan.price_id/>
-                <button type="submit" class=format!("{BUTTON} {PRIMARY} w-full") disabled=busy aria-label=aria_label>
-                    {move || if busy() { "Opening…".to_owned() } else { label.clone() }}
-                </button>
-                {move || error().map(|e| view! { <p role="alert" class="mt-2 text-sm text-red-700">{e.to_string()}</p> })}
-            </ActionForm>
+            <CheckoutButton price_id=plan.price_id label/>
         </div>
+    }
+}
+
+/// Starts Checkout for one price: a plain form post without JavaScript; in the browser,
+/// "Opening…" until the browser leaves for Stripe.
+#[island]
+fn CheckoutButton(price_id: String, label: String) -> impl IntoView {
+    let action = ServerAction::<StartCheckout>::new();
+    let leaving = leave_for(action.value());
+    let busy = move || action.pending().get() || leaving.get();
+    let error = move || action.value().get().and_then(Result::err);
+    let aria_label = label.clone();
+    view! {
+        <ActionForm action=action attr:class="mt-3">
+            <input type="hidden" name="price_id" value=price_id/>
+            <button type="submit" class=format!("{BUTTON} {PRIMARY} w-full") disabled=busy aria-label=aria_label>
+                {move || if busy() { "Opening…".to_owned() } else { label.clone() }}
+            </button>
+            {move || error().map(|e| view! { <p role="alert" class="mt-2 text-sm text-red-700">{e.to_string()}</p> })}
+        </ActionForm>
     }
 }
 
@@ -343,19 +359,26 @@ fn InvoiceList(invoices: Vec<super::summary::InvoiceView>) -> impl IntoView {
 /// Shown when the user has no Stripe customer (sign-up could not reach Stripe).
 #[component]
 fn NoBillingAccount() -> impl IntoView {
-    let action = ServerAction::<CreateBillingAccount>::new();
-    let error = move || action.value().get().and_then(Result::err);
     view! {
         <section class=CARD data-testid="no-billing-account">
             <h2 class="text-lg font-semibold">"No billing account yet"</h2>
             <p class="mt-1 text-slate-600">"It is created when you choose a plan, or right now:"</p>
-            <ActionForm action=action attr:class="mt-3">
-                <button type="submit" class=format!("{BUTTON} {SECONDARY}") disabled=move || action.pending().get()>
-                    "Create billing account"
-                </button>
-                {move || error().map(|e| view! { <p role="alert" class="mt-2 text-sm text-red-700">{e.to_string()}</p> })}
-            </ActionForm>
+            <CreateBillingAccountButton/>
         </section>
+    }
+}
+
+#[island]
+fn CreateBillingAccountButton() -> impl IntoView {
+    let action = ServerAction::<CreateBillingAccount>::new();
+    let error = move || action.value().get().and_then(Result::err);
+    view! {
+        <ActionForm action=action attr:class="mt-3">
+            <button type="submit" class=format!("{BUTTON} {SECONDARY}") disabled=move || action.pending().get()>
+                "Create billing account"
+            </button>
+            {move || error().map(|e| view! { <p role="alert" class="mt-2 text-sm text-red-700">{e.to_string()}</p> })}
+        </ActionForm>
     }
 }
 

@@ -11,8 +11,15 @@
 //! in arrival order, and no request is answered before the commit that holds its effects.
 //! If anything in a batch fails, the batch is rolled back and each of its events is
 //! processed again in a transaction of its own, so that a failing event is recorded as
-//! failed alone and the others apply. Two batches that happen to wait on each other's
-//! rows on PostgreSQL are a deadlock the database breaks by failing one: the same path.
+//! failed alone and the others apply.
+//!
+//! On PostgreSQL two batches that lock the same rows in opposite orders deadlock; the
+//! database breaks it by failing one, but only after a second, and under a burst the
+//! retries deadlock again. So each writer has a queue of its own, and a customer's events
+//! always go to the same writer: two batches never share a customer's rows. Catalogue
+//! events (products, prices) go to no batch: a rename locks its product and then every
+//! subscription on it, while a subscription's write takes the product's share lock after
+//! whatever its batch wrote before.
 
 use std::{
     collections::HashMap,
@@ -23,7 +30,7 @@ use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    event::Envelope,
+    event::{Envelope, Scope},
     pipeline::{self, AttemptError, Delivery, Outcome, Pipeline, ProcessError, Processed},
 };
 use crate::billing::sync::{self, Fetched, MayNeedFetch};
@@ -36,19 +43,32 @@ const SQLITE_BATCH: usize = 64;
 /// keeps one large batch from holding up the slowest requests.
 const POSTGRES_BATCH: usize = 8;
 
-/// Deliveries waiting for a writer, per database.
+/// Deliveries waiting for each writer.
 const QUEUE: usize = 1024;
 
 /// Processes a verified delivery from Stripe through its database's group commit, or on
 /// its own should no writer take it. Answers after the commit that holds its effects.
 pub async fn process(p: Pipeline<'_>, envelope: Envelope) -> Result<Processed, ProcessError> {
     let envelope = Arc::new(envelope);
-    if let Some(key) = database_key(p.db) {
-        if let Some(result) = submit(key, Job::new(p, envelope.clone())).await {
+    let lane = match envelope.scope() {
+        Scope::Catalogue => None,
+        Scope::Customer(customer) => Some(lane_of(customer)),
+    };
+    if let (Some(key), Some(lane)) = (database_key(p.db), lane) {
+        if let Some(result) = submit(key, lane, Job::new(p, envelope.clone())).await {
             return result;
         }
     }
     pipeline::process(p, &envelope, Delivery::Webhook).await
+}
+
+/// Which writer a customer's events go to (modulo the number of writers): the same one
+/// every time, in every process.
+fn lane_of(customer: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    customer.hash(&mut h);
+    h.finish()
 }
 
 /// A verified delivery waiting for the writer.
@@ -120,43 +140,50 @@ fn writers_for(db: &DatabaseConnection) -> (usize, usize) {
     }
 }
 
-type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>;
+/// The queues of one database's writers, one queue each.
+type Writers = Arc<Vec<mpsc::Sender<Job>>>;
 
-static WRITERS: LazyLock<Mutex<HashMap<String, mpsc::Sender<Job>>>> =
+static WRITERS: LazyLock<Mutex<HashMap<String, Writers>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-/// The queue of the writers for `key`, started if there are none (or their runtime is gone).
-fn writer(key: String, db: &DatabaseConnection) -> mpsc::Sender<Job> {
-    let mut writers = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(tx) = writers.get(&key).filter(|tx| !tx.is_closed()) {
-        return tx.clone();
+/// The writers for `key`, started if there are none (or their runtime is gone).
+fn writers(key: String, db: &DatabaseConnection) -> Writers {
+    let mut all = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(writers) = all.get(&key).filter(|w| w.iter().all(|tx| !tx.is_closed())) {
+        return writers.clone();
     }
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let queue: Queue = Arc::new(tokio::sync::Mutex::new(rx));
     let (count, max_batch) = writers_for(db);
-    for _ in 0..count {
-        tokio::spawn(run(queue.clone(), max_batch));
-    }
-    writers.insert(key, tx.clone());
-    tx
+    let writers: Writers = Arc::new(
+        (0..count)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                tokio::spawn(run(rx, max_batch));
+                tx
+            })
+            .collect(),
+    );
+    all.insert(key, writers.clone());
+    writers
 }
 
-/// Hands a delivery to its database's writers and waits for the answer, given after the
+/// Hands a delivery to the writer of its lane and waits for the answer, given after the
 /// commit. `None` if no writer could take it; nothing of it was then written.
-async fn submit(key: String, mut job: Job) -> Option<Result<Processed, ProcessError>> {
+async fn submit(key: String, lane: u64, mut job: Job) -> Option<Result<Processed, ProcessError>> {
     let (reply, answer) = oneshot::channel();
     job.reply = Some(reply);
-    let tx = writer(key, &job.db);
+    let writers = writers(key, &job.db);
+    let index = usize::try_from(lane % writers.len().max(1) as u64).unwrap_or(0);
+    let tx = writers.get(index)?.clone();
     tx.send(job).await.ok()?;
     answer.await.ok()
 }
 
 /// One writer: takes whatever is queued (waiting for at least one), writes it, repeats.
-/// While it writes, another writer may take the next batch.
-async fn run(queue: Queue, max_batch: usize) {
+/// While it writes, the other writers write their own lanes' batches.
+async fn run(mut queue: mpsc::Receiver<Job>, max_batch: usize) {
     loop {
         let mut batch = Vec::with_capacity(max_batch);
-        let taken = queue.lock().await.recv_many(&mut batch, max_batch).await;
+        let taken = queue.recv_many(&mut batch, max_batch).await;
         if taken == 0 {
             return;
         }

@@ -98,6 +98,44 @@ impl Envelope {
     pub fn body(&self) -> &[u8] {
         &self.body
     }
+
+    /// The rows this event writes, as far as concurrency goes: a catalogue event (a product or
+    /// a price, whose rename reaches every subscription on it) or one customer's billing (its
+    /// id, or the event's own id when the object names no customer).
+    pub fn scope(&self) -> Scope<'_> {
+        if matches!(
+            Kind::of(&self.event_type),
+            Some(Kind::Product { .. } | Kind::Price { .. })
+        ) {
+            return Scope::Catalogue;
+        }
+        let Value::Object(object) = &self.object else {
+            return Scope::Customer(&self.id);
+        };
+        let text = |key: &str| match object.get(key) {
+            Some(Value::String(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        let customer = match text("object") {
+            Some("customer") => text("id"),
+            _ => match object.get("customer") {
+                Some(Value::String(id)) => Some(id.as_str()),
+                Some(Value::Object(expanded)) => match expanded.get("id") {
+                    Some(Value::String(id)) => Some(id.as_str()),
+                    _ => None,
+                },
+                _ => None,
+            },
+        };
+        Scope::Customer(customer.unwrap_or(&self.id))
+    }
+}
+
+/// See [`Envelope::scope`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    Catalogue,
+    Customer(&'a str),
 }
 
 /// The event types Billfold acts on, and how.
@@ -219,6 +257,53 @@ pub async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scope_of(event_type: &str, object: &str) -> String {
+        let body = format!(
+            r#"{{"id":"evt_s","object":"event","type":"{event_type}","created":1,"livemode":false,"data":{{"object":{object}}}}}"#
+        );
+        let env = Envelope::parse(Bytes::from(body)).expect("an event");
+        format!("{:?}", env.scope())
+    }
+
+    /// Events are grouped by the customer whose rows they write; catalogue events by none.
+    #[test]
+    fn an_event_is_scoped_to_its_customer_or_the_catalogue() {
+        assert_eq!(
+            scope_of("customer.updated", r#"{"id":"cus_1","object":"customer"}"#),
+            "Customer(\"cus_1\")"
+        );
+        assert_eq!(
+            scope_of(
+                "customer.subscription.updated",
+                r#"{"id":"sub_1","object":"subscription","customer":"cus_2"}"#
+            ),
+            "Customer(\"cus_2\")"
+        );
+        assert_eq!(
+            scope_of(
+                "invoice.paid",
+                r#"{"id":"in_1","object":"invoice","customer":{"id":"cus_3","object":"customer"}}"#
+            ),
+            "Customer(\"cus_3\")"
+        );
+        // A detached card names no customer: the event is a scope of its own.
+        assert_eq!(
+            scope_of(
+                "payment_method.detached",
+                r#"{"id":"pm_1","object":"payment_method","customer":null}"#
+            ),
+            "Customer(\"evt_s\")"
+        );
+        assert_eq!(
+            scope_of("product.updated", r#"{"id":"prod_1","object":"product"}"#),
+            "Catalogue"
+        );
+        assert_eq!(
+            scope_of("price.created", r#"{"id":"price_1","object":"price"}"#),
+            "Catalogue"
+        );
+    }
 
     #[test]
     fn reads_the_envelope_of_any_event_type() {
