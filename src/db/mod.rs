@@ -19,6 +19,9 @@ pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<DatabaseC
     Ok(db)
 }
 
+/// SQLite's pool: one writer at a time, and readers that rarely wait on the disk.
+const SQLITE_CONNECTIONS: u32 = 4;
+
 /// Opens the pool. SQLite gets WAL, foreign keys and a busy timeout; its directory is created.
 ///
 /// SQLite syncs the log on every commit (`synchronous=FULL`): a webhook is answered 2xx only
@@ -35,8 +38,16 @@ pub async fn connect(database_url: &str) -> anyhow::Result<DatabaseConnection> {
         }
     }
 
+    // SQLite runs each connection on a thread of its own and every query is handed to it and
+    // back: on a few cores, more threads than that only take turns. PostgreSQL connections
+    // wait on the network, so more of them overlap.
+    let max_connections = if database_url.starts_with("sqlite:") {
+        SQLITE_CONNECTIONS
+    } else {
+        16
+    };
     let mut opts = ConnectOptions::new(database_url.to_owned());
-    opts.max_connections(16)
+    opts.max_connections(max_connections)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
