@@ -3,12 +3,13 @@
 //! It sits above both `auth` (the user and the session) and `billing` (the customer), so
 //! neither of those imports the other.
 
-use leptos::{form::ActionForm, prelude::*};
+use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_router::components::A;
 
 use crate::{
     auth::{submit_class, AuthCard, Field, FormError},
     error::AppError,
+    forms::FormState,
 };
 
 /// Creates an account, signs it in and goes to the billing settings.
@@ -68,10 +69,10 @@ pub fn SignupPage() -> impl IntoView {
 /// shows errors in place and keeps what was typed.
 #[island]
 fn SignupForm() -> impl IntoView {
-    let action = ServerAction::<SignUp>::new();
-    let error = Signal::derive(move || action.value().get().and_then(Result::err));
+    let form = FormState::new(SignUp::PATH);
+    let error = form.error();
     view! {
-        <ActionForm action=action attr:class="space-y-4" attr:novalidate=true>
+        <form method="post" action=SignUp::PATH class="space-y-4" novalidate=true on:submit=form.on_submit()>
             <FormError error/>
             <Field name="email" label="Email" kind="email" autocomplete="email" error/>
             <Field
@@ -82,9 +83,9 @@ fn SignupForm() -> impl IntoView {
                 error
                 hint="At least 8 characters."
             />
-            <button type="submit" class=submit_class() disabled=move || action.pending().get()>
-                {move || if action.pending().get() { "Creating account…" } else { "Create account" }}
+            <button type="submit" class=submit_class() disabled=move || form.busy()>
+                {move || if form.busy() { "Creating account…" } else { "Create account" }}
             </button>
-        </ActionForm>
+        </form>
     }
 }

@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod billing;
 pub mod error;
+pub mod forms;
 pub mod settings;
 pub mod ui;
 

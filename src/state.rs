@@ -7,7 +7,11 @@ use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 use sea_orm::DatabaseConnection;
 
-use crate::{config::Config, web::limit::RateLimiter};
+use crate::{
+    config::Config,
+    db::{cache::Cached, entities::price},
+    web::limit::RateLimiter,
+};
 
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
@@ -22,6 +26,9 @@ pub struct AppState {
     pub resync_throttle: Arc<RateLimiter>,
     /// The one Stripe API client (Stripe, a standalone double, or the mounted one).
     pub stripe: ::stripe::Client,
+    /// The plans the billing pages offer (active recurring prices of this mode), kept for a
+    /// second at most.
+    pub plans: Arc<Cached<Vec<price::Model>>>,
     /// Held while this process runs a reconciler cycle, so it never runs two at once.
     pub reconcile_running: Arc<tokio::sync::Mutex<()>>,
     /// The Stripe test double mounted at `/_stripe-sim` (simulated mode only).
@@ -53,6 +60,7 @@ impl AppState {
             portal_limiter: Arc::new(RateLimiter::new(10, Duration::from_secs(60))),
             resync_throttle: Arc::new(RateLimiter::new(1, Duration::from_secs(3))),
             stripe,
+            plans: Arc::new(Cached::catalogue()),
             reconcile_running: Arc::default(),
             #[cfg(feature = "stripe-sim")]
             sim: None,

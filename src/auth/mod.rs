@@ -9,10 +9,10 @@ pub mod validate;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 
-use leptos::{form::ActionForm, prelude::*};
+use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_router::{components::A, hooks::use_query_map};
 
-use crate::error::AppError;
+use crate::{error::AppError, forms::FormState};
 
 /// Signs in and goes back to where the user was headed (`next`), or to the billing settings.
 #[server(name = LogIn, prefix = "/api", endpoint = "login")]
@@ -129,10 +129,10 @@ pub fn LoginPage() -> impl IntoView {
 /// shows a refusal in place and keeps the email typed.
 #[island]
 fn LoginForm(next: String) -> impl IntoView {
-    let action = ServerAction::<LogIn>::new();
-    let error = Signal::derive(move || action.value().get().and_then(Result::err));
+    let form = FormState::new(LogIn::PATH);
+    let error = form.error();
     view! {
-        <ActionForm action=action attr:class="space-y-4" attr:novalidate=true>
+        <form method="post" action=LogIn::PATH class="space-y-4" novalidate=true on:submit=form.on_submit()>
             <FormError error/>
             <input type="hidden" name="next" value=next/>
             <Field name="email" label="Email" kind="email" autocomplete="email" error/>
@@ -143,22 +143,21 @@ fn LoginForm(next: String) -> impl IntoView {
                 autocomplete="current-password"
                 error
             />
-            <button type="submit" class=submit_class() disabled=move || action.pending().get()>
-                {move || if action.pending().get() { "Logging in…" } else { "Log in" }}
+            <button type="submit" class=submit_class() disabled=move || form.busy()>
+                {move || if form.busy() { "Logging in…" } else { "Log in" }}
             </button>
-        </ActionForm>
+        </form>
     }
 }
 
 /// The log-out button: a form, so it works without JavaScript too.
 #[component]
 pub fn LogoutButton() -> impl IntoView {
-    let action = ServerAction::<LogOut>::new();
     view! {
-        <ActionForm action=action>
+        <form method="post" action=LogOut::PATH>
             <button type="submit" class="rounded-md px-3 py-1.5 text-sm font-medium text-slate-600 hover:bg-slate-100 hover:text-slate-900">
                 "Log out"
             </button>
-        </ActionForm>
+        </form>
     }
 }

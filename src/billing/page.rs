@@ -1,6 +1,6 @@
 //! The billing settings page and its parts.
 
-use leptos::{form::ActionForm, prelude::*};
+use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_meta::Title;
 use leptos_router::{components::Redirect, hooks::use_query_map};
 
@@ -15,7 +15,7 @@ use super::{
         PlanView, SubscriptionView,
     },
 };
-use crate::{error::AppError, settings::SettingsLayout};
+use crate::{error::AppError, forms::FormState, settings::SettingsLayout};
 
 const BUTTON: &str = "inline-flex items-center justify-center rounded-md px-4 py-2 text-sm font-medium shadow-sm disabled:cursor-wait disabled:opacity-60";
 const PRIMARY: &str = "bg-indigo-600 text-white hover:bg-indigo-500";
@@ -217,42 +217,19 @@ pub fn ManageBillingButton(
 /// code the browser runs.
 #[island]
 fn PortalButton(label: String, flow: Option<PortalFlow>, style: String) -> impl IntoView {
-    let action = ServerAction::<OpenBillingPortal>::new();
-    let leaving = leave_for(action.value());
-    let busy = move || action.pending().get() || leaving.get();
-    let error = move || action.value().get().and_then(Result::err);
-    let idle = label.clone();
+    let form = FormState::new(OpenBillingPortal::PATH);
+    let error = form.error();
     view! {
-        <ActionForm action=action attr:class="inline-block">
+        <form method="post" action=OpenBillingPortal::PATH class="inline-block" on:submit=form.on_submit()>
             {flow.map(|f| view! { <input type="hidden" name="flow" value=f.as_str()/> })}
-            <button type="submit" class=format!("{BUTTON} {style}") disabled=busy>
-                {move || if busy() { "Opening…".to_owned() } else { idle.clone() }}
+            <button type="submit" class=format!("{BUTTON} {style}") disabled=move || form.busy()>
+                {move || if form.busy() { "Opening…".to_owned() } else { label.clone() }}
             </button>
-            {move || error().map(|e| view! {
+            {move || error.get().map(|e| view! {
                 <p role="alert" class="mt-2 max-w-xs text-sm text-red-700">{e.to_string()}</p>
             })}
-        </ActionForm>
+        </form>
     }
-}
-
-/// Once a server function answers with a URL, the browser goes there; the returned signal
-/// says it is on its way (so buttons stay disabled).
-fn leave_for(
-    value: impl Get<Value = Option<Result<String, AppError>>> + 'static,
-) -> RwSignal<bool> {
-    let leaving = RwSignal::new(false);
-    Effect::new(move |_| {
-        if let Some(Ok(url)) = value.get() {
-            leaving.set(true);
-            #[cfg(feature = "hydrate")]
-            {
-                let _ = window().location().set_href(&url);
-            }
-            #[cfg(not(feature = "hydrate"))]
-            let _ = url;
-        }
-    });
-    leaving
 }
 
 /// The plans a user can start, each through Stripe Checkout.
@@ -304,19 +281,17 @@ fn PlanOption(plan: PlanView) -> impl IntoView {
 /// "Opening…" until the browser leaves for Stripe.
 #[island]
 fn CheckoutButton(price_id: String, label: String) -> impl IntoView {
-    let action = ServerAction::<StartCheckout>::new();
-    let leaving = leave_for(action.value());
-    let busy = move || action.pending().get() || leaving.get();
-    let error = move || action.value().get().and_then(Result::err);
+    let form = FormState::new(StartCheckout::PATH);
+    let error = form.error();
     let aria_label = label.clone();
     view! {
-        <ActionForm action=action attr:class="mt-3">
+        <form method="post" action=StartCheckout::PATH class="mt-3" on:submit=form.on_submit()>
             <input type="hidden" name="price_id" value=price_id/>
-            <button type="submit" class=format!("{BUTTON} {PRIMARY} w-full") disabled=busy aria-label=aria_label>
-                {move || if busy() { "Opening…".to_owned() } else { label.clone() }}
+            <button type="submit" class=format!("{BUTTON} {PRIMARY} w-full") disabled=move || form.busy() aria-label=aria_label>
+                {move || if form.busy() { "Opening…".to_owned() } else { label.clone() }}
             </button>
-            {move || error().map(|e| view! { <p role="alert" class="mt-2 text-sm text-red-700">{e.to_string()}</p> })}
-        </ActionForm>
+            {move || error.get().map(|e| view! { <p role="alert" class="mt-2 text-sm text-red-700">{e.to_string()}</p> })}
+        </form>
     }
 }
 
@@ -370,15 +345,15 @@ fn NoBillingAccount() -> impl IntoView {
 
 #[island]
 fn CreateBillingAccountButton() -> impl IntoView {
-    let action = ServerAction::<CreateBillingAccount>::new();
-    let error = move || action.value().get().and_then(Result::err);
+    let form = FormState::new(CreateBillingAccount::PATH);
+    let error = form.error();
     view! {
-        <ActionForm action=action attr:class="mt-3">
-            <button type="submit" class=format!("{BUTTON} {SECONDARY}") disabled=move || action.pending().get()>
+        <form method="post" action=CreateBillingAccount::PATH class="mt-3" on:submit=form.on_submit()>
+            <button type="submit" class=format!("{BUTTON} {SECONDARY}") disabled=move || form.busy()>
                 "Create billing account"
             </button>
-            {move || error().map(|e| view! { <p role="alert" class="mt-2 text-sm text-red-700">{e.to_string()}</p> })}
-        </ActionForm>
+            {move || error.get().map(|e| view! { <p role="alert" class="mt-2 text-sm text-red-700">{e.to_string()}</p> })}
+        </form>
     }
 }
 

@@ -245,22 +245,26 @@ pub async fn load_summary(
     user: &CurrentUser,
 ) -> Result<BillingSummary, AppError> {
     let customer = find_customer(state, user.id).await?;
-    let plans = price::Entity::find()
-        .filter(price::Column::Active.eq(true))
-        .filter(price::Column::ProductActive.eq(true))
-        .filter(price::Column::Livemode.eq(livemode(state)))
-        .filter(price::Column::Interval.is_not_null())
-        .order_by_asc(price::Column::Interval)
-        .order_by_asc(price::Column::UnitAmount)
-        .all(&state.db)
+    let plans = state
+        .plans
+        .get_or_load(|| {
+            price::Entity::find()
+                .filter(price::Column::Active.eq(true))
+                .filter(price::Column::ProductActive.eq(true))
+                .filter(price::Column::Livemode.eq(livemode(state)))
+                .filter(price::Column::Interval.is_not_null())
+                .order_by_asc(price::Column::Interval)
+                .order_by_asc(price::Column::UnitAmount)
+                .all(&state.db)
+        })
         .await?
-        .into_iter()
+        .iter()
         .map(|p| PlanView {
-            price_id: p.id,
-            product_name: p.product_name,
+            price_id: p.id.clone(),
+            product_name: p.product_name.clone(),
             unit_amount: p.unit_amount,
-            currency: p.currency,
-            interval: p.interval,
+            currency: p.currency.clone(),
+            interval: p.interval.clone(),
             trial_period_days: p.trial_period_days,
         })
         .collect();

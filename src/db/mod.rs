@@ -1,5 +1,6 @@
 //! The database: one SeaORM pool, migrations at boot, entities, and hand-written queries.
 
+pub mod cache;
 pub mod clock;
 pub mod entities;
 

@@ -15,6 +15,7 @@ use super::{
     Applied, Decision, Fetched, Plan, Source, SyncError,
 };
 use crate::db::{
+    cache::catalogue_changed,
     clock::now,
     entities::{price, product as product_row, subscription},
 };
@@ -86,6 +87,7 @@ async fn remember_price(
     product_active: Option<bool>,
 ) -> Result<(), DbErr> {
     let row = price_row(p, product_name, product_active.unwrap_or(true), None);
+    catalogue_changed();
     price::Entity::insert(row)
         .on_conflict(
             OnConflict::column(price::Column::Id)
@@ -194,6 +196,7 @@ async fn apply_price_once(
         C::UpdatedAt,
     ];
     let guard = newer_than(Expr::col((price::Entity, C::StripeEventAt)), source);
+    catalogue_changed();
     Ok(upsert_guarded(conn, row, updates, guard).await?)
 }
 
@@ -270,6 +273,7 @@ async fn apply_product_once(
         C::UpdatedAt,
     ];
     let guard = newer_than(Expr::col((product_row::Entity, C::StripeEventAt)), source);
+    catalogue_changed();
     if upsert_guarded(conn, row, updates, guard).await? == Applied::Stale {
         return Ok(Applied::Stale);
     }

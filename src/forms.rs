@@ -1,0 +1,269 @@
+//! Forms that post to a server function: plain HTML forms without JavaScript, and in an
+//! island, answered in place.
+//!
+//! Hydrated, a submit is sent with `fetch` as the same urlencoded body the browser would
+//! post, asking for JSON. The server function then answers with a URL to go to (its value,
+//! or a redirect it set), nothing, or an [`AppError`] shown in the form. Leptos's own
+//! `ActionForm` does the same through the server-function client, whose encoders and
+//! decoders were most of the bytes the browser downloaded; this needs the browser's own
+//! `FormData`, `fetch` and `JSON` only.
+
+use leptos::prelude::*;
+
+use crate::error::AppError;
+
+/// What a form is doing: in flight, on its way to another page, or refused.
+#[derive(Clone, Copy)]
+pub struct FormState {
+    pending: RwSignal<bool>,
+    leaving: RwSignal<bool>,
+    error: RwSignal<Option<AppError>>,
+}
+
+impl FormState {
+    /// A form posting to the server function at `path` (its `ServerFn::PATH`). Rendered on
+    /// the server after that function refused a plain form post, it shows the refusal (the
+    /// framework sends the browser back with it in the query).
+    pub fn new(path: &'static str) -> Self {
+        FormState {
+            pending: RwSignal::new(false),
+            leaving: RwSignal::new(false),
+            error: RwSignal::new(refused_by(path)),
+        }
+    }
+
+    /// Sent and not answered yet, or answered with a page the browser is now loading: the
+    /// submit button stays disabled.
+    pub fn busy(&self) -> bool {
+        self.pending.get() || self.leaving.get()
+    }
+
+    /// The last refusal, until the next submit.
+    pub fn error(&self) -> Signal<Option<AppError>> {
+        self.error.into()
+    }
+
+    /// The form's submit handler: sends the form in the background and handles the answer.
+    pub fn on_submit(self) -> impl Fn(leptos::ev::SubmitEvent) + 'static {
+        move |ev| {
+            #[cfg(feature = "hydrate")]
+            {
+                use wasm_bindgen::JsCast;
+                let Some(form) = ev
+                    .target()
+                    .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
+                else {
+                    return;
+                };
+                ev.prevent_default();
+                if self.busy() {
+                    return;
+                }
+                self.pending.set(true);
+                self.error.set(None);
+                leptos::task::spawn_local(async move {
+                    let answer = browser::post(&form).await;
+                    self.pending.set(false);
+                    match answer {
+                        Ok(Some(url)) => {
+                            self.leaving.set(true);
+                            if window().location().set_href(&url).is_err() {
+                                self.leaving.set(false);
+                                self.error.set(Some(AppError::Transport));
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => self.error.set(Some(e)),
+                    }
+                });
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = ev;
+        }
+    }
+}
+
+/// The refusal a plain form post to `path` came back with (`?__path=…&__err=…`).
+#[cfg(feature = "ssr")]
+fn refused_by(path: &str) -> Option<AppError> {
+    use leptos::{server::ServerActionError, server_fn::error::ServerFnUrlError};
+    use_context::<ServerActionError>()
+        .filter(|e| e.path() == path)
+        .map(|e| ServerFnUrlError::<AppError>::decode_err(e.err()))
+}
+
+/// In the browser, an island starts with no refusal: a submit it sent itself is answered in
+/// place, never through the query.
+#[cfg(not(feature = "ssr"))]
+fn refused_by(_path: &str) -> Option<AppError> {
+    None
+}
+
+/// The parts of an error as the server function sends it (serde's externally tagged enum:
+/// `"Unauthorized"`, `{"Forbidden": "…"}`, `{"Invalid": {"field": …, "message": "…"}}`).
+pub struct WireError {
+    pub variant: String,
+    pub field: Option<String>,
+    pub message: Option<String>,
+}
+
+impl From<WireError> for AppError {
+    fn from(w: WireError) -> Self {
+        let message = || w.message.clone().unwrap_or_default();
+        match w.variant.as_str() {
+            "Invalid" => AppError::Invalid {
+                field: w.field.clone(),
+                message: message(),
+            },
+            "Unauthorized" => AppError::Unauthorized,
+            "Forbidden" => AppError::Forbidden(message()),
+            "NotFound" => AppError::NotFound(message()),
+            "Conflict" => AppError::Conflict(message()),
+            "RateLimited" => AppError::RateLimited(message()),
+            "Unavailable" => AppError::Unavailable(message()),
+            "Transport" => AppError::Transport,
+            _ => AppError::Internal,
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use js_sys::{Object, Reflect, JSON};
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+    use web_sys::{FormData, HtmlFormElement, RequestInit, Response, UrlSearchParams};
+
+    use super::WireError;
+    use crate::error::AppError;
+
+    /// Posts `form` to its action as a server function call; `Some(url)` is where to go.
+    pub async fn post(form: &HtmlFormElement) -> Result<Option<String>, AppError> {
+        let response = send(form).await.map_err(|_| AppError::Transport)?;
+        let headers = response.headers();
+        let text = match response.text() {
+            Ok(p) => JsFuture::from(p)
+                .await
+                .ok()
+                .and_then(|t| t.as_string())
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let body = JSON::parse(&text).unwrap_or(JsValue::NULL);
+        if !response.ok() {
+            return Err(decode_error(&body));
+        }
+        let redirect = headers
+            .has("serverfnredirect")
+            .unwrap_or(false)
+            .then(|| headers.get("location").ok().flatten())
+            .flatten();
+        Ok(redirect.or_else(|| body.as_string()))
+    }
+
+    async fn send(form: &HtmlFormElement) -> Result<Response, JsValue> {
+        let data = FormData::new_with_form(form)?;
+        let body = UrlSearchParams::new_with_str_sequence_sequence(&data)?;
+        let init = RequestInit::new();
+        init.set_method("POST");
+        init.set_body(&body);
+        let headers = web_sys::Headers::new()?;
+        headers.set("Accept", "application/json")?;
+        init.set_headers(&headers);
+        let response = JsFuture::from(
+            leptos::prelude::window().fetch_with_str_and_init(&form.action(), &init),
+        )
+        .await?;
+        response.dyn_into::<Response>()
+    }
+
+    fn decode_error(body: &JsValue) -> AppError {
+        if let Some(variant) = body.as_string() {
+            return WireError {
+                variant,
+                field: None,
+                message: None,
+            }
+            .into();
+        }
+        let Some(object) = body.dyn_ref::<Object>() else {
+            return AppError::Internal;
+        };
+        let Some(variant) = Object::keys(object).get(0).as_string() else {
+            return AppError::Internal;
+        };
+        let inner = Reflect::get(body, &JsValue::from_str(&variant)).unwrap_or(JsValue::NULL);
+        let field = |name: &str| {
+            Reflect::get(&inner, &JsValue::from_str(name))
+                .ok()
+                .and_then(|v| v.as_string())
+        };
+        let (field, message) = match inner.as_string() {
+            Some(message) => (None, Some(message)),
+            None => (field("field"), field("message")),
+        };
+        WireError {
+            variant,
+            field,
+            message,
+        }
+        .into()
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+
+    /// What the browser side reads out of an error's JSON, done here on `serde_json` the way
+    /// `browser::decode_error` does it on the browser's `JSON`.
+    fn wire(value: &serde_json::Value) -> WireError {
+        match value {
+            serde_json::Value::String(variant) => WireError {
+                variant: variant.clone(),
+                field: None,
+                message: None,
+            },
+            serde_json::Value::Object(map) => {
+                let (variant, inner) = map.iter().next().expect("one variant");
+                let text = |name: &str| inner.get(name).and_then(|v| v.as_str()).map(String::from);
+                match inner.as_str() {
+                    Some(message) => WireError {
+                        variant: variant.clone(),
+                        field: None,
+                        message: Some(message.into()),
+                    },
+                    None => WireError {
+                        variant: variant.clone(),
+                        field: text("field"),
+                        message: text("message"),
+                    },
+                }
+            }
+            other => panic!("not an error's shape: {other}"),
+        }
+    }
+
+    #[test]
+    fn every_error_reads_back_as_itself_in_the_browser() {
+        let all = [
+            AppError::invalid("email", "Enter a valid email address."),
+            AppError::Invalid {
+                field: None,
+                message: "The form could not be read.".into(),
+            },
+            AppError::Unauthorized,
+            AppError::Forbidden("Email or password is incorrect.".into()),
+            AppError::NotFound("No such plan.".into()),
+            AppError::Conflict("An account with this email already exists.".into()),
+            AppError::RateLimited("Too many attempts.".into()),
+            AppError::Unavailable("Billing is temporarily unavailable.".into()),
+            AppError::Internal,
+            AppError::Transport,
+        ];
+        for e in all {
+            let json = serde_json::to_value(&e).expect("errors serialize");
+            assert_eq!(AppError::from(wire(&json)), e, "{json}");
+        }
+    }
+}
