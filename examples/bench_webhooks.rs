@@ -382,8 +382,25 @@ async fn run_load(
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// The server it starts is this binary: it allocates as `billfold serve` does.
+#[global_allocator]
+static ALLOCATOR: billfold::alloc::Allocator = billfold::alloc::ALLOCATOR;
+
+fn main() -> ExitCode {
+    billfold::alloc::tune();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("bench_webhooks: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let result = if std::env::args().nth(1).as_deref() == Some("serve") {
         serve().await
     } else {

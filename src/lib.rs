@@ -15,6 +15,8 @@ pub mod settings;
 pub mod ui;
 
 #[cfg(feature = "ssr")]
+pub mod alloc;
+#[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
 pub mod db;

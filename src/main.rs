@@ -62,28 +62,11 @@ fn init_tracing(config: &Config) {
     }
 }
 
-/// mimalloc: a request's memory is often freed on another thread than the one that allocated
-/// it, which glibc's allocator pays for with locks and consolidation.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Gives freed memory back to the system at once instead of after a second, and commits an
-/// arena's memory as it is used rather than up front: a smaller resident set at no measured
-/// cost in speed. Runs before any thread starts. The numbers are `mi_option_e` in the pinned
-/// libmimalloc-sys's mimalloc 3 (`include/mimalloc.h`).
-fn tune_allocator() {
-    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: plain setters of mimalloc's option table; no allocation is in flight on
-    // another thread yet.
-    unsafe {
-        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
-        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
-    }
-}
+static ALLOCATOR: billfold::alloc::Allocator = billfold::alloc::ALLOCATOR;
 
 fn main() -> ExitCode {
-    tune_allocator();
+    billfold::alloc::tune();
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use ::stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use sea_orm::{
-    sea_query::Expr, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    sea_query::Expr, ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder,
     QuerySelect,
 };
 use stripe_billing::billing_portal_session::{
@@ -118,15 +118,45 @@ fn livemode(state: &AppState) -> bool {
     state.config.stripe.mode.livemode()
 }
 
-/// The user's customer id in the current mode, if they have one.
-pub async fn find_customer(state: &AppState, user_id: i64) -> Result<Option<String>, AppError> {
-    Ok(stripe_customer::Entity::find()
+/// The user's Stripe customer in this mode, unless Stripe deleted it.
+fn live_customer(state: &AppState, user_id: i64) -> sea_orm::Select<stripe_customer::Entity> {
+    stripe_customer::Entity::find()
         .filter(stripe_customer::Column::UserId.eq(user_id))
         .filter(stripe_customer::Column::Livemode.eq(livemode(state)))
         .filter(stripe_customer::Column::Deleted.eq(false))
+}
+
+/// The user's customer id in the current mode, if they have one.
+pub async fn find_customer(state: &AppState, user_id: i64) -> Result<Option<String>, AppError> {
+    Ok(live_customer(state, user_id)
         .one(&state.db)
         .await?
         .map(|c| c.customer_id))
+}
+
+/// The user's live Stripe customer in this mode and its subscriptions, in one statement.
+async fn customer_and_subscriptions(
+    state: &AppState,
+    user_id: i64,
+) -> Result<Option<(String, Vec<subscription::Model>)>, AppError> {
+    let to_subscriptions = stripe_customer::Entity::belongs_to(subscription::Entity)
+        .from(stripe_customer::Column::CustomerId)
+        .to(subscription::Column::CustomerId)
+        .into();
+    let rows = live_customer(state, user_id)
+        .select_also(subscription::Entity)
+        .join(JoinType::LeftJoin, to_subscriptions)
+        .all(&state.db)
+        .await?;
+    let Some(customer_id) = rows.first().map(|(c, _)| c.customer_id.clone()) else {
+        return Ok(None);
+    };
+    let subscriptions = rows
+        .into_iter()
+        .filter(|(c, _)| c.customer_id == customer_id)
+        .filter_map(|(_, s)| s)
+        .collect();
+    Ok(Some((customer_id, subscriptions)))
 }
 
 /// The user's Stripe customer, created on first need. One per user per mode, whatever the
@@ -244,7 +274,7 @@ pub async fn load_summary(
     state: &AppState,
     user: &CurrentUser,
 ) -> Result<BillingSummary, AppError> {
-    let customer = find_customer(state, user.id).await?;
+    let customer = customer_and_subscriptions(state, user.id).await?;
     let plans = state
         .plans
         .get_or_load(|| {
@@ -269,7 +299,7 @@ pub async fn load_summary(
         })
         .collect();
 
-    let Some(customer_id) = customer else {
+    let Some((customer_id, subscriptions)) = customer else {
         return Ok(BillingSummary {
             email: user.email.clone(),
             has_customer: false,
@@ -281,10 +311,6 @@ pub async fn load_summary(
         });
     };
 
-    let subscriptions = subscription::Entity::find()
-        .filter(subscription::Column::CustomerId.eq(customer_id.clone()))
-        .all(&state.db)
-        .await?;
     // The card on file: the customer's default; else the one a live subscription pays with;
     // else the newest.
     let paying: Vec<String> = subscriptions
