@@ -22,6 +22,9 @@ pub const SIGNED_OUT_PAGES: &[&str] = &["/login", "/signup"];
 
 /// The document around every server-rendered page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // A fresh nonce for Leptos's one inline script, and the Content-Security-Policy naming it.
+    #[cfg(feature = "ssr")]
+    crate::web::headers::page_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">

@@ -28,7 +28,7 @@ use crate::{
     db,
     error::AppError,
     state::AppState,
-    web::origin::origin_guard,
+    web::{headers::security_headers, origin::origin_guard},
 };
 
 /// Connects to the database and migrates it; fails (and the app stops) if either fails.
@@ -140,7 +140,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(from_fn(server_fn_error_status))
         .layer(from_fn_with_state(state.clone(), session_layer))
-        .layer(from_fn_with_state(state.clone(), origin_guard));
+        .layer(from_fn_with_state(state.clone(), origin_guard))
+        .layer(from_fn_with_state(state.clone(), security_headers));
 
     #[cfg_attr(not(feature = "stripe-sim"), allow(unused_mut))]
     let mut machines = Router::new()

@@ -83,11 +83,17 @@ mod tests {
     #[test]
     fn the_policy_allows_only_the_pages_own_script_and_no_framing() {
         let with = content_security_policy(Some("abc123"));
-        assert!(with.contains("script-src 'self' 'wasm-unsafe-eval' 'nonce-abc123';"), "{with}");
+        assert!(
+            with.contains("script-src 'self' 'wasm-unsafe-eval' 'nonce-abc123';"),
+            "{with}"
+        );
         assert!(with.contains("frame-ancestors 'none'"), "{with}");
         assert!(!with.contains("unsafe-inline"), "{with}");
         let without = content_security_policy(None);
-        assert!(without.contains("script-src 'self' 'wasm-unsafe-eval';"), "{without}");
+        assert!(
+            without.contains("script-src 'self' 'wasm-unsafe-eval';"),
+            "{without}"
+        );
         assert!(!without.contains("nonce"), "{without}");
     }
 }

@@ -1,9 +1,10 @@
 //! The web layer every feature stands on: who is asking (the signed-in user, the client's
 //! address), the app state, response headers from inside a server function, and the guards
-//! that cut across features (the cross-origin check, rate limits).
+//! that cut across features (the cross-origin check, rate limits, security headers).
 //!
 //! It imports no feature; features import it.
 
+pub mod headers;
 pub mod limit;
 pub mod origin;
 

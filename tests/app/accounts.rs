@@ -342,7 +342,69 @@ async fn log_in_attempts_are_rate_limited(backend: Backend) {
     app.stop().await;
 }
 
+/// Pages cannot be framed or sniffed, leak no referrer off-site, and run only their own
+/// scripts: the one inline script carries the nonce the policy names.
+async fn pages_carry_security_headers(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    assert_eq!(app.sign_up(&unique_email(), PASSWORD).await.status(), 302);
+    for path in [
+        "/",
+        "/login?next=%2Fapp",
+        "/settings/billing",
+        "/no-such-page",
+    ] {
+        let res = app.get(path).await;
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "same-origin", "{path}");
+        assert_eq!(
+            header("strict-transport-security"),
+            "",
+            "{path}: plain http"
+        );
+        let csp = header("content-security-policy");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        if res.status() == 303 {
+            continue;
+        }
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("{path}: a page's policy names its nonce: {csp}"))
+            .to_owned();
+        let html = res.text().await.expect("html");
+        assert!(
+            html.contains(&format!("<script type=\"module\" nonce=\"{nonce}\"")),
+            "{path}: the hydration script carries the policy's nonce"
+        );
+        assert_eq!(
+            html.matches("<script").count(),
+            html.matches(&format!("nonce=\"{nonce}\"")).count(),
+            "{path}: every script carries the nonce"
+        );
+    }
+    let form = app
+        .client
+        .post(app.url("/api/logout"))
+        .header("Origin", &app.base)
+        .send()
+        .await
+        .expect("log out");
+    assert_eq!(form.headers()["x-frame-options"], "DENY");
+    app.stop().await;
+}
+
 crate::on_both_databases!(
+    pages_carry_security_headers,
     sign_up_signs_in_and_lands_on_billing,
     duplicate_sign_up_is_refused_with_a_clear_message,
     bad_input_gets_field_messages,
