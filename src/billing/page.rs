@@ -69,7 +69,7 @@ pub fn BillingPage() -> impl IntoView {
 fn render_billing(s: BillingSummary) -> AnyView {
     let state = s.plan_state();
     let primary = s.primary().cloned();
-    let ended = matches!(state, PlanState::None | PlanState::Ended { .. });
+    let ended = state.offers_new_plan();
     let open_invoice_url = s.open_invoice().and_then(|i| i.hosted_invoice_url.clone());
     let BillingSummary {
         has_customer,

@@ -81,6 +81,15 @@ pub enum PlanState {
     Ended { ended: Option<i64> },
 }
 
+impl PlanState {
+    /// Whether the user may start a plan through Checkout: only with none, or once it ended.
+    /// Anything live (a trial, a plan cancelling at period end, one whose payment failed) is
+    /// changed in the portal instead, so nobody pays for two.
+    pub fn offers_new_plan(&self) -> bool {
+        matches!(self, PlanState::None | PlanState::Ended { .. })
+    }
+}
+
 impl BillingSummary {
     pub fn primary(&self) -> Option<&SubscriptionView> {
         access::primary(&self.subscriptions)

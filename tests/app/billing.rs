@@ -564,6 +564,29 @@ async fn checkout_starts_with_the_plans_trial(backend: Backend) {
     assert_eq!(status, 400, "{body}");
     let (status, _) = call(&app, "/api/billing/checkout", &[]).await;
     assert_eq!(status, 400);
+
+    // With a live plan (here a trial), a second Checkout is refused: two tabs would make two
+    // subscriptions and two charges. Stripe is not asked for a session.
+    page_for(&app, &customer, a_subscription("trialing", now() + 10 * DAY)).await;
+    stripe.clear();
+    let (status, body) = call(
+        &app,
+        "/api/billing/checkout",
+        &[("price_id", pro.id.as_str())],
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("You already have a plan"), "{body}");
+    assert!(stripe.requests_to("/v1/checkout/sessions").is_empty());
+    // Once it has ended, a new plan can be started again.
+    page_for(&app, &customer, a_subscription("canceled", now() - DAY)).await;
+    let (status, body) = call(
+        &app,
+        "/api/billing/checkout",
+        &[("price_id", pro.id.as_str())],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
     app.stop().await;
 }
 
