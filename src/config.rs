@@ -80,6 +80,9 @@ pub struct Config {
     pub stripe_sim_state: PathBuf,
     /// How often the reconciler runs (`RECONCILE_EVERY`); `None` when turned off (`0`).
     pub reconcile_every: Option<Duration>,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` are believed (`TRUSTED_PROXIES`); none
+    /// by default, so the client is the TCP peer.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// A setting that could not be accepted; names the variable, never shows a secret's value.
@@ -253,6 +256,9 @@ impl Config {
             }
         };
 
+        let trusted_proxies = parse_trusted_proxies(&get("TRUSTED_PROXIES").unwrap_or_default())
+            .map_err(|problem| invalid("TRUSTED_PROXIES", problem))?;
+
         Ok(Config {
             app_url,
             bind_addr,
@@ -270,6 +276,7 @@ impl Config {
             site_root,
             stripe_sim_state,
             reconcile_every,
+            trusted_proxies,
         })
     }
 
@@ -442,6 +449,19 @@ fn parse_interval(raw: &str) -> Result<Option<Duration>, String> {
     }
 }
 
+/// Parses `TRUSTED_PROXIES`: addresses or CIDR ranges, separated by commas or spaces.
+pub fn parse_trusted_proxies(raw: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    raw.split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("`{s}` is not an IP address or a CIDR range like 10.0.0.0/8"))
+        })
+        .collect()
+}
+
 fn parse_app_url(raw: &str) -> Result<Url, ConfigError> {
     let url =
         Url::parse(raw).map_err(|e| invalid("APP_URL", format!("`{raw}` is not a URL: {e}")))?;
@@ -462,6 +482,17 @@ fn parse_app_url(raw: &str) -> Result<Url, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn trusted_proxies_are_parsed_with_clear_errors() {
+        let proxies = parse_trusted_proxies("10.0.0.0/8, 192.168.1.5 fd00::/8").expect("valid");
+        assert_eq!(proxies.len(), 3);
+        assert!(proxies[1].contains(&"192.168.1.5".parse::<std::net::IpAddr>().expect("ip")));
+        assert_eq!(parse_trusted_proxies("").expect("empty is none"), vec![]);
+        let err = parse_trusted_proxies("10.0.0.0/8, proxy.internal").expect_err("a name");
+        assert!(err.contains("proxy.internal"), "{err}");
+        assert!(parse_trusted_proxies("10.0.0.0/33").is_err());
+    }
+
     use super::*;
     use std::collections::HashMap;
 

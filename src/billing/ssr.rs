@@ -512,7 +512,11 @@ pub async fn start_checkout(
         .one(&state.db)
         .await?
         .ok_or_else(|| AppError::invalid("price_id", "That plan is not available."))?;
-    if !load_summary(state, user).await?.plan_state().offers_new_plan() {
+    if !load_summary(state, user)
+        .await?
+        .plan_state()
+        .offers_new_plan()
+    {
         return Err(AppError::Conflict(
             "You already have a plan. To switch plans, use Change plan: Stripe shows what you \
              pay for the switch, and you are never charged for two plans."

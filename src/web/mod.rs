@@ -4,6 +4,7 @@
 //!
 //! It imports no feature; features import it.
 
+pub mod client;
 pub mod headers;
 pub mod limit;
 pub mod origin;
@@ -54,12 +55,13 @@ pub fn require_user() -> Result<SignedIn, AppError> {
     signed_in().ok_or(AppError::Unauthorized)
 }
 
-/// The address the request came from.
-pub fn client_addr(parts: &Parts) -> String {
+/// The client's address: the TCP peer, or what the proxies in `trusted` say it forwarded
+/// (see [`client::client_ip`]).
+pub fn client_addr(parts: &Parts, trusted: &[ipnet::IpNet]) -> String {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ci| ci.0.ip().to_string())
+        .map(|ci| client::client_ip(ci.0.ip(), &parts.headers, trusted).to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 

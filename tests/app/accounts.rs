@@ -403,7 +403,68 @@ async fn pages_carry_security_headers(backend: Backend) {
     app.stop().await;
 }
 
+/// Ten junk log-ins (each for another email) from one address behind the proxy.
+async fn junk_log_ins_from(app: &TestApp, forwarded_for: &str) -> u16 {
+    let mut status = 0;
+    for _ in 0..11 {
+        status = crate::helpers::browser_client()
+            .post(app.url("/api/login"))
+            .header("X-Forwarded-For", forwarded_for)
+            .form(&[
+                ("email", unique_email().as_str()),
+                ("password", "wrong password"),
+            ])
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16();
+    }
+    status
+}
+
+async fn log_in_as(app: &TestApp, email: &str, forwarded_for: &str) -> u16 {
+    crate::helpers::browser_client()
+        .post(app.url("/api/login"))
+        .header("X-Forwarded-For", forwarded_for)
+        .form(&[("email", email), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+/// Behind a trusted proxy, the log-in limit is per client, not one limit for everyone; and
+/// `X-Forwarded-For` from anyone else is not believed.
+async fn the_log_in_limit_is_per_client_behind_a_trusted_proxy(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("TRUSTED_PROXIES", "127.0.0.1/32, ::1")]).await;
+    let email = unique_email();
+    app.sign_up(&email, PASSWORD).await;
+    assert_eq!(junk_log_ins_from(&app, "198.51.100.1").await, 429);
+    let other_client = log_in_as(&app, &email, "198.51.100.2").await;
+    assert!(
+        (200..400).contains(&other_client),
+        "another client behind the same proxy is not locked out: {other_client}"
+    );
+    assert_eq!(
+        log_in_as(&app, &email, "6.6.6.6, 198.51.100.1").await,
+        429,
+        "a forged hop changes nothing"
+    );
+    app.stop().await;
+
+    // No trusted proxy (the default): the header is the client's own claim, and ignored.
+    let app = TestApp::spawn(backend).await;
+    let email = unique_email();
+    app.sign_up(&email, PASSWORD).await;
+    assert_eq!(junk_log_ins_from(&app, "198.51.100.1").await, 429);
+    assert_eq!(log_in_as(&app, &email, "198.51.100.2").await, 429);
+    app.stop().await;
+}
+
 crate::on_both_databases!(
+    the_log_in_limit_is_per_client_behind_a_trusted_proxy,
     pages_carry_security_headers,
     sign_up_signs_in_and_lands_on_billing,
     duplicate_sign_up_is_refused_with_a_clear_message,

@@ -567,7 +567,12 @@ async fn checkout_starts_with_the_plans_trial(backend: Backend) {
 
     // With a live plan (here a trial), a second Checkout is refused: two tabs would make two
     // subscriptions and two charges. Stripe is not asked for a session.
-    page_for(&app, &customer, a_subscription("trialing", now() + 10 * DAY)).await;
+    page_for(
+        &app,
+        &customer,
+        a_subscription("trialing", now() + 10 * DAY),
+    )
+    .await;
     stripe.clear();
     let (status, body) = call(
         &app,
