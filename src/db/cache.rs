@@ -35,6 +35,12 @@ impl Writes {
     }
 }
 
+impl Default for Writes {
+    fn default() -> Self {
+        Writes::new()
+    }
+}
+
 /// Writes to the catalogue in this process (all apps in it share one count: a write to one
 /// app's catalogue only makes the others load theirs once more).
 pub static CATALOGUE_WRITES: Writes = Writes::new();
