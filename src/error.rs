@@ -30,6 +30,9 @@ pub enum AppError {
     /// A dependency (Stripe, the database) is down; try again later.
     #[error("{0}")]
     Unavailable(String),
+    /// Stripe refused a request for a reason a retry will not change.
+    #[error("{0}")]
+    Upstream(String),
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
     /// The request never got an answer (client side only).
@@ -70,6 +73,7 @@ impl AppError {
             AppError::Conflict(_) => 409,
             AppError::RateLimited(_) => 429,
             AppError::Unavailable(_) => 503,
+            AppError::Upstream(_) => 502,
             AppError::Internal | AppError::Transport => 500,
         }
     }

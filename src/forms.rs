@@ -121,6 +121,7 @@ impl From<WireError> for AppError {
             "Conflict" => AppError::Conflict(message()),
             "RateLimited" => AppError::RateLimited(message()),
             "Unavailable" => AppError::Unavailable(message()),
+            "Upstream" => AppError::Upstream(message()),
             "Transport" => AppError::Transport,
             _ => AppError::Internal,
         }
@@ -258,6 +259,7 @@ mod tests {
             AppError::Conflict("An account with this email already exists.".into()),
             AppError::RateLimited("Too many attempts.".into()),
             AppError::Unavailable("Billing is temporarily unavailable.".into()),
+            AppError::Upstream("Stripe refused to start Checkout.".into()),
             AppError::Internal,
             AppError::Transport,
         ];

@@ -45,7 +45,10 @@ fn unavailable() -> AppError {
     )
 }
 
-/// Logs a failed Stripe call with what Stripe said about it and turns it into a user error.
+/// Logs a failed Stripe call with what Stripe said about it and turns it into a user error
+/// that says what the user can do: wait a minute (Stripe is down, unreachable or rate
+/// limiting), or ask for help (Stripe refused what `action` asked, which a retry will not
+/// change; the log has Stripe's request).
 pub fn stripe_failure(action: &str, err: StripeError) -> AppError {
     match &err {
         StripeError::Stripe(e, status) => {
@@ -70,7 +73,17 @@ pub fn stripe_failure(action: &str, err: StripeError) -> AppError {
                         .into(),
                 );
             }
-            unavailable()
+            match *status {
+                429 => AppError::RateLimited(
+                    "Stripe is receiving too many requests right now. Please try again in a minute."
+                        .into(),
+                ),
+                400..=499 => AppError::Upstream(format!(
+                    "Stripe refused to {}. This will not fix itself: please contact support.",
+                    describe_action(action)
+                )),
+                _ => unavailable(),
+            }
         }
         other => {
             tracing::error!(action, error = %other, "Stripe could not be reached");
@@ -79,13 +92,34 @@ pub fn stripe_failure(action: &str, err: StripeError) -> AppError {
     }
 }
 
-/// Whether a failure may be retried safely with the same idempotency key.
-fn is_transient(err: &StripeError) -> bool {
-    matches!(err, StripeError::ClientError(_) | StripeError::Timeout)
-        || matches!(err, StripeError::Stripe(_, status) if *status == 429 || *status >= 500)
+/// What the user was doing, in their words.
+fn describe_action(action: &str) -> &'static str {
+    match action {
+        "portal" => "open the billing portal",
+        "checkout" => "start Checkout",
+        "create_customer" => "open your billing account",
+        _ => "do what was asked",
+    }
 }
 
-/// Sends a request with an idempotency key, retrying once after a connection failure.
+/// How long to wait before retrying a failed idempotent request (the `retry`th retry, from 0)
+/// with the same key, if at all. Stripe still working on a request with that key (409) or
+/// rate limiting (429) is waited out with back-off, within a request's budget; Stripe
+/// unreachable or failing gets one quick retry (sign-up goes on without a customer then).
+fn retry_wait(err: &StripeError, retry: usize) -> Option<std::time::Duration> {
+    const BACK_OFF_MS: [u64; 3] = [250, 750, 2_000];
+    let waits: &[u64] = match err {
+        StripeError::Stripe(_, 409 | 429) => &BACK_OFF_MS,
+        StripeError::Stripe(_, status) if *status >= 500 => &BACK_OFF_MS[..1],
+        StripeError::ClientError(_) | StripeError::Timeout => &BACK_OFF_MS[..1],
+        _ => &[],
+    };
+    waits
+        .get(retry)
+        .map(|ms| std::time::Duration::from_millis(*ms))
+}
+
+/// Sends a request with an idempotency key, retrying as [`retry_wait`] says.
 async fn send_idempotent<R>(
     state: &AppState,
     request: &R,
@@ -97,19 +131,23 @@ where
 {
     let key = IdempotencyKey::new(key)
         .map_err(|e| StripeError::ClientError(format!("idempotency key: {e:?}")))?;
-    let mut attempt = 0;
+    let mut retry = 0;
     loop {
-        attempt += 1;
         let result = request
             .customize()
             .request_strategy(RequestStrategy::Idempotent(key.clone()))
             .send(&state.stripe)
             .await;
         match result {
-            Err(e) if attempt < 2 && is_transient(&e) => {
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-            }
-            other => return other,
+            Err(e) => match retry_wait(&e, retry) {
+                Some(wait) => {
+                    tracing::warn!(error = %e, ?wait, "Stripe request failed; retrying with the same key");
+                    tokio::time::sleep(wait).await;
+                    retry += 1;
+                }
+                None => return Err(e),
+            },
+            ok => return ok,
         }
     }
 }

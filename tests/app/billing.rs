@@ -340,6 +340,73 @@ async fn portal_errors_read_clearly(backend: Backend) {
     app.stop().await;
 }
 
+/// A refusal a retry will not change names what failed (502) instead of "try again later";
+/// rate limiting says when to come back.
+async fn stripe_refusals_say_what_to_do(backend: Backend) {
+    let stripe = StripeStandIn::start().await;
+    let app = stripe.app(backend, &[]).await;
+    sign_up_with_customer(&app).await;
+    stripe.set_mode(Mode::Fail(
+        axum::http::StatusCode::BAD_REQUEST,
+        stripe_error(
+            "invalid_request_error",
+            "No such customer: 'cus_gone'",
+            Some("customer"),
+        ),
+    ));
+    let (status, body) = call(&app, "/api/billing/portal", &[]).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("Stripe refused to open the billing portal"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("cus_gone"),
+        "Stripe's words stay in the logs"
+    );
+
+    stripe.set_mode(Mode::Fail(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        stripe_error("invalid_request_error", "Too many requests", None),
+    ));
+    let (status, body) = call(&app, "/api/billing/portal", &[]).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("try again in a minute"), "{body}");
+    app.stop().await;
+}
+
+/// A double click sends the customer's idempotency key twice at once; Stripe answers the
+/// second 409 while the first is in flight. It is waited out and retried with the same key,
+/// not shown as an outage.
+async fn a_request_in_flight_with_the_same_key_is_waited_out(backend: Backend) {
+    let stripe = StripeStandIn::start().await;
+    let app = stripe.app(backend, &[]).await;
+    stripe.set_mode(Mode::Fail(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        stripe_error("api_error", "down", None),
+    ));
+    let email = unique_email();
+    assert_eq!(app.sign_up(&email, PASSWORD).await.status(), 302);
+    assert_eq!(customer_of(&app, &email).await, None, "Stripe was down");
+
+    stripe.set_mode(Mode::FailTimes(
+        2,
+        axum::http::StatusCode::CONFLICT,
+        stripe_error(
+            "idempotency_error",
+            "There is currently another in-progress request using this Idempotent Key.",
+            None,
+        ),
+    ));
+    stripe.clear();
+    let (status, body) = call(&app, "/api/billing/account", &[]).await;
+    assert!(status < 400, "{status}: {body}");
+    assert!(customer_of(&app, &email).await.is_some());
+    let sent = stripe.requests_to("/v1/customers");
+    assert_eq!(sent.len(), 3, "two refusals, then the customer: {sent:?}");
+    app.stop().await;
+}
+
 async fn stripe_unreachable_is_unavailable_not_an_error_page(backend: Backend) {
     let app = TestApp::spawn_with(
         backend,
@@ -601,6 +668,8 @@ crate::on_both_databases!(
     the_portal_request_carries_the_users_own_ids,
     portal_errors_read_clearly,
     stripe_unreachable_is_unavailable_not_an_error_page,
+    stripe_refusals_say_what_to_do,
+    a_request_in_flight_with_the_same_key_is_waited_out,
     the_page_tells_each_state_in_words,
     checkout_starts_with_the_plans_trial,
 );

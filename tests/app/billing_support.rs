@@ -47,6 +47,8 @@ pub enum Mode {
     Forward,
     /// Answers every request with this status and Stripe error body.
     Fail(StatusCode, serde_json::Value),
+    /// Answers the next `n` requests so, then forwards again.
+    FailTimes(usize, StatusCode, serde_json::Value),
 }
 
 #[derive(Clone)]
@@ -156,8 +158,18 @@ async fn proxy(
         path: path.clone(),
         body: String::from_utf8_lossy(&body).into_owned(),
     });
-    let mode = state.mode.lock().expect("mode").clone();
-    if let Mode::Fail(status, body) = mode {
+    let failure = {
+        let mut mode = state.mode.lock().expect("mode");
+        match &mut *mode {
+            Mode::Fail(status, body) => Some((*status, body.clone())),
+            Mode::FailTimes(n, status, body) if *n > 0 => {
+                *n -= 1;
+                Some((*status, body.clone()))
+            }
+            _ => None,
+        }
+    };
+    if let Some((status, body)) = failure {
         return (status, axum::Json(body)).into_response();
     }
     let mut upstream = state
