@@ -19,7 +19,9 @@ pub async fn sign_up(
     #[server(default)] password: String,
 ) -> Result<(), AppError> {
     let state = crate::web::app_state()?;
-    ssr::sign_up(&state, &email, &password).await?;
+    let client =
+        crate::web::client_addr(&crate::web::request_parts()?, &state.config.trusted_proxies);
+    ssr::sign_up(&state, &email, &password, &client).await?;
     leptos_axum::redirect("/settings/billing");
     Ok(())
 }
@@ -40,8 +42,9 @@ pub mod ssr {
         state: &AppState,
         email: &str,
         password: &str,
+        client: &str,
     ) -> Result<CurrentUser, AppError> {
-        let user = register(state, email, password).await?;
+        let user = register(state, email, password, client).await?;
         start_session(state, user.id).await?;
         let user = CurrentUser {
             id: user.id,

@@ -25,8 +25,13 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("{0}")]
-    RateLimited(String),
+    /// Too many attempts; the client may try again after `retry_after_secs` (sent as
+    /// `Retry-After`).
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// A dependency (Stripe, the database) is down; try again later.
     #[error("{0}")]
     Unavailable(String),
@@ -45,6 +50,30 @@ impl AppError {
         AppError::Invalid {
             field: Some(field.to_owned()),
             message: message.into(),
+        }
+    }
+
+    /// Refused for too many attempts: `message`, then "Try again in …" from `wait`.
+    pub fn rate_limited(message: &str, wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs().max(1);
+        let when = if secs > 90 {
+            format!("{} minutes", secs.div_ceil(60))
+        } else {
+            format!("{secs} seconds")
+        };
+        AppError::RateLimited {
+            message: format!("{message} Try again in {when}."),
+            retry_after_secs: secs,
+        }
+    }
+
+    /// The seconds a client should wait before trying again, for a rate limit.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 
@@ -71,7 +100,7 @@ impl AppError {
             AppError::Forbidden(_) => 403,
             AppError::NotFound(_) => 404,
             AppError::Conflict(_) => 409,
-            AppError::RateLimited(_) => 429,
+            AppError::RateLimited { .. } => 429,
             AppError::Unavailable(_) => 503,
             AppError::Upstream(_) => 502,
             AppError::Internal | AppError::Transport => 500,
@@ -126,11 +155,17 @@ mod ssr {
         fn into_response(self) -> Response {
             let status =
                 StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            (
+            let retry_after = self.retry_after();
+            let mut res = (
                 status,
                 Json(serde_json::json!({ "error": self.to_string() })),
             )
-                .into_response()
+                .into_response();
+            if let Some(secs) = retry_after {
+                res.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, secs.into());
+            }
+            res
         }
     }
 }

@@ -105,6 +105,7 @@ pub struct WireError {
     pub variant: String,
     pub field: Option<String>,
     pub message: Option<String>,
+    pub retry_after_secs: Option<u64>,
 }
 
 impl From<WireError> for AppError {
@@ -119,7 +120,10 @@ impl From<WireError> for AppError {
             "Forbidden" => AppError::Forbidden(message()),
             "NotFound" => AppError::NotFound(message()),
             "Conflict" => AppError::Conflict(message()),
-            "RateLimited" => AppError::RateLimited(message()),
+            "RateLimited" => AppError::RateLimited {
+                message: message(),
+                retry_after_secs: w.retry_after_secs.unwrap_or(0),
+            },
             "Unavailable" => AppError::Unavailable(message()),
             "Upstream" => AppError::Upstream(message()),
             "Transport" => AppError::Transport,
@@ -184,6 +188,7 @@ mod browser {
                 variant,
                 field: None,
                 message: None,
+                retry_after_secs: None,
             }
             .into();
         }
@@ -203,10 +208,15 @@ mod browser {
             Some(message) => (None, Some(message)),
             None => (field("field"), field("message")),
         };
+        let retry_after_secs = Reflect::get(&inner, &JsValue::from_str("retry_after_secs"))
+            .ok()
+            .and_then(|v| v.as_f64())
+            .map(|secs| secs as u64);
         WireError {
             variant,
             field,
             message,
+            retry_after_secs,
         }
         .into()
     }
@@ -224,6 +234,7 @@ mod tests {
                 variant: variant.clone(),
                 field: None,
                 message: None,
+                retry_after_secs: None,
             },
             serde_json::Value::Object(map) => {
                 let (variant, inner) = map.iter().next().expect("one variant");
@@ -233,11 +244,13 @@ mod tests {
                         variant: variant.clone(),
                         field: None,
                         message: Some(message.into()),
+                        retry_after_secs: None,
                     },
                     None => WireError {
                         variant: variant.clone(),
                         field: text("field"),
                         message: text("message"),
+                        retry_after_secs: inner.get("retry_after_secs").and_then(|v| v.as_u64()),
                     },
                 }
             }
@@ -257,7 +270,7 @@ mod tests {
             AppError::Forbidden("Email or password is incorrect.".into()),
             AppError::NotFound("No such plan.".into()),
             AppError::Conflict("An account with this email already exists.".into()),
-            AppError::RateLimited("Too many attempts.".into()),
+            AppError::rate_limited("Too many attempts.", std::time::Duration::from_secs(42)),
             AppError::Unavailable("Billing is temporarily unavailable.".into()),
             AppError::Upstream("Stripe refused to start Checkout.".into()),
             AppError::Internal,

@@ -199,6 +199,11 @@ async fn server_fn_error_status(req: Request<Body>, next: Next) -> Response {
     };
     if let Ok(err) = serde_json::from_slice::<AppError>(&bytes) {
         parts.status = StatusCode::from_u16(err.status()).unwrap_or(parts.status);
+        if let Some(secs) = err.retry_after() {
+            parts
+                .headers
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
     }
     Response::from_parts(parts, Body::from(bytes))
 }

@@ -20,6 +20,9 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub login_limiter: Arc<RateLimiter>,
+    /// Sign-ups per client address (20 an hour): each costs an argon2 hash and a Stripe
+    /// customer.
+    pub signup_limiter: Arc<RateLimiter>,
     /// Portal and Checkout sessions per user (10 a minute).
     pub portal_limiter: Arc<RateLimiter>,
     /// Re-syncs from Stripe on return from Checkout or the Portal (one per user per 3 s).
@@ -57,6 +60,7 @@ impl AppState {
             db,
             config: Arc::new(config),
             login_limiter: Arc::new(RateLimiter::new(10, Duration::from_secs(60))),
+            signup_limiter: Arc::new(RateLimiter::new(20, Duration::from_secs(3600))),
             portal_limiter: Arc::new(RateLimiter::new(10, Duration::from_secs(60))),
             resync_throttle: Arc::new(RateLimiter::new(1, Duration::from_secs(3))),
             stripe,

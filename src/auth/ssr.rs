@@ -204,9 +204,16 @@ pub async fn register(
     state: &AppState,
     email: &str,
     password: &str,
+    client: &str,
 ) -> Result<user::Model, AppError> {
     let email = Email::parse(email).map_err(|m| AppError::invalid("email", m))?;
     let password = Password::parse(password).map_err(|m| AppError::invalid("password", m))?;
+    // Counted once the input is valid: what follows (argon2, and a Stripe customer) is what
+    // the limit protects.
+    state
+        .signup_limiter
+        .check(&[format!("ip:{client}")])
+        .map_err(|wait| AppError::rate_limited("Too many sign-ups from your network.", wait))?;
     create_user(&state.db, &email, password).await
 }
 
@@ -227,12 +234,10 @@ pub async fn log_in(
         format!("email:{}", email.trim().to_lowercase()),
         format!("ip:{client}"),
     ];
-    state.login_limiter.check(&keys).map_err(|wait| {
-        AppError::RateLimited(format!(
-            "Too many log-in attempts. Try again in {} seconds.",
-            wait.as_secs().max(1)
-        ))
-    })?;
+    state
+        .login_limiter
+        .check(&keys)
+        .map_err(|wait| AppError::rate_limited("Too many log-in attempts.", wait))?;
     authenticate(&state.db, email, password).await
 }
 

@@ -74,10 +74,12 @@ pub fn stripe_failure(action: &str, err: StripeError) -> AppError {
                 );
             }
             match *status {
-                429 => AppError::RateLimited(
-                    "Stripe is receiving too many requests right now. Please try again in a minute."
+                429 => AppError::RateLimited {
+                    message: "Stripe is receiving too many requests right now. Please try again \
+                              in a minute."
                         .into(),
-                ),
+                    retry_after_secs: 60,
+                },
                 400..=499 => AppError::Upstream(format!(
                     "Stripe refused to {}. This will not fix itself: please contact support.",
                     describe_action(action)
@@ -450,12 +452,7 @@ fn limit_sessions(state: &AppState, user: &CurrentUser) -> Result<(), AppError> 
     state
         .portal_limiter
         .check(&[format!("user:{}", user.id)])
-        .map_err(|wait| {
-            AppError::RateLimited(format!(
-                "Too many attempts to open billing. Try again in {} seconds.",
-                wait.as_secs().max(1)
-            ))
-        })
+        .map_err(|wait| AppError::rate_limited("Too many attempts to open billing.", wait))
 }
 
 /// Creates a Customer Portal session (optionally deep-linked into one flow) and returns its URL.

@@ -326,6 +326,12 @@ async fn log_in_attempts_are_rate_limited(backend: Backend) {
     }
     let res = last.expect("response");
     assert_eq!(res.status(), 429);
+    let retry_after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
     assert!(res
         .text()
         .await
@@ -463,7 +469,49 @@ async fn the_log_in_limit_is_per_client_behind_a_trusted_proxy(backend: Backend)
     app.stop().await;
 }
 
+/// Sign-ups are limited per client address (each costs an argon2 hash and a Stripe
+/// customer); refused input does not count, and another client is not affected.
+async fn sign_ups_are_limited_per_client(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("TRUSTED_PROXIES", "127.0.0.1/32, ::1")]).await;
+    let sign_up_from = |client: &'static str, email: String| {
+        let url = app.url("/api/signup");
+        async move {
+            crate::helpers::browser_client()
+                .post(url)
+                .header("X-Forwarded-For", client)
+                .form(&[("email", email.as_str()), ("password", PASSWORD)])
+                .send()
+                .await
+                .expect("request")
+        }
+    };
+    for _ in 0..3 {
+        let res = sign_up_from("198.51.100.1", "not-an-email".into()).await;
+        assert_eq!(
+            res.status(),
+            400,
+            "invalid input is refused, and not counted"
+        );
+    }
+    for n in 0..20 {
+        let res = sign_up_from("198.51.100.1", unique_email()).await;
+        assert_eq!(res.status(), 200, "sign-up {n}");
+    }
+    let res = sign_up_from("198.51.100.1", unique_email()).await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    assert!(res
+        .text()
+        .await
+        .expect("body")
+        .contains("Too many sign-ups from your network"));
+    let res = sign_up_from("198.51.100.2", unique_email()).await;
+    assert_eq!(res.status(), 200, "another client signs up");
+    app.stop().await;
+}
+
 crate::on_both_databases!(
+    sign_ups_are_limited_per_client,
     the_log_in_limit_is_per_client_behind_a_trusted_proxy,
     pages_carry_security_headers,
     sign_up_signs_in_and_lands_on_billing,
