@@ -387,17 +387,7 @@ async fn run_load(
 static ALLOCATOR: billfold::alloc::Allocator = billfold::alloc::ALLOCATOR;
 
 fn main() -> ExitCode {
-    billfold::alloc::tune();
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime.block_on(run()),
-        Err(e) => {
-            eprintln!("bench_webhooks: cannot start the async runtime: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    billfold::alloc::run("bench_webhooks", run())
 }
 
 async fn run() -> ExitCode {

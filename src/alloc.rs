@@ -7,8 +7,10 @@
 //! ```ignore
 //! #[global_allocator]
 //! static ALLOCATOR: billfold::alloc::Allocator = billfold::alloc::ALLOCATOR;
-//! // first thing in `main`, before any thread starts:
-//! billfold::alloc::tune();
+//!
+//! fn main() -> ExitCode {
+//!     billfold::alloc::run("billfold", serve())
+//! }
 //! ```
 //!
 //! Arenas are committed as they are used, not up front (`MI_DEFAULT_ARENA_EAGER_COMMIT=0`,
@@ -26,6 +28,25 @@ pub fn tune() {
     const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: a plain setter of mimalloc's option table, read on each purge.
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
+}
+
+/// Tunes the allocator, then runs `main` on a multi-threaded tokio runtime: what a serving
+/// binary's `main` does.
+pub fn run(
+    name: &str,
+    main: impl std::future::Future<Output = std::process::ExitCode>,
+) -> std::process::ExitCode {
+    tune();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(main),
+        Err(e) => {
+            eprintln!("{name}: cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ impl FormState {
     /// A form posting to the server function at `path` (its `ServerFn::PATH`). Rendered on
     /// the server after that function refused a plain form post, it shows the refusal (the
     /// framework sends the browser back with it in the query).
-    pub fn new(path: &'static str) -> Self {
+    pub fn new(path: &str) -> Self {
         FormState {
             pending: RwSignal::new(false),
             leaving: RwSignal::new(false),
@@ -258,6 +258,22 @@ mod tests {
         }
     }
 
+    /// Fails to compile when `AppError` gains a variant, so the list below grows with it.
+    fn listed(e: &AppError) {
+        match e {
+            AppError::Invalid { .. }
+            | AppError::Unauthorized
+            | AppError::Forbidden(_)
+            | AppError::NotFound(_)
+            | AppError::Conflict(_)
+            | AppError::RateLimited { .. }
+            | AppError::Unavailable(_)
+            | AppError::Upstream(_)
+            | AppError::Internal
+            | AppError::Transport => {}
+        }
+    }
+
     #[test]
     fn every_error_reads_back_as_itself_in_the_browser() {
         let all = [
@@ -277,6 +293,7 @@ mod tests {
             AppError::Transport,
         ];
         for e in all {
+            listed(&e);
             let json = serde_json::to_value(&e).expect("errors serialize");
             assert_eq!(AppError::from(wire(&json)), e, "{json}");
         }

@@ -66,17 +66,7 @@ fn init_tracing(config: &Config) {
 static ALLOCATOR: billfold::alloc::Allocator = billfold::alloc::ALLOCATOR;
 
 fn main() -> ExitCode {
-    billfold::alloc::tune();
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime.block_on(run()),
-        Err(e) => {
-            eprintln!("billfold: cannot start the async runtime: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    billfold::alloc::run("billfold", run())
 }
 
 async fn run() -> ExitCode {

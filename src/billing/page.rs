@@ -21,6 +21,7 @@ const BUTTON: &str = "inline-flex items-center justify-center rounded-md px-4 py
 const PRIMARY: &str = "bg-indigo-600 text-white hover:bg-indigo-500";
 const SECONDARY: &str = "border border-slate-300 bg-white text-slate-700 hover:bg-slate-50";
 const DANGER: &str = "border border-red-200 bg-white text-red-700 hover:bg-red-50";
+const ERROR_LINE: &str = "mt-2 text-sm text-red-700";
 const CARD: &str = "rounded-xl border border-slate-200 bg-white p-6 shadow-sm";
 
 /// Loads the summary (re-synced first after Checkout or the Portal) and hands it to `render`,
@@ -210,24 +211,43 @@ pub fn ManageBillingButton(
     #[prop(optional)] flow: Option<PortalFlow>,
     #[prop(default = PRIMARY)] style: &'static str,
 ) -> impl IntoView {
-    view! { <PortalButton label=label.to_owned() flow style=style.to_owned()/> }
+    view! {
+        <PostButton
+            action=OpenBillingPortal::PATH.to_owned()
+            field=flow.map(|f| ("flow".to_owned(), f.as_str().to_owned()))
+            label=label.to_owned()
+            busy_label="Opening…".to_owned()
+            form_class="inline-block".to_owned()
+            class=format!("{BUTTON} {style}")
+            error_class="mt-2 max-w-xs text-sm text-red-700".to_owned()
+        />
+    }
 }
 
-/// The interactive part of [`ManageBillingButton`]: one of the page's few islands, the only
-/// code the browser runs.
+/// A button that posts one server function (with at most one hidden field): a plain form
+/// without JavaScript; in the browser (the page's only island kind besides the account
+/// forms) it says `busy_label` and stays disabled while the request is out and while the
+/// browser leaves for the answer's URL, and shows a refusal under itself.
 #[island]
-fn PortalButton(label: String, flow: Option<PortalFlow>, style: String) -> impl IntoView {
-    let form = FormState::new(OpenBillingPortal::PATH);
+fn PostButton(
+    action: String,
+    field: Option<(String, String)>,
+    label: String,
+    busy_label: String,
+    form_class: String,
+    class: String,
+    error_class: String,
+) -> impl IntoView {
+    let form = FormState::new(&action);
     let error = form.error();
+    let aria_label = label.clone();
     view! {
-        <form method="post" action=OpenBillingPortal::PATH class="inline-block" on:submit=form.on_submit()>
-            {flow.map(|f| view! { <input type="hidden" name="flow" value=f.as_str()/> })}
-            <button type="submit" class=format!("{BUTTON} {style}") disabled=move || form.busy()>
-                {move || if form.busy() { "Opening…".to_owned() } else { label.clone() }}
+        <form method="post" action=action class=form_class on:submit=form.on_submit()>
+            {field.map(|(name, value)| view! { <input type="hidden" name=name value=value/> })}
+            <button type="submit" class=class disabled=move || form.busy() aria-label=aria_label>
+                {move || if form.busy() { busy_label.clone() } else { label.clone() }}
             </button>
-            {move || error.get().map(|e| view! {
-                <p role="alert" class="mt-2 max-w-xs text-sm text-red-700">{e.to_string()}</p>
-            })}
+            {move || error.get().map(|e| view! { <p role="alert" class=error_class.clone()>{e.to_string()}</p> })}
         </form>
     }
 }
@@ -272,26 +292,17 @@ fn PlanOption(plan: PlanView) -> impl IntoView {
             <p class="font-semibold">{plan.product_name}</p>
             <p class="text-slate-600">{price}</p>
             <p class="text-sm text-sky-700">{trial}</p>
-            <CheckoutButton price_id=plan.price_id label/>
+            // Starts Checkout for this price; "Opening…" until the browser leaves for Stripe.
+            <PostButton
+                action=StartCheckout::PATH.to_owned()
+                field=Some(("price_id".to_owned(), plan.price_id))
+                busy_label="Opening…".to_owned()
+                label
+                form_class="mt-3".to_owned()
+                class=format!("{BUTTON} {PRIMARY} w-full")
+                error_class=ERROR_LINE.to_owned()
+            />
         </div>
-    }
-}
-
-/// Starts Checkout for one price: a plain form post without JavaScript; in the browser,
-/// "Opening…" until the browser leaves for Stripe.
-#[island]
-fn CheckoutButton(price_id: String, label: String) -> impl IntoView {
-    let form = FormState::new(StartCheckout::PATH);
-    let error = form.error();
-    let aria_label = label.clone();
-    view! {
-        <form method="post" action=StartCheckout::PATH class="mt-3" on:submit=form.on_submit()>
-            <input type="hidden" name="price_id" value=price_id/>
-            <button type="submit" class=format!("{BUTTON} {PRIMARY} w-full") disabled=move || form.busy() aria-label=aria_label>
-                {move || if form.busy() { "Opening…".to_owned() } else { label.clone() }}
-            </button>
-            {move || error.get().map(|e| view! { <p role="alert" class="mt-2 text-sm text-red-700">{e.to_string()}</p> })}
-        </form>
     }
 }
 
@@ -338,22 +349,16 @@ fn NoBillingAccount() -> impl IntoView {
         <section class=CARD data-testid="no-billing-account">
             <h2 class="text-lg font-semibold">"No billing account yet"</h2>
             <p class="mt-1 text-slate-600">"It is created when you choose a plan, or right now:"</p>
-            <CreateBillingAccountButton/>
+            <PostButton
+                action=CreateBillingAccount::PATH.to_owned()
+                field=None
+                label="Create billing account".to_owned()
+                busy_label="Create billing account".to_owned()
+                form_class="mt-3".to_owned()
+                class=format!("{BUTTON} {SECONDARY}")
+                error_class=ERROR_LINE.to_owned()
+            />
         </section>
-    }
-}
-
-#[island]
-fn CreateBillingAccountButton() -> impl IntoView {
-    let form = FormState::new(CreateBillingAccount::PATH);
-    let error = form.error();
-    view! {
-        <form method="post" action=CreateBillingAccount::PATH class="mt-3" on:submit=form.on_submit()>
-            <button type="submit" class=format!("{BUTTON} {SECONDARY}") disabled=move || form.busy()>
-                "Create billing account"
-            </button>
-            {move || error.get().map(|e| view! { <p role="alert" class="mt-2 text-sm text-red-700">{e.to_string()}</p> })}
-        </form>
     }
 }
 

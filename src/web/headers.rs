@@ -38,6 +38,12 @@ pub fn content_security_policy(nonce: Option<&str>) -> String {
     )
 }
 
+/// The policy of every response but a page's, made once.
+static WITHOUT_NONCE: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
+    HeaderValue::from_str(&content_security_policy(None))
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"))
+});
+
 /// Called while a page renders (server side): gives Leptos a fresh nonce for its inline
 /// script and sends the policy that allows it.
 pub fn page_policy() {
@@ -63,9 +69,7 @@ pub async fn security_headers(
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !headers.contains_key(CONTENT_SECURITY_POLICY) {
-        if let Ok(value) = HeaderValue::from_str(&content_security_policy(None)) {
-            headers.insert(CONTENT_SECURITY_POLICY, value);
-        }
+        headers.insert(CONTENT_SECURITY_POLICY, WITHOUT_NONCE.clone());
     }
     if state.config.secure_cookies() {
         headers.insert(

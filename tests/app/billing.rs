@@ -85,6 +85,20 @@ pub(crate) async fn subscribe_in_stripe(
     sub.id.to_string()
 }
 
+/// Signs a user up while Stripe answers 503 (Stripe stays down): the account exists, without
+/// a customer. Returns the email.
+async fn sign_up_while_stripe_is_down(stripe: &StripeStandIn, app: &TestApp) -> String {
+    stripe.set_mode(Mode::Fail(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        stripe_error("api_error", "down for maintenance", None),
+    ));
+    let email = unique_email();
+    let res = app.sign_up(&email, PASSWORD).await;
+    assert_eq!(res.status(), 302, "sign-up succeeds without Stripe");
+    assert_eq!(customer_of(app, &email).await, None);
+    email
+}
+
 async fn sign_up_creates_exactly_one_customer(backend: Backend) {
     let stripe = StripeStandIn::start().await;
     let app = stripe.app(backend, &[]).await;
@@ -112,14 +126,7 @@ async fn sign_up_creates_exactly_one_customer(backend: Backend) {
 async fn sign_up_survives_stripe_being_down_and_clicks_never_make_two_customers(backend: Backend) {
     let stripe = StripeStandIn::start().await;
     let app = stripe.app(backend, &[]).await;
-    stripe.set_mode(Mode::Fail(
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        stripe_error("api_error", "down for maintenance", None),
-    ));
-    let email = unique_email();
-    let res = app.sign_up(&email, PASSWORD).await;
-    assert_eq!(res.status(), 302, "sign-up succeeds without Stripe");
-    assert_eq!(customer_of(&app, &email).await, None);
+    let email = sign_up_while_stripe_is_down(&stripe, &app).await;
 
     // The page says so and offers the way out; the portal explains instead of failing.
     let html = app
@@ -381,13 +388,7 @@ async fn stripe_refusals_say_what_to_do(backend: Backend) {
 async fn a_request_in_flight_with_the_same_key_is_waited_out(backend: Backend) {
     let stripe = StripeStandIn::start().await;
     let app = stripe.app(backend, &[]).await;
-    stripe.set_mode(Mode::Fail(
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        stripe_error("api_error", "down", None),
-    ));
-    let email = unique_email();
-    assert_eq!(app.sign_up(&email, PASSWORD).await.status(), 302);
-    assert_eq!(customer_of(&app, &email).await, None, "Stripe was down");
+    let email = sign_up_while_stripe_is_down(&stripe, &app).await;
 
     stripe.set_mode(Mode::FailTimes(
         2,
