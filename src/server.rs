@@ -36,15 +36,18 @@ use crate::{
 /// webhook endpoint with it under a fresh signing secret.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = db::connect_and_migrate(config.database_url.expose()).await?;
+    let installation = db::installation::installation_id(&db)
+        .await
+        .context("cannot read this installation's id from the database")?;
     #[cfg(feature = "stripe-sim")]
     if config.stripe.mode == crate::config::StripeMode::Simulated {
         let mut config = config;
         let sim = simulated::open(&mut config).await?;
-        let mut state = AppState::new(config, db)?;
+        let mut state = AppState::new(config, db, installation)?;
         state.sim = Some(sim);
         return Ok(state);
     }
-    AppState::new(config, db)
+    AppState::new(config, db, installation)
 }
 
 /// Simulated mode: the Stripe test double mounted in the app, and its demo account.

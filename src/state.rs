@@ -1,5 +1,5 @@
 //! The app state every handler and server function reads: settings, the database, the
-//! Stripe client and the per-process limiters. A leaf: it imports no feature.
+//! Stripe client and the rate limiters. A leaf: it imports no feature.
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,6 +19,11 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
+    /// This installation's id (`db::installation`): part of every Stripe idempotency key
+    /// Billfold makes, so installations sharing a Stripe account never share a key.
+    pub installation_id: Arc<str>,
+    /// Log-ins per email and per client address (10 a minute). This and the next two are
+    /// shared by all replicas on PostgreSQL.
     pub login_limiter: Arc<RateLimiter>,
     /// Sign-ups per client address (20 an hour): each costs an argon2 hash and a Stripe
     /// customer.
@@ -47,7 +52,11 @@ impl FromRef<AppState> for LeptosOptions {
 
 impl AppState {
     /// The state over an open, migrated database.
-    pub fn new(config: Config, db: DatabaseConnection) -> anyhow::Result<Self> {
+    pub fn new(
+        config: Config,
+        db: DatabaseConnection,
+        installation_id: String,
+    ) -> anyhow::Result<Self> {
         let stripe = crate::stripe::client(&config)?;
         let leptos_options = LeptosOptions::builder()
             .output_name("billfold")
@@ -55,14 +64,35 @@ impl AppState {
             .site_pkg_dir("pkg")
             .site_addr(config.bind_addr)
             .build();
+        // Log-in, sign-up and session limits are shared by replicas on PostgreSQL.
+        let login_limiter = Arc::new(RateLimiter::for_database(
+            "login",
+            10,
+            Duration::from_secs(60),
+            &db,
+        ));
+        let signup_limiter = Arc::new(RateLimiter::for_database(
+            "signup",
+            20,
+            Duration::from_secs(3600),
+            &db,
+        ));
+        let portal_limiter = Arc::new(RateLimiter::for_database(
+            "sessions",
+            10,
+            Duration::from_secs(60),
+            &db,
+        ));
         Ok(AppState {
+            login_limiter,
+            signup_limiter,
+            portal_limiter,
             leptos_options,
             db,
             config: Arc::new(config),
-            login_limiter: Arc::new(RateLimiter::new(10, Duration::from_secs(60))),
-            signup_limiter: Arc::new(RateLimiter::new(20, Duration::from_secs(3600))),
-            portal_limiter: Arc::new(RateLimiter::new(10, Duration::from_secs(60))),
-            resync_throttle: Arc::new(RateLimiter::new(1, Duration::from_secs(3))),
+            installation_id: installation_id.into(),
+            // Only spares Stripe repeated reads; per process is enough.
+            resync_throttle: Arc::new(RateLimiter::local("resync", 1, Duration::from_secs(3))),
             stripe,
             plans: Arc::new(Cached::catalogue()),
             reconcile_running: Arc::default(),

@@ -8,6 +8,7 @@ mod m20261125_000002_create_billing_tables;
 mod m20261203_190000_order_products_and_default_cards;
 mod m20261204_120000_create_reconciler_tables;
 mod m20261204_150000_create_reconcile_runs;
+mod m20261205_090000_limits_installation_open_checkout;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_190000_order_products_and_default_cards::Migration),
             Box::new(m20261204_120000_create_reconciler_tables::Migration),
             Box::new(m20261204_150000_create_reconcile_runs::Migration),
+            Box::new(m20261205_090000_limits_installation_open_checkout::Migration),
         ]
     }
 }

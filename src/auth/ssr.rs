@@ -212,8 +212,11 @@ pub async fn register(
     // the limit protects.
     state
         .signup_limiter
-        .check(&[format!("ip:{client}")])
-        .map_err(|wait| AppError::rate_limited("Too many sign-ups from your network.", wait))?;
+        .enforce(
+            &[format!("ip:{client}")],
+            "Too many sign-ups from your network.",
+        )
+        .await?;
     create_user(&state.db, &email, password).await
 }
 
@@ -236,8 +239,8 @@ pub async fn log_in(
     ];
     state
         .login_limiter
-        .check(&keys)
-        .map_err(|wait| AppError::rate_limited("Too many log-in attempts.", wait))?;
+        .enforce(&keys, "Too many log-in attempts.")
+        .await?;
     authenticate(&state.db, email, password).await
 }
 

@@ -18,6 +18,7 @@ use stripe_billing::billing_portal_session::{
 };
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
+    ExpireCheckoutSession, RetrieveCheckoutSession,
 };
 
 use super::{
@@ -214,10 +215,16 @@ pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<Str
         Some(row) => Some(row.customer_id),
         None => None,
     };
+    // Tied to this installation: another database on the same Stripe account has users with
+    // the same ids, and must never be handed this one's customer.
     let mode = if livemode(state) { "live" } else { "test" };
+    let base = format!(
+        "billfold-{}-customer-{mode}-{}",
+        state.installation_id, user.id
+    );
     let key = match &replaces {
-        None => format!("billfold-customer-{mode}-{}", user.id),
-        Some(old) => format!("billfold-customer-{mode}-{}-after-{old}", user.id),
+        None => base,
+        Some(old) => format!("{base}-after-{old}"),
     };
     let request = stripe_core::customer::CreateCustomer::new()
         .email(user.email.clone())
@@ -253,6 +260,10 @@ pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<Str
             stripe_customer::Entity::update_many()
                 .col_expr(stripe_customer::Column::CustomerId, Expr::value(customer))
                 .col_expr(stripe_customer::Column::Deleted, Expr::value(false))
+                .col_expr(
+                    stripe_customer::Column::OpenCheckoutSession,
+                    Expr::value(None::<String>),
+                )
                 .col_expr(
                     stripe_customer::Column::StripeEventAt,
                     Expr::value(None::<i64>),
@@ -414,6 +425,7 @@ pub async fn resync_on_return(state: &AppState, user: &CurrentUser) -> Result<()
     if state
         .resync_throttle
         .check(&[format!("user:{}", user.id)])
+        .await
         .is_err()
     {
         return Ok(());
@@ -448,11 +460,14 @@ async fn primary_subscription_id(
 }
 
 /// Portal and Checkout sessions: 10 a minute per user.
-fn limit_sessions(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
+async fn limit_sessions(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
     state
         .portal_limiter
-        .check(&[format!("user:{}", user.id)])
-        .map_err(|wait| AppError::rate_limited("Too many attempts to open billing.", wait))
+        .enforce(
+            &[format!("user:{}", user.id)],
+            "Too many attempts to open billing.",
+        )
+        .await
 }
 
 /// Creates a Customer Portal session (optionally deep-linked into one flow) and returns its URL.
@@ -461,14 +476,27 @@ pub async fn open_portal(
     user: &CurrentUser,
     flow: Option<PortalFlow>,
 ) -> Result<String, AppError> {
-    limit_sessions(state, user)?;
+    limit_sessions(state, user).await?;
     let Some(customer_id) = find_customer(state, user.id).await? else {
         return Err(AppError::NotFound(
             "No billing account yet. Choose a plan to create one.".into(),
         ));
     };
-    let return_url = state.config.url_for("/settings/billing?from=portal");
+    let session = on_the_customer(state, user, customer_id, "portal", |customer| {
+        portal_session(state, customer, flow)
+    })
+    .await?;
+    Ok(session.url)
+}
 
+/// Asks Stripe for a portal session for `customer_id`. The outer error is Billfold's own
+/// (no subscription to deep-link into), the inner one Stripe's answer.
+async fn portal_session(
+    state: &AppState,
+    customer_id: String,
+    flow: Option<PortalFlow>,
+) -> Result<Result<stripe_billing::BillingPortalSession, StripeError>, AppError> {
+    let return_url = state.config.url_for("/settings/billing?from=portal");
     let mut request = CreateBillingPortalSession::new()
         .customer(customer_id.clone())
         .return_url(return_url.clone());
@@ -488,11 +516,52 @@ pub async fn open_portal(
         };
         request = request.flow_data(flow_data(flow, subscription, &return_url));
     }
-    let session = request
-        .send(&state.stripe)
-        .await
-        .map_err(|e| stripe_failure("portal", e))?;
-    Ok(session.url)
+    Ok(request.send(&state.stripe).await)
+}
+
+/// Whether Stripe no longer knows the customer Billfold holds for the user (deleted in
+/// Stripe's Dashboard, or the database was pointed at another Stripe account): no retry with
+/// that id can ever succeed.
+fn customer_missing(err: &StripeError) -> bool {
+    matches!(
+        err,
+        StripeError::Stripe(e, 400 | 404)
+            if e.code.as_ref().is_some_and(|c| c.as_str() == "resource_missing")
+                && e.param.as_deref() == Some("customer")
+    )
+}
+
+/// Runs `call` on the user's customer. If Stripe answers that the customer does not exist,
+/// Billfold marks it deleted (as `customer.deleted` does), makes the user a new one, and runs
+/// `call` once more on that: the user is never stuck on an error they cannot get out of.
+async fn on_the_customer<T, F, Fut>(
+    state: &AppState,
+    user: &CurrentUser,
+    customer_id: String,
+    action: &str,
+    call: F,
+) -> Result<T, AppError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Result<T, StripeError>, AppError>>,
+{
+    match call(customer_id.clone()).await? {
+        Err(e) if customer_missing(&e) => {
+            tracing::warn!(
+                customer = %customer_id,
+                action,
+                "Stripe has no such customer; replacing it"
+            );
+            crate::billing::sync::apply_customer_deleted(&state.db, &customer_id)
+                .await
+                .map_err(AppError::internal)?;
+            let replacement = ensure_customer(state, user).await?;
+            call(replacement)
+                .await?
+                .map_err(|e| stripe_failure(action, e))
+        }
+        answer => answer.map_err(|e| stripe_failure(action, e)),
+    }
 }
 
 fn flow_data(
@@ -536,6 +605,10 @@ fn flow_data(
 }
 
 /// Starts Stripe Checkout for a plan and returns the Checkout URL.
+///
+/// At most one Checkout session per customer can be paid: each new session is recorded as
+/// the customer's open one, and the one it replaces is expired at Stripe. Two tabs (or two
+/// clicks) racing each get a session, but only the one recorded last stays payable.
 pub async fn start_checkout(
     state: &AppState,
     user: &CurrentUser,
@@ -547,26 +620,62 @@ pub async fn start_checkout(
         .one(&state.db)
         .await?
         .ok_or_else(|| AppError::invalid("price_id", "That plan is not available."))?;
-    if !load_summary(state, user)
+    refuse_if_plan_is_live(state, user).await?;
+    limit_sessions(state, user).await?;
+    let customer_id = ensure_customer(state, user).await?;
+    let (customer_id, session) = on_the_customer(state, user, customer_id, "checkout", |c| {
+        let request = checkout_request(state, user, &plan, &c);
+        async move { Ok(request.send(&state.stripe).await.map(|s| (c, s))) }
+    })
+    .await?;
+    let url = session
+        .url
+        .ok_or_else(|| AppError::internal("Checkout session without a URL"))?;
+    let replaced = record_open_checkout(state, &customer_id, session.id.as_str()).await?;
+    if let Some(previous) = replaced {
+        if !expire_checkout(state, &previous).await? {
+            // The replaced session was paid meanwhile (another tab): it may have made a
+            // subscription, and then this session must not make a second.
+            crate::billing::sync::sync_customer(&state.db, &state.stripe, &customer_id)
+                .await
+                .map_err(|e| AppError::internal(format!("re-sync before Checkout: {e}")))?;
+            if let Err(refused) = refuse_if_plan_is_live(state, user).await {
+                expire_checkout(state, session.id.as_str()).await?;
+                return Err(refused);
+            }
+        }
+    }
+    Ok(url)
+}
+
+/// A user with a live plan switches plans in the portal, never through a second Checkout.
+async fn refuse_if_plan_is_live(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
+    if load_summary(state, user)
         .await?
         .plan_state()
         .offers_new_plan()
     {
-        return Err(AppError::Conflict(
-            "You already have a plan. To switch plans, use Change plan: Stripe shows what you \
-             pay for the switch, and you are never charged for two plans."
-                .into(),
-        ));
+        return Ok(());
     }
-    limit_sessions(state, user)?;
-    let customer_id = ensure_customer(state, user).await?;
+    Err(AppError::Conflict(
+        "You already have a plan. To switch plans, use Change plan: Stripe shows what you \
+         pay for the switch, and you are never charged for two plans."
+            .into(),
+    ))
+}
 
+fn checkout_request(
+    state: &AppState,
+    user: &CurrentUser,
+    plan: &price::Model,
+    customer_id: &str,
+) -> CreateCheckoutSession {
     let mut item = CreateCheckoutSessionLineItems::new();
     item.price = Some(plan.id.clone());
     item.quantity = Some(1);
     let mut request = CreateCheckoutSession::new()
         .mode(stripe_checkout::CheckoutSessionMode::Subscription)
-        .customer(customer_id)
+        .customer(customer_id.to_owned())
         .client_reference_id(user.id.to_string())
         .line_items(vec![item])
         .success_url(state.config.url_for("/settings/billing?from=checkout"))
@@ -576,13 +685,68 @@ pub async fn start_checkout(
         data.trial_period_days = u32::try_from(days).ok();
         request = request.subscription_data(data);
     }
-    let session = request
-        .send(&state.stripe)
-        .await
-        .map_err(|e| stripe_failure("checkout", e))?;
-    session
-        .url
-        .ok_or_else(|| AppError::internal("Checkout session without a URL"))
+    request
+}
+
+/// Makes `session_id` the customer's open Checkout session; returns the one it replaces.
+/// A compare-and-set on the row, so concurrent starts form a chain: each replaces exactly
+/// the one recorded before it, and every replaced session gets expired.
+async fn record_open_checkout(
+    state: &AppState,
+    customer_id: &str,
+    session_id: &str,
+) -> Result<Option<String>, AppError> {
+    use stripe_customer::Column as C;
+    loop {
+        let previous: Option<Option<String>> = stripe_customer::Entity::find()
+            .select_only()
+            .column(C::OpenCheckoutSession)
+            .filter(C::CustomerId.eq(customer_id))
+            .into_tuple()
+            .one(&state.db)
+            .await?;
+        let Some(previous) = previous else {
+            return Err(AppError::internal("Checkout for a customer without a row"));
+        };
+        let unchanged = match &previous {
+            Some(p) => C::OpenCheckoutSession.eq(p.as_str()),
+            None => C::OpenCheckoutSession.is_null(),
+        };
+        let swapped = stripe_customer::Entity::update_many()
+            .col_expr(C::OpenCheckoutSession, Expr::value(session_id))
+            .filter(C::CustomerId.eq(customer_id))
+            .filter(unchanged)
+            .exec(&state.db)
+            .await?
+            .rows_affected;
+        if swapped == 1 {
+            return Ok(previous);
+        }
+    }
+}
+
+/// Expires a Checkout session at Stripe. `false` if it can no longer be expired because it
+/// was completed; one already expired, or one Stripe no longer has, counts as done.
+async fn expire_checkout(state: &AppState, session_id: &str) -> Result<bool, AppError> {
+    let id = || stripe_checkout::CheckoutSessionId::from(session_id.to_owned());
+    let Err(refused) = ExpireCheckoutSession::new(id()).send(&state.stripe).await else {
+        return Ok(true);
+    };
+    match RetrieveCheckoutSession::new(id()).send(&state.stripe).await {
+        Ok(session) => match session.status {
+            Some(stripe_checkout::CheckoutSessionStatus::Complete) => Ok(false),
+            Some(stripe_checkout::CheckoutSessionStatus::Expired) => Ok(true),
+            _ => Err(stripe_failure("checkout", refused)),
+        },
+        Err(StripeError::Stripe(e, 404))
+            if e.code
+                .as_ref()
+                .is_some_and(|c| c.as_str() == "resource_missing") =>
+        {
+            Ok(true)
+        }
+        Err(_) => Err(stripe_failure("checkout", refused)),
+    }
 }
 
 /// Loads Stripe's active prices (and their products' names) into `prices` through the sync

@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod clock;
 pub mod entities;
+pub mod installation;
 
 use std::{path::Path, time::Duration};
 

@@ -34,6 +34,9 @@ pub struct EventSummary {
     pub outcome: Outcome,
     pub error: Option<String>,
     pub attempts: i32,
+    pub api_version: Option<String>,
+    /// The payload was in another API version's shape; the API's copy was applied.
+    pub applied_from_api: bool,
 }
 
 type SummaryRow = (
@@ -46,6 +49,8 @@ type SummaryRow = (
     Outcome,
     Option<String>,
     i32,
+    Option<String>,
+    bool,
 );
 
 /// Recorded events matching `filter`, newest first.
@@ -61,6 +66,8 @@ pub async fn list(db: &DatabaseConnection, filter: &Filter) -> Result<Vec<EventS
         C::Outcome,
         C::Error,
         C::Attempts,
+        C::ApiVersion,
+        C::AppliedFromApi,
     ]);
     if let Some(outcome) = filter.outcome {
         q = q.filter(C::Outcome.eq(outcome));
@@ -91,6 +98,8 @@ pub async fn list(db: &DatabaseConnection, filter: &Filter) -> Result<Vec<EventS
                 outcome,
                 error,
                 attempts,
+                api_version,
+                applied_from_api,
             )| {
                 EventSummary {
                     id,
@@ -102,6 +111,8 @@ pub async fn list(db: &DatabaseConnection, filter: &Filter) -> Result<Vec<EventS
                     outcome,
                     error,
                     attempts,
+                    api_version,
+                    applied_from_api,
                 }
             },
         )
@@ -265,17 +276,25 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
 /// A plain table for the terminal.
 pub fn format_table(events: &[EventSummary]) -> String {
     let mut out = format!(
-        "{:<32} {:<40} {:<14} {:>8} {:<20} {}\n",
-        "EVENT", "TYPE", "OUTCOME", "ATTEMPTS", "RECEIVED", "ERROR"
+        "{:<32} {:<40} {:<14} {:>8} {:<20} {:<22} {}\n",
+        "EVENT", "TYPE", "OUTCOME", "ATTEMPTS", "RECEIVED", "API VERSION", "NOTE"
     );
     for e in events {
+        // An event applied from the API's copy says so: its endpoint is on another version.
+        let version = match (&e.api_version, e.applied_from_api) {
+            (Some(v), true) => format!("{v} (refetched)"),
+            (None, true) => "? (refetched)".to_owned(),
+            (Some(v), false) => v.clone(),
+            (None, false) => String::new(),
+        };
         out.push_str(&format!(
-            "{:<32} {:<40} {:<14} {:>8} {:<20} {}\n",
+            "{:<32} {:<40} {:<14} {:>8} {:<20} {:<22} {}\n",
             e.id,
             e.event_type,
             e.outcome.to_string(),
             e.attempts,
             crate::db::clock::rfc3339(e.received_at),
+            version,
             e.error.as_deref().unwrap_or(""),
         ));
     }
@@ -329,10 +348,27 @@ mod tests {
             outcome: Outcome::Failed,
             error: Some("database error".into()),
             attempts: 2,
+            api_version: Some("2026-09-30.endive".into()),
+            applied_from_api: false,
         }]);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[1].contains("evt_1") && lines[1].contains("failed"));
         assert!(lines[1].contains("2023-11-14T22:13:20Z"));
+        assert!(lines[1].contains("2026-09-30.endive") && !lines[1].contains("refetched"));
+        let refetched = format_table(&[EventSummary {
+            id: "evt_2".into(),
+            event_type: "customer.subscription.updated".into(),
+            livemode: false,
+            created: 1_700_000_000,
+            received_at: 1_700_000_000,
+            processed_at: Some(1_700_000_000),
+            outcome: Outcome::Applied,
+            error: None,
+            attempts: 1,
+            api_version: Some("2024-06-20".into()),
+            applied_from_api: true,
+        }]);
+        assert!(refetched.contains("2024-06-20 (refetched)"), "{refetched}");
     }
 }

@@ -99,6 +99,17 @@ impl Envelope {
         &self.body
     }
 
+    /// The `id` of the event's object, whatever its shape.
+    pub fn object_id(&self) -> Option<&str> {
+        match &self.object {
+            Value::Object(map) => match map.get("id") {
+                Some(Value::String(id)) if !id.is_empty() => Some(id),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// The rows this event writes, as far as concurrency goes: a catalogue event (a product or
     /// a price, whose rename reaches every subscription on it) or one customer's billing (its
     /// id, or the event's own id when the object names no customer).
@@ -196,60 +207,121 @@ pub enum ApplyError {
     Sync(#[from] SyncError),
 }
 
-/// The object as async-stripe's type. A copy is parsed, so the envelope stays whole for a
-/// batch that has to be applied again one event at a time.
-fn typed<T: FromValueOpt>(object: &Value, what: &'static str) -> Result<T, ApplyError> {
-    T::from_value(object.clone()).ok_or(ApplyError::BadObject(what))
+/// Where the object an event was applied with came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectFrom {
+    /// The event's own object.
+    Event,
+    /// The event's object is in another API version's shape (its endpoint is on another
+    /// version) and did not parse as the pinned type; the API's copy was read and applied.
+    Api,
 }
 
-/// Applies a handled event's object through [`sync`], inside `conn`'s transaction.
+/// The object to apply: the event's own, parsed as async-stripe's (pinned) type, or, when it
+/// does not parse, the API's copy read in the pinned version, ordered as an API read.
+/// `None`: it did not parse and Stripe no longer has the object.
+fn object_or_api<T>(
+    envelope: &Envelope,
+    fetched: &sync::Fetched,
+    what: &'static str,
+) -> Result<Option<(T, Source, ObjectFrom)>, ApplyError>
+where
+    T: FromValueOpt + sync::FetchedObject,
+{
+    // A copy is parsed, so the envelope stays whole for a batch that has to be applied
+    // again one event at a time.
+    if let Some(object) = T::from_value(envelope.object.clone()) {
+        return Ok(Some((object, Source::Event(envelope.created), ObjectFrom::Event)));
+    }
+    let id = envelope.object_id().ok_or(ApplyError::BadObject(what))?;
+    Ok(fetched
+        .latest::<T>(id)?
+        .map(|(object, read_at)| (object, Source::Api(read_at), ObjectFrom::Api)))
+}
+
+/// Recorded with an event whose object did not parse and is gone from Stripe.
+const GONE: &str = "the object does not parse in the pinned API version and Stripe no longer has it";
+
+/// Applies `apply` to the object [`object_or_api`] finds, or records why there was none.
+macro_rules! with_object {
+    ($envelope:expr, $fetched:expr, $ty:ty, $what:literal, |$object:ident, $source:ident| $apply:expr) => {
+        match object_or_api::<$ty>($envelope, $fetched, $what)? {
+            Some(($object, $source, copy)) => ($apply, copy),
+            None => (Applied::Refused(GONE), ObjectFrom::Api),
+        }
+    };
+}
+
+/// Applies a handled event's object through [`sync`], inside `conn`'s transaction. An object
+/// in another API version's shape is read again through the API (see [`object_or_api`]);
+/// the answer says which copy was applied.
 pub async fn apply(
     conn: &impl sea_orm::ConnectionTrait,
     fetched: &sync::Fetched,
     kind: Kind,
     envelope: &Envelope,
-) -> Result<Applied, ApplyError> {
-    let source = Source::Event(envelope.created);
-    let object = &envelope.object;
+) -> Result<(Applied, ObjectFrom), ApplyError> {
+    let f = fetched;
     Ok(match kind {
         Kind::CheckoutCompleted => {
-            let cs: stripe_shared::CheckoutSession = typed(object, "checkout.session")?;
-            sync::apply_checkout_session(conn, fetched, &cs, envelope.created).await?
+            // Whichever copy is applied, the event's second is the link's time.
+            with_object!(envelope, f, stripe_shared::CheckoutSession, "checkout.session", |cs, _source| {
+                sync::apply_checkout_session(conn, f, &cs, envelope.created).await?
+            })
         }
         Kind::Subscription { deletion } => {
-            let sub: stripe_shared::Subscription = typed(object, "subscription")?;
-            sync::apply_subscription(conn, fetched, &sub, source, deletion).await?
+            with_object!(envelope, f, stripe_shared::Subscription, "subscription", |sub, source| {
+                sync::apply_subscription(conn, f, &sub, source, deletion).await?
+            })
         }
         Kind::CustomerUpdated => {
-            let cus: stripe_shared::Customer = typed(object, "customer")?;
-            sync::apply_customer(conn, fetched, &cus, source).await?
+            match stripe_shared::Customer::from_value(envelope.object.clone()) {
+                Some(cus) => (
+                    sync::apply_customer(conn, f, &cus, Source::Event(envelope.created)).await?,
+                    ObjectFrom::Event,
+                ),
+                None => {
+                    use stripe_core::customer::RetrieveCustomerReturned as R;
+                    let id = envelope.object_id().ok_or(ApplyError::BadObject("customer"))?;
+                    let applied = match f.latest::<R>(id)? {
+                        Some((R::Customer(cus), at)) => {
+                            sync::apply_customer(conn, f, &cus, Source::Api(at)).await?
+                        }
+                        Some((R::DeletedCustomer(_), _)) => {
+                            sync::apply_customer_deleted(conn, id).await?
+                        }
+                        None => Applied::Refused(GONE),
+                    };
+                    (applied, ObjectFrom::Api)
+                }
+            }
         }
         Kind::CustomerDeleted => {
             // Only the id matters, so a deleted customer's shape cannot get in the way.
-            let id = match object {
-                Value::Object(map) => match map.get("id") {
-                    Some(Value::String(id)) => id,
-                    _ => return Err(ApplyError::BadObject("customer")),
-                },
-                _ => return Err(ApplyError::BadObject("customer")),
-            };
-            sync::apply_customer_deleted(conn, id).await?
+            let id = envelope
+                .object_id()
+                .ok_or(ApplyError::BadObject("customer"))?;
+            (sync::apply_customer_deleted(conn, id).await?, ObjectFrom::Event)
         }
         Kind::PaymentMethod { detached } => {
-            let pm: stripe_shared::PaymentMethod = typed(object, "payment_method")?;
-            sync::apply_payment_method(conn, fetched, &pm, source, detached).await?
+            with_object!(envelope, f, stripe_shared::PaymentMethod, "payment_method", |pm, source| {
+                sync::apply_payment_method(conn, f, &pm, source, detached).await?
+            })
         }
         Kind::Invoice { deletion } => {
-            let inv: stripe_shared::Invoice = typed(object, "invoice")?;
-            sync::apply_invoice(conn, fetched, &inv, source, deletion).await?
+            with_object!(envelope, f, stripe_shared::Invoice, "invoice", |inv, source| {
+                sync::apply_invoice(conn, f, &inv, source, deletion).await?
+            })
         }
         Kind::Product { deletion } => {
-            let product: stripe_shared::Product = typed(object, "product")?;
-            sync::apply_product(conn, fetched, &product, source, deletion).await?
+            with_object!(envelope, f, stripe_shared::Product, "product", |product, source| {
+                sync::apply_product(conn, f, &product, source, deletion).await?
+            })
         }
         Kind::Price { deletion } => {
-            let price: stripe_shared::Price = typed(object, "price")?;
-            sync::apply_price(conn, fetched, &price, source, deletion).await?
+            with_object!(envelope, f, stripe_shared::Price, "price", |price, source| {
+                sync::apply_price(conn, f, &price, source, deletion).await?
+            })
         }
     })
 }

@@ -16,7 +16,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
 };
 
-use super::event::{self, ApplyError, Envelope, Kind};
+use super::event::{self, ApplyError, Envelope, Kind, ObjectFrom};
 use crate::{
     billing::sync::{self, Applied, FetchLoop, Fetched, MayNeedFetch, SyncError, Wanted},
     db::{clock::now, entities::webhook_event},
@@ -214,7 +214,7 @@ pub(super) async fn record_and_apply(
     if !claimed {
         return Ok(Outcome::Duplicate);
     }
-    let applied = match (expected, Kind::of(&envelope.event_type)) {
+    let (applied, from) = match (expected, Kind::of(&envelope.event_type)) {
         (Outcome::Applied, Some(kind)) => event::apply(conn, fetched, kind, envelope).await?,
         (other, _) => return Ok(other),
     };
@@ -223,8 +223,9 @@ pub(super) async fn record_and_apply(
         _ => None,
     };
     let outcome = Outcome::from(applied);
-    if outcome != expected || reason.is_some() {
-        set_outcome(conn, &envelope.id, outcome, reason).await?;
+    let from_api = from == ObjectFrom::Api;
+    if outcome != expected || reason.is_some() || from_api {
+        set_outcome(conn, &envelope.id, outcome, reason, from_api).await?;
     }
     Ok(outcome)
 }
@@ -260,6 +261,7 @@ fn event_row(
         outcome: Set(outcome),
         error: Set(error),
         attempts: Set(1),
+        applied_from_api: Set(false),
         payload: Set(String::from_utf8_lossy(envelope.body()).into_owned()),
     }
 }
@@ -300,10 +302,12 @@ async fn set_outcome(
     event_id: &str,
     outcome: Outcome,
     reason: Option<&str>,
+    from_api: bool,
 ) -> Result<(), sea_orm::DbErr> {
     webhook_event::Entity::update_many()
         .col_expr(webhook_event::Column::Outcome, Expr::value(outcome))
         .col_expr(webhook_event::Column::Error, Expr::value(reason))
+        .col_expr(webhook_event::Column::AppliedFromApi, Expr::value(from_api))
         .filter(webhook_event::Column::Id.eq(event_id))
         .exec(conn)
         .await?;

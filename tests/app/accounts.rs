@@ -510,6 +510,51 @@ async fn sign_ups_are_limited_per_client(backend: Backend) {
     app.stop().await;
 }
 
+/// On PostgreSQL every replica counts against one log-in limit: attempts spread over two
+/// replicas are limited as if they hit one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgres_share_the_log_in_limit() {
+    let one = TestApp::spawn(Backend::Postgres).await;
+    let other = one.spawn_replica(&[]).await;
+    assert!(one.state.login_limiter.is_shared());
+    let email = unique_email();
+    one.sign_up(&email, PASSWORD).await;
+    let attempt = |app: &TestApp| {
+        let url = app.url("/api/login");
+        let email = email.clone();
+        async move {
+            crate::helpers::browser_client()
+                .post(url)
+                .form(&[("email", email.as_str()), ("password", "wrong password")])
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    };
+    for n in 0..10 {
+        let app = if n % 2 == 0 { &one } else { &other };
+        assert_eq!(attempt(app).await, 403, "attempt {n}");
+    }
+    assert_eq!(
+        attempt(&other).await,
+        429,
+        "the eleventh, on either replica"
+    );
+    assert_eq!(attempt(&one).await, 429);
+    other.stop().await;
+    one.stop().await;
+}
+
+/// On SQLite (one process owns the file) the limits stay in the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_limits_stay_in_the_process() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    assert!(!app.state.login_limiter.is_shared());
+    app.stop().await;
+}
+
 crate::on_both_databases!(
     sign_ups_are_limited_per_client,
     the_log_in_limit_is_per_client_behind_a_trusted_proxy,

@@ -782,3 +782,194 @@ async fn a_deleted_customer_is_replaced(backend: Backend) {
 }
 
 crate::on_both_databases!(a_deleted_customer_is_replaced);
+
+/// The catalogue's monthly price of one plan, once the start-up load has written it.
+async fn monthly_price(app: &TestApp, product: &str) -> String {
+    use billfold::db::entities::price;
+    for _ in 0..50 {
+        let found = price::Entity::find()
+            .filter(price::Column::ProductName.eq(product))
+            .filter(price::Column::Interval.eq("month"))
+            .one(&app.db)
+            .await
+            .expect("query");
+        if let Some(p) = found {
+            return p.id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no monthly {product} price in the catalogue");
+}
+
+/// Stripe answers `resource_missing` for the user's customer (deleted in Stripe's Dashboard,
+/// and the webhook never came): Billfold makes a new customer and carries on, for the portal
+/// and for Checkout, instead of an error the user can never get out of.
+async fn a_customer_stripe_no_longer_has_is_replaced(backend: Backend) {
+    use stripe_core::customer::DeleteCustomer;
+    let stripe = StripeStandIn::start().await;
+    let app = stripe.app(backend, &[]).await;
+    let (email, first) = sign_up_with_customer(&app).await;
+
+    DeleteCustomer::new(first.as_str())
+        .send(&stripe.client)
+        .await
+        .expect("deleted in Stripe");
+    stripe.clear();
+    let (status, body) = call(&app, "/api/billing/portal", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let second = customer_of(&app, &email).await.expect("customer");
+    assert_ne!(second, first, "a new customer replaces the missing one");
+    let asked: Vec<_> = stripe
+        .requests_to("/v1/billing_portal/sessions")
+        .iter()
+        .map(|r| r.field("customer"))
+        .collect();
+    assert_eq!(asked, [Some(first.clone()), Some(second.clone())]);
+
+    DeleteCustomer::new(second.as_str())
+        .send(&stripe.client)
+        .await
+        .expect("deleted in Stripe");
+    let starter = monthly_price(&app, "Starter").await;
+    stripe.clear();
+    let (status, body) = call(
+        &app,
+        "/api/billing/checkout",
+        &[("price_id", starter.as_str())],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let third = customer_of(&app, &email).await.expect("customer");
+    assert!(third != first && third != second);
+    let sessions = stripe.requests_to("/v1/checkout/sessions");
+    assert_eq!(
+        sessions.last().and_then(|r| r.field("customer")),
+        Some(third.clone()),
+        "Checkout is for the new customer"
+    );
+    let rows = stripe_customer::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 1, "still one row per user and mode");
+    app.stop().await;
+}
+
+/// Two installations (two databases) on one Stripe account both have a user 1; each gets a
+/// customer of its own, never the other's replayed from a shared idempotency key.
+async fn installations_sharing_a_stripe_account_never_share_a_customer(backend: Backend) {
+    let stripe = StripeStandIn::start().await;
+    let one = stripe.app(backend, &[]).await;
+    let other = stripe.app(backend, &[]).await;
+    let (_, a) = sign_up_with_customer(&one).await;
+    let (_, b) = sign_up_with_customer(&other).await;
+    assert_ne!(a, b);
+    let keys: Vec<String> = [&one, &other]
+        .iter()
+        .map(|app| app.state.installation_id.to_string())
+        .collect();
+    assert_ne!(keys[0], keys[1]);
+    assert_eq!(keys[0].len(), 16);
+    one.stop().await;
+    other.stop().await;
+}
+
+/// Two tabs start Checkout at once: each gets a session, but only one of them can be paid.
+async fn concurrent_checkouts_leave_one_payable_session(backend: Backend) {
+    use stripe_checkout::checkout_session::ListCheckoutSession;
+    let stripe = StripeStandIn::start().await;
+    let app = stripe.app(backend, &[]).await;
+    let (_, customer) = sign_up_with_customer(&app).await;
+    let starter = monthly_price(&app, "Starter").await;
+    let pro = monthly_price(&app, "Pro").await;
+    let started = futures_util::future::join_all((0..4).map(|n| {
+        let price = if n % 2 == 0 { &starter } else { &pro };
+        let app = &app;
+        async move {
+            call(
+                app,
+                "/api/billing/checkout",
+                &[("price_id", price.as_str())],
+            )
+            .await
+        }
+    }))
+    .await;
+    let mut urls = Vec::new();
+    for (status, body) in &started {
+        assert_eq!(*status, 200, "{body}");
+        urls.push(serde_json::from_str::<String>(body).expect("url"));
+    }
+    let open = ListCheckoutSession::new()
+        .customer(customer.as_str())
+        .status(stripe_checkout::CheckoutSessionStatus::Open)
+        .send(&stripe.client)
+        .await
+        .expect("list");
+    assert_eq!(open.data.len(), 1, "one payable session: {:?}", open.data);
+    let survivor = open.data[0].url.clone().expect("url");
+    assert!(urls.contains(&survivor));
+    let recorded = stripe_customer::Entity::find()
+        .filter(stripe_customer::Column::CustomerId.eq(customer.as_str()))
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("row")
+        .open_checkout_session;
+    assert_eq!(recorded.as_deref(), Some(open.data[0].id.as_str()));
+    app.stop().await;
+}
+
+/// One tab pays its Checkout while another starts a second one (before any webhook tells
+/// Billfold about the plan): the second is refused with the way to switch, and expired.
+async fn checkout_paid_in_another_tab_refuses_the_next(backend: Backend) {
+    use stripe_checkout::checkout_session::ListCheckoutSession;
+    let stripe = StripeStandIn::start().await;
+    let app = stripe.app(backend, &[]).await;
+    let (_, customer) = sign_up_with_customer(&app).await;
+    let starter = monthly_price(&app, "Starter").await;
+    let (status, body) = call(
+        &app,
+        "/api/billing/checkout",
+        &[("price_id", starter.as_str())],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let first: String = serde_json::from_str(&body).expect("url");
+    let paid = reqwest::Client::new()
+        .post(&first)
+        .form(&[
+            ("card_number", "4242 4242 4242 4242"),
+            ("card_expiry", "12 / 40"),
+            ("card_cvc", "123"),
+            ("cardholder_name", "Ada Lovelace"),
+        ])
+        .send()
+        .await
+        .expect("pay");
+    assert_eq!(paid.status(), 200, "the first tab pays");
+
+    let (status, body) = call(
+        &app,
+        "/api/billing/checkout",
+        &[("price_id", starter.as_str())],
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("You already have a plan"), "{body}");
+    let open = ListCheckoutSession::new()
+        .customer(customer.as_str())
+        .status(stripe_checkout::CheckoutSessionStatus::Open)
+        .send(&stripe.client)
+        .await
+        .expect("list");
+    assert!(open.data.is_empty(), "nothing left to pay: {:?}", open.data);
+    app.stop().await;
+}
+
+crate::on_both_databases!(
+    checkout_paid_in_another_tab_refuses_the_next,
+    a_customer_stripe_no_longer_has_is_replaced,
+    installations_sharing_a_stripe_account_never_share_a_customer,
+    concurrent_checkouts_leave_one_payable_session,
+);

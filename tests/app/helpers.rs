@@ -38,7 +38,11 @@ fn pg_admin_url() -> String {
 /// A throw-away database, removed when the test ends (even when it fails).
 enum TestDb {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { name: String },
+    Postgres {
+        name: String,
+    },
+    /// Another app's database: that app removes it.
+    Shared,
 }
 
 impl Drop for TestDb {
@@ -73,6 +77,8 @@ pub struct TestApp {
     pub state: billfold::state::AppState,
     /// A browser-like client: keeps cookies, does not follow redirects.
     pub client: reqwest::Client,
+    /// The database's URL, for a second replica on it.
+    database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _db: TestDb,
@@ -128,6 +134,16 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, extra_env: &[(&str, &str)]) -> TestApp {
         let (database_url, guard) = database_for(backend).await;
+        Self::spawn_on(database_url, guard, extra_env).await
+    }
+
+    /// Another replica of the app on this app's database (its own process state, limits and
+    /// Stripe double).
+    pub async fn spawn_replica(&self, extra_env: &[(&str, &str)]) -> TestApp {
+        Self::spawn_on(self.database_url.clone(), TestDb::Shared, extra_env).await
+    }
+
+    async fn spawn_on(database_url: String, guard: TestDb, extra_env: &[(&str, &str)]) -> TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
@@ -141,7 +157,7 @@ impl TestApp {
             ),
             ("APP_URL".into(), base.clone()),
             ("BIND_ADDR".into(), addr.to_string()),
-            ("DATABASE_URL".into(), database_url),
+            ("DATABASE_URL".into(), database_url.clone()),
             ("LOG_LEVEL".into(), "warn".into()),
             // Tests run reconciler cycles themselves, when they mean to.
             ("RECONCILE_EVERY".into(), "0".into()),
@@ -172,6 +188,7 @@ impl TestApp {
             db,
             state: app_state,
             client: browser_client(),
+            database_url,
             shutdown: Some(tx),
             server: Some(server),
             _db: guard,

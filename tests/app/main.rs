@@ -16,3 +16,4 @@ mod truth_ordering;
 mod webhooks;
 mod webhooks_events;
 mod webhooks_support;
+mod webhooks_versions;

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use sea_orm::DbErr;
 use stripe_core::customer::{RetrieveCustomer, RetrieveCustomerReturned};
-use stripe_shared::{Invoice, PaymentMethod, Price, Product, Subscription};
+use stripe_shared::{CheckoutSession, Invoice, PaymentMethod, Price, Product, Subscription};
 
 use super::{is_missing, SyncError, WriteTxn};
 use crate::db::clock::now;
@@ -39,6 +39,7 @@ pub enum Kind {
     /// With its product expanded.
     Price,
     Product,
+    CheckoutSession,
 }
 
 /// One object a write needs: its kind, its id, and for a re-fetch the watermark of the row
@@ -68,14 +69,48 @@ impl std::fmt::Display for Wanted {
 
 /// An object as the API returned it.
 #[derive(Debug, Clone)]
-enum Object {
+pub enum Object {
     Subscription(Box<Subscription>),
     Customer(Box<RetrieveCustomerReturned>),
     PaymentMethod(Box<PaymentMethod>),
     Invoice(Box<Invoice>),
     Price(Box<Price>),
     Product(Box<Product>),
+    CheckoutSession(Box<CheckoutSession>),
 }
+
+/// A type of object [`Fetched::latest`] can hand back: which kind it is fetched as, and how
+/// to find it among the fetched objects.
+pub trait FetchedObject: Clone {
+    const KIND: Kind;
+    fn pick(object: &Object) -> Option<&Self>;
+}
+
+macro_rules! fetched_object {
+    ($($ty:ty => $variant:ident),* $(,)?) => {
+        $(
+            impl FetchedObject for $ty {
+                const KIND: Kind = Kind::$variant;
+                fn pick(object: &Object) -> Option<&Self> {
+                    match object {
+                        Object::$variant(o) => Some(&**o),
+                        _ => None,
+                    }
+                }
+            }
+        )*
+    };
+}
+
+fetched_object!(
+    Subscription => Subscription,
+    RetrieveCustomerReturned => Customer,
+    PaymentMethod => PaymentMethod,
+    Invoice => Invoice,
+    Price => Price,
+    Product => Product,
+    CheckoutSession => CheckoutSession,
+);
 
 /// A fetched object (`None`: Stripe has no such object) and the second the request was
 /// made in, taken before it was sent.
@@ -123,6 +158,12 @@ impl Fetched {
                 .send(stripe)
                 .await
                 .map(|o| Object::Product(Box::new(o))),
+            Kind::CheckoutSession => {
+                stripe_checkout::checkout_session::RetrieveCheckoutSession::new(id)
+                    .send(stripe)
+                    .await
+                    .map(|o| Object::CheckoutSession(Box::new(o)))
+            }
         };
         let object = match got {
             Ok(o) => Some(o),
@@ -198,6 +239,12 @@ impl Fetched {
             _ => None,
         })?;
         Ok(got.map(|(p, _)| p))
+    }
+
+    /// An object as the API has it now (a plain read, not a re-fetch against a row), with
+    /// the second it was read in; `None` if Stripe has no such object.
+    pub fn latest<T: FetchedObject>(&self, id: &str) -> Result<Option<(T, i64)>, SyncError> {
+        self.get(Wanted::new(T::KIND, id, None), T::pick)
     }
 
     /// A product, with the second it was read in (for ordering it as an API read).

@@ -25,7 +25,7 @@ mod write;
 
 pub use checkout::apply_checkout_session;
 pub use customer::{apply_customer, apply_customer_deleted};
-pub use fetch::{FetchLoop, Fetched, MayNeedFetch, Wanted};
+pub use fetch::{FetchLoop, Fetched, FetchedObject, MayNeedFetch, Wanted};
 pub use invoice::{apply_invoice, DELETED as INVOICE_DELETED};
 pub use payment_method::apply_payment_method;
 pub use price::{apply_price, apply_product};

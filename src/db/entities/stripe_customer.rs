@@ -22,6 +22,9 @@ pub struct Model {
     /// The customer's default payment method as its last applied state names it, so a card
     /// that arrives after `customer.updated` still knows whether it is the default.
     pub default_payment_method: Option<String>,
+    /// The Checkout session Billfold last opened for this customer (`cs_…`): starting another
+    /// expires it, so at most one can be paid.
+    pub open_checkout_session: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

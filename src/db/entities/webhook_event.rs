@@ -19,6 +19,9 @@ pub struct Model {
     pub outcome: Outcome,
     pub error: Option<String>,
     pub attempts: i32,
+    /// The event's object was in another API version's shape (its `api_version`) and did
+    /// not parse as the pinned type: the API's copy of the object was applied instead.
+    pub applied_from_api: bool,
     /// The raw body as delivered, for replays.
     #[sea_orm(column_type = "Text")]
     pub payload: String,
