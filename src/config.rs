@@ -83,7 +83,26 @@ pub struct Config {
     /// Proxies whose `Forwarded` / `X-Forwarded-For` are believed (`TRUSTED_PROXIES`); none
     /// by default, so the client is the TCP peer.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where the Prometheus metrics are served, if anywhere (never by default).
+    pub metrics: MetricsExposure,
 }
+
+/// How `/metrics` is reachable. Never public by default: without a setting there is none.
+#[derive(Debug, Clone, Default)]
+pub enum MetricsExposure {
+    #[default]
+    Off,
+    /// On the app's own address, to requests bearing `Authorization: Bearer <token>`
+    /// (`METRICS_TOKEN`).
+    Token(Secret),
+    /// On a listener of its own (`METRICS_ADDR`), e.g. a private interface the scraper
+    /// reaches; no token there.
+    Addr(SocketAddr),
+}
+
+/// The shortest `METRICS_TOKEN` accepted: it is the only thing between the world and the
+/// numbers.
+const MIN_METRICS_TOKEN: usize = 24;
 
 /// A setting that could not be accepted; names the variable, never shows a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -259,6 +278,39 @@ impl Config {
         let trusted_proxies = parse_trusted_proxies(&get("TRUSTED_PROXIES").unwrap_or_default())
             .map_err(|problem| invalid("TRUSTED_PROXIES", problem))?;
 
+        let metrics = match (get("METRICS_TOKEN"), get("METRICS_ADDR")) {
+            (None, None) => MetricsExposure::Off,
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "METRICS_TOKEN",
+                    "set METRICS_TOKEN (metrics on the app's address, behind the token) or \
+                     METRICS_ADDR (metrics on an address of their own), not both",
+                ))
+            }
+            (Some(token), None) if token.chars().count() < MIN_METRICS_TOKEN => {
+                return Err(invalid(
+                    "METRICS_TOKEN",
+                    format!("too short: use at least {MIN_METRICS_TOKEN} random characters"),
+                ))
+            }
+            (Some(token), None) => MetricsExposure::Token(Secret::new(token)),
+            (None, Some(raw)) => {
+                let addr = raw.parse::<SocketAddr>().map_err(|_| {
+                    invalid(
+                        "METRICS_ADDR",
+                        format!("`{raw}` is not an address with a port, e.g. 127.0.0.1:9100"),
+                    )
+                })?;
+                if addr == bind_addr {
+                    return Err(invalid(
+                        "METRICS_ADDR",
+                        "is the app's own address (BIND_ADDR): give the metrics a port of their own",
+                    ));
+                }
+                MetricsExposure::Addr(addr)
+            }
+        };
+
         Ok(Config {
             app_url,
             bind_addr,
@@ -277,6 +329,7 @@ impl Config {
             stripe_sim_state,
             reconcile_every,
             trusted_proxies,
+            metrics,
         })
     }
 
@@ -522,6 +575,46 @@ mod tests {
         pg.push(("DATABASE_URL", "postgres://localhost/billfold"));
         let pg = load(&pg).expect("valid");
         assert_eq!(pg.stripe_sim_state, PathBuf::from("data/stripe-sim.json"));
+    }
+
+    #[test]
+    fn metrics_are_off_unless_asked_for_and_never_weakly() {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = TEST_KEY.to_vec();
+            vars.extend_from_slice(extra);
+            load(&vars)
+        };
+        assert!(matches!(
+            with(&[]).expect("valid").metrics,
+            MetricsExposure::Off
+        ));
+        let token = "a-long-random-token-for-metrics";
+        assert!(matches!(
+            with(&[("METRICS_TOKEN", token)]).expect("valid").metrics,
+            MetricsExposure::Token(t) if t.expose() == token
+        ));
+        assert!(matches!(
+            with(&[("METRICS_ADDR", "127.0.0.1:9100")]).expect("valid").metrics,
+            MetricsExposure::Addr(a) if a.port() == 9100
+        ));
+        let short = with(&[("METRICS_TOKEN", "hunter2")]).expect_err("too short");
+        assert_eq!(short.var, "METRICS_TOKEN");
+        assert!(
+            !short.problem.contains("hunter2"),
+            "the token is never shown"
+        );
+        let both = with(&[("METRICS_TOKEN", token), ("METRICS_ADDR", "127.0.0.1:9100")]);
+        assert_eq!(both.expect_err("one or the other").var, "METRICS_TOKEN");
+        assert_eq!(
+            with(&[("METRICS_ADDR", "localhost")])
+                .expect_err("no port")
+                .var,
+            "METRICS_ADDR"
+        );
+        assert!(
+            with(&[("METRICS_ADDR", "127.0.0.1:3000")]).is_err(),
+            "the app's own"
+        );
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub mod db;
 #[cfg(feature = "stripe-sim")]
 pub mod demo;
 #[cfg(feature = "ssr")]
+pub mod metrics;
+#[cfg(feature = "ssr")]
 pub mod reconcile;
 #[cfg(feature = "ssr")]
 pub mod server;

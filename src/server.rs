@@ -7,7 +7,7 @@ use anyhow::Context;
 use axum::{
     body::Body,
     extract::State,
-    http::{Request, StatusCode},
+    http::{HeaderMap, Request, StatusCode},
     middleware::{from_fn, from_fn_with_state, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -24,7 +24,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 use crate::{
     app::{shell, App, SIGNED_IN_PAGES, SIGNED_OUT_PAGES},
     auth::ssr::{require_sign_in, session_layer, signed_out_only},
-    config::Config,
+    config::{Config, MetricsExposure},
     db,
     error::AppError,
     state::AppState,
@@ -149,6 +149,7 @@ pub fn router(state: AppState) -> Router {
     #[cfg_attr(not(feature = "stripe-sim"), allow(unused_mut))]
     let mut machines = Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_with_token))
         .route(
             "/api/webhooks/stripe",
             post(crate::webhooks::route::stripe_webhook),
@@ -232,6 +233,32 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// `/metrics` on the app's address: behind `METRICS_TOKEN` when that is set; otherwise it
+/// is not there (404), whether or not `METRICS_ADDR` serves the metrics elsewhere.
+async fn metrics_with_token(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match &state.config.metrics {
+        MetricsExposure::Token(token) => {
+            crate::metrics::answer_with_token(token.expose(), &headers)
+        }
+        MetricsExposure::Off | MetricsExposure::Addr(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// With `METRICS_ADDR`, a listener of its own that serves `/metrics` and nothing else.
+async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for metrics (METRICS_ADDR)"))?;
+    tracing::info!(%addr, "metrics at http://{addr}/metrics");
+    let app = Router::new().route("/metrics", get(|| async { crate::metrics::exposition() }));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(())
+}
+
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
 pub async fn serve_on(
     listener: TcpListener,
@@ -250,6 +277,10 @@ pub async fn serve_on(
             }
         }
     });
+    crate::metrics::start();
+    if let MetricsExposure::Addr(addr) = state.config.metrics {
+        serve_metrics(addr).await?;
+    }
     let (stop_reconciler, stopped) = tokio::sync::watch::channel(false);
     if let Some(every) = state.config.reconcile_every {
         tokio::spawn(crate::reconcile::run_every(state.clone(), every, stopped));

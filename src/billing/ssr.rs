@@ -229,8 +229,9 @@ pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<Str
     let request = stripe_core::customer::CreateCustomer::new()
         .email(user.email.clone())
         .metadata(HashMap::from([("user_id".to_owned(), user.id.to_string())]));
-    let customer = send_idempotent(state, &request, &key)
-        .await
+    let created = send_idempotent(state, &request, &key).await;
+    crate::metrics::stripe_request("customers.create", &created);
+    let customer = created
         .map_err(|e| stripe_failure("create_customer", e))?
         .id
         .to_string();
@@ -486,6 +487,7 @@ pub async fn open_portal(
         portal_session(state, customer, flow)
     })
     .await?;
+    crate::metrics::billing_session("portal");
     Ok(session.url)
 }
 
@@ -516,7 +518,9 @@ async fn portal_session(
         };
         request = request.flow_data(flow_data(flow, subscription, &return_url));
     }
-    Ok(request.send(&state.stripe).await)
+    let session = request.send(&state.stripe).await;
+    crate::metrics::stripe_request("billing_portal.sessions.create", &session);
+    Ok(session)
 }
 
 /// Whether Stripe no longer knows the customer Billfold holds for the user (deleted in
@@ -625,12 +629,17 @@ pub async fn start_checkout(
     let customer_id = ensure_customer(state, user).await?;
     let (customer_id, session) = on_the_customer(state, user, customer_id, "checkout", |c| {
         let request = checkout_request(state, user, &plan, &c);
-        async move { Ok(request.send(&state.stripe).await.map(|s| (c, s))) }
+        async move {
+            let session = request.send(&state.stripe).await;
+            crate::metrics::stripe_request("checkout.sessions.create", &session);
+            Ok(session.map(|s| (c, s)))
+        }
     })
     .await?;
     let url = session
         .url
         .ok_or_else(|| AppError::internal("Checkout session without a URL"))?;
+    crate::metrics::billing_session("checkout");
     let replaced = record_open_checkout(state, &customer_id, session.id.as_str()).await?;
     if let Some(previous) = replaced {
         if !expire_checkout(state, &previous).await? {
@@ -729,7 +738,9 @@ async fn record_open_checkout(
 /// was completed; one already expired, or one Stripe no longer has, counts as done.
 async fn expire_checkout(state: &AppState, session_id: &str) -> Result<bool, AppError> {
     let id = || stripe_checkout::CheckoutSessionId::from(session_id.to_owned());
-    let Err(refused) = ExpireCheckoutSession::new(id()).send(&state.stripe).await else {
+    let expired = ExpireCheckoutSession::new(id()).send(&state.stripe).await;
+    crate::metrics::stripe_request("checkout.sessions.expire", &expired);
+    let Err(refused) = expired else {
         return Ok(true);
     };
     match RetrieveCheckoutSession::new(id()).send(&state.stripe).await {

@@ -90,6 +90,10 @@ pub async fn run_cycle(state: &AppState) -> Result<Report, CycleError> {
         tracing::warn!(error = %e, "reconcile: could not record the cycle");
     }
     guard.release().await;
+    match &result {
+        Ok(r) => crate::metrics::reconcile_cycle(r.succeeded(), r.drift),
+        Err(_) => crate::metrics::reconcile_cycle(false, 0),
+    }
     let mut report = result?;
     report.elapsed = started.elapsed();
     if report.succeeded() {

@@ -80,7 +80,15 @@ pub async fn stripe_webhook(State(state): State<AppState>, req: Request<Body>) -
         stripe: &state.stripe,
         livemode: stripe_config.mode.livemode(),
     };
-    match batch::process(p, envelope).await {
+    let started = std::time::Instant::now();
+    let event_type = envelope.event_type.clone();
+    let processed = batch::process(p, envelope).await;
+    let outcome = match &processed {
+        Ok(done) => done.outcome,
+        Err(_) => Outcome::Failed,
+    };
+    crate::metrics::webhook_event(&event_type, &outcome.to_string(), started.elapsed());
+    match processed {
         Ok(done) => {
             tracing::info!(
                 event_id = %done.event_id,

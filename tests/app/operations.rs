@@ -105,3 +105,132 @@ async fn on_postgres_a_deadlock_is_a_transaction_to_run_again() {
     drop((a, b));
     app.stop().await;
 }
+
+const METRICS_TOKEN: &str = "metrics-token-for-the-tests-0123456789";
+
+/// The value of one series in a Prometheus text exposition (0 when absent).
+fn series(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            l.strip_prefix(name_and_labels)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn scrape(app: &TestApp) -> String {
+    let res = crate::helpers::browser_client()
+        .get(app.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/plain"));
+    res.text().await.expect("text")
+}
+
+/// `/metrics` is not there by default; with `METRICS_TOKEN` it answers only to that token,
+/// and counts webhook events, Stripe calls and the sessions users open.
+async fn metrics_are_private_and_count_what_happens(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    assert_eq!(app.get("/metrics").await.status(), 404, "off by default");
+    app.stop().await;
+
+    let app = TestApp::spawn_with(backend, &[("METRICS_TOKEN", METRICS_TOKEN)]).await;
+    let anonymous = app.get("/metrics").await;
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    let wrong = crate::helpers::browser_client()
+        .get(app.url("/metrics"))
+        .bearer_auth("metrics-token-for-the-tests-0123456780")
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(wrong.status(), 401);
+
+    let before = scrape(&app).await;
+    let portal = r#"billfold_billing_sessions_total{kind="portal"}"#;
+    let customers = r#"billfold_stripe_requests_total{endpoint="customers.create",result="ok"}"#;
+    let email = crate::helpers::unique_email();
+    assert_eq!(
+        app.sign_up(&email, "correct horse battery").await.status(),
+        302
+    );
+    let res = app
+        .client
+        .post(app.url("/api/billing/portal"))
+        .header("Origin", &app.base)
+        .send()
+        .await
+        .expect("portal");
+    assert_eq!(res.status(), 200);
+    // The double delivers `customer.created` for the new customer by webhook.
+    let created = r#"billfold_webhook_events_total{type="customer.created",outcome="ignored"}"#;
+    let mut after = String::new();
+    for _ in 0..50 {
+        after = scrape(&app).await;
+        if series(&after, created) > series(&before, created) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        series(&after, created) > series(&before, created),
+        "{after}"
+    );
+    assert!(series(&after, customers) > series(&before, customers));
+    assert!(series(&after, portal) > series(&before, portal));
+    assert!(
+        after.contains(
+            "billfold_webhook_processing_seconds_bucket{outcome=\"ignored\",le=\"0.005\"}"
+        ),
+        "{after}"
+    );
+    assert!(!after.contains(METRICS_TOKEN));
+
+    let report = billfold::reconcile::run_cycle(&app.state)
+        .await
+        .expect("a cycle");
+    assert!(report.succeeded());
+    let cycles = r#"billfold_reconcile_cycles_total{result="ok"}"#;
+    assert!(series(&scrape(&app).await, cycles) > series(&after, cycles));
+    app.stop().await;
+}
+
+/// With `METRICS_ADDR`, the metrics have a listener of their own, and none on the app's.
+async fn metrics_can_have_an_address_of_their_own(backend: Backend) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let app = TestApp::spawn_with(backend, &[("METRICS_ADDR", addr.as_str())]).await;
+    assert_eq!(app.get("/metrics").await.status(), 404);
+    let email = crate::helpers::unique_email();
+    assert_eq!(
+        app.sign_up(&email, "correct horse battery").await.status(),
+        302
+    );
+    let res = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("scrape");
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.expect("text");
+    assert!(
+        text.contains(r#"billfold_stripe_requests_total{endpoint="customers.create""#),
+        "{text}"
+    );
+    app.stop().await;
+}
+
+crate::on_both_databases!(
+    metrics_are_private_and_count_what_happens,
+    metrics_can_have_an_address_of_their_own
+);

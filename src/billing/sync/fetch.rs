@@ -42,6 +42,21 @@ pub enum Kind {
     CheckoutSession,
 }
 
+impl Kind {
+    /// The API call that reads an object of this kind, as metrics name it.
+    fn endpoint(self) -> &'static str {
+        match self {
+            Kind::Subscription => "subscriptions.retrieve",
+            Kind::Customer => "customers.retrieve",
+            Kind::PaymentMethod => "payment_methods.retrieve",
+            Kind::Invoice => "invoices.retrieve",
+            Kind::Price => "prices.retrieve",
+            Kind::Product => "products.retrieve",
+            Kind::CheckoutSession => "checkout.sessions.retrieve",
+        }
+    }
+}
+
 /// One object a write needs: its kind, its id, and for a re-fetch the watermark of the row
 /// it is to replace (`None` for a plain read, such as a product's name).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -165,6 +180,7 @@ impl Fetched {
                     .map(|o| Object::CheckoutSession(Box::new(o)))
             }
         };
+        crate::metrics::stripe_request(wanted.kind.endpoint(), &got);
         let object = match got {
             Ok(o) => Some(o),
             Err(e) if is_missing(&e) => None,
