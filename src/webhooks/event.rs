@@ -231,7 +231,11 @@ where
     // A copy is parsed, so the envelope stays whole for a batch that has to be applied
     // again one event at a time.
     if let Some(object) = T::from_value(envelope.object.clone()) {
-        return Ok(Some((object, Source::Event(envelope.created), ObjectFrom::Event)));
+        return Ok(Some((
+            object,
+            Source::Event(envelope.created),
+            ObjectFrom::Event,
+        )));
     }
     let id = envelope.object_id().ok_or(ApplyError::BadObject(what))?;
     Ok(fetched
@@ -240,7 +244,8 @@ where
 }
 
 /// Recorded with an event whose object did not parse and is gone from Stripe.
-const GONE: &str = "the object does not parse in the pinned API version and Stripe no longer has it";
+const GONE: &str =
+    "the object does not parse in the pinned API version and Stripe no longer has it";
 
 /// Applies `apply` to the object [`object_or_api`] finds, or records why there was none.
 macro_rules! with_object {
@@ -265,14 +270,24 @@ pub async fn apply(
     Ok(match kind {
         Kind::CheckoutCompleted => {
             // Whichever copy is applied, the event's second is the link's time.
-            with_object!(envelope, f, stripe_shared::CheckoutSession, "checkout.session", |cs, _source| {
-                sync::apply_checkout_session(conn, f, &cs, envelope.created).await?
-            })
+            with_object!(
+                envelope,
+                f,
+                stripe_shared::CheckoutSession,
+                "checkout.session",
+                |cs, _source| {
+                    sync::apply_checkout_session(conn, f, &cs, envelope.created).await?
+                }
+            )
         }
         Kind::Subscription { deletion } => {
-            with_object!(envelope, f, stripe_shared::Subscription, "subscription", |sub, source| {
-                sync::apply_subscription(conn, f, &sub, source, deletion).await?
-            })
+            with_object!(
+                envelope,
+                f,
+                stripe_shared::Subscription,
+                "subscription",
+                |sub, source| { sync::apply_subscription(conn, f, &sub, source, deletion).await? }
+            )
         }
         Kind::CustomerUpdated => {
             match stripe_shared::Customer::from_value(envelope.object.clone()) {
@@ -282,7 +297,9 @@ pub async fn apply(
                 ),
                 None => {
                     use stripe_core::customer::RetrieveCustomerReturned as R;
-                    let id = envelope.object_id().ok_or(ApplyError::BadObject("customer"))?;
+                    let id = envelope
+                        .object_id()
+                        .ok_or(ApplyError::BadObject("customer"))?;
                     let applied = match f.latest::<R>(id)? {
                         Some((R::Customer(cus), at)) => {
                             sync::apply_customer(conn, f, &cus, Source::Api(at)).await?
@@ -301,27 +318,48 @@ pub async fn apply(
             let id = envelope
                 .object_id()
                 .ok_or(ApplyError::BadObject("customer"))?;
-            (sync::apply_customer_deleted(conn, id).await?, ObjectFrom::Event)
+            (
+                sync::apply_customer_deleted(conn, id).await?,
+                ObjectFrom::Event,
+            )
         }
         Kind::PaymentMethod { detached } => {
-            with_object!(envelope, f, stripe_shared::PaymentMethod, "payment_method", |pm, source| {
-                sync::apply_payment_method(conn, f, &pm, source, detached).await?
-            })
+            with_object!(
+                envelope,
+                f,
+                stripe_shared::PaymentMethod,
+                "payment_method",
+                |pm, source| { sync::apply_payment_method(conn, f, &pm, source, detached).await? }
+            )
         }
         Kind::Invoice { deletion } => {
-            with_object!(envelope, f, stripe_shared::Invoice, "invoice", |inv, source| {
-                sync::apply_invoice(conn, f, &inv, source, deletion).await?
-            })
+            with_object!(
+                envelope,
+                f,
+                stripe_shared::Invoice,
+                "invoice",
+                |inv, source| { sync::apply_invoice(conn, f, &inv, source, deletion).await? }
+            )
         }
         Kind::Product { deletion } => {
-            with_object!(envelope, f, stripe_shared::Product, "product", |product, source| {
-                sync::apply_product(conn, f, &product, source, deletion).await?
-            })
+            with_object!(
+                envelope,
+                f,
+                stripe_shared::Product,
+                "product",
+                |product, source| {
+                    sync::apply_product(conn, f, &product, source, deletion).await?
+                }
+            )
         }
         Kind::Price { deletion } => {
-            with_object!(envelope, f, stripe_shared::Price, "price", |price, source| {
-                sync::apply_price(conn, f, &price, source, deletion).await?
-            })
+            with_object!(
+                envelope,
+                f,
+                stripe_shared::Price,
+                "price",
+                |price, source| { sync::apply_price(conn, f, &price, source, deletion).await? }
+            )
         }
     })
 }

@@ -15,7 +15,11 @@ fn in_2024_06_20_shape(sub: &Sub) -> Value {
     let map = object.as_object_mut().expect("object");
     map.insert("current_period_start".into(), json!(sub.period_start));
     map.insert("current_period_end".into(), json!(sub.period_end));
-    for newer in ["billing_mode", "billing_schedules", "billing_cycle_anchor_config"] {
+    for newer in [
+        "billing_mode",
+        "billing_schedules",
+        "billing_cycle_anchor_config",
+    ] {
         map.remove(newer);
     }
     if let Some(item) = object["items"]["data"][0].as_object_mut() {
@@ -63,7 +67,10 @@ async fn an_event_in_another_api_versions_shape_is_applied_from_the_api(backend:
 
     let recorded = event_row(&app, "evt_v1").await;
     assert_eq!(recorded.api_version.as_deref(), Some("2024-06-20"));
-    assert!(recorded.applied_from_api, "the row says the payload was not used");
+    assert!(
+        recorded.applied_from_api,
+        "the row says the payload was not used"
+    );
     let listed = billfold::webhooks::admin::list(&app.db, &Default::default())
         .await
         .expect("list");
