@@ -9,6 +9,7 @@ use leptos_router::{
 
 use crate::{
     accounts::SignupPage,
+    admin::page::AdminBillingPage,
     auth::LoginPage,
     billing::page::{AppPage, BillingPage},
     ui::Brand,
@@ -19,6 +20,9 @@ use crate::{
 pub const SIGNED_IN_PAGES: &[&str] = &["/settings/billing", "/app"];
 /// Pages for signed-out visitors; someone signed in goes on to where they were headed.
 pub const SIGNED_OUT_PAGES: &[&str] = &["/login", "/signup"];
+/// Pages for operators only (`ADMIN_EMAILS`); anyone else, signed in or not, gets the
+/// not-found page any unknown path gets. The server layers its admin guard on exactly these.
+pub const ADMIN_PAGES: &[&str] = &[crate::admin::ADMIN_BILLING];
 
 /// The document around every server-rendered page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -59,6 +63,7 @@ pub fn App() -> impl IntoView {
                     // without JavaScript.
                     <Route path=path!("/settings/billing") view=BillingPage ssr=SsrMode::Async/>
                     <Route path=path!("/app") view=AppPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/billing") view=AdminBillingPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>
@@ -90,8 +95,9 @@ fn HomePage() -> impl IntoView {
     }
 }
 
+/// The page any unknown address gets, with status 404.
 #[component]
-fn NotFound() -> impl IntoView {
+pub fn NotFound() -> impl IntoView {
     #[cfg(feature = "ssr")]
     {
         if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {

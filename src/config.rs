@@ -7,6 +7,8 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use url::Url;
 
+use crate::auth::validate::Email;
+
 /// A value that must never reach a log line, an error message or the client bundle.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -85,6 +87,12 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Where the Prometheus metrics are served, if anywhere (never by default).
     pub metrics: MetricsExposure,
+    /// The operators (`ADMIN_EMAILS`): users signed in with one of these emails may open
+    /// `/admin/billing`. None by default.
+    pub admin_emails: Vec<Email>,
+    /// The portal as code (`BILLING_FILE`, default `billing.toml`), read by
+    /// `billfold portal apply` and `billfold doctor`.
+    pub billing_file: PathBuf,
 }
 
 /// How `/metrics` is reachable. Never public by default: without a setting there is none.
@@ -311,6 +319,9 @@ impl Config {
             }
         };
 
+        let admin_emails = parse_admin_emails(&get("ADMIN_EMAILS").unwrap_or_default())
+            .map_err(|problem| invalid("ADMIN_EMAILS", problem))?;
+
         Ok(Config {
             app_url,
             bind_addr,
@@ -330,7 +341,16 @@ impl Config {
             reconcile_every,
             trusted_proxies,
             metrics,
+            admin_emails,
+            billing_file: PathBuf::from(
+                get("BILLING_FILE").unwrap_or_else(|| "billing.toml".into()),
+            ),
         })
+    }
+
+    /// Whether the user signed in with `email` is an operator (listed in `ADMIN_EMAILS`).
+    pub fn is_admin(&self, email: &str) -> bool {
+        Email::parse(email).is_ok_and(|email| self.admin_emails.contains(&email))
     }
 
     /// Whether cookies must carry `Secure` (the app is served over https).
@@ -511,6 +531,20 @@ pub fn parse_trusted_proxies(raw: &str) -> Result<Vec<ipnet::IpNet>, String> {
             s.parse::<ipnet::IpNet>()
                 .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
                 .map_err(|_| format!("`{s}` is not an IP address or a CIDR range like 10.0.0.0/8"))
+        })
+        .collect()
+}
+
+/// Parses `ADMIN_EMAILS`: email addresses separated by commas, each trimmed, lower-cased and
+/// checked like a sign-up's.
+pub fn parse_admin_emails(raw: &str) -> Result<Vec<Email>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            Email::parse(s).map_err(|_| {
+                format!("`{s}` is not an email address (list them separated by commas, like ops@example.com)")
+            })
         })
         .collect()
 }
@@ -768,6 +802,35 @@ mod tests {
         assert_eq!(every(Some("45")), Some(Duration::from_secs(45)));
         assert_eq!(every(Some("0")), None);
         assert_eq!(every(Some("0m")), None);
+    }
+
+    #[test]
+    fn admin_emails_are_normalised_and_each_one_checked() {
+        let admins = |value: Option<&'static str>| {
+            let mut vars = TEST_KEY.to_vec();
+            vars.extend(value.map(|v| ("ADMIN_EMAILS", v)));
+            load(&vars)
+        };
+        assert!(admins(None).expect("valid").admin_emails.is_empty());
+        assert!(admins(Some(" , ")).expect("valid").admin_emails.is_empty());
+        let c = admins(Some(" Ops@Billfold.test ,, alice@example.com")).expect("valid");
+        let listed: Vec<&str> = c.admin_emails.iter().map(Email::as_str).collect();
+        assert_eq!(listed, ["ops@billfold.test", "alice@example.com"]);
+        assert!(c.is_admin("ops@billfold.test"));
+        assert!(c.is_admin(" OPS@billfold.test"));
+        assert!(!c.is_admin("bob@example.com"));
+        assert!(!c.is_admin(""));
+        assert!(!admins(None).expect("valid").is_admin("ops@billfold.test"));
+        for bad in [
+            "ops",
+            "ops@billfold.test, not an email",
+            "ops@billfold.test;bob@x.org",
+        ] {
+            let err = admins(Some(bad)).expect_err(bad);
+            assert_eq!(err.var, "ADMIN_EMAILS", "{bad}");
+        }
+        let err = admins(Some("a@b.co, nobody")).expect_err("bad entry");
+        assert!(err.problem.contains("`nobody`"), "{err}");
     }
 
     #[test]

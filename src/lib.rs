@@ -6,6 +6,7 @@
 //! function and say "Opening…") reach the browser's WASM.
 
 pub mod accounts;
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod billing;
@@ -24,6 +25,8 @@ pub mod db;
 pub mod demo;
 #[cfg(feature = "ssr")]
 pub mod metrics;
+#[cfg(feature = "ssr")]
+pub mod operate;
 #[cfg(feature = "ssr")]
 pub mod reconcile;
 #[cfg(feature = "ssr")]

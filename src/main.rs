@@ -44,6 +44,14 @@ enum Command {
     },
     /// Run one reconciler cycle now: missed events, then a slice of customers compared.
     Reconcile,
+    /// Check this deployment against its Stripe account: key, clock, webhook endpoint, portal,
+    /// prices, migrations, reconciler. Exits non-zero if a check fails.
+    Doctor,
+    /// The Customer Portal configured from billing.toml (BILLING_FILE).
+    Portal {
+        #[command(subcommand)]
+        command: PortalCommand,
+    },
     /// Run the Stripe test double on its own port (loopback by default).
     #[cfg(feature = "stripe-sim")]
     StripeSim(stripe_sim::ServeArgs),
@@ -104,6 +112,51 @@ async fn run() -> ExitCode {
     }
 }
 
+#[derive(Subcommand)]
+enum PortalCommand {
+    /// Create or update the portal configuration so it says what billing.toml says; prints
+    /// the field-by-field diff. Running it again changes nothing.
+    Apply {
+        /// Print what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+async fn doctor_command(config: &Config) -> anyhow::Result<()> {
+    use billfold::operate::{doctor, rest::Rest};
+    // Not migrated here: pending migrations are one of the things it reports.
+    let db = billfold::db::connect(config.database_url.expose()).await?;
+    let rest = Rest::new(config)?;
+    let checks = doctor::run(config, &db, &rest, billfold::db::clock::now).await;
+    print!("{}", doctor::format(&checks));
+    if doctor::failed(&checks) {
+        anyhow::bail!("the deployment has problems (see FAIL above)");
+    }
+    Ok(())
+}
+
+async fn portal_apply_command(config: &Config, dry_run: bool) -> anyhow::Result<()> {
+    use billfold::operate::{portal, rest::Rest};
+    let spec = portal::BillingFile::load(&config.billing_file)?.portal;
+    let db = billfold::db::connect_and_migrate(config.database_url.expose()).await?;
+    if !portal::catalogue_is_loaded(&db).await? {
+        let state = billfold::server::build_state(config.clone()).await?;
+        billfold::billing::ssr::sync_catalogue(&state).await?;
+    }
+    let rest = Rest::new(config)?;
+    let applied = portal::apply(&rest, config, &db, &spec, dry_run).await?;
+    print!(
+        "{}",
+        portal::format_applied(
+            &applied,
+            dry_run,
+            config.stripe.portal_configuration_id.is_some()
+        )
+    );
+    Ok(())
+}
+
 /// The commands that run the app or act on its database.
 async fn app_command(config: &Config, command: Command) -> anyhow::Result<()> {
     match command {
@@ -115,6 +168,10 @@ async fn app_command(config: &Config, command: Command) -> anyhow::Result<()> {
         Command::Sync { customer, all: _ } => sync_command(config, customer).await,
         Command::Drift { since, limit } => drift_command(config, since, limit).await,
         Command::Reconcile => reconcile_command(config).await,
+        Command::Doctor => doctor_command(config).await,
+        Command::Portal {
+            command: PortalCommand::Apply { dry_run },
+        } => portal_apply_command(config, dry_run).await,
         #[cfg(feature = "stripe-sim")]
         Command::StripeSim(_) | Command::Trigger(_) => {
             anyhow::bail!("this command reads no app settings and is run on its own")

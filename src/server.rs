@@ -22,7 +22,7 @@ use tower_http::{services::ServeDir, timeout::TimeoutLayer, trace::TraceLayer};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 use crate::{
-    app::{shell, App, SIGNED_IN_PAGES, SIGNED_OUT_PAGES},
+    app::{shell, App, ADMIN_PAGES, SIGNED_IN_PAGES, SIGNED_OUT_PAGES},
     auth::ssr::{require_sign_in, session_layer, signed_out_only},
     config::{Config, MetricsExposure},
     db,
@@ -79,12 +79,7 @@ mod simulated {
             "whsec_{}",
             crate::auth::ssr::SessionToken::generate().as_str()
         );
-        let api_base = crate::stripe::api_base(config).unwrap_or_default();
-        let endpoint = format!(
-            "{}/api/webhooks/stripe",
-            api_base.trim_end_matches('/').trim_end_matches(SIM_MOUNT)
-        );
-        sim.add_webhook_endpoint(&endpoint, &secret);
+        sim.add_webhook_endpoint(&crate::stripe::webhook_url(config), &secret);
         config.stripe.webhook_secrets = vec![Secret::new(secret)];
         Ok(sim)
     }
@@ -94,8 +89,9 @@ mod simulated {
 /// - machine routes (health check, Stripe's webhooks, the built assets, the mounted double):
 ///   no session, no cross-origin check;
 /// - everything a browser uses for a user (pages, server functions, public files): the
-///   session and the cross-origin check, and within it the pages that need a signed-in user
-///   and those for signed-out visitors only.
+///   session and the cross-origin check, and within it the pages that need a signed-in user,
+///   those for signed-out visitors only, and the operators' page and its replay action (the
+///   not-found page for anyone else).
 pub fn router(state: AppState) -> Router {
     let all_pages: Vec<String> = generate_route_list(App)
         .iter()
@@ -107,6 +103,7 @@ pub fn router(state: AppState) -> Router {
     let guarded: Vec<&str> = SIGNED_IN_PAGES
         .iter()
         .chain(SIGNED_OUT_PAGES)
+        .chain(ADMIN_PAGES)
         .copied()
         .collect();
     for page in &guarded {
@@ -139,6 +136,7 @@ pub fn router(state: AppState) -> Router {
     let for_users = Router::new()
         .merge(pages_only(SIGNED_IN_PAGES).route_layer(from_fn(require_sign_in)))
         .merge(pages_only(SIGNED_OUT_PAGES).route_layer(from_fn(signed_out_only)))
+        .merge(crate::admin::ssr::routes(pages_only(ADMIN_PAGES), &state))
         .merge(everything_else)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(from_fn(server_fn_error_status))

@@ -321,6 +321,19 @@ fn subscription_view(s: subscription::Model) -> SubscriptionView {
     }
 }
 
+/// The prices the plan picker offers: active recurring prices of active products, in this
+/// mode. The portal's plan switching (`billfold portal apply`, `billfold doctor`) must
+/// allow exactly these.
+pub fn picker_prices(livemode: bool) -> sea_orm::Select<price::Entity> {
+    price::Entity::find()
+        .filter(price::Column::Active.eq(true))
+        .filter(price::Column::ProductActive.eq(true))
+        .filter(price::Column::Livemode.eq(livemode))
+        .filter(price::Column::Interval.is_not_null())
+        .order_by_asc(price::Column::Interval)
+        .order_by_asc(price::Column::UnitAmount)
+}
+
 /// Reads everything the page shows, in five queries and no Stripe call.
 pub async fn load_summary(
     state: &AppState,
@@ -329,16 +342,7 @@ pub async fn load_summary(
     let customer = customer_and_subscriptions(state, user.id).await?;
     let plans = state
         .plans
-        .get_or_load(|| {
-            price::Entity::find()
-                .filter(price::Column::Active.eq(true))
-                .filter(price::Column::ProductActive.eq(true))
-                .filter(price::Column::Livemode.eq(livemode(state)))
-                .filter(price::Column::Interval.is_not_null())
-                .order_by_asc(price::Column::Interval)
-                .order_by_asc(price::Column::UnitAmount)
-                .all(&state.db)
-        })
+        .get_or_load(|| picker_prices(livemode(state)).all(&state.db))
         .await?
         .iter()
         .map(|p| PlanView {

@@ -33,7 +33,7 @@ use crate::{
     state::AppState,
 };
 
-pub use store::last_success;
+pub use store::{last_run, last_success};
 
 /// What one cycle did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

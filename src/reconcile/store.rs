@@ -3,7 +3,7 @@
 
 use sea_orm::{
     sea_query::OnConflict, ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait,
+    EntityTrait, QueryOrder,
 };
 
 use crate::{
@@ -54,6 +54,15 @@ pub async fn last_success(db: &DatabaseConnection) -> Result<Option<i64>, DbErr>
 
 pub(super) async fn set_last_success(db: &DatabaseConnection, at: i64) -> Result<(), DbErr> {
     set(db, LAST_SUCCESS, at).await
+}
+
+/// The latest cycle recorded, on any replica.
+pub async fn last_run(db: &DatabaseConnection) -> Result<Option<reconcile_run::Model>, DbErr> {
+    reconcile_run::Entity::find()
+        .order_by_desc(reconcile_run::Column::FinishedAtMs)
+        .order_by_desc(reconcile_run::Column::Id)
+        .one(db)
+        .await
 }
 
 /// Records one cycle that held the lock from `started_at_ms` to `finished_at_ms`.

@@ -35,13 +35,26 @@ pub fn api_base(config: &Config) -> Option<String> {
     }
 }
 
+/// The key every Stripe call is made with: the configured one, or the mounted double's.
+pub fn secret_key(config: &Config) -> String {
+    match &config.stripe.secret_key {
+        Some(k) => k.expose().to_owned(),
+        None => SIMULATED_SECRET_KEY.to_owned(),
+    }
+}
+
+/// Where Stripe posts this app's webhooks: `APP_URL`'s origin, or in simulated mode this
+/// listener on loopback (where the mounted double delivers them).
+pub fn webhook_url(config: &Config) -> String {
+    match config.stripe.mode {
+        StripeMode::Simulated => format!("http://{}/api/webhooks/stripe", config.bind_addr),
+        _ => config.url_for("/api/webhooks/stripe"),
+    }
+}
+
 /// Builds the client from the config: base URL, key, timeout, app info.
 pub fn client(config: &Config) -> anyhow::Result<::stripe::Client> {
-    let key = match (&config.stripe.secret_key, config.stripe.mode) {
-        (Some(k), _) => k.expose().to_owned(),
-        (None, _) => SIMULATED_SECRET_KEY.to_owned(),
-    };
-    let mut builder = ::stripe::ClientBuilder::new(key)
+    let mut builder = ::stripe::ClientBuilder::new(secret_key(config))
         .timeout(REQUEST_TIMEOUT)
         .app_info("Billfold", Some(env!("CARGO_PKG_VERSION").to_owned()), None);
     if let Some(base) = api_base(config) {

@@ -1,6 +1,8 @@
 //! The operator's view of received events: `billfold webhooks list` and
-//! `billfold webhooks replay`. Replays go through the same pipeline as deliveries, so the
+//! `billfold webhooks replay`, and the `/admin/billing` page. Replays go through the same pipeline as deliveries, so the
 //! ordering rules decide what a replayed event still changes.
+
+use std::collections::HashMap;
 
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -117,6 +119,37 @@ pub async fn list(db: &DatabaseConnection, filter: &Filter) -> Result<Vec<EventS
             },
         )
         .collect())
+}
+
+/// The stored payloads (the raw bodies as delivered) of the events among `ids` that have
+/// been received, by event id.
+pub async fn payloads(
+    db: &DatabaseConnection,
+    ids: &[String],
+) -> Result<HashMap<String, String>, DbErr> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, String)> = webhook_event::Entity::find()
+        .select_only()
+        .columns([webhook_event::Column::Id, webhook_event::Column::Payload])
+        .filter(webhook_event::Column::Id.is_in(ids.iter().map(String::as_str)))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Every event type received so far, alphabetically (what an operator may filter by).
+pub async fn event_types(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    webhook_event::Entity::find()
+        .select_only()
+        .column(webhook_event::Column::EventType)
+        .distinct()
+        .order_by_asc(webhook_event::Column::EventType)
+        .into_tuple()
+        .all(db)
+        .await
 }
 
 /// Why a replay did not happen.

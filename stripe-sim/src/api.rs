@@ -335,6 +335,7 @@ pub(super) fn route(
                 before,
             ))
         }
+        ("POST", ["webhook_endpoints", id]) => update_webhook_endpoint(st, id, &p),
         ("GET", ["webhook_endpoints", id]) => {
             p.allow(&["expand"])?;
             st.webhook_endpoint(id)
@@ -1318,6 +1319,7 @@ fn save_portal_configuration(st: &mut State, id: Option<&str>, p: &Params) -> Ap
                 subscription_update_allowed: Vec::new(),
                 subscription_update_products: Vec::new(),
                 proration_behavior: "none".into(),
+                schedule_at_period_end: Vec::new(),
                 metadata: Metadata::new(),
             }
         }
@@ -1419,6 +1421,24 @@ fn save_portal_configuration(st: &mut State, id: Option<&str>, p: &Params) -> Ap
             }
             if let Some(b) = c.text("proration_behavior")? {
                 config.proration_behavior = b;
+            }
+            if let Some(s) = c.child("schedule_at_period_end")? {
+                s.allow(&["conditions"])?;
+                if s.has("conditions") {
+                    let mut conditions = Vec::new();
+                    for condition in s.list("conditions")? {
+                        condition.allow(&["type"])?;
+                        let kind = condition.required("type")?.to_string();
+                        if kind != "decreasing_item_amount" && kind != "shortening_interval" {
+                            return Err(ApiError::invalid_param(
+                                &condition.name("type"),
+                                format!("Invalid type: {kind}"),
+                            ));
+                        }
+                        conditions.push(kind);
+                    }
+                    config.schedule_at_period_end = conditions;
+                }
             }
             if c.has("products") {
                 let mut products = Vec::new();
@@ -1791,6 +1811,65 @@ impl CreatedRange {
     }
 }
 
+/// `POST /v1/webhook_endpoints/{id}`: URL, events, description, metadata, and `disabled`.
+/// Like Stripe, an endpoint's API version cannot be changed.
+fn update_webhook_endpoint(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
+    p.allow(&[
+        "url",
+        "enabled_events",
+        "description",
+        "metadata",
+        "disabled",
+        "expand",
+    ])?;
+    let url = p.text("url")?;
+    if let Some(url) = &url {
+        if url::Url::parse(url).is_err() {
+            return Err(ApiError::invalid_param(
+                "url",
+                format!("Invalid URL: {url}"),
+            ));
+        }
+    }
+    let events = if p.has("enabled_events") {
+        let events = p.strings("enabled_events")?;
+        if events.is_empty() {
+            return Err(ApiError::invalid_param(
+                "enabled_events",
+                "enabled_events must name at least one event type.",
+            ));
+        }
+        Some(events)
+    } else {
+        None
+    };
+    let description = p.nullable("description")?;
+    let metadata = p.metadata("metadata")?;
+    let disabled = p.bool("disabled")?;
+    let endpoint = st
+        .webhook_endpoints
+        .iter_mut()
+        .find(|e| e.id == id)
+        .ok_or_else(|| ApiError::no_such("webhook endpoint", id, "id"))?;
+    if let Some(url) = url {
+        endpoint.url = url;
+    }
+    if let Some(events) = events {
+        endpoint.enabled_events = events;
+    }
+    if let Some(d) = description {
+        endpoint.description = d;
+    }
+    if let Some(m) = metadata {
+        m.apply(&mut endpoint.metadata);
+    }
+    if let Some(disabled) = disabled {
+        endpoint.status = if disabled { "disabled" } else { "enabled" }.into();
+    }
+    let endpoint = endpoint.clone();
+    Ok(st.webhook_endpoint_json(&endpoint, false))
+}
+
 fn create_webhook_endpoint(st: &mut State, p: &Params) -> ApiResult<Value> {
     p.allow(&[
         "url",
@@ -1821,6 +1900,7 @@ fn create_webhook_endpoint(st: &mut State, p: &Params) -> ApiResult<Value> {
         description: p.text("description")?,
         metadata: p.metadata("metadata")?.unwrap_or_default().into_new(),
         status: "enabled".into(),
+        api_version: p.text("api_version")?,
     };
     let json = st.webhook_endpoint_json(&endpoint, true);
     st.webhook_endpoints.push(endpoint);

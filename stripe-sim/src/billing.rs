@@ -246,6 +246,7 @@ impl State {
             subscription_update_allowed: vec!["price".into()],
             subscription_update_products: portal_products,
             proration_behavior: "create_prorations".into(),
+            schedule_at_period_end: Vec::new(),
             metadata: Metadata::new(),
         };
         let json = self.portal_configuration_json(&config);

@@ -281,6 +281,7 @@ mod tests {
             description: None,
             metadata: Default::default(),
             status: "enabled".into(),
+            api_version: None,
         });
         st
     }

@@ -170,6 +170,7 @@ impl StripeSim {
                     description: Some("Registered by Billfold".into()),
                     metadata: Default::default(),
                     status: "enabled".into(),
+                    api_version: None,
                 };
                 let id = endpoint.id.clone();
                 st.webhook_endpoints.push(endpoint);

@@ -338,6 +338,10 @@ pub struct PortalConfiguration {
     pub subscription_update_products: Vec<PortalProduct>,
     /// `none`, `create_prorations`, `always_invoice`.
     pub proration_behavior: String,
+    /// When a switch waits for the period's end: `decreasing_item_amount`,
+    /// `shortening_interval` (none: every switch happens at once).
+    #[serde(default)]
+    pub schedule_at_period_end: Vec<String>,
     pub metadata: Metadata,
 }
 
@@ -399,6 +403,9 @@ pub struct WebhookEndpoint {
     pub description: Option<String>,
     pub metadata: Metadata,
     pub status: String,
+    /// The API version its events are rendered for; `None`: the account's default.
+    #[serde(default)]
+    pub api_version: Option<String>,
 }
 
 impl WebhookEndpoint {

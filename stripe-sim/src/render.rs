@@ -630,7 +630,13 @@ impl State {
                     "enabled": c.subscription_update_enabled,
                     "products": products,
                     "proration_behavior": c.proration_behavior,
-                    "schedule_at_period_end": {"conditions": []},
+                    "schedule_at_period_end": {
+                        "conditions": c
+                            .schedule_at_period_end
+                            .iter()
+                            .map(|t| json!({"type": t}))
+                            .collect::<Vec<_>>(),
+                    },
                     "trial_update_behavior": "end_trial",
                 },
             },
@@ -664,7 +670,7 @@ impl State {
         let mut v = json!({
             "id": e.id,
             "object": "webhook_endpoint",
-            "api_version": API_VERSION,
+            "api_version": e.api_version.as_deref().unwrap_or(API_VERSION),
             "application": null,
             "created": e.created,
             "description": e.description,

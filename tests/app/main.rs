@@ -7,8 +7,10 @@
 mod helpers;
 
 mod accounts;
+mod admin;
 mod billing;
 mod billing_support;
+mod doctor;
 mod operations;
 mod reconcile;
 mod startup;

@@ -1,0 +1,326 @@
+//! Server side of operations: who is an operator, what `/admin/billing` shows, the replay
+//! route, and the guard that shows everyone else the not-found page.
+
+use axum::{
+    body::Body,
+    extract::{FromRequest, State},
+    http::{Extensions, Request, Uri},
+    middleware::{from_fn_with_state, Next},
+    response::{IntoResponse, Redirect, Response},
+    routing::post,
+    Form, Router,
+};
+use serde::Deserialize;
+
+use super::{
+    DriftRow, EventInbox, EventRow, InboxFilter, ReplayResult, RunRow, ADMIN_BILLING, DRIFT_LIMIT,
+    EVENT_LIMIT, REPLAY_PATH,
+};
+use crate::{
+    db::{
+        clock::{now, rfc3339},
+        entities::{drift_record, reconcile_run},
+    },
+    error::AppError,
+    reconcile,
+    state::AppState,
+    web::{CurrentUser, SignedIn},
+    webhooks::{
+        admin::{self, EventSummary, Filter, ReplayError},
+        pipeline::{Outcome, Pipeline, ProcessError},
+    },
+};
+
+/// The signed-in user of a request (from the session layer's extension), if an operator.
+pub fn admin_of(state: &AppState, extensions: &Extensions) -> Option<CurrentUser> {
+    extensions
+        .get::<SignedIn>()
+        .map(|s| s.user.clone())
+        .filter(|user| state.config.is_admin(&user.email))
+}
+
+/// The operator making the request being rendered; anyone else is [`AppError::NotFound`].
+pub fn require_admin(state: &AppState) -> Result<CurrentUser, AppError> {
+    crate::web::signed_in()
+        .map(|s| s.user)
+        .filter(|user| state.config.is_admin(&user.email))
+        .ok_or_else(|| AppError::NotFound("There is nothing at this address.".into()))
+}
+
+/// What `/admin/billing` shows, for the operator of the request being rendered.
+pub async fn inbox_for_request(filter: InboxFilter) -> Result<EventInbox, AppError> {
+    let state = crate::web::app_state()?;
+    let admin = require_admin(&state)?;
+    load_inbox(&state, &admin, &filter).await
+}
+
+/// The page's data for `admin`: events matching `filter`, drift, the reconciler's last cycle.
+pub async fn load_inbox(
+    state: &AppState,
+    admin: &CurrentUser,
+    filter: &InboxFilter,
+) -> Result<EventInbox, AppError> {
+    let db = &state.db;
+    let (events, filter_error) = match parse_filter(filter, now()) {
+        Ok(filter) => (events_with_payloads(state, &filter).await?, None),
+        Err(problem) => (Vec::new(), Some(problem)),
+    };
+    let drift = reconcile::drift::list(db, None, DRIFT_LIMIT)
+        .await?
+        .into_iter()
+        .map(drift_row)
+        .collect();
+    Ok(EventInbox {
+        email: admin.email.clone(),
+        events,
+        filter_error,
+        event_types: admin::event_types(db).await?,
+        drift,
+        last_run: reconcile::last_run(db).await?.map(run_row),
+        last_success: reconcile::last_success(db).await?.map(rfc3339),
+    })
+}
+
+/// The page's filters as the event listing takes them, or what is wrong with them.
+fn parse_filter(filter: &InboxFilter, now: i64) -> Result<Filter, String> {
+    let outcome = filter
+        .outcome
+        .as_deref()
+        .map(str::parse::<Outcome>)
+        .transpose()?;
+    let since = filter
+        .since
+        .as_deref()
+        .map(|raw| admin::parse_since(raw, now))
+        .transpose()
+        .map_err(|e| format!("Received since: {e}"))?;
+    Ok(Filter {
+        outcome,
+        event_type: filter.event_type.clone(),
+        since,
+        limit: Some(EVENT_LIMIT),
+    })
+}
+
+async fn events_with_payloads(
+    state: &AppState,
+    filter: &Filter,
+) -> Result<Vec<EventRow>, AppError> {
+    let events = admin::list(&state.db, filter).await?;
+    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+    let mut payloads = admin::payloads(&state.db, &ids).await?;
+    Ok(events
+        .into_iter()
+        .map(|e| {
+            let payload = payloads
+                .remove(&e.id)
+                .map(|p| pretty(&p))
+                .unwrap_or_default();
+            event_row(e, payload)
+        })
+        .collect())
+}
+
+/// A JSON body indented for reading; anything else as it is.
+fn pretty(raw: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(raw)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| raw.to_owned())
+}
+
+fn event_row(e: EventSummary, payload: String) -> EventRow {
+    EventRow {
+        created: rfc3339(e.created),
+        received_at: rfc3339(e.received_at),
+        processed_at: e.processed_at.map(rfc3339),
+        outcome: e.outcome.to_string(),
+        refetched: e.applied_from_api,
+        id: e.id,
+        event_type: e.event_type,
+        livemode: e.livemode,
+        attempts: e.attempts,
+        api_version: e.api_version,
+        error: e.error,
+        payload,
+    }
+}
+
+fn drift_row(r: drift_record::Model) -> DriftRow {
+    DriftRow {
+        detected_at: rfc3339(r.detected_at),
+        customer_id: r.customer_id,
+        object_type: r.object_type,
+        object_id: r.object_id,
+        field: r.field,
+        event_type: r.event_type,
+        database_value: r.database_value,
+        stripe_value: r.stripe_value,
+    }
+}
+
+fn run_row(r: reconcile_run::Model) -> RunRow {
+    RunRow {
+        runner: r.runner,
+        started_at: rfc3339(r.started_at_ms.div_euclid(1000)),
+        finished_at: rfc3339(r.finished_at_ms.div_euclid(1000)),
+        took_ms: r.finished_at_ms - r.started_at_ms,
+        succeeded: r.succeeded,
+        events_processed: r.events_processed,
+        customers_compared: r.customers_compared,
+        drift: r.drift,
+        error: r.error,
+    }
+}
+
+/// The operators' routes: their pages (from the app's route list) and the replay action, all
+/// behind [`admin_only`]. Mounted with the other browser routes, under the session and the
+/// cross-origin guard.
+pub fn routes(pages: Router<AppState>, state: &AppState) -> Router<AppState> {
+    pages
+        .route(REPLAY_PATH, post(replay_event))
+        .route_layer(from_fn_with_state(state.clone(), admin_only))
+}
+
+/// Route layer: an operator goes on; anyone else gets the not-found page.
+pub async fn admin_only(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {
+    if admin_of(&state, req.extensions()).is_some() {
+        next.run(req).await
+    } else {
+        not_found(state, req).await
+    }
+}
+
+/// A path no route matches.
+const NOWHERE: &str = "/.not-found";
+
+/// The app's not-found page (404), rendered exactly as for any unknown address.
+pub async fn not_found(state: AppState, mut req: Request<Body>) -> Response {
+    let nowhere = Uri::from_static(NOWHERE);
+    *req.uri_mut() = nowhere.clone();
+    leptos_axum::file_and_error_handler::<AppState, _>(crate::app::shell)(
+        nowhere,
+        State(state),
+        req,
+    )
+    .await
+}
+
+/// A replay form's fields: the event, and the page's filters to come back to.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReplayForm {
+    #[serde(default)]
+    pub event_id: String,
+    pub outcome: Option<String>,
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    pub since: Option<String>,
+}
+
+/// `POST /admin/billing/replay`: re-applies one recorded event through the pipeline (the
+/// ordering rules still decide what it changes), then sends the browser back to the page
+/// (303) with the result and the filters it came from. Operators only, checked here again.
+pub async fn replay_event(State(state): State<AppState>, req: Request<Body>) -> Response {
+    let Some(operator) = admin_of(&state, req.extensions()) else {
+        return not_found(state, req).await;
+    };
+    let form = match Form::<ReplayForm>::from_request(req, &state).await {
+        Ok(Form(form)) => form,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let event_id = form.event_id.trim();
+    let pipeline = Pipeline {
+        db: &state.db,
+        stripe: &state.stripe,
+        livemode: state.config.stripe.mode.livemode(),
+    };
+    let result = match admin::replay(pipeline, event_id).await {
+        Ok(done) => {
+            tracing::info!(event_id, operator = operator.id, outcome = %done.outcome, "an operator replayed an event");
+            ReplayResult::Processed(done.outcome.to_string())
+        }
+        Err(ReplayError::NotFound(_)) => ReplayResult::NotFound,
+        Err(ReplayError::Process(ProcessError::Failed { error, .. })) => {
+            tracing::warn!(event_id, operator = operator.id, %error, "a replayed event failed again");
+            ReplayResult::Failed
+        }
+        Err(e) => {
+            tracing::error!(event_id, operator = operator.id, error = %e, "could not replay an event");
+            ReplayResult::Error
+        }
+    };
+    let filter = InboxFilter::from_fields(|name| match name {
+        "outcome" => form.outcome.clone(),
+        "type" => form.event_type.clone(),
+        "since" => form.since.clone(),
+        _ => None,
+    });
+    Redirect::to(&back_to_page(&filter, event_id, &result)).into_response()
+}
+
+/// The page with `filter` and the flash of a replay: always this site's own page.
+fn back_to_page(filter: &InboxFilter, event_id: &str, result: &ReplayResult) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in filter.fields() {
+        query.append_pair(name, &value);
+    }
+    query.append_pair("replayed", event_id);
+    query.append_pair("result", result.as_str());
+    format!("{ADMIN_BILLING}?{}", query.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::Iterable;
+
+    use super::*;
+
+    #[test]
+    fn the_filter_lists_every_outcome_there_is() {
+        let names: Vec<String> = Outcome::iter().map(|o| o.to_string()).collect();
+        assert_eq!(names, super::super::OUTCOMES);
+    }
+
+    #[test]
+    fn filters_are_parsed_or_explained() {
+        let now = 1_800_000_000;
+        let filter = |outcome: Option<&str>, since: Option<&str>| InboxFilter {
+            outcome: outcome.map(str::to_owned),
+            event_type: Some("invoice.paid".into()),
+            since: since.map(str::to_owned),
+        };
+        let parsed = parse_filter(&filter(Some("failed"), Some("2h")), now).expect("valid");
+        assert_eq!(parsed.outcome, Some(Outcome::Failed));
+        assert_eq!(parsed.event_type.as_deref(), Some("invoice.paid"));
+        assert_eq!(parsed.since, Some(now - 7_200));
+        assert_eq!(parsed.limit, Some(EVENT_LIMIT));
+        let err = parse_filter(&filter(Some("lost"), None), now).expect_err("no such outcome");
+        assert!(err.contains("lost"), "{err}");
+        let err = parse_filter(&filter(None, Some("yesterday")), now).expect_err("no such time");
+        assert!(err.starts_with("Received since:"), "{err}");
+    }
+
+    #[test]
+    fn a_replay_goes_back_to_the_same_filters_on_this_site() {
+        let filter = InboxFilter {
+            outcome: Some("failed".into()),
+            event_type: None,
+            since: Some("2026-01-01T00:00:00+01:00".into()),
+        };
+        let to = back_to_page(
+            &filter,
+            "evt_1&x=//evil.example",
+            &ReplayResult::Processed("applied".into()),
+        );
+        assert_eq!(
+            to,
+            "/admin/billing?outcome=failed&since=2026-01-01T00%3A00%3A00%2B01%3A00\
+             &replayed=evt_1%26x%3D%2F%2Fevil.example&result=applied"
+        );
+    }
+
+    #[test]
+    fn payloads_are_indented_when_they_are_json() {
+        assert_eq!(pretty(r#"{"id":"evt_1"}"#), "{\n  \"id\": \"evt_1\"\n}");
+        assert_eq!(pretty("not json"), "not json");
+    }
+}

@@ -1,0 +1,579 @@
+//! `billfold doctor`: the deployment checked against the Stripe account it is configured for.
+//! One line per check (pass, warn or fail), and for each problem the fix in one sentence. It
+//! reads and never writes, and exits non-zero when a check fails.
+
+use std::collections::BTreeSet;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+};
+use serde_json::Value;
+
+use super::{
+    portal::{self, BillingFile, PortalSpec},
+    rest::Rest,
+};
+use crate::{
+    config::{Config, StripeMode},
+    db::entities::stripe_customer,
+    webhooks::event::HANDLED,
+};
+
+/// How far the server's clock may be from Stripe's.
+const CLOCK_TOLERANCE_SECS: i64 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// One check's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    /// What was found.
+    pub detail: String,
+    /// For a problem: what to do, in one sentence.
+    pub fix: Option<String>,
+}
+
+fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        status: Status::Pass,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn problem(
+    name: &'static str,
+    status: Status,
+    detail: impl Into<String>,
+    fix: impl Into<String>,
+) -> Check {
+    Check {
+        name,
+        status,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    problem(name, Status::Fail, detail, fix)
+}
+
+fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    problem(name, Status::Warn, detail, fix)
+}
+
+/// Runs every check. `now` is the server's clock (unix seconds).
+pub async fn run(
+    config: &Config,
+    db: &DatabaseConnection,
+    rest: &Rest,
+    now: impl Fn() -> i64,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    // The key first: without it, the other Stripe checks would only repeat its failure.
+    let key = check_key(config, rest, &now).await;
+    let key_works = key.iter().all(|c| c.status != Status::Fail);
+    checks.extend(key);
+    checks.push(check_database_mode(config, db).await);
+    checks.push(check_migrations(db).await);
+    if key_works {
+        checks.push(check_webhook_endpoint(config, rest).await);
+        checks.extend(check_portal(config, db, rest).await);
+        checks.push(check_prices(config, db, rest).await);
+    }
+    checks.push(check_reconciler(config, db, now()).await);
+    checks
+}
+
+/// Whether any check failed.
+pub fn failed(checks: &[Check]) -> bool {
+    checks.iter().any(|c| c.status == Status::Fail)
+}
+
+/// The report: one line per check, the fix indented under a problem.
+pub fn format(checks: &[Check]) -> String {
+    let mut out = String::new();
+    for c in checks {
+        let tag = match c.status {
+            Status::Pass => "PASS",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        };
+        out.push_str(&format!("{tag}  {:<26} {}\n", c.name, c.detail));
+        if let Some(fix) = &c.fix {
+            out.push_str(&format!("      {:<26} fix: {fix}\n", ""));
+        }
+    }
+    let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+    out.push_str(&format!(
+        "{} passed, {} warned, {} failed\n",
+        count(Status::Pass),
+        count(Status::Warn),
+        count(Status::Fail)
+    ));
+    out
+}
+
+/// The key answers, and Stripe's clock agrees with ours.
+async fn check_key(config: &Config, rest: &Rest, now: &impl Fn() -> i64) -> Vec<Check> {
+    let mode = match config.stripe.mode {
+        StripeMode::Live => "live",
+        StripeMode::Test => "test",
+        StripeMode::Simulated => "simulated",
+    };
+    let asked_at = now();
+    let answer = match rest.get("customers?limit=1").await {
+        Ok(a) => a,
+        Err(e) => {
+            return vec![fail(
+                "stripe key",
+                format!("Stripe could not be reached: {e}"),
+                "Check the network path to Stripe (or STRIPE_API_BASE) from this machine.",
+            )]
+        }
+    };
+    let key = match answer.status {
+        200 => pass("stripe key", format!("answers ({mode} mode)")),
+        401 => {
+            return vec![fail(
+                "stripe key",
+                format!("Stripe refused the key: {}", answer.error_message()),
+                "Set STRIPE_SECRET_KEY to a secret or restricted key of this account \
+                 (Dashboard, Developers, API keys).",
+            )]
+        }
+        403 => {
+            return vec![fail(
+                "stripe key",
+                format!("the key may not read customers: {}", answer.error_message()),
+                "Give the restricted key read and write access to Customers, Subscriptions, \
+                 Checkout, Customer Portal, Invoices, Prices and Products.",
+            )]
+        }
+        other => {
+            return vec![fail(
+                "stripe key",
+                format!("Stripe answered {other}: {}", answer.error_message()),
+                "Try again; if it persists, check Stripe's status page.",
+            )]
+        }
+    };
+    let clock = match answer.date {
+        None => warn(
+            "clock",
+            "Stripe's answer carried no Date header",
+            "Nothing to do unless webhook signatures are refused as too old.",
+        ),
+        Some(theirs) => {
+            let skew = asked_at - theirs;
+            if skew.abs() < CLOCK_TOLERANCE_SECS {
+                pass("clock", format!("within {}s of Stripe's", skew.abs()))
+            } else {
+                fail(
+                    "clock",
+                    format!(
+                        "{}s {} Stripe's",
+                        skew.abs(),
+                        if skew > 0 { "ahead of" } else { "behind" }
+                    ),
+                    "Synchronise this machine's clock (NTP): webhook signatures are checked \
+                     against it.",
+                )
+            }
+        }
+    };
+    vec![key, clock]
+}
+
+/// The database holds customers of the key's mode (or none yet).
+async fn check_database_mode(config: &Config, db: &DatabaseConnection) -> Check {
+    let livemode = config.stripe.mode.livemode();
+    // Only the one column, so an older schema still answers.
+    let count = |live: bool| {
+        stripe_customer::Entity::find()
+            .select_only()
+            .column(stripe_customer::Column::Livemode)
+            .filter(stripe_customer::Column::Livemode.eq(live))
+            .count(db)
+    };
+    let (ours, theirs) = match (count(livemode).await, count(!livemode).await) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            return fail(
+                "database mode",
+                format!("cannot read the customers: {e}"),
+                "Check DATABASE_URL and run `billfold migrate`.",
+            )
+        }
+    };
+    let (mine, other) = if livemode {
+        ("live", "test")
+    } else {
+        ("test", "live")
+    };
+    match (ours, theirs) {
+        (0, 0) => pass("database mode", "no customers yet"),
+        (_, 0) => pass("database mode", format!("{ours} {mine}-mode customers")),
+        (0, _) => fail(
+            "database mode",
+            format!("the database holds {theirs} {other}-mode customers and none of the key's {mine} mode"),
+            format!("Use the {other}-mode key with this database, or give {mine} mode a database of its own."),
+        ),
+        _ => warn(
+            "database mode",
+            format!("{ours} {mine}-mode and {theirs} {other}-mode customers in one database"),
+            "Keep test and live data in separate databases.",
+        ),
+    }
+}
+
+async fn check_migrations(db: &DatabaseConnection) -> Check {
+    match Migrator::get_pending_migrations(db).await {
+        Ok(pending) if pending.is_empty() => pass("migrations", "the schema is current"),
+        Ok(pending) => fail(
+            "migrations",
+            format!(
+                "{} pending: {}",
+                pending.len(),
+                pending
+                    .iter()
+                    .map(|m| m.name().to_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "Run `billfold migrate` (the app also migrates when it starts).",
+        ),
+        Err(e) => fail(
+            "migrations",
+            format!("cannot read the migration table: {e}"),
+            "Check DATABASE_URL.",
+        ),
+    }
+}
+
+/// An enabled endpoint for this app, on the pinned version, with every handled event type.
+async fn check_webhook_endpoint(config: &Config, rest: &Rest) -> Check {
+    const NAME: &str = "webhook endpoint";
+    let url = crate::stripe::webhook_url(config);
+    let pinned = stripe_shared::version::VERSION.as_str();
+    let endpoints = match rest.list_all("webhook_endpoints", 1_000).await {
+        Ok(e) => e,
+        Err(e) => {
+            return fail(
+                NAME,
+                format!("cannot list the endpoints: {e:#}"),
+                "Give the key read access to Webhook Endpoints.",
+            )
+        }
+    };
+    let create = format!(
+        "In Stripe (Dashboard, Developers, Webhooks) add an endpoint for {url} on API version \
+         {pinned} with the events Billfold handles, and set STRIPE_WEBHOOK_SECRET to its secret."
+    );
+    let Some(endpoint) = endpoints
+        .iter()
+        .filter(|e| e["url"].as_str() == Some(url.as_str()))
+        .max_by_key(|e| e["status"].as_str() == Some("enabled"))
+    else {
+        return fail(NAME, format!("no endpoint for {url}"), create);
+    };
+    let id = endpoint["id"].as_str().unwrap_or("?");
+    if endpoint["status"].as_str() != Some("enabled") {
+        return fail(
+            NAME,
+            format!("{id} for {url} is disabled"),
+            format!("Enable {id} in Stripe (Dashboard, Developers, Webhooks)."),
+        );
+    }
+    let enabled: BTreeSet<&str> = endpoint["enabled_events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let missing: Vec<&str> = if enabled.contains("*") {
+        vec![]
+    } else {
+        HANDLED
+            .iter()
+            .map(|(t, _)| *t)
+            .filter(|t| !enabled.contains(t))
+            .collect()
+    };
+    if !missing.is_empty() {
+        return fail(
+            NAME,
+            format!(
+                "{id} does not send {} event type(s): {}",
+                missing.len(),
+                missing.join(", ")
+            ),
+            format!("Add those event types to {id} in Stripe (Dashboard, Developers, Webhooks)."),
+        );
+    }
+    let version = endpoint["api_version"]
+        .as_str()
+        .unwrap_or("the account default");
+    if version != pinned {
+        return fail(
+            NAME,
+            format!("{id} is on API version {version}, Billfold on {pinned}"),
+            format!(
+                "Add an endpoint on API version {pinned} (Stripe cannot change an endpoint's \
+                 version), move STRIPE_WEBHOOK_SECRET to its secret, then delete {id}; until \
+                 then every event costs an API read."
+            ),
+        );
+    }
+    pass(
+        NAME,
+        format!("{id} for {url}, {pinned}, every handled event type"),
+    )
+}
+
+/// The portal configuration the app opens: exists, active, and allows what the page offers.
+async fn check_portal(config: &Config, db: &DatabaseConnection, rest: &Rest) -> Vec<Check> {
+    let spec: Option<PortalSpec> = BillingFile::load(&config.billing_file)
+        .ok()
+        .map(|f| f.portal);
+    let apply = if config.stripe.portal_configuration_id.is_some() {
+        "Run `billfold portal apply` (it configures the portal from billing.toml)."
+    } else {
+        "Run `billfold portal apply` (it configures a portal from billing.toml) and set \
+         STRIPE_PORTAL_CONFIGURATION_ID to the id it prints; the account's default is open now."
+    };
+    let configuration = match &config.stripe.portal_configuration_id {
+        Some(id) => match rest.get(&format!("billing_portal/configurations/{id}")).await {
+            Ok(a) if a.ok() => a.body,
+            Ok(a) => {
+                return vec![fail(
+                    "portal configuration",
+                    format!("STRIPE_PORTAL_CONFIGURATION_ID={id}: {}", a.error_message()),
+                    format!("Set STRIPE_PORTAL_CONFIGURATION_ID to a configuration of this account, or unset it. {apply}"),
+                )]
+            }
+            Err(e) => {
+                return vec![fail(
+                    "portal configuration",
+                    format!("cannot read {id}: {e}"),
+                    "Try again.",
+                )]
+            }
+        },
+        None => match rest.list_all("billing_portal/configurations", 1_000).await {
+            Ok(all) => match all.into_iter().find(|c| c["is_default"].as_bool() == Some(true)) {
+                Some(c) => c,
+                None => {
+                    return vec![fail(
+                        "portal configuration",
+                        "the account has no default portal configuration",
+                        apply,
+                    )]
+                }
+            },
+            Err(e) => {
+                return vec![fail(
+                    "portal configuration",
+                    format!("cannot list the configurations: {e:#}"),
+                    "Give the key read access to Customer Portal.",
+                )]
+            }
+        },
+    };
+    let id = configuration["id"].as_str().unwrap_or("?").to_owned();
+    let f = &configuration["features"];
+    let on = |v: &Value| v.as_bool() == Some(true);
+    let mut checks = Vec::new();
+    if !on(&configuration["active"]) {
+        checks.push(fail(
+            "portal configuration",
+            format!("{id} is not active"),
+            apply,
+        ));
+        return checks;
+    }
+    checks.push(pass("portal configuration", format!("{id} is active")));
+
+    checks.push(if on(&f["payment_method_update"]["enabled"]) {
+        pass("portal: payment method", "customers can update their card")
+    } else {
+        fail(
+            "portal: payment method",
+            format!("{id} does not let customers update their payment method (the page's \"Update payment method\")"),
+            apply,
+        )
+    });
+
+    let cancel_mode = f["subscription_cancel"]["mode"].as_str().unwrap_or("?");
+    let wanted_mode = spec
+        .as_ref()
+        .map(|s| s.cancellation.mode.as_str())
+        .unwrap_or("at_period_end");
+    checks.push(if !on(&f["subscription_cancel"]["enabled"]) {
+        fail(
+            "portal: cancellation",
+            format!("{id} does not let customers cancel (the page's \"Cancel plan\")"),
+            apply,
+        )
+    } else if cancel_mode != wanted_mode {
+        fail(
+            "portal: cancellation",
+            format!("{id} cancels {cancel_mode}, billing.toml says {wanted_mode}"),
+            apply,
+        )
+    } else {
+        pass("portal: cancellation", format!("cancels {cancel_mode}"))
+    });
+
+    let plans = portal::picker_plans(db, config.stripe.mode.livemode()).await;
+    checks.push(match plans {
+        Err(e) => fail(
+            "portal: plan switching",
+            format!("{e:#}"),
+            "Check DATABASE_URL.",
+        ),
+        Ok(_) if !on(&f["subscription_update"]["enabled"]) => fail(
+            "portal: plan switching",
+            format!("{id} does not let customers switch plans (the page's \"Change plan\")"),
+            apply,
+        ),
+        Ok(plans) => {
+            let allowed = portal::switchable_plans(&configuration);
+            let missing: Vec<String> = plans
+                .iter()
+                .flat_map(|(product, prices)| {
+                    prices
+                        .iter()
+                        .filter(|p| !allowed.get(product).is_some_and(|a| a.contains(*p)))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            if missing.is_empty() {
+                let n: usize = plans.values().map(|p| p.len()).sum();
+                pass(
+                    "portal: plan switching",
+                    format!("between all {n} prices the plan picker shows"),
+                )
+            } else {
+                fail(
+                    "portal: plan switching",
+                    format!(
+                        "{id} cannot switch to {} price(s) the picker shows: {}",
+                        missing.len(),
+                        missing.join(", ")
+                    ),
+                    apply,
+                )
+            }
+        }
+    });
+
+    checks.push(if on(&f["invoice_history"]["enabled"]) {
+        pass("portal: invoice history", "shown")
+    } else {
+        fail(
+            "portal: invoice history",
+            format!("{id} hides the invoice history the page links to"),
+            apply,
+        )
+    });
+    checks
+}
+
+/// Every price the picker shows is an active price in Stripe.
+async fn check_prices(config: &Config, db: &DatabaseConnection, rest: &Rest) -> Check {
+    const NAME: &str = "prices";
+    let plans = match portal::picker_plans(db, config.stripe.mode.livemode()).await {
+        Ok(p) => p,
+        Err(e) => return fail(NAME, format!("{e:#}"), "Check DATABASE_URL."),
+    };
+    let shown: BTreeSet<String> = plans.into_values().flatten().collect();
+    if shown.is_empty() {
+        return warn(
+            NAME,
+            "the plan picker shows no prices",
+            "Create recurring prices in Stripe, then run `billfold sync --all` (the app also loads them at start).",
+        );
+    }
+    let active: BTreeSet<String> = match rest.list_all("prices?active=true", 10_000).await {
+        Ok(all) => all
+            .into_iter()
+            .filter_map(|p| p["id"].as_str().map(str::to_owned))
+            .collect(),
+        Err(e) => {
+            return fail(
+                NAME,
+                format!("cannot list Stripe's prices: {e:#}"),
+                "Give the key read access to Prices.",
+            )
+        }
+    };
+    let unknown: Vec<&String> = shown.difference(&active).collect();
+    if unknown.is_empty() {
+        pass(
+            NAME,
+            format!(
+                "all {} prices the picker shows are active in Stripe",
+                shown.len()
+            ),
+        )
+    } else {
+        fail(
+            NAME,
+            format!(
+                "the picker shows {} price(s) Stripe does not have active: {}",
+                unknown.len(),
+                unknown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "Run `billfold sync --all` so the catalogue matches Stripe (and check the webhook \
+             endpoint sends price and product events).",
+        )
+    }
+}
+
+/// The reconciler finished a whole cycle recently (on any replica).
+async fn check_reconciler(config: &Config, db: &DatabaseConnection, now: i64) -> Check {
+    const NAME: &str = "reconciler";
+    let Some(every) = config.reconcile_every else {
+        return warn(
+            NAME,
+            "turned off (RECONCILE_EVERY=0)",
+            "Unset RECONCILE_EVERY (or set e.g. 5m) so drift and missed events heal by themselves.",
+        );
+    };
+    let every = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
+    match crate::reconcile::last_success(db).await {
+        Err(e) => fail(NAME, format!("cannot read its state: {e}"), "Check DATABASE_URL."),
+        Ok(None) => warn(
+            NAME,
+            "no cycle has finished yet",
+            "Start the app and wait one RECONCILE_EVERY, or run `billfold reconcile`.",
+        ),
+        Ok(Some(at)) if now - at <= 2 * every + 60 => {
+            pass(NAME, format!("last whole cycle {}s ago", now - at))
+        }
+        Ok(Some(at)) => fail(
+            NAME,
+            format!(
+                "last whole cycle {}s ago, expected every {every}s",
+                now - at
+            ),
+            "Check that the app is running and its log for reconciler errors; `billfold reconcile` runs one now.",
+        ),
+    }
+}
