@@ -93,6 +93,9 @@ pub struct Config {
     /// The portal as code (`BILLING_FILE`, default `billing.toml`), read by
     /// `billfold portal apply` and `billfold doctor`.
     pub billing_file: PathBuf,
+    /// How long a subscription whose payment failed keeps access (`PAST_DUE_GRACE`): while
+    /// Stripe retries (the default), or a grace period from the first failed attempt.
+    pub past_due: crate::billing::model::PastDuePolicy,
 }
 
 /// How `/metrics` is reachable. Never public by default: without a setting there is none.
@@ -286,6 +289,13 @@ impl Config {
         let trusted_proxies = parse_trusted_proxies(&get("TRUSTED_PROXIES").unwrap_or_default())
             .map_err(|problem| invalid("TRUSTED_PROXIES", problem))?;
 
+        let past_due = match get("PAST_DUE_GRACE") {
+            None => crate::billing::model::PastDuePolicy::WhileRetrying,
+            Some(raw) => crate::billing::model::PastDuePolicy::Grace {
+                secs: parse_grace(&raw).map_err(|problem| invalid("PAST_DUE_GRACE", problem))?,
+            },
+        };
+
         let metrics = match (get("METRICS_TOKEN"), get("METRICS_ADDR")) {
             (None, None) => MetricsExposure::Off,
             (Some(_), Some(_)) => {
@@ -345,6 +355,7 @@ impl Config {
             billing_file: PathBuf::from(
                 get("BILLING_FILE").unwrap_or_else(|| "billing.toml".into()),
             ),
+            past_due,
         })
     }
 
@@ -522,6 +533,30 @@ fn parse_interval(raw: &str) -> Result<Option<Duration>, String> {
     }
 }
 
+/// Parses `PAST_DUE_GRACE`: `0` (no access once a payment fails) or a duration of up to 60
+/// days, like `72h` or `7d`.
+fn parse_grace(raw: &str) -> Result<i64, String> {
+    let bad = || format!("`{raw}` is not a duration like 72h or 7d (or 0 for none)");
+    let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => raw.split_at(i),
+        None => (raw, "s"),
+    };
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(secs) {
+        Some(s) if s <= 60 * 86_400 => Ok(s),
+        _ => Err(format!(
+            "`{raw}` is longer than 60 days, longer than Stripe retries a payment"
+        )),
+    }
+}
+
 /// Parses `TRUSTED_PROXIES`: addresses or CIDR ranges, separated by commas or spaces.
 pub fn parse_trusted_proxies(raw: &str) -> Result<Vec<ipnet::IpNet>, String> {
     raw.split([',', ' '])
@@ -609,6 +644,35 @@ mod tests {
         pg.push(("DATABASE_URL", "postgres://localhost/billfold"));
         let pg = load(&pg).expect("valid");
         assert_eq!(pg.stripe_sim_state, PathBuf::from("data/stripe-sim.json"));
+    }
+
+    #[test]
+    fn past_due_grace_is_while_retrying_unless_set() {
+        use crate::billing::model::PastDuePolicy;
+        let with = |raw: Option<&'static str>| {
+            let mut vars = TEST_KEY.to_vec();
+            vars.extend(raw.map(|r| ("PAST_DUE_GRACE", r)));
+            load(&vars)
+        };
+        assert_eq!(
+            with(None).expect("valid").past_due,
+            PastDuePolicy::WhileRetrying
+        );
+        assert_eq!(
+            with(Some("7d")).expect("valid").past_due,
+            PastDuePolicy::Grace { secs: 7 * 86_400 }
+        );
+        assert_eq!(
+            with(Some("0")).expect("valid").past_due,
+            PastDuePolicy::Grace { secs: 0 }
+        );
+        for bad in ["soon", "7w", "90d", "-1d"] {
+            assert_eq!(
+                with(Some(bad)).expect_err(bad).var,
+                "PAST_DUE_GRACE",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

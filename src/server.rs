@@ -134,6 +134,10 @@ pub fn router(state: AppState) -> Router {
     );
 
     let for_users = Router::new()
+        .route(
+            "/app/pro-report",
+            get(crate::billing::ssr::pro_report_route),
+        )
         .merge(pages_only(SIGNED_IN_PAGES).route_layer(from_fn(require_sign_in)))
         .merge(pages_only(SIGNED_OUT_PAGES).route_layer(from_fn(signed_out_only)))
         .merge(crate::admin::ssr::routes(pages_only(ADMIN_PAGES), &state))

@@ -9,6 +9,7 @@ mod m20261203_190000_order_products_and_default_cards;
 mod m20261204_120000_create_reconciler_tables;
 mod m20261204_150000_create_reconcile_runs;
 mod m20261205_090000_limits_installation_open_checkout;
+mod m20261205_130000_invoice_dunning;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_120000_create_reconciler_tables::Migration),
             Box::new(m20261204_150000_create_reconcile_runs::Migration),
             Box::new(m20261205_090000_limits_installation_open_checkout::Migration),
+            Box::new(m20261205_130000_invoice_dunning::Migration),
         ]
     }
 }

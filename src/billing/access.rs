@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Subscription, SubscriptionStatus as Status};
+use super::model::{PastDuePolicy, Subscription, SubscriptionStatus as Status};
 
 /// How a status ranks when picking the primary subscription (lower first).
 fn rank(status: Status) -> u8 {
@@ -34,6 +34,8 @@ pub enum Reason {
     CancellationScheduled,
     PaymentRetrying,
     Unpaid,
+    /// past_due beyond the grace period the app allows.
+    GraceOver,
     Ended,
     Incomplete,
     Paused,
@@ -51,7 +53,12 @@ impl Reason {
             Reason::PaymentRetrying => {
                 "Your last payment failed; access continues while the payment is retried."
             }
-            Reason::Unpaid => "Your subscription is unpaid.",
+            Reason::Unpaid => {
+                "Your subscription is unpaid: the payment was retried and never went through."
+            }
+            Reason::GraceOver => {
+                "Your last payment failed and the grace period is over; access returns when the payment goes through."
+            }
             Reason::Ended => "Your subscription has ended.",
             Reason::Incomplete => {
                 "Your subscription was never completed: the first payment did not go through."
@@ -90,8 +97,20 @@ pub fn primary<S: AsRef<Subscription>>(subs: &[S]) -> Option<&S> {
     })
 }
 
-/// Whether the user has access now, why, and until when.
+/// Whether the user has access now, why, and until when, with past_due granting while Stripe
+/// retries.
 pub fn access<S: AsRef<Subscription>>(subs: &[S], now: i64) -> Access {
+    access_under(subs, now, PastDuePolicy::WhileRetrying, None)
+}
+
+/// [`access`] under a past-due policy: a payment that first failed at `failed_at` keeps access
+/// for as long as the policy says (and never beyond Stripe's own retries).
+pub fn access_under<S: AsRef<Subscription>>(
+    subs: &[S],
+    now: i64,
+    past_due: PastDuePolicy,
+    failed_at: Option<i64>,
+) -> Access {
     let deny = |reason| Access {
         granted: false,
         reason,
@@ -127,11 +146,15 @@ pub fn access<S: AsRef<Subscription>>(subs: &[S], now: i64) -> Access {
                 }
             }
         }
-        // Stripe is still retrying the payment: access continues meanwhile.
-        Status::PastDue => Access {
-            granted: true,
-            reason: Reason::PaymentRetrying,
-            until: None,
+        // Stripe is still retrying the payment: access continues meanwhile, as long as the
+        // grace period (if any) has not run out.
+        Status::PastDue => match past_due.access_ends(failed_at) {
+            Some(end) if now >= end => deny(Reason::GraceOver),
+            until => Access {
+                granted: true,
+                reason: Reason::PaymentRetrying,
+                until,
+            },
         },
         Status::Unpaid => deny(Reason::Unpaid),
         Status::Canceled => deny(Reason::Ended),

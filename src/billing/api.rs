@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::summary::BillingSummary;
+use super::summary::{BillingSummary, ProReport};
 use crate::error::AppError;
 
 /// A Customer Portal deep link.
@@ -32,6 +32,14 @@ impl PortalFlow {
             PortalFlow::SubscriptionUpdate => "subscription_update",
         }
     }
+}
+
+/// The demo app's Pro feature, behind the access guard: without access it answers 403 with
+/// the reason and the billing page, never the report.
+#[server(name = GetProReport, prefix = "/api", endpoint = "pro/report")]
+pub async fn get_pro_report() -> Result<ProReport, AppError> {
+    let paid = super::guard::require_access().await?;
+    super::ssr::pro_report(&crate::web::app_state()?, &paid).await
 }
 
 /// What the billing page renders. `from=portal|checkout` first re-syncs from Stripe.

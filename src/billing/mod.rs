@@ -13,6 +13,8 @@ pub mod summary;
 pub use api::PortalFlow;
 
 #[cfg(feature = "ssr")]
+pub mod guard;
+#[cfg(feature = "ssr")]
 pub mod ssr;
 #[cfg(feature = "ssr")]
 pub mod sync;

@@ -7,12 +7,13 @@ use leptos_router::{components::Redirect, hooks::use_query_map};
 use super::{
     access::Reason,
     api::{
-        get_billing_summary, CreateBillingAccount, OpenBillingPortal, PortalFlow, StartCheckout,
+        get_billing_summary, get_pro_report, CreateBillingAccount, OpenBillingPortal, PortalFlow,
+        StartCheckout,
     },
     model::SubscriptionStatus,
     summary::{
-        describe_card, format_date, format_money, format_price, BillingSummary, PlanState,
-        PlanView, SubscriptionView,
+        describe_card, format_date, format_money, format_price, BillingSummary, Dunning, PlanState,
+        PlanView, Severity, SubscriptionView,
     },
 };
 use crate::{error::AppError, forms::FormState, settings::SettingsLayout};
@@ -71,7 +72,7 @@ fn render_billing(s: BillingSummary) -> AnyView {
     let state = s.plan_state();
     let primary = s.primary().cloned();
     let ended = state.offers_new_plan();
-    let open_invoice_url = s.open_invoice().and_then(|i| i.hosted_invoice_url.clone());
+    let dunning = s.dunning();
     let BillingSummary {
         has_customer,
         card,
@@ -86,7 +87,7 @@ fn render_billing(s: BillingSummary) -> AnyView {
                 <h1 class="text-2xl font-semibold">"Billing"</h1>
                 <p class="mt-1 text-slate-600">"Your plan, payment method and invoices."</p>
             </div>
-            {(state == PlanState::PaymentFailed).then(|| view! { <DunningBanner open_invoice_url/> })}
+            {dunning.map(|dunning| view! { <DunningBanner dunning/> })}
             <section class=CARD aria-labelledby="plan-heading" data-testid="subscription-card">
                 <h2 id="plan-heading" class="text-sm font-semibold uppercase tracking-wide text-slate-500">"Plan"</h2>
                 {match primary {
@@ -151,6 +152,9 @@ fn SubscriptionCard(sub: SubscriptionView, state: PlanState) -> impl IntoView {
         PlanState::Active { renews } => renews.map(|t| format!("Renews on {}", format_date(t))),
         PlanState::Cancelling { ends } => Some(format!("Cancels on {}", format_date(*ends))),
         PlanState::PaymentFailed => Some("Payment failed: we could not charge your card.".into()),
+        PlanState::RetriesStopped => {
+            Some("Unpaid: the payment failed and Stripe has stopped retrying.".into())
+        }
         PlanState::Ended { ended } => Some(match ended {
             Some(t) => format!("Your plan ended on {}", format_date(*t)),
             None => "Your plan has ended".into(),
@@ -186,17 +190,54 @@ fn SubscriptionCard(sub: SubscriptionView, state: PlanState) -> impl IntoView {
     }
 }
 
-/// "Your last payment failed", with the way to fix it.
+/// "Your last payment failed": how often Stripe tried, when it tries next, when access ends,
+/// and the way to fix it; louder as the deadline nears. Once Stripe has stopped retrying, it
+/// says so and points to a new plan.
 #[component]
-fn DunningBanner(open_invoice_url: Option<String>) -> impl IntoView {
+fn DunningBanner(dunning: Dunning) -> impl IntoView {
+    let tone = match dunning.severity {
+        Severity::Notice => "border-amber-300 bg-amber-50 text-amber-900",
+        Severity::Warning => "border-orange-400 bg-orange-50 text-orange-900",
+        Severity::Critical => "border-red-400 bg-red-50 text-red-900",
+    };
+    let severity = format!("{:?}", dunning.severity).to_lowercase();
+    let tries = match dunning.attempts {
+        0 => None,
+        1 => Some("We tried to charge your card once.".to_owned()),
+        n => Some(format!("We tried to charge your card {n} times.")),
+    };
+    let next = match (dunning.retries_stopped, dunning.next_retry) {
+        (false, Some(at)) => format!("Next try: {}.", format_date(at)),
+        _ => "No more automatic tries are scheduled.".to_owned(),
+    };
+    let deadline = if dunning.first_payment {
+        "Your plan starts once the first payment goes through.".to_owned()
+    } else if dunning.retries_stopped {
+        "Stripe has stopped retrying, and your plan no longer gives access. Pay the open invoice, or choose a new plan below.".to_owned()
+    } else {
+        match dunning.access_ends {
+            Some(end) => format!(
+                "Your access ends on {} unless the payment goes through.",
+                format_date(end)
+            ),
+            None => "Your access continues while we retry.".to_owned(),
+        }
+    };
+    let title = if dunning.retries_stopped {
+        "Your payment failed and retries have stopped"
+    } else {
+        "Your last payment failed"
+    };
     view! {
-        <div role="alert" data-testid="dunning-banner" class="rounded-xl border border-amber-300 bg-amber-50 p-5 text-amber-900">
-            <p class="font-semibold">"Your last payment failed"</p>
-            <p class="mt-1 text-sm">"Update your card so we can retry the payment and keep your plan running."</p>
+        <div role="alert" data-testid="dunning-banner" data-severity=severity class=format!("rounded-xl border p-5 {tone}")>
+            <p class="font-semibold">{title}</p>
+            <p class="mt-1 text-sm" data-testid="dunning-attempts">{tries}" "{next}</p>
+            <p class="mt-1 text-sm font-medium" data-testid="dunning-deadline">{deadline}</p>
+            <p class="mt-1 text-sm">"Update your card so the payment can go through and your plan keeps running."</p>
             <div class="mt-3 flex flex-wrap items-center gap-3">
                 <ManageBillingButton flow=PortalFlow::PaymentMethodUpdate label="Update payment method" style=PRIMARY/>
-                {open_invoice_url.map(|url| view! {
-                    <a href=url class="text-sm font-medium text-amber-900 underline">"View the open invoice"</a>
+                {dunning.invoice_url.map(|url| view! {
+                    <a href=url class="text-sm font-medium underline">"View the open invoice"</a>
                 })}
             </div>
         </div>
@@ -370,6 +411,18 @@ pub fn AppPage() -> impl IntoView {
 
 fn render_app(s: BillingSummary) -> AnyView {
     let access = s.access();
+    // The same deadline the billing page's banner tells.
+    let dunning = s.dunning().map(|d| {
+        let next = match (d.retries_stopped, d.next_retry) {
+            (false, Some(at)) => format!("next try {}", format_date(at)),
+            _ => "no more automatic tries".to_owned(),
+        };
+        let ends = match d.access_ends {
+            Some(end) => format!("; access ends on {}", format_date(end)),
+            None => String::new(),
+        };
+        format!("Payment failed ({next}{ends}). Update your card on the billing page.")
+    });
     let until = access.until.map(|t| match access.reason {
         Reason::Active => format!("Renews on {}", format_date(t)),
         _ => format!("Access until {}", format_date(t)),
@@ -378,18 +431,53 @@ fn render_app(s: BillingSummary) -> AnyView {
         <div class="space-y-4">
             <h1 class="text-2xl font-semibold">"Pro features"</h1>
             <section class=CARD data-testid="pro-access" data-granted=access.granted.to_string()>
-                {if access.granted {
-                    view! { <p class="text-lg font-medium text-emerald-700">"Pro reports: unlocked"</p> }.into_any()
-                } else {
-                    view! { <p class="text-lg font-medium text-slate-700">"Pro reports: locked"</p> }.into_any()
-                }}
                 <p class="mt-1 text-slate-600" data-testid="access-reason">{access.reason.describe()}</p>
                 <p class="text-sm text-slate-500">{until}</p>
-                {(!access.granted).then(|| view! {
-                    <a href="/settings/billing" class="mt-3 inline-block font-medium text-indigo-600">"See plans"</a>
+                {dunning.map(|text| view! {
+                    <p class="mt-2 text-sm font-medium text-red-700" data-testid="app-dunning">{text}</p>
                 })}
             </section>
+            <ProReportSection/>
         </div>
     }
     .into_any()
+}
+
+/// The Pro feature itself, fetched through the server's access guard: what is shown is what
+/// the server let through, not what the page decided.
+#[component]
+fn ProReportSection() -> impl IntoView {
+    let report = Resource::new(|| (), |_| get_pro_report());
+    view! {
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match report.await {
+                    Ok(r) => view! {
+                        <section class=CARD data-testid="pro-report">
+                            <p class="text-lg font-medium text-emerald-700">"Pro reports: unlocked"</p>
+                            <p class="mt-1 text-slate-700" data-testid="pro-report-total">
+                                {match &r.currency {
+                                    Some(c) => format!(
+                                        "{} paid invoice(s), {} in all.",
+                                        r.invoices_paid,
+                                        format_money(r.amount_paid, c)
+                                    ),
+                                    None => "No paid invoices yet.".to_owned(),
+                                }}
+                            </p>
+                        </section>
+                    }
+                    .into_any(),
+                    Err(e) => view! {
+                        <section class=CARD data-testid="pro-locked">
+                            <p class="text-lg font-medium text-slate-700">"Pro reports: locked"</p>
+                            <p class="mt-1 text-slate-600" data-testid="pro-refusal">{e.to_string()}</p>
+                            <a href="/settings/billing" class="mt-3 inline-block font-medium text-indigo-600">"See plans"</a>
+                        </section>
+                    }
+                    .into_any(),
+                }
+            })}
+        </Suspense>
+    }
 }

@@ -364,6 +364,7 @@ pub async fn load_summary(
             invoices: vec![],
             plans,
             now: clock::now(),
+            past_due: state.config.past_due,
         });
     };
 
@@ -410,6 +411,9 @@ pub async fn load_summary(
             currency: i.currency,
             status: i.status,
             hosted_invoice_url: i.hosted_invoice_url,
+            attempt_count: i.attempt_count,
+            next_payment_attempt: i.next_payment_attempt,
+            finalized_at: i.finalized_at,
         })
         .collect();
 
@@ -421,6 +425,7 @@ pub async fn load_summary(
         invoices,
         plans,
         now: clock::now(),
+        past_due: state.config.past_due,
     })
 }
 
@@ -762,6 +767,38 @@ async fn expire_checkout(state: &AppState, session_id: &str) -> Result<bool, App
         }
         Err(_) => Err(stripe_failure("checkout", refused)),
     }
+}
+
+/// The Pro report for a user the guard let through: their paid invoices, totalled.
+pub async fn pro_report(
+    state: &AppState,
+    paid: &super::guard::Paid,
+) -> Result<super::summary::ProReport, AppError> {
+    let paid_invoices = match find_customer(state, paid.user.id).await? {
+        Some(customer) => {
+            invoice::Entity::find()
+                .filter(invoice::Column::CustomerId.eq(customer))
+                .filter(invoice::Column::Status.eq("paid"))
+                .all(&state.db)
+                .await?
+        }
+        None => vec![],
+    };
+    Ok(super::summary::ProReport {
+        invoices_paid: u32::try_from(paid_invoices.len()).unwrap_or(u32::MAX),
+        amount_paid: paid_invoices.iter().map(|i| i.amount_paid).sum(),
+        currency: paid_invoices.first().map(|i| i.currency.clone()),
+        access_until: paid.access.until,
+    })
+}
+
+/// The same report as a plain Axum route (`GET /app/pro-report`): the one-line guard a host
+/// app's own handlers use is the [`Paid`](super::guard::Paid) argument.
+pub async fn pro_report_route(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    paid: super::guard::Paid,
+) -> Result<axum::Json<super::summary::ProReport>, AppError> {
+    Ok(axum::Json(pro_report(&state, &paid).await?))
 }
 
 /// Loads Stripe's active prices (and their products' names) into `prices` through the sync

@@ -5,8 +5,10 @@ use time::{macros::format_description, OffsetDateTime};
 
 use super::{
     access::{self, Access},
-    model::{Subscription, SubscriptionStatus as Status},
+    model::{PastDuePolicy, Subscription, SubscriptionStatus as Status},
 };
+
+const DAY: i64 = 86_400;
 
 /// One subscription as the page sees it (from the `subscriptions` table): what the rules
 /// read, and the plan it is on.
@@ -43,6 +45,24 @@ pub struct InvoiceView {
     pub currency: String,
     pub status: String,
     pub hosted_invoice_url: Option<String>,
+    /// How many times Stripe has tried to collect it.
+    pub attempt_count: i32,
+    /// When Stripe tries next; `None` when it will not.
+    pub next_payment_attempt: Option<i64>,
+    /// When it was finalized (its first attempt).
+    pub finalized_at: Option<i64>,
+}
+
+/// The demo app's Pro feature: what the user has paid so far. Served only through the access
+/// guard ([`crate::billing::guard`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProReport {
+    pub invoices_paid: u32,
+    /// In the currency's smallest unit.
+    pub amount_paid: i64,
+    pub currency: Option<String>,
+    /// When the access that let this through ends unless renewed, if it does.
+    pub access_until: Option<i64>,
 }
 
 /// A plan a user can start from the page.
@@ -68,17 +88,57 @@ pub struct BillingSummary {
     pub plans: Vec<PlanView>,
     /// The server's clock when the summary was read, so both sides render the same state.
     pub now: i64,
+    /// How long a failed payment keeps access (`PAST_DUE_GRACE`).
+    pub past_due: PastDuePolicy,
+}
+
+/// How urgent the payment-failed banner is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Stripe is retrying and nothing ends soon.
+    Notice,
+    /// Access ends within three days, or Stripe has tried three times.
+    Warning,
+    /// Access ends within a day, or Stripe has stopped retrying.
+    Critical,
+}
+
+/// What the dunning banner tells: the attempts so far, the next one, and when access ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dunning {
+    pub attempts: i32,
+    pub next_retry: Option<i64>,
+    /// When access ends under the past-due policy (`None`: while Stripe retries).
+    pub access_ends: Option<i64>,
+    /// Stripe has stopped retrying: the plan is unpaid (or no retry is scheduled).
+    pub retries_stopped: bool,
+    /// The plan's first payment failed (incomplete): it starts once a payment goes through.
+    pub first_payment: bool,
+    pub severity: Severity,
+    /// Where to pay the open invoice.
+    pub invoice_url: Option<String>,
 }
 
 /// The state of the primary subscription, in the words the page uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlanState {
     None,
-    Trial { ends: Option<i64> },
-    Active { renews: Option<i64> },
-    Cancelling { ends: i64 },
+    Trial {
+        ends: Option<i64>,
+    },
+    Active {
+        renews: Option<i64>,
+    },
+    Cancelling {
+        ends: i64,
+    },
     PaymentFailed,
-    Ended { ended: Option<i64> },
+    /// Stripe stopped retrying the failed payment and left the plan unpaid: no access, and
+    /// a new plan may be started.
+    RetriesStopped,
+    Ended {
+        ended: Option<i64>,
+    },
 }
 
 impl PlanState {
@@ -86,7 +146,10 @@ impl PlanState {
     /// Anything live (a trial, a plan cancelling at period end, one whose payment failed) is
     /// changed in the portal instead, so nobody pays for two.
     pub fn offers_new_plan(&self) -> bool {
-        matches!(self, PlanState::None | PlanState::Ended { .. })
+        matches!(
+            self,
+            PlanState::None | PlanState::Ended { .. } | PlanState::RetriesStopped
+        )
     }
 }
 
@@ -96,7 +159,54 @@ impl BillingSummary {
     }
 
     pub fn access(&self) -> Access {
-        access::access(&self.subscriptions, self.now)
+        let failed_at = self.open_invoice().map(InvoiceView::first_attempt);
+        access::access_under(&self.subscriptions, self.now, self.past_due, failed_at)
+    }
+
+    /// The payment-failed banner's facts, when a payment failed.
+    pub fn dunning(&self) -> Option<Dunning> {
+        let sub = &self.primary()?.subscription;
+        let invoice = self.open_invoice();
+        let (stopped, first_payment) = match sub.status {
+            Status::PastDue => (false, false),
+            Status::Unpaid => (true, false),
+            Status::Incomplete => (false, true),
+            // Stripe's retries ran out and cancelled the plan: the invoice is still owed.
+            Status::Canceled
+                if invoice
+                    .is_some_and(|i| i.attempt_count > 0 && i.next_payment_attempt.is_none()) =>
+            {
+                (true, false)
+            }
+            _ => return None,
+        };
+        let attempts = invoice.map_or(0, |i| i.attempt_count);
+        let next_retry = invoice.and_then(|i| i.next_payment_attempt);
+        let retries_stopped =
+            stopped || (sub.status == Status::PastDue && invoice.is_some() && next_retry.is_none());
+        let access_ends = if sub.status == Status::PastDue {
+            self.past_due
+                .access_ends(invoice.map(InvoiceView::first_attempt))
+        } else {
+            None
+        };
+        let left = access_ends.map(|end| end - self.now);
+        let severity = if retries_stopped || left.is_some_and(|l| l <= DAY) {
+            Severity::Critical
+        } else if left.is_some_and(|l| l <= 3 * DAY) || attempts >= 3 {
+            Severity::Warning
+        } else {
+            Severity::Notice
+        };
+        Some(Dunning {
+            attempts,
+            next_retry,
+            access_ends,
+            retries_stopped,
+            first_payment,
+            severity,
+            invoice_url: invoice.and_then(|i| i.hosted_invoice_url.clone()),
+        })
     }
 
     pub fn plan_state(&self) -> PlanState {
@@ -115,7 +225,8 @@ impl BillingSummary {
             Status::Active => PlanState::Active {
                 renews: sub.current_period_end,
             },
-            Status::PastDue | Status::Unpaid | Status::Incomplete => PlanState::PaymentFailed,
+            Status::PastDue | Status::Incomplete => PlanState::PaymentFailed,
+            Status::Unpaid => PlanState::RetriesStopped,
             Status::Canceled | Status::IncompleteExpired | Status::Paused => PlanState::Ended {
                 ended: sub.ended_at.or(sub.canceled_at).or(sub.current_period_end),
             },
@@ -128,6 +239,14 @@ impl BillingSummary {
             .iter()
             .filter(|i| i.status == "open" || i.status == "uncollectible")
             .max_by_key(|i| i.created)
+    }
+}
+
+impl InvoiceView {
+    /// When its first collection attempt was made: at finalization (or, for an invoice
+    /// without that, its creation).
+    pub fn first_attempt(&self) -> i64 {
+        self.finalized_at.unwrap_or(self.created)
     }
 }
 
@@ -208,7 +327,107 @@ mod tests {
             invoices: vec![],
             plans: vec![],
             now: 1_800_000_000,
+            past_due: PastDuePolicy::WhileRetrying,
         }
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn failing(
+        status: &str,
+        attempts: i32,
+        next: Option<i64>,
+        policy: PastDuePolicy,
+    ) -> BillingSummary {
+        let mut sub = Subscription::new("sub_1", Status::parse(status));
+        sub.current_period_end = Some(NOW + 20 * DAY);
+        let mut s = summary(vec![SubscriptionView {
+            subscription: sub,
+            plan_name: None,
+            price_id: None,
+            unit_amount: None,
+            currency: None,
+            interval: None,
+        }]);
+        s.past_due = policy;
+        s.invoices = vec![InvoiceView {
+            id: "in_1".into(),
+            created: NOW - 5 * DAY,
+            amount_due: 900,
+            amount_paid: 0,
+            currency: "usd".into(),
+            status: "open".into(),
+            hosted_invoice_url: Some("https://pay.example/in_1".into()),
+            attempt_count: attempts,
+            next_payment_attempt: next,
+            finalized_at: Some(NOW - 4 * DAY),
+        }];
+        s
+    }
+
+    #[test]
+    fn dunning_tells_attempts_the_next_try_and_the_deadline() {
+        let d = failing(
+            "past_due",
+            1,
+            Some(NOW + 3 * DAY),
+            PastDuePolicy::WhileRetrying,
+        )
+        .dunning()
+        .expect("a banner");
+        assert_eq!((d.attempts, d.next_retry), (1, Some(NOW + 3 * DAY)));
+        assert_eq!((d.access_ends, d.retries_stopped), (None, false));
+        assert_eq!(d.severity, Severity::Notice);
+        assert_eq!(d.invoice_url.as_deref(), Some("https://pay.example/in_1"));
+
+        // A 7-day grace from the first attempt (finalized 4 days ago): 3 days left.
+        let grace = PastDuePolicy::Grace { secs: 7 * DAY };
+        let s = failing("past_due", 2, Some(NOW + DAY), grace);
+        let d = s.dunning().expect("a banner");
+        assert_eq!(d.access_ends, Some(NOW + 3 * DAY));
+        assert_eq!(d.severity, Severity::Warning, "three days left");
+        assert_eq!(s.access().until, Some(NOW + 3 * DAY));
+        assert!(s.access().granted);
+        // Within a day of the end: critical; past it: no access, whatever Stripe does.
+        let mut s = failing("past_due", 2, Some(NOW + DAY), grace);
+        s.now = NOW + 3 * DAY - 3_600;
+        assert_eq!(s.dunning().expect("banner").severity, Severity::Critical);
+        s.now = NOW + 3 * DAY;
+        assert_eq!(s.access().reason, access::Reason::GraceOver);
+        assert!(!s.access().granted);
+        // No grace at all.
+        let s = failing(
+            "past_due",
+            1,
+            Some(NOW + DAY),
+            PastDuePolicy::Grace { secs: 0 },
+        );
+        assert!(!s.access().granted);
+
+        // Three tries: warning even without a deadline.
+        let d = failing("past_due", 3, Some(NOW + DAY), PastDuePolicy::WhileRetrying)
+            .dunning()
+            .expect("banner");
+        assert_eq!(d.severity, Severity::Warning);
+
+        // Stripe gave up: unpaid, critical, and a new plan may be started.
+        let s = failing("unpaid", 4, None, PastDuePolicy::WhileRetrying);
+        let d = s.dunning().expect("banner");
+        assert!(d.retries_stopped);
+        assert_eq!(d.severity, Severity::Critical);
+        assert_eq!(s.plan_state(), PlanState::RetriesStopped);
+        assert!(s.plan_state().offers_new_plan());
+        assert!(!s.access().granted);
+
+        // Nothing failed: no banner.
+        assert!(failing("active", 0, None, PastDuePolicy::WhileRetrying)
+            .dunning()
+            .is_none());
+        // The first payment of a new plan failed.
+        let d = failing("incomplete", 1, None, PastDuePolicy::WhileRetrying)
+            .dunning()
+            .expect("banner");
+        assert!(d.first_payment && !d.retries_stopped);
     }
 
     #[test]
@@ -273,9 +492,10 @@ mod tests {
                 ends: 1_800_070_000
             }
         );
-        for failed in ["past_due", "unpaid", "incomplete"] {
+        for failed in ["past_due", "incomplete"] {
             assert_eq!(with(failed, &|_| {}), PlanState::PaymentFailed, "{failed}");
         }
+        assert_eq!(with("unpaid", &|_| {}), PlanState::RetriesStopped);
         assert_eq!(
             with("canceled", &|s| s.ended_at = Some(1_799_000_000)),
             PlanState::Ended {

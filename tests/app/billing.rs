@@ -535,6 +535,9 @@ async fn the_page_tells_each_state_in_words(backend: Backend) {
         livemode: Set(false),
         stripe_event_at: Set(Some(now())),
         updated_at: Set(now()),
+        attempt_count: Set(1),
+        next_payment_attempt: Set(Some(now() + 3 * DAY)),
+        finalized_at: Set(Some(end - DAY)),
     })
     .exec(&app.db)
     .await
@@ -973,3 +976,242 @@ crate::on_both_databases!(
     installations_sharing_a_stripe_account_never_share_a_customer,
     concurrent_checkouts_leave_one_payable_session,
 );
+
+/// What the Pro server function and the Pro route answer now: (status, body).
+async fn pro_answers(app: &TestApp) -> [(u16, String); 2] {
+    let by_function = call(app, "/api/pro/report", &[]).await;
+    let res = app
+        .client
+        .get(app.url("/app/pro-report"))
+        .send()
+        .await
+        .expect("request");
+    let by_route = (res.status().as_u16(), res.text().await.expect("body"));
+    [by_function, by_route]
+}
+
+/// Access is enforced on the server: the Pro server function and the Pro route serve a user
+/// who is trialing, active, or cancelling but not yet ended, and refuse one whose plan ended
+/// (or never began) with the reason and the way to the billing page, never the report.
+async fn the_pro_feature_is_refused_on_the_server_without_access(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let anonymous = crate::helpers::browser_client()
+        .get(app.url("/app/pro-report"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(anonymous.status(), 401);
+
+    let (_, customer) = sign_up_with_customer(&app).await;
+    for (status, body) in pro_answers(&app).await {
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("You have no subscription"), "{body}");
+        assert!(body.contains("/settings/billing"), "{body}");
+        assert!(!body.contains("invoices_paid"), "never the feature: {body}");
+    }
+    let html = app.get("/app").await.text().await.expect("html");
+    assert!(html.contains("Pro reports: locked") && html.contains("You have no subscription"));
+
+    let ended = {
+        let mut s = a_subscription("canceled", now() - DAY);
+        s.ended_at = Set(Some(now() - DAY));
+        s
+    };
+    let cancelling = {
+        let mut s = a_subscription("active", now() + 5 * DAY);
+        s.cancel_at_period_end = Set(true);
+        s
+    };
+    let cancelled_past = {
+        let mut s = a_subscription("active", now() - 1);
+        s.cancel_at_period_end = Set(true);
+        s
+    };
+    let trialing = {
+        let mut s = a_subscription("trialing", now() + 14 * DAY);
+        s.trial_end = Set(Some(now() + 14 * DAY));
+        s
+    };
+    let cases = [
+        ("ended", ended, false, "Your subscription has ended"),
+        (
+            "cancellation took effect",
+            cancelled_past,
+            false,
+            "Your subscription has ended",
+        ),
+        (
+            "unpaid",
+            a_subscription("unpaid", now() + DAY),
+            false,
+            "unpaid",
+        ),
+        (
+            "active",
+            a_subscription("active", now() + 10 * DAY),
+            true,
+            "",
+        ),
+        ("trialing", trialing, true, ""),
+        ("cancelling", cancelling, true, ""),
+    ];
+    for (what, sub, served, reason) in cases {
+        page_for(&app, &customer, sub).await;
+        for (status, body) in pro_answers(&app).await {
+            if served {
+                assert_eq!(status, 200, "{what}: {body}");
+                let report: serde_json::Value = serde_json::from_str(&body).expect("json");
+                assert!(report["invoices_paid"].is_number(), "{what}: {body}");
+            } else {
+                assert_eq!(status, 403, "{what}: {body}");
+                assert!(body.contains(reason), "{what}: {body}");
+                assert!(body.contains("/settings/billing"), "{what}: {body}");
+            }
+        }
+        let html = app.get("/app").await.text().await.expect("html");
+        let shown = if served {
+            "Pro reports: unlocked"
+        } else {
+            "Pro reports: locked"
+        };
+        assert!(html.contains(shown), "{what}");
+    }
+    app.stop().await;
+}
+
+crate::on_both_databases!(the_pro_feature_is_refused_on_the_server_without_access);
+
+/// The open invoice of a customer as the double has it: (attempt_count, next_payment_attempt).
+async fn open_invoice_in_stripe(
+    stripe: &stripe::Client,
+    customer: &str,
+) -> Option<(u64, Option<i64>)> {
+    let invoices = stripe_billing::invoice::ListInvoice::new()
+        .customer(customer)
+        .status(stripe_shared::InvoiceStatus::Open)
+        .send(stripe)
+        .await
+        .expect("invoices");
+    invoices
+        .data
+        .first()
+        .map(|i| (i.attempt_count, i.next_payment_attempt))
+}
+
+/// Waits (a bounded while) for the billing page to contain `needle`, and returns it.
+async fn page_saying(app: &TestApp, needle: &str) -> String {
+    let mut html = String::new();
+    for _ in 0..100 {
+        html = app
+            .get("/settings/billing")
+            .await
+            .text()
+            .await
+            .expect("html");
+        if html.contains(needle) {
+            return html;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the page never said {needle:?}:\n{html}");
+}
+
+/// Dunning through the double's test clock: a renewal fails on a card that declines, and
+/// after each failed attempt the banner's count and next-try date are the invoice's; after
+/// the last one it says retries have stopped and offers a new plan. `/app` tells the same.
+async fn the_dunning_banner_tells_attempts_and_dates(backend: Backend) {
+    use stripe_billing::subscription::UpdateSubscription;
+    use stripe_payment::payment_method::AttachPaymentMethod;
+    let app = TestApp::spawn_with(backend, &[("PAST_DUE_GRACE", "20d")]).await;
+    let (_, customer) = sign_up_with_customer(&app).await;
+    let stripe = stripe::ClientBuilder::new("sk_test_through_the_double")
+        .url(app.url("/_stripe-sim/"))
+        .build()
+        .expect("client");
+    let sub = subscribe_in_stripe(&stripe, &customer, 900).await;
+    let failing = AttachPaymentMethod::new("pm_card_chargeCustomerFail")
+        .customer(customer.as_str())
+        .send(&stripe)
+        .await
+        .expect("attach");
+    UpdateSubscription::new(sub.as_str())
+        .default_payment_method(failing.id.to_string())
+        .send(&stripe)
+        .await
+        .expect("switch to the failing card");
+    let sim = app.state.sim.clone().expect("the mounted double");
+
+    // The renewal, then the double's three retries (3, 5 and 7 days apart).
+    let mut first_failure = None;
+    for (attempt, days) in [(1, 31), (2, 3), (3, 5)] {
+        sim.advance_customer_clock(&customer, std::time::Duration::from_secs(days * 86_400))
+            .await
+            .expect("advance the clock");
+        let (count, next) = open_invoice_in_stripe(&stripe, &customer)
+            .await
+            .expect("an open invoice");
+        assert_eq!(count, attempt);
+        let next = next.expect("another try is scheduled");
+        let tries = if attempt == 1 {
+            "We tried to charge your card once.".to_owned()
+        } else {
+            format!("We tried to charge your card {attempt} times.")
+        };
+        let html = page_saying(&app, &tries).await;
+        assert!(html.contains("Your last payment failed"), "{attempt}");
+        let next_try = format!(
+            "Next try: {}.",
+            billfold::billing::summary::format_date(next)
+        );
+        assert!(html.contains(&next_try), "attempt {attempt}: {next_try}");
+        let finalized = billfold::db::entities::invoice::Entity::find()
+            .filter(billfold::db::entities::invoice::Column::Status.eq("open"))
+            .one(&app.db)
+            .await
+            .expect("query")
+            .expect("open invoice row");
+        let failed_at =
+            *first_failure.get_or_insert(finalized.finalized_at.unwrap_or(finalized.created));
+        let ends = billfold::billing::summary::format_date(failed_at + 20 * DAY);
+        assert!(
+            html.contains(&format!(
+                "Your access ends on {ends} unless the payment goes through."
+            )),
+            "attempt {attempt}"
+        );
+        let app_page = app.get("/app").await.text().await.expect("html");
+        assert!(
+            app_page.contains(&format!("access ends on {ends}")),
+            "/app tells the deadline"
+        );
+        assert!(
+            app_page.contains("Pro reports: unlocked"),
+            "still within the grace period"
+        );
+    }
+    let html = app
+        .get("/settings/billing")
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        html.contains("data-severity=\"warning\""),
+        "three tries: warning"
+    );
+
+    // The last retry fails too: Stripe stops and the plan ends.
+    sim.advance_customer_clock(&customer, std::time::Duration::from_secs(7 * 86_400))
+        .await
+        .expect("advance the clock");
+    page_saying(&app, "retries have stopped").await;
+    // Once the plan's own end has arrived too, a new plan is offered beside the banner.
+    let html = page_saying(&app, "Choose a plan").await;
+    assert!(html.contains("Stripe has stopped retrying"));
+    assert!(html.contains("data-severity=\"critical\""));
+    let app_page = app.get("/app").await.text().await.expect("html");
+    assert!(app_page.contains("Pro reports: locked"));
+    app.stop().await;
+}
+
+crate::on_both_databases!(the_dunning_banner_tells_attempts_and_dates);

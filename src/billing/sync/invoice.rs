@@ -87,7 +87,7 @@ async fn apply_once(
     Ok(upsert_guarded(conn, row, UPDATES, guard).await?)
 }
 
-const UPDATES: [invoice::Column; 13] = [
+const UPDATES: [invoice::Column; 16] = [
     invoice::Column::CustomerId,
     invoice::Column::SubscriptionId,
     invoice::Column::Status,
@@ -101,6 +101,9 @@ const UPDATES: [invoice::Column; 13] = [
     invoice::Column::Livemode,
     invoice::Column::StripeEventAt,
     invoice::Column::UpdatedAt,
+    invoice::Column::AttemptCount,
+    invoice::Column::NextPaymentAttempt,
+    invoice::Column::FinalizedAt,
 ];
 
 /// The row an invoice is stored as, with `status` (Stripe's, or [`DELETED`]).
@@ -124,5 +127,8 @@ fn invoice_row(id: &str, inv: &Invoice, status: String, source: Source) -> invoi
         livemode: Set(inv.livemode),
         stripe_event_at: Set(Some(source.at())),
         updated_at: Set(now()),
+        attempt_count: Set(i32::try_from(inv.attempt_count).unwrap_or(i32::MAX)),
+        next_payment_attempt: Set(inv.next_payment_attempt),
+        finalized_at: Set(inv.status_transitions.finalized_at),
     }
 }

@@ -23,6 +23,12 @@ pub struct Model {
     /// `created` of the Stripe event that last wrote this row (ordering watermark).
     pub stripe_event_at: Option<i64>,
     pub updated_at: i64,
+    /// How many times Stripe has tried to collect it.
+    pub attempt_count: i32,
+    /// When Stripe tries next (unix seconds); `None` when it will not.
+    pub next_payment_attempt: Option<i64>,
+    /// When it was finalized: its first collection attempt follows at once.
+    pub finalized_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
