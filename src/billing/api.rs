@@ -13,6 +13,8 @@ pub enum PortalFlow {
     PaymentMethodUpdate,
     SubscriptionCancel,
     SubscriptionUpdate,
+    /// Straight to Stripe's confirmation of a switch to one price (with what it costs).
+    SubscriptionUpdateConfirm,
 }
 
 impl PortalFlow {
@@ -21,6 +23,7 @@ impl PortalFlow {
             "payment_method_update" => Some(PortalFlow::PaymentMethodUpdate),
             "subscription_cancel" => Some(PortalFlow::SubscriptionCancel),
             "subscription_update" => Some(PortalFlow::SubscriptionUpdate),
+            "subscription_update_confirm" => Some(PortalFlow::SubscriptionUpdateConfirm),
             _ => None,
         }
     }
@@ -30,6 +33,7 @@ impl PortalFlow {
             PortalFlow::PaymentMethodUpdate => "payment_method_update",
             PortalFlow::SubscriptionCancel => "subscription_cancel",
             PortalFlow::SubscriptionUpdate => "subscription_update",
+            PortalFlow::SubscriptionUpdateConfirm => "subscription_update_confirm",
         }
     }
 }
@@ -57,7 +61,10 @@ pub async fn get_billing_summary(from: Option<String>) -> Result<BillingSummary,
 /// Opens the Stripe Customer Portal, or one of its flows (`flow`). Answers with the portal
 /// URL; a plain form post (no JavaScript) is redirected there.
 #[server(name = OpenBillingPortal, prefix = "/api", endpoint = "billing/portal")]
-pub async fn open_billing_portal(flow: Option<String>) -> Result<String, AppError> {
+pub async fn open_billing_portal(
+    flow: Option<String>,
+    #[server(default)] price_id: Option<String>,
+) -> Result<String, AppError> {
     use crate::web::{app_state, require_user};
     let user = require_user()?.user;
     let flow = match flow.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
@@ -65,11 +72,13 @@ pub async fn open_billing_portal(flow: Option<String>) -> Result<String, AppErro
         Some(raw) => Some(PortalFlow::parse(raw).ok_or_else(|| {
             AppError::invalid(
                 "flow",
-                "flow must be payment_method_update, subscription_cancel or subscription_update.",
+                "flow must be payment_method_update, subscription_cancel, subscription_update or \
+                 subscription_update_confirm.",
             )
         })?),
     };
-    let url = super::ssr::open_portal(&app_state()?, &user, flow).await?;
+    let price_id = price_id.as_deref().map(str::trim).filter(|p| !p.is_empty());
+    let url = super::ssr::open_portal(&app_state()?, &user, flow, price_id).await?;
     redirect_plain_form(&url);
     Ok(url)
 }

@@ -81,6 +81,9 @@ fn render_billing(s: BillingSummary) -> AnyView {
         ..
     } = s;
     let has_card = card.is_some();
+    // A trial or an active plan switches in one click, through Stripe's confirmation.
+    let switchable = matches!(state, PlanState::Trial { .. } | PlanState::Active { .. });
+    let current_price = primary.as_ref().and_then(|s| s.price_id.clone());
     view! {
         <div class="space-y-6">
             <div>
@@ -99,6 +102,7 @@ fn render_billing(s: BillingSummary) -> AnyView {
                 }}
             </section>
             {ended.then(|| view! { <PlanPicker plans=plans.clone()/> })}
+            {switchable.then(|| view! { <SwitchPlans plans=plans.clone() current=current_price.clone()/> })}
             <section class=CARD aria-labelledby="card-heading">
                 <div class="flex items-center justify-between gap-4">
                     <div>
@@ -273,6 +277,9 @@ pub fn ManageBillingButton(
 fn PostButton(
     action: String,
     field: Option<(String, String)>,
+    /// A choice posted with the form: the field's name and its options (value, label).
+    #[prop(optional)]
+    choice: Option<(String, Vec<(String, String)>)>,
     label: String,
     busy_label: String,
     form_class: String,
@@ -285,6 +292,11 @@ fn PostButton(
     view! {
         <form method="post" action=action class=form_class on:submit=form.on_submit()>
             {field.map(|(name, value)| view! { <input type="hidden" name=name value=value/> })}
+            {choice.map(|(name, options)| view! {
+                <select name=name aria-label="Billing interval" class="mb-2 block w-full rounded-md border border-slate-300 bg-white px-2 py-1.5 text-sm">
+                    {options.into_iter().map(|(value, text)| view! { <option value=value>{text}</option> }).collect_view()}
+                </select>
+            })}
             <button type="submit" class=class disabled=move || form.busy() aria-label=aria_label>
                 {move || if form.busy() { busy_label.clone() } else { label.clone() }}
             </button>
@@ -309,7 +321,7 @@ fn PlanPicker(plans: Vec<PlanView>) -> impl IntoView {
         <section class=CARD aria-labelledby="plans-heading">
             <h2 id="plans-heading" class="text-lg font-semibold">"Choose a plan"</h2>
             <div class="mt-4 grid gap-4 sm:grid-cols-2 lg:grid-cols-3">
-                {plans.into_iter().map(|plan| view! { <PlanOption plan/> }).collect_view()}
+                {group_plans(plans).into_iter().map(|plan| view! { <PlanOption plan/> }).collect_view()}
             </div>
         </section>
     }
@@ -317,34 +329,165 @@ fn PlanPicker(plans: Vec<PlanView>) -> impl IntoView {
 }
 
 #[component]
-fn PlanOption(plan: PlanView) -> impl IntoView {
-    let price = format_price(
-        plan.unit_amount,
-        Some(&plan.currency),
-        plan.interval.as_deref(),
-    );
+fn PlanOption(plan: PlanGroup) -> impl IntoView {
     let trial = plan
-        .trial_period_days
+        .prices
+        .first()
+        .and_then(|p| p.trial_period_days)
         .filter(|d| *d > 0)
         .map(|d| format!("{d}-day free trial"));
-    let label = format!("Choose {}", plan.product_name);
+    let label = format!("Choose {}", plan.name);
+    // One interval: its price as text; several: a choice between them, one card either way.
+    let (price, field, choice) = match plan.prices.as_slice() {
+        [only] => (
+            Some(format_price(
+                only.unit_amount,
+                Some(&only.currency),
+                only.interval.as_deref(),
+            )),
+            Some(("price_id".to_owned(), only.price_id.clone())),
+            None,
+        ),
+        several => (
+            None,
+            None,
+            Some((
+                "price_id".to_owned(),
+                several
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.price_id.clone(),
+                            format_price(p.unit_amount, Some(&p.currency), p.interval.as_deref()),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+    };
     view! {
         <div class="flex flex-col rounded-lg border border-slate-200 p-4" data-testid="plan-option">
-            <p class="font-semibold">{plan.product_name}</p>
+            <p class="font-semibold">{plan.name.clone()}</p>
             <p class="text-slate-600">{price}</p>
             <p class="text-sm text-sky-700">{trial}</p>
             // Starts Checkout for this price; "Opening…" until the browser leaves for Stripe.
-            <PostButton
-                action=StartCheckout::PATH.to_owned()
-                field=Some(("price_id".to_owned(), plan.price_id))
-                busy_label="Opening…".to_owned()
-                label
-                form_class="mt-3".to_owned()
-                class=format!("{BUTTON} {PRIMARY} w-full")
-                error_class=ERROR_LINE.to_owned()
-            />
+            {match choice {
+                Some(choice) => view! {
+                    <PostButton
+                        action=StartCheckout::PATH.to_owned()
+                        field=None
+                        choice
+                        busy_label="Opening…".to_owned()
+                        label
+                        form_class="mt-3".to_owned()
+                        class=format!("{BUTTON} {PRIMARY} w-full")
+                        error_class=ERROR_LINE.to_owned()
+                    />
+                }.into_any(),
+                None => view! {
+                    <PostButton
+                        action=StartCheckout::PATH.to_owned()
+                        field
+                        busy_label="Opening…".to_owned()
+                        label
+                        form_class="mt-3".to_owned()
+                        class=format!("{BUTTON} {PRIMARY} w-full")
+                        error_class=ERROR_LINE.to_owned()
+                    />
+                }.into_any(),
+            }}
         </div>
     }
+}
+
+/// One plan of the picker, with the prices of its intervals (monthly, yearly…).
+struct PlanGroup {
+    name: String,
+    prices: Vec<PlanView>,
+}
+
+/// The picker's prices as plans: one per product name, its intervals together, in the
+/// picker's order.
+fn group_plans(plans: Vec<PlanView>) -> Vec<PlanGroup> {
+    let mut groups: Vec<PlanGroup> = Vec::new();
+    for plan in plans {
+        match groups.iter_mut().find(|g| g.name == plan.product_name) {
+            Some(g) => g.prices.push(plan),
+            None => groups.push(PlanGroup {
+                name: plan.product_name.clone(),
+                prices: vec![plan],
+            }),
+        }
+    }
+    for g in &mut groups {
+        g.prices
+            .sort_by_key(|p| (interval_rank(p.interval.as_deref()), p.unit_amount));
+    }
+    groups.sort_by_key(|g| g.prices.first().and_then(|p| p.unit_amount));
+    groups
+}
+
+fn interval_rank(interval: Option<&str>) -> u8 {
+    match interval {
+        Some("day") => 0,
+        Some("week") => 1,
+        Some("month") => 2,
+        Some("year") => 3,
+        _ => 4,
+    }
+}
+
+/// For a subscribed user: every other plan (and the other intervals of their own) with a
+/// "Switch to <plan>" button straight into Stripe's confirmation of that switch, which shows
+/// what it costs today and on the next invoice.
+#[component]
+fn SwitchPlans(plans: Vec<PlanView>, current: Option<String>) -> impl IntoView {
+    let groups: Vec<PlanGroup> = group_plans(plans)
+        .into_iter()
+        .map(|mut g| {
+            g.prices.retain(|p| Some(&p.price_id) != current.as_ref());
+            g
+        })
+        .filter(|g| !g.prices.is_empty())
+        .collect();
+    if groups.is_empty() {
+        return ().into_any();
+    }
+    view! {
+        <section class=CARD aria-labelledby="switch-heading" data-testid="switch-plans">
+            <h2 id="switch-heading" class="text-lg font-semibold">"Switch plan"</h2>
+            <p class="mt-1 text-sm text-slate-600">"Stripe shows what you pay today and on your next invoice before anything changes."</p>
+            <div class="mt-4 grid gap-4 sm:grid-cols-2 lg:grid-cols-3">
+                {groups.into_iter().map(|g| {
+                    let options: Vec<(String, String)> = g
+                        .prices
+                        .iter()
+                        .map(|p| (
+                            p.price_id.clone(),
+                            format_price(p.unit_amount, Some(&p.currency), p.interval.as_deref()),
+                        ))
+                        .collect();
+                    let label = format!("Switch to {}", g.name);
+                    view! {
+                        <div class="flex flex-col rounded-lg border border-slate-200 p-4" data-testid="switch-option">
+                            <p class="font-semibold">{g.name.clone()}</p>
+                            <PostButton
+                                action=OpenBillingPortal::PATH.to_owned()
+                                field=Some(("flow".to_owned(), PortalFlow::SubscriptionUpdateConfirm.as_str().to_owned()))
+                                choice=("price_id".to_owned(), options)
+                                busy_label="Opening…".to_owned()
+                                label
+                                form_class="mt-3".to_owned()
+                                class=format!("{BUTTON} {SECONDARY} w-full")
+                                error_class=ERROR_LINE.to_owned()
+                            />
+                        </div>
+                    }
+                }).collect_view()}
+            </div>
+        </section>
+    }
+    .into_any()
 }
 
 /// The last invoices, newest first.

@@ -14,7 +14,10 @@ use stripe_billing::billing_portal_session::{
     CreateBillingPortalSessionFlowDataAfterCompletionRedirect,
     CreateBillingPortalSessionFlowDataAfterCompletionType,
     CreateBillingPortalSessionFlowDataSubscriptionCancel,
-    CreateBillingPortalSessionFlowDataSubscriptionUpdate, CreateBillingPortalSessionFlowDataType,
+    CreateBillingPortalSessionFlowDataSubscriptionUpdate,
+    CreateBillingPortalSessionFlowDataSubscriptionUpdateConfirm,
+    CreateBillingPortalSessionFlowDataSubscriptionUpdateConfirmItems,
+    CreateBillingPortalSessionFlowDataType,
 };
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
@@ -485,7 +488,35 @@ pub async fn open_portal(
     state: &AppState,
     user: &CurrentUser,
     flow: Option<PortalFlow>,
+    price_id: Option<&str>,
 ) -> Result<String, AppError> {
+    // A switch is to one of the prices the picker shows, checked before anything else.
+    let switch_to = match (flow, price_id) {
+        (Some(PortalFlow::SubscriptionUpdateConfirm), Some(price)) => {
+            let offered = picker_prices(livemode(state))
+                .filter(price::Column::Id.eq(price))
+                .one(&state.db)
+                .await?;
+            Some(
+                offered
+                    .ok_or_else(|| AppError::invalid("price_id", "That plan is not available."))?
+                    .id,
+            )
+        }
+        (Some(PortalFlow::SubscriptionUpdateConfirm), None) => {
+            return Err(AppError::invalid(
+                "price_id",
+                "Choose the plan to switch to.",
+            ))
+        }
+        (_, Some(_)) => {
+            return Err(AppError::invalid(
+                "price_id",
+                "A plan is only chosen with flow=subscription_update_confirm.",
+            ))
+        }
+        (_, None) => None,
+    };
     limit_sessions(state, user).await?;
     let Some(customer_id) = find_customer(state, user.id).await? else {
         return Err(AppError::NotFound(
@@ -493,7 +524,7 @@ pub async fn open_portal(
         ));
     };
     let session = on_the_customer(state, user, customer_id, "portal", |customer| {
-        portal_session(state, customer, flow)
+        portal_session(state, customer, flow, switch_to.clone())
     })
     .await?;
     crate::metrics::billing_session("portal");
@@ -506,6 +537,7 @@ async fn portal_session(
     state: &AppState,
     customer_id: String,
     flow: Option<PortalFlow>,
+    switch_to: Option<String>,
 ) -> Result<Result<stripe_billing::BillingPortalSession, StripeError>, AppError> {
     let return_url = state.config.url_for("/settings/billing?from=portal");
     let mut request = CreateBillingPortalSession::new()
@@ -517,7 +549,9 @@ async fn portal_session(
     if let Some(flow) = flow {
         let subscription = match flow {
             PortalFlow::PaymentMethodUpdate => None,
-            PortalFlow::SubscriptionCancel | PortalFlow::SubscriptionUpdate => Some(
+            PortalFlow::SubscriptionCancel
+            | PortalFlow::SubscriptionUpdate
+            | PortalFlow::SubscriptionUpdateConfirm => Some(
                 primary_subscription_id(state, &customer_id)
                     .await?
                     .ok_or_else(|| {
@@ -525,7 +559,32 @@ async fn portal_session(
                     })?,
             ),
         };
-        request = request.flow_data(flow_data(flow, subscription, &return_url));
+        // The item to switch is the subscription's own, as Stripe has it (the server's
+        // lookup, never the request's).
+        let item = match (&subscription, switch_to) {
+            (Some(sub), Some(price)) => {
+                let read = stripe_billing::subscription::RetrieveSubscription::new(sub.as_str())
+                    .send(&state.stripe)
+                    .await;
+                crate::metrics::stripe_request("subscriptions.retrieve", &read);
+                let sub = match read {
+                    Ok(sub) => sub,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let item = sub.items.data.first().ok_or_else(|| {
+                    AppError::Conflict("Your subscription has no plan to switch.".into())
+                })?;
+                if item.price.id.as_str() == price {
+                    return Err(AppError::invalid(
+                        "price_id",
+                        "You are on that plan already.",
+                    ));
+                }
+                Some((item.id.to_string(), price))
+            }
+            _ => None,
+        };
+        request = request.flow_data(flow_data(flow, subscription, item, &return_url));
     }
     let session = request.send(&state.stripe).await;
     crate::metrics::stripe_request("billing_portal.sessions.create", &session);
@@ -580,6 +639,7 @@ where
 fn flow_data(
     flow: PortalFlow,
     subscription: Option<String>,
+    item: Option<(String, String)>,
     return_url: &str,
 ) -> CreateBillingPortalSessionFlowData {
     let kind = match flow {
@@ -592,6 +652,9 @@ fn flow_data(
         PortalFlow::SubscriptionUpdate => {
             CreateBillingPortalSessionFlowDataType::SubscriptionUpdate
         }
+        PortalFlow::SubscriptionUpdateConfirm => {
+            CreateBillingPortalSessionFlowDataType::SubscriptionUpdateConfirm
+        }
     };
     let mut data = CreateBillingPortalSessionFlowData::new(kind);
     match (flow, subscription) {
@@ -603,6 +666,22 @@ fn flow_data(
         (PortalFlow::SubscriptionUpdate, Some(sub)) => {
             data.subscription_update = Some(
                 CreateBillingPortalSessionFlowDataSubscriptionUpdate::new(sub),
+            );
+        }
+        (PortalFlow::SubscriptionUpdateConfirm, Some(sub)) => {
+            let mut confirm_items = Vec::new();
+            if let Some((id, price)) = item {
+                let mut one =
+                    CreateBillingPortalSessionFlowDataSubscriptionUpdateConfirmItems::new(id);
+                one.price = Some(price);
+                one.quantity = Some(1);
+                confirm_items.push(one);
+            }
+            data.subscription_update_confirm = Some(
+                CreateBillingPortalSessionFlowDataSubscriptionUpdateConfirm::new(
+                    confirm_items,
+                    sub,
+                ),
             );
         }
         _ => {}

@@ -20,6 +20,7 @@ use super::{
     form::{self, FormValue},
     model::*,
     params::Params,
+    plan_change::{PlanChange, ProrationBehavior, Timing},
     render::list_page,
     StripeSim,
 };
@@ -229,6 +230,7 @@ pub(super) fn route(
                 .map(|x| st.price_json(x))
                 .ok_or_else(|| ApiError::no_such("price", id, "price"))
         }
+        ("POST", ["prices", id]) => update_price(st, id, &p),
         ("POST", ["subscriptions"]) => create_subscription(st, &p),
         ("GET", ["subscriptions"]) => list_subscriptions(st, &p),
         ("GET", ["subscriptions", id]) => {
@@ -264,10 +266,26 @@ pub(super) fn route(
             p.allow(&["expand"])?;
             invoice_view(st, id)
         }
+        ("POST", ["invoices", "create_preview"]) => create_preview(st, &p),
         ("POST", ["invoices", id, "pay"]) => pay_invoice(st, id, &p),
         ("POST", ["invoices", id, "void"]) => close_invoice(st, id, &p, InvoiceStatus::Void),
         ("POST", ["invoices", id, "mark_uncollectible"]) => {
             close_invoice(st, id, &p, InvoiceStatus::Uncollectible)
+        }
+        ("GET", ["subscription_schedules"]) => list_subscription_schedules(st, &p),
+        ("GET", ["subscription_schedules", id]) => {
+            p.allow(&["expand"])?;
+            subscription_schedule_view(st, id)
+        }
+        ("POST", ["subscription_schedules", id, "release"]) => {
+            p.allow(&["expand", "preserve_cancel_date"])?;
+            st.release_schedule(id)?;
+            subscription_schedule_view(st, id)
+        }
+        ("POST", ["subscription_schedules", id, "cancel"]) => {
+            p.allow(&["expand", "invoice_now", "prorate"])?;
+            st.cancel_schedule(id)?;
+            subscription_schedule_view(st, id)
         }
         ("POST", ["checkout", "sessions"]) => create_checkout_session(st, &p),
         ("GET", ["checkout", "sessions"]) => list_checkout_sessions(st, &p),
@@ -623,6 +641,48 @@ fn list_products(st: &State, p: &Params) -> ApiResult<Value> {
     page(p, "/v1/products", items)
 }
 
+/// `POST /v1/prices/{id}`: archive (`active=false`) or restore a price, rename it, change
+/// its metadata; emits `price.updated` with the changed fields' old values. Subscriptions on
+/// an archived price go on; it can no longer be chosen.
+fn update_price(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
+    p.allow(&["active", "metadata", "nickname", "expand"])?;
+    let active = p.bool("active")?;
+    let nickname = p.nullable("nickname")?;
+    let metadata = p.metadata("metadata")?;
+    let price = st
+        .prices
+        .iter_mut()
+        .find(|x| x.id == id)
+        .ok_or_else(|| ApiError::no_such("price", id, "price"))?;
+    let mut previous = serde_json::Map::new();
+    if let Some(active) = active.filter(|a| *a != price.active) {
+        previous.insert("active".into(), json!(price.active));
+        price.active = active;
+    }
+    if let Some(nickname) = nickname.filter(|n| *n != price.nickname) {
+        previous.insert("nickname".into(), json!(price.nickname));
+        price.nickname = nickname;
+    }
+    if let Some(patch) = metadata {
+        let before = price.metadata.clone();
+        patch.apply(&mut price.metadata);
+        if before != price.metadata {
+            previous.insert("metadata".into(), json!(before));
+        }
+    }
+    let price = price.clone();
+    let json = st.price_json(&price);
+    if !previous.is_empty() {
+        st.emit(
+            "price.updated",
+            json.clone(),
+            Some(Value::Object(previous)),
+            clock::now(),
+        );
+    }
+    Ok(json)
+}
+
 fn list_prices(st: &State, p: &Params) -> ApiResult<Value> {
     allow_list(
         p,
@@ -773,6 +833,8 @@ fn update_subscription(st: &mut State, id: &str, p: &Params) -> ApiResult<Value>
         default_payment_method: p.nullable("default_payment_method")?,
         metadata: p.metadata("metadata")?,
         description: p.nullable("description")?,
+        proration_behavior: proration_behavior(p, "proration_behavior")?,
+        proration_date: p.int("proration_date")?,
         ..Default::default()
     };
     patch.cancel_at = match p.str("cancel_at")? {
@@ -833,6 +895,19 @@ fn update_subscription(st: &mut State, id: &str, p: &Params) -> ApiResult<Value>
     }
     st.update_subscription(id, patch)?;
     st.subscription_view(id, "id")
+}
+
+/// `proration_behavior`: `create_prorations`, `always_invoice` or `none`.
+fn proration_behavior(p: &Params, key: &str) -> ApiResult<Option<ProrationBehavior>> {
+    match p.text(key)? {
+        None => Ok(None),
+        Some(b) => ProrationBehavior::parse(&b).map(Some).ok_or_else(|| {
+            ApiError::invalid_param(
+                &p.name(key),
+                format!("Invalid proration_behavior: must be one of create_prorations, always_invoice, or none (not `{b}`)."),
+            )
+        }),
+    }
 }
 
 fn cancel_subscription(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
@@ -1063,6 +1138,203 @@ fn pay_invoice(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
         return Err(ApiError::card_declined(d.decline_code, d.message));
     }
     invoice_view(st, id)
+}
+
+/// `POST /v1/invoices/create_preview`: the next invoice of a subscription, or what it would be
+/// after switching one item's price or quantity (`subscription_details[items][0][…]`), with
+/// the prorations worked out by the same quote the portal shows and a change charges.
+fn create_preview(st: &mut State, p: &Params) -> ApiResult<Value> {
+    p.allow(&[
+        "customer",
+        "subscription",
+        "subscription_details",
+        "expand",
+        "preview_mode",
+        "currency",
+        "automatic_tax",
+    ])?;
+    let customer = p.text("customer")?;
+    if let Some(c) = &customer {
+        st.require_customer(c, "customer")?;
+    }
+    let sub_id = match (p.text("subscription")?, &customer) {
+        (Some(s), _) => s,
+        (None, Some(c)) => st
+            .subscriptions
+            .iter()
+            .rev()
+            .find(|s| &s.customer == c && !s.status.is_ended())
+            .map(|s| s.id.clone())
+            .ok_or_else(|| ApiError::upcoming_none(c))?,
+        (None, None) => return Err(ApiError::missing_param("customer")),
+    };
+    let sub = st
+        .subscription(&sub_id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("subscription", &sub_id, "subscription"))?;
+    if let Some(c) = &customer {
+        if &sub.customer != c {
+            return Err(ApiError::invalid_param(
+                "subscription",
+                format!("The subscription {sub_id} does not belong to customer {c}."),
+            ));
+        }
+    }
+    if sub.status.is_ended() {
+        return Err(ApiError::upcoming_none(&sub.customer));
+    }
+    let mut change = None;
+    if let Some(d) = p.child("subscription_details")? {
+        d.allow(&[
+            "items",
+            "proration_date",
+            "proration_behavior",
+            "billing_cycle_anchor",
+            "billing_mode",
+            "cancel_at",
+            "cancel_at_period_end",
+            "cancel_now",
+            "default_tax_rates",
+            "resume_at",
+            "start_date",
+            "trial_end",
+        ])?;
+        for unsupported in [
+            "billing_cycle_anchor",
+            "billing_mode",
+            "cancel_at",
+            "cancel_at_period_end",
+            "cancel_now",
+            "resume_at",
+            "start_date",
+            "trial_end",
+        ] {
+            if d.has(unsupported) {
+                return Err(ApiError::invalid_param(
+                    &d.name(unsupported),
+                    format!("The Stripe test double previews price and quantity changes only; `{unsupported}` is not supported."),
+                ));
+            }
+        }
+        let behavior = proration_behavior(&d, "proration_behavior")?
+            .unwrap_or(ProrationBehavior::CreateProrations);
+        let proration_date = d.int("proration_date")?;
+        if let Some(at) = proration_date {
+            st.check_proration_date(&sub, at, &d.name("proration_date"))?;
+        }
+        let items = d.list("items")?;
+        match items.as_slice() {
+            [] => {}
+            [item] => {
+                item.allow(&[
+                    "id",
+                    "price",
+                    "quantity",
+                    "deleted",
+                    "metadata",
+                    "discounts",
+                    "tax_rates",
+                    "clear_usage",
+                    "billing_thresholds",
+                ])?;
+                let item_id = item.required("id")?;
+                let current = sub.items.iter().find(|i| i.id == item_id).ok_or_else(|| {
+                    ApiError::invalid_param(
+                        &item.name("id"),
+                        format!("Invalid subscription item: '{item_id}' is not on subscription {sub_id}."),
+                    )
+                })?;
+                if item.bool("deleted")? == Some(true) {
+                    return Err(ApiError::invalid_param(
+                        &item.name("deleted"),
+                        "The Stripe test double previews price and quantity changes only, not removing an item.",
+                    ));
+                }
+                let price = match item.text("price")? {
+                    Some(price) => {
+                        let found = st.validate_price(&price, &item.name("price"))?;
+                        if found.currency != sub.currency {
+                            return Err(ApiError::invalid_param(
+                                &item.name("price"),
+                                format!(
+                                    "The price {price} is in {}, but the subscription is billed in {}.",
+                                    found.currency, sub.currency
+                                ),
+                            ));
+                        }
+                        price
+                    }
+                    None => current.price.clone(),
+                };
+                let quantity = match item.uint::<u64>("quantity")? {
+                    Some(0) => {
+                        return Err(ApiError::invalid_param(
+                            &item.name("quantity"),
+                            "Quantity must be at least 1.",
+                        ))
+                    }
+                    Some(q) => q,
+                    None => current.quantity,
+                };
+                change = Some(PlanChange {
+                    subscription: sub.id.clone(),
+                    item: current.id.clone(),
+                    price,
+                    quantity,
+                    behavior,
+                    proration_date,
+                    timing: Timing::Now,
+                });
+            }
+            _ => {
+                return Err(ApiError::invalid_param(
+                    &d.name("items"),
+                    "The Stripe test double previews a change to one subscription item at a time.",
+                ))
+            }
+        }
+    }
+    match change {
+        Some(change) => {
+            let quote = st.quote_change(&change)?;
+            Ok(st.preview_invoice_json(&sub, quote.preview(), Some(quote.at)))
+        }
+        None => {
+            if sub.cancel_at.is_some_and(|at| at <= sub.period().1) {
+                return Err(ApiError::upcoming_none(&sub.customer));
+            }
+            let upcoming = st.upcoming_invoice(&sub);
+            Ok(st.preview_invoice_json(&sub, &upcoming, None))
+        }
+    }
+}
+
+fn subscription_schedule_view(st: &State, id: &str) -> ApiResult<Value> {
+    st.subscription_schedule(id)
+        .map(|s| st.subscription_schedule_json(s))
+        .ok_or_else(|| ApiError::no_such("subscription_schedule", id, "schedule"))
+}
+
+fn list_subscription_schedules(st: &State, p: &Params) -> ApiResult<Value> {
+    allow_list(
+        p,
+        &[
+            "customer",
+            "canceled_at",
+            "completed_at",
+            "released_at",
+            "scheduled",
+        ],
+    )?;
+    let customer = p.text("customer")?;
+    let items = st
+        .subscription_schedules
+        .iter()
+        .rev()
+        .filter(|s| customer.as_ref().is_none_or(|c| &s.customer == c))
+        .map(|s| (s.id.clone(), st.subscription_schedule_json(s)))
+        .collect();
+    page(p, "/v1/subscription_schedules", items)
 }
 
 // ----- checkout --------------------------------------------------------------------------
@@ -1419,8 +1691,8 @@ fn save_portal_configuration(st: &mut State, id: Option<&str>, p: &Params) -> Ap
             if c.has("default_allowed_updates") {
                 config.subscription_update_allowed = c.strings("default_allowed_updates")?;
             }
-            if let Some(b) = c.text("proration_behavior")? {
-                config.proration_behavior = b;
+            if proration_behavior(&c, "proration_behavior")?.is_some() {
+                config.proration_behavior = c.text("proration_behavior")?.unwrap_or_default();
             }
             if let Some(s) = c.child("schedule_at_period_end")? {
                 s.allow(&["conditions"])?;
@@ -1673,42 +1945,8 @@ fn portal_flow(
             let c = f
                 .child("subscription_update_confirm")?
                 .ok_or_else(|| ApiError::missing_param("flow_data[subscription_update_confirm]"))?;
-            c.allow(&["subscription", "items", "discounts"])?;
-            let sub_id = c.required("subscription")?;
-            own_subscription(
-                "flow_data[subscription_update_confirm][subscription]",
-                sub_id,
-            )?;
-            let mut items = Vec::new();
-            for item in c.list("items")? {
-                item.allow(&["id", "price", "quantity"])?;
-                let id = item.required("id")?;
-                let on_sub = st
-                    .subscription(sub_id)
-                    .is_some_and(|s| s.items.iter().any(|i| i.id == id));
-                if !on_sub {
-                    return Err(ApiError::invalid_param(
-                        &item.name("id"),
-                        format!("The subscription item {id} is not on subscription {sub_id}."),
-                    ));
-                }
-                let price = item.text("price")?;
-                if let Some(price) = &price {
-                    if st.price(price).is_none() {
-                        return Err(ApiError::no_such("price", price, &item.name("price")));
-                    }
-                }
-                items.push(
-                    json!({"id": id, "price": price, "quantity": item.uint::<u64>("quantity")?}),
-                );
-            }
-            if items.is_empty() {
-                return Err(ApiError::missing_param(
-                    "flow_data[subscription_update_confirm][items]",
-                ));
-            }
             flow["subscription_update_confirm"] =
-                json!({"discounts": [], "items": items, "subscription": sub_id});
+                update_confirm_flow(st, config, &c, &own_subscription)?;
         }
         other => {
             return Err(ApiError::invalid_param(
@@ -1718,6 +1956,138 @@ fn portal_flow(
         }
     }
     Ok(flow)
+}
+
+/// Validates `flow_data[subscription_update_confirm]` as Stripe does: the customer's own
+/// running subscription with one item, that item, and an active recurring price in the
+/// subscription's currency that the configuration offers; returns the flow's
+/// `subscription_update_confirm` object.
+fn update_confirm_flow(
+    st: &State,
+    config: &PortalConfiguration,
+    c: &Params,
+    own_subscription: &dyn Fn(&str, &str) -> ApiResult<()>,
+) -> ApiResult<Value> {
+    c.allow(&["subscription", "items", "discounts"])?;
+    let sub_param = c.name("subscription");
+    let sub_id = c.required("subscription")?;
+    own_subscription(&sub_param, sub_id)?;
+    let sub = st
+        .subscription(sub_id)
+        .ok_or_else(|| ApiError::no_such("subscription", sub_id, &sub_param))?;
+    if sub.status == SubStatus::Incomplete {
+        return Err(ApiError::invalid_param(
+            &sub_param,
+            format!("The subscription {sub_id} is incomplete: its first invoice must be paid before it can be updated."),
+        ));
+    }
+    if sub.items.len() != 1 {
+        return Err(ApiError::invalid_param(
+            &sub_param,
+            format!("The subscription {sub_id} has several items; subscriptions with multiple items can't be updated in the portal."),
+        ));
+    }
+    if let Some(schedule) = sub.schedule.as_deref().filter(|id| {
+        st.subscription_schedule(id)
+            .is_some_and(|s| s.next_phase().is_some())
+    }) {
+        return Err(ApiError::invalid_param(
+            &sub_param,
+            format!("The subscription {sub_id} already has an update scheduled by the subscription schedule {schedule}; release the schedule before updating it in the portal."),
+        ));
+    }
+    for discount in c.list("discounts")? {
+        discount.allow(&["coupon", "promotion_code"])?;
+        if let Some(coupon) = discount.text("coupon")? {
+            return Err(ApiError::no_such(
+                "coupon",
+                &coupon,
+                &discount.name("coupon"),
+            ));
+        }
+        if let Some(code) = discount.text("promotion_code")? {
+            return Err(ApiError::no_such(
+                "promotion code",
+                &code,
+                &discount.name("promotion_code"),
+            ));
+        }
+    }
+    let items = c.list("items")?;
+    let item = match items.as_slice() {
+        [] => return Err(ApiError::missing_param(&c.name("items"))),
+        [item] => item,
+        _ => {
+            return Err(ApiError::invalid_param(
+                &c.name("items"),
+                "Only one subscription item can be updated through this flow.",
+            ))
+        }
+    };
+    item.allow(&["id", "price", "quantity"])?;
+    let id = item.required("id")?;
+    let current = sub.items.iter().find(|i| i.id == id).ok_or_else(|| {
+        ApiError::invalid_param(
+            &item.name("id"),
+            format!("The subscription item {id} is not on subscription {sub_id}."),
+        )
+    })?;
+    let price = item.text("price")?;
+    let quantity = item.uint::<u64>("quantity")?;
+    if quantity == Some(0) {
+        return Err(ApiError::invalid_param(
+            &item.name("quantity"),
+            "Quantity must be at least 1.",
+        ));
+    }
+    if let Some(price) = &price {
+        let found = st.validate_price(price, &item.name("price"))?;
+        if found.currency != sub.currency {
+            return Err(ApiError::invalid_param(
+                &item.name("price"),
+                format!(
+                    "The price {price} is in {}, but the subscription is billed in {}.",
+                    found.currency, sub.currency
+                ),
+            ));
+        }
+        if !st.portal_prices(config).contains(price) {
+            return Err(ApiError::invalid_param(
+                &item.name("price"),
+                format!(
+                    "The price {price} is not one the portal configuration {} lets customers switch to (features.subscription_update.products).",
+                    config.id
+                ),
+            ));
+        }
+    }
+    if quantity.is_some_and(|q| q != current.quantity)
+        && !config
+            .subscription_update_allowed
+            .iter()
+            .any(|u| u == "quantity")
+    {
+        return Err(ApiError::invalid_param(
+            &item.name("quantity"),
+            format!(
+                "The portal configuration {} does not allow quantity updates (features.subscription_update.default_allowed_updates).",
+                config.id
+            ),
+        ));
+    }
+    let same_price = price.as_deref().is_none_or(|p| p == current.price);
+    let same_quantity = quantity.is_none_or(|q| q == current.quantity);
+    if same_price && same_quantity {
+        return Err(ApiError::invalid_param(
+            &item.name("price"),
+            format!("The subscription item {id} is already on this price and quantity; name another price or quantity."),
+        ));
+    }
+    Ok(json!({
+        "discounts": null,
+        "items": [{"id": id, "price": price, "quantity": quantity}],
+        "subscription": sub_id,
+    }))
 }
 
 // ----- events and endpoints --------------------------------------------------------------

@@ -8,6 +8,7 @@ use super::{
     clock::{self, DAY},
     error::{ApiError, ApiResult},
     model::*,
+    plan_change::{PlanChange, ProrationBehavior, Timing},
 };
 
 /// Days between automatic retries of a failed renewal; one more failure after the last ends dunning.
@@ -113,6 +114,10 @@ pub struct SubscriptionPatch {
     pub end_trial_now: bool,
     pub cancellation_comment: Option<String>,
     pub cancellation_feedback: Option<String>,
+    /// How a price switch is prorated (Stripe's default: `create_prorations`).
+    pub proration_behavior: Option<ProrationBehavior>,
+    /// The moment a price switch is prorated from.
+    pub proration_date: Option<i64>,
 }
 
 /// Something the test clock has to do, in the order it falls due.
@@ -120,9 +125,13 @@ pub struct SubscriptionPatch {
 enum Due {
     TrialWillEnd(String),
     Cancel(String),
+    /// A schedule's next phase starts (before the renewal or trial end it coincides with bills).
+    SchedulePhase(String),
     EndTrial(String),
     ExpireIncomplete(String),
     Renew(String),
+    /// A schedule's last phase is over: it releases its subscription.
+    ScheduleEnd(String),
     Retry(String),
 }
 
@@ -274,6 +283,7 @@ impl State {
             preferred_locales: Vec::new(),
             clock_offset: 0,
             deleted: false,
+            balance: 0,
         };
         if let Some(Some(pm)) = &fields.default_payment_method {
             return Err(ApiError::invalid_param(
@@ -525,7 +535,11 @@ impl State {
     }
 
     /// The payment method a charge for this subscription uses.
-    fn payment_method_for(&self, customer: &str, subscription: Option<&str>) -> Option<String> {
+    pub(crate) fn payment_method_for(
+        &self,
+        customer: &str,
+        subscription: Option<&str>,
+    ) -> Option<String> {
         subscription
             .and_then(|s| self.subscription(s))
             .and_then(|s| s.default_payment_method.clone())
@@ -536,7 +550,7 @@ impl State {
     }
 
     /// Would charging `amount` now succeed? (Charges have no other effect here.)
-    fn charge(&self, pm: Option<&str>, amount: i64) -> Result<(), Decline> {
+    pub(crate) fn charge(&self, pm: Option<&str>, amount: i64) -> Result<(), Decline> {
         if amount <= 0 {
             return Ok(());
         }
@@ -558,7 +572,7 @@ impl State {
             .ok_or_else(|| ApiError::no_such("subscription", id, param))
     }
 
-    fn validate_price(&self, price: &str, param: &str) -> ApiResult<&Price> {
+    pub(crate) fn validate_price(&self, price: &str, param: &str) -> ApiResult<&Price> {
         let p = self
             .price(price)
             .ok_or_else(|| ApiError::no_such("price", price, param))?;
@@ -697,6 +711,7 @@ impl State {
             metadata: new.metadata.clone(),
             description: new.description.clone(),
             trial_will_end_sent: false,
+            schedule: None,
         };
         self.subscriptions.push(sub);
         let invoice = self.new_invoice(
@@ -778,6 +793,16 @@ impl State {
                 ));
             }
         }
+        if let Some(schedule) = sub.schedule.as_deref() {
+            if patch.cancel_at_period_end.is_some() || patch.cancel_at.is_some() {
+                return Err(ApiError::invalid_request(format!(
+                    "The subscription is managed by the subscription schedule `{schedule}`, and updating any cancelation behavior directly is not allowed. Please update the schedule instead."
+                )));
+            }
+        }
+        if let Some(at) = patch.proration_date {
+            self.check_proration_date(&sub, at, "proration_date")?;
+        }
         // Work out the new items first so a bad one changes nothing.
         let mut new_items = sub.items.clone();
         if let Some(patches) = &patch.items {
@@ -846,6 +871,34 @@ impl State {
                 .as_ref()
                 .map(|p| (p.interval.clone(), p.interval_count))
                 != old_interval;
+        // Switching the one item's price or quantity is prorated as Stripe does; other item
+        // changes (adding, removing) are applied as they are.
+        let switch = match (
+            patch.items.as_deref(),
+            sub.items.as_slice(),
+            new_items.as_slice(),
+        ) {
+            (Some([p]), [old], [new])
+                if !p.deleted
+                    && p.id.as_deref() == Some(old.id.as_str())
+                    && (old.price != new.price || old.quantity != new.quantity) =>
+            {
+                Some(
+                    self.quote_change(&PlanChange {
+                        subscription: id.to_string(),
+                        item: old.id.clone(),
+                        price: new.price.clone(),
+                        quantity: new.quantity,
+                        behavior: patch
+                            .proration_behavior
+                            .unwrap_or(ProrationBehavior::CreateProrations),
+                        proration_date: patch.proration_date,
+                        timing: Timing::Now,
+                    })?,
+                )
+            }
+            _ => None,
+        };
 
         let before = self.subscription_json(&sub);
         let (_, period_end) = sub.period();
@@ -853,7 +906,9 @@ impl State {
             let Some(s) = self.subscription_mut(id) else {
                 return Err(ApiError::no_such("subscription", id, "id"));
             };
-            s.items = new_items;
+            if switch.is_none() {
+                s.items = new_items;
+            }
             if let Some(pm) = patch.default_payment_method {
                 s.default_payment_method = pm;
             }
@@ -902,7 +957,9 @@ impl State {
                 None => {}
             }
         }
-        if interval_changed && sub.status != SubStatus::Trialing {
+        if let Some(quote) = &switch {
+            self.apply_change(quote, Some(before), false)?;
+        } else if interval_changed && sub.status != SubStatus::Trialing {
             // A new interval starts a new billing period now, billed at once (no prorations).
             if let Some(price) = &new_price {
                 let end = clock::period_end(now, now, price.interval(), price.interval_count);
@@ -960,6 +1017,10 @@ impl State {
         if s.cancellation_reason.is_none() || reason.is_some() {
             s.cancellation_reason = Some(reason.unwrap_or("cancellation_requested").to_string());
         }
+        // Canceling a subscription cancels the schedule that manages it.
+        if let Some(schedule) = s.schedule.clone() {
+            self.end_schedule(&schedule, ScheduleStatus::Canceled, at);
+        }
         if let Some(json) = self.subscription(id).map(|s| self.subscription_json(s)) {
             self.emit("customer.subscription.deleted", json, None, at);
         }
@@ -967,7 +1028,8 @@ impl State {
 
     // ----- invoices ----------------------------------------------------------------------
 
-    /// Creates a draft invoice for the subscription's items over a period; returns its id.
+    /// Creates a draft invoice for the subscription's items over a period (and its pending
+    /// invoice items); returns its id.
     fn new_invoice(
         &mut self,
         sub_id: &str,
@@ -990,16 +1052,10 @@ impl State {
                 } else {
                     price.map_or(0, |p| p.unit_amount)
                 };
-                let name = self.product_name(&it.price);
-                let description = match price {
-                    Some(_) if free => format!("Trial period for {name}"),
-                    Some(p) => format!(
-                        "{} × {name} (at {} / {})",
-                        it.quantity,
-                        money(p.unit_amount, &p.currency),
-                        p.interval
-                    ),
-                    None => name,
+                let description = if free && price.is_some() {
+                    format!("Trial period for {}", self.product_name(&it.price))
+                } else {
+                    self.period_line_description(&it.price, it.quantity)
                 };
                 InvoiceLine {
                     id: new_id("il_", 24),
@@ -1010,9 +1066,65 @@ impl State {
                     period_start,
                     period_end,
                     subscription_item: Some(it.id.clone()),
+                    proration: false,
+                    invoice_item: None,
                 }
             })
             .collect();
+        self.record_invoice(
+            sub_id,
+            billing_reason,
+            lines,
+            (period_start, period_end),
+            at,
+            None,
+        )
+    }
+
+    /// Records a draft invoice of `lines` plus every invoice item of the subscription still
+    /// pending (prorations wait for the next invoice); returns its id.
+    pub(crate) fn record_invoice(
+        &mut self,
+        sub_id: &str,
+        billing_reason: &str,
+        lines: Vec<InvoiceLine>,
+        period: (i64, i64),
+        at: i64,
+        proration_date: Option<i64>,
+    ) -> String {
+        let Some(sub) = self.subscription(sub_id).cloned() else {
+            return String::new();
+        };
+        let id = new_id("in_", 24);
+        let mut swept: Vec<InvoiceLine> = Vec::new();
+        for item in self
+            .invoice_items
+            .iter_mut()
+            .filter(|i| i.subscription.as_deref() == Some(sub_id) && i.invoice.is_none())
+        {
+            item.invoice = Some(id.clone());
+            swept.push(InvoiceLine {
+                id: new_id("il_", 24),
+                price: item.price.clone(),
+                quantity: item.quantity,
+                amount: item.amount,
+                description: item.description.clone(),
+                period_start: item.period_start,
+                period_end: item.period_end,
+                subscription_item: item.subscription_item.clone(),
+                proration: item.proration,
+                invoice_item: Some(item.id.clone()),
+            });
+        }
+        let proration_date = proration_date.or_else(|| {
+            swept
+                .iter()
+                .filter(|l| l.proration)
+                .map(|l| l.period_start)
+                .max()
+        });
+        swept.extend(lines);
+        let lines = swept;
         let total: i64 = lines.iter().map(|l| l.amount).sum();
         let (number, email, name) = match self.customer_mut(&sub.customer) {
             Some(c) => {
@@ -1022,7 +1134,6 @@ impl State {
             }
             None => (new_id("", 8), None, None),
         };
-        let id = new_id("in_", 24);
         self.invoices.push(Invoice {
             id: id.clone(),
             number,
@@ -1036,8 +1147,8 @@ impl State {
             amount_due: total,
             amount_paid: 0,
             created: at,
-            period_start,
-            period_end,
+            period_start: period.0,
+            period_end: period.1,
             billing_reason: billing_reason.to_string(),
             attempt_count: 0,
             attempted: false,
@@ -1048,15 +1159,19 @@ impl State {
             voided_at: None,
             last_payment_error: None,
             metadata: Metadata::new(),
+            starting_balance: 0,
+            ending_balance: None,
+            subscription_proration_date: proration_date,
         });
         id
     }
 
     /// `invoice.created` for the draft, then finalizes it (`invoice.finalized`).
-    fn emit_invoice_opened(&mut self, invoice: &str, at: i64) {
+    pub(crate) fn emit_invoice_opened(&mut self, invoice: &str, at: i64) {
         if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
             self.emit("invoice.created", json, None, at);
         }
+        self.apply_customer_balance(invoice, at);
         if let Some(inv) = self.invoice_mut(invoice) {
             inv.status = InvoiceStatus::Open;
             inv.finalized_at = Some(at);
@@ -1066,9 +1181,42 @@ impl State {
         }
     }
 
+    /// On finalizing: the customer's balance (a credit from earlier prorations, say) is applied
+    /// to the invoice, and what the invoice does not use (or a negative invoice adds) stays.
+    fn apply_customer_balance(&mut self, invoice: &str, at: i64) {
+        let Some(inv) = self.invoice(invoice) else {
+            return;
+        };
+        let customer = inv.customer.clone();
+        let total: i64 = inv.lines.iter().map(|l| l.amount).sum();
+        let starting = self.customer(&customer).map_or(0, |c| c.balance);
+        let owed = total + starting;
+        if let Some(inv) = self.invoice_mut(invoice) {
+            inv.starting_balance = starting;
+            inv.amount_due = owed.max(0);
+            inv.ending_balance = Some(owed.min(0));
+        }
+        if owed.min(0) != starting {
+            let Ok(before) = self.customer_view(&customer, "customer") else {
+                return;
+            };
+            if let Some(c) = self.customer_mut(&customer) {
+                c.balance = owed.min(0);
+            }
+            if let Ok(after) = self.customer_view(&customer, "customer") {
+                self.emit_update("customer.updated", &before, after, at);
+            }
+        }
+    }
+
     /// Charges an open invoice; `true` if it is now paid. A failure schedules the next retry
     /// when `with_retries` (renewals) and records the attempt either way.
-    fn attempt_invoice_payment(&mut self, invoice: &str, at: i64, with_retries: bool) -> bool {
+    pub(crate) fn attempt_invoice_payment(
+        &mut self,
+        invoice: &str,
+        at: i64,
+        with_retries: bool,
+    ) -> bool {
         let Some(inv) = self.invoice(invoice).cloned() else {
             return false;
         };
@@ -1306,6 +1454,22 @@ impl State {
                 candidates.push((at, Due::Retry(i.id.clone())));
             }
         }
+        for s in self
+            .subscription_schedules
+            .iter()
+            .filter(|s| s.customer == customer && s.is_live() && s.subscription.is_some())
+        {
+            match s.next_phase() {
+                Some(phase) => {
+                    candidates.push((phase.start_date, Due::SchedulePhase(s.id.clone())))
+                }
+                None => {
+                    if let Some(last) = s.phases.last() {
+                        candidates.push((last.end_date, Due::ScheduleEnd(s.id.clone())));
+                    }
+                }
+            }
+        }
         candidates
             .into_iter()
             .filter(|(at, _)| *at <= now)
@@ -1353,6 +1517,8 @@ impl State {
                 }
             }
             Due::Renew(id) => self.renew(&id, at, "subscription_cycle"),
+            Due::SchedulePhase(id) => self.start_next_phase(&id, at),
+            Due::ScheduleEnd(id) => self.finish_schedule(&id, at),
             Due::Retry(inv) => {
                 self.retry_invoice(&inv, at);
             }

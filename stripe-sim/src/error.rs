@@ -80,6 +80,16 @@ impl ApiError {
         .with_param(param)
     }
 
+    /// 404 `invoice_upcoming_none`: nothing will be invoiced for this customer or subscription.
+    pub fn upcoming_none(customer: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("No upcoming invoices for customer: {customer}"),
+        )
+        .with_code("invoice_upcoming_none")
+    }
+
     /// 404 for a URL that names no endpoint.
     pub fn unrecognized_url(method: &str, path: &str) -> Self {
         Self::new(

@@ -1,8 +1,12 @@
 //! The Stripe test double: the part of Stripe Billfold uses, over Stripe's own wire format,
 //! so the app, its tests and its demo run the real client path with no Stripe account.
 //!
-//! - `/v1/...`: customers, products, prices, subscriptions, payment methods, invoices,
-//!   Checkout sessions, portal configurations and sessions, events, webhook endpoints.
+//! - `/v1/...`: customers, products, prices, subscriptions, payment methods, invoices
+//!   (and `create_preview`), subscription schedules, Checkout sessions, portal configurations
+//!   and sessions, events, webhook endpoints.
+//! - Plan switches are prorated to the second (`proration`); one quote (`plan_change`)
+//!   drives the portal's confirmation page, invoice previews and the change itself, and a
+//!   downgrade the portal configuration defers waits in a subscription schedule.
 //! - Hosted pages: Checkout (`/checkout/{id}`), the Customer Portal (`/portal/{id}`),
 //!   invoices (`/invoice/{id}`).
 //! - Webhooks: every change emits Stripe's events, signed and delivered with retries.
@@ -24,6 +28,8 @@ pub mod form;
 mod hosted;
 mod model;
 mod params;
+mod plan_change;
+mod proration;
 mod render;
 mod sample;
 pub mod signature;

@@ -54,6 +54,10 @@ pub struct Customer {
     /// How far this customer's test clock is ahead of real time, in seconds.
     pub clock_offset: i64,
     pub deleted: bool,
+    /// The customer's balance in minor units: negative is credit (from a downgrade's
+    /// prorations), applied to the next invoice when it is finalized.
+    #[serde(default)]
+    pub balance: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -176,6 +180,9 @@ pub struct Subscription {
     pub description: Option<String>,
     /// Whether `customer.subscription.trial_will_end` went out for the current trial.
     pub trial_will_end_sent: bool,
+    /// The subscription schedule that manages it (a change scheduled for the period's end).
+    #[serde(default)]
+    pub schedule: Option<String>,
 }
 
 impl Subscription {
@@ -220,6 +227,12 @@ pub struct InvoiceLine {
     pub period_start: i64,
     pub period_end: i64,
     pub subscription_item: Option<String>,
+    /// A proration (credit for unused time or charge for remaining time).
+    #[serde(default)]
+    pub proration: bool,
+    /// The invoice item (`ii_…`) this line was made from, for prorations.
+    #[serde(default)]
+    pub invoice_item: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -250,6 +263,108 @@ pub struct Invoice {
     /// What the last failed charge said, for the hosted invoice page.
     pub last_payment_error: Option<String>,
     pub metadata: Metadata,
+    /// The customer's balance applied when it was finalized (negative: credit).
+    #[serde(default)]
+    pub starting_balance: i64,
+    /// The customer's balance after it was finalized; `None` while a draft.
+    #[serde(default)]
+    pub ending_balance: Option<i64>,
+    /// The `proration_date` of the change its prorations came from.
+    #[serde(default)]
+    pub subscription_proration_date: Option<i64>,
+}
+
+/// A pending invoice item (`ii_…`): a proration waiting for the subscription's next invoice,
+/// or one already swept into an invoice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InvoiceItem {
+    pub id: String,
+    pub customer: String,
+    pub subscription: Option<String>,
+    pub subscription_item: Option<String>,
+    pub price: String,
+    pub quantity: u64,
+    pub amount: i64,
+    pub currency: String,
+    pub description: String,
+    pub period_start: i64,
+    pub period_end: i64,
+    pub proration: bool,
+    pub date: i64,
+    /// The invoice it was added to; `None` while pending.
+    pub invoice: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleStatus {
+    NotStarted,
+    Active,
+    Completed,
+    Released,
+    Canceled,
+}
+
+impl ScheduleStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScheduleStatus::NotStarted => "not_started",
+            ScheduleStatus::Active => "active",
+            ScheduleStatus::Completed => "completed",
+            ScheduleStatus::Released => "released",
+            ScheduleStatus::Canceled => "canceled",
+        }
+    }
+}
+
+/// One phase of a subscription schedule: these items from `start_date` to `end_date`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SchedulePhase {
+    pub start_date: i64,
+    pub end_date: i64,
+    pub price: String,
+    pub quantity: u64,
+    pub proration_behavior: String,
+}
+
+/// A subscription schedule (`sub_sched_…`), as the portal makes one for a change at the
+/// period's end: the current phase until then, the new price for one period after, then
+/// released (`end_behavior=release`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubscriptionSchedule {
+    pub id: String,
+    pub created: i64,
+    pub customer: String,
+    /// The subscription it manages; `None` once released or canceled.
+    pub subscription: Option<String>,
+    pub status: ScheduleStatus,
+    pub phases: Vec<SchedulePhase>,
+    /// Index into `phases` of the phase in effect.
+    pub current_phase: usize,
+    pub end_behavior: String,
+    pub released_at: Option<i64>,
+    pub released_subscription: Option<String>,
+    pub canceled_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    pub currency: String,
+    pub metadata: Metadata,
+}
+
+impl SubscriptionSchedule {
+    /// Still managing its subscription.
+    pub fn is_live(&self) -> bool {
+        matches!(
+            self.status,
+            ScheduleStatus::Active | ScheduleStatus::NotStarted
+        )
+    }
+
+    /// The phase after the current one, if the schedule still has one to start.
+    pub fn next_phase(&self) -> Option<&SchedulePhase> {
+        self.is_live()
+            .then(|| self.phases.get(self.current_phase + 1))
+            .flatten()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -500,6 +615,10 @@ pub struct State {
     pub deliveries: Vec<DeliveryRecord>,
     pub idempotency: Vec<IdempotentResponse>,
     pub settings: Settings,
+    #[serde(default)]
+    pub invoice_items: Vec<InvoiceItem>,
+    #[serde(default)]
+    pub subscription_schedules: Vec<SubscriptionSchedule>,
     /// Not persisted: who caused the current change (events carry it as `request`).
     #[serde(skip)]
     pub request: RequestTag,
@@ -567,6 +686,8 @@ finders! {
     event, events, StoredEvent;
     webhook_endpoint, webhook_endpoints, WebhookEndpoint;
     delivery, deliveries, DeliveryRecord;
+    invoice_item, invoice_items, InvoiceItem;
+    subscription_schedule, subscription_schedules, SubscriptionSchedule;
 }
 
 finders_mut! {
@@ -578,6 +699,7 @@ finders_mut! {
     portal_configuration_mut, portal_configurations, PortalConfiguration;
     portal_session_mut, portal_sessions, PortalSession;
     delivery_mut, deliveries, DeliveryRecord;
+    subscription_schedule_mut, subscription_schedules, SubscriptionSchedule;
 }
 
 impl State {

@@ -51,7 +51,7 @@ impl State {
             "id": c.id,
             "object": "customer",
             "address": address(&c.address),
-            "balance": 0,
+            "balance": c.balance,
             "created": c.created,
             "currency": currency,
             "default_source": null,
@@ -260,7 +260,7 @@ impl State {
             "pending_invoice_item_interval": null,
             "pending_setup_intent": null,
             "pending_update": null,
-            "schedule": null,
+            "schedule": s.schedule,
             "start_date": s.start_date,
             "status": s.status.as_str(),
             "test_clock": null,
@@ -332,8 +332,8 @@ impl State {
                         "type": "subscription_item_details",
                         "invoice_item_details": null,
                         "subscription_item_details": {
-                            "invoice_item": null,
-                            "proration": false,
+                            "invoice_item": l.invoice_item,
+                            "proration": l.proration,
                             "proration_details": {"credited_items": null},
                             "subscription": inv.subscription,
                             "subscription_item": l.subscription_item,
@@ -365,7 +365,7 @@ impl State {
                 "subscription_details": {
                     "metadata": self.subscription(sub).map(|s| json!(s.metadata)).unwrap_or(json!({})),
                     "subscription": sub,
-                    "subscription_proration_date": null,
+                    "subscription_proration_date": inv.subscription_proration_date,
                 },
             })
         });
@@ -413,7 +413,7 @@ impl State {
                 "discounts": [],
                 "due_date": null,
                 "effective_at": inv.finalized_at,
-                "ending_balance": (inv.status != InvoiceStatus::Draft).then_some(0),
+                "ending_balance": inv.ending_balance.filter(|_| inv.status != InvoiceStatus::Draft),
                 "footer": null,
                 "from_invoice": null,
                 "hosted_invoice_url": hosted,
@@ -446,7 +446,7 @@ impl State {
             "rendering": null,
             "shipping_cost": null,
             "shipping_details": null,
-            "starting_balance": 0,
+            "starting_balance": inv.starting_balance,
             "statement_descriptor": null,
             "status": inv.status.as_str(),
             "status_transitions": {
@@ -467,6 +467,128 @@ impl State {
         });
         merge(&mut value, rest);
         value
+    }
+
+    /// A pending (or swept) invoice item, as `invoiceitem.created` carries it.
+    pub fn invoice_item_json(&self, i: &InvoiceItem) -> Value {
+        let product = self.price(&i.price).map(|p| p.product.clone());
+        let unit = i.amount / i64::try_from(i.quantity.max(1)).unwrap_or(1);
+        json!({
+            "id": i.id,
+            "object": "invoiceitem",
+            "amount": i.amount,
+            "currency": i.currency,
+            "customer": i.customer,
+            "customer_account": null,
+            "date": i.date,
+            "description": i.description,
+            "discountable": !i.proration,
+            "discounts": [],
+            "invoice": i.invoice,
+            "livemode": false,
+            "metadata": {},
+            "net_amount": i.amount,
+            "parent": i.subscription.as_ref().map(|sub| json!({
+                "type": "subscription_details",
+                "subscription_details": {
+                    "subscription": sub,
+                    "subscription_item": i.subscription_item,
+                },
+            })),
+            "period": {"end": i.period_end, "start": i.period_start},
+            "pricing": {
+                "type": "price_details",
+                "price_details": {"price": i.price, "product": product},
+                "unit_amount_decimal": unit.to_string(),
+            },
+            "proration": i.proration,
+            "proration_details": {"credited_items": null, "discount_amounts": []},
+            "quantity": i.quantity,
+            "quantity_decimal": i.quantity.to_string(),
+            "tax_rates": [],
+            "test_clock": null,
+        })
+    }
+
+    pub fn subscription_schedule_json(&self, s: &SubscriptionSchedule) -> Value {
+        let phases: Vec<Value> = s
+            .phases
+            .iter()
+            .map(|ph| {
+                let (_, plan) = self.price_or_placeholder(&ph.price);
+                json!({
+                    "add_invoice_items": [],
+                    "application_fee_percent": null,
+                    "automatic_tax": null,
+                    "billing_cycle_anchor": null,
+                    "billing_thresholds": null,
+                    "collection_method": null,
+                    "currency": s.currency,
+                    "default_payment_method": null,
+                    "default_tax_rates": [],
+                    "description": null,
+                    "discounts": [],
+                    "end_date": ph.end_date,
+                    "invoice_settings": null,
+                    "items": [{
+                        "billing_thresholds": null,
+                        "discounts": [],
+                        "metadata": {},
+                        "plan": plan,
+                        "price": ph.price,
+                        "quantity": ph.quantity,
+                        "tax_rates": [],
+                    }],
+                    "metadata": {},
+                    "on_behalf_of": null,
+                    "proration_behavior": ph.proration_behavior,
+                    "start_date": ph.start_date,
+                    "transfer_data": null,
+                    "trial_end": null,
+                })
+            })
+            .collect();
+        let current_phase = (s.status == ScheduleStatus::Active)
+            .then(|| s.phases.get(s.current_phase))
+            .flatten()
+            .map(|ph| json!({"end_date": ph.end_date, "start_date": ph.start_date}));
+        json!({
+            "id": s.id,
+            "object": "subscription_schedule",
+            "application": null,
+            "billing_mode": {"type": "classic"},
+            "canceled_at": s.canceled_at,
+            "completed_at": s.completed_at,
+            "created": s.created,
+            "current_phase": current_phase,
+            "customer": s.customer,
+            "customer_account": null,
+            "default_settings": {
+                "application_fee_percent": null,
+                "automatic_tax": {"disabled_reason": null, "enabled": false, "liability": null},
+                "billing_cycle_anchor": "automatic",
+                "billing_thresholds": null,
+                "collection_method": "charge_automatically",
+                "default_payment_method": null,
+                "description": null,
+                "invoice_settings": {
+                    "account_tax_ids": null,
+                    "days_until_due": null,
+                    "issuer": {"type": "self"},
+                },
+                "on_behalf_of": null,
+                "transfer_data": null,
+            },
+            "end_behavior": s.end_behavior,
+            "livemode": false,
+            "metadata": s.metadata,
+            "phases": phases,
+            "released_at": s.released_at,
+            "released_subscription": s.released_subscription,
+            "status": s.status.as_str(),
+            "subscription": s.subscription,
+            "test_clock": null,
+        })
     }
 
     pub fn checkout_line_items_json(&self, cs: &CheckoutSession) -> Value {
@@ -702,6 +824,11 @@ impl State {
 
     /// Any object by id, chosen by its prefix: what `expand` replaces an id with.
     pub fn object_json(&self, id: &str) -> Option<Value> {
+        if id.starts_with("sub_sched_") {
+            return self
+                .subscription_schedule(id)
+                .map(|s| self.subscription_schedule_json(s));
+        }
         let (prefix, _) = id.split_once('_')?;
         match prefix {
             "cus" => self.customer(id).map(|c| self.customer_json(c)),
@@ -710,6 +837,7 @@ impl State {
             "pm" => self.payment_method(id).map(|p| self.payment_method_json(p)),
             "sub" => self.subscription(id).map(|s| self.subscription_json(s)),
             "in" => self.invoice(id).map(|i| self.invoice_json(i)),
+            "ii" => self.invoice_item(id).map(|i| self.invoice_item_json(i)),
             "cs" => self
                 .checkout_session(id)
                 .map(|c| self.checkout_session_json(c)),

@@ -1215,3 +1215,182 @@ async fn the_dunning_banner_tells_attempts_and_dates(backend: Backend) {
 }
 
 crate::on_both_databases!(the_dunning_banner_tells_attempts_and_dates);
+
+/// The value of `after` up to the next quote in a page.
+fn attr_after(html: &str, after: &str) -> String {
+    let start = html
+        .find(after)
+        .unwrap_or_else(|| panic!("the page lacks {after}"))
+        + after.len();
+    html[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Starter → Pro from the page's plan card: Stripe's confirmation shows the prorated amount,
+/// which equals `create_preview`'s for the same change at the same second; confirming comes
+/// back to the page on Pro, with the proration's invoice listed. A price the picker does not
+/// show is a 400, and the subscription is always the user's own.
+async fn switching_plans_from_the_card_confirms_in_stripe(backend: Backend) {
+    use billfold::operate::rest::Rest;
+    let app = TestApp::spawn(backend).await;
+    let (_, customer) = sign_up_with_customer(&app).await;
+    let stripe = stripe::ClientBuilder::new("sk_test_through_the_double")
+        .url(app.url("/_stripe-sim/"))
+        .build()
+        .expect("client");
+    let rest = Rest::new(&app.state.config).expect("rest");
+    // Prorations invoiced at once, so the switch leaves an invoice to see.
+    let configs = rest
+        .list_all("billing_portal/configurations", 10)
+        .await
+        .expect("configurations");
+    let default = configs[0]["id"].as_str().expect("id").to_owned();
+    let form = vec![(
+        "features[subscription_update][proration_behavior]".to_owned(),
+        "always_invoice".to_owned(),
+    )];
+    assert!(rest
+        .post(&format!("billing_portal/configurations/{default}"), &form)
+        .await
+        .expect("configure")
+        .ok());
+    let sub = subscribe_in_stripe(&stripe, &customer, 900).await;
+    let html = page_saying(&app, "Switch to Pro").await;
+    assert!(html.contains("Switch plan"));
+    assert_eq!(
+        html.matches("data-testid=\"switch-option\"").count(),
+        3,
+        "Starter (yearly), Pro and Team: one card per plan"
+    );
+    let pro = monthly_price(&app, "Pro").await;
+
+    let (status, body) = call(
+        &app,
+        "/api/billing/portal",
+        &[
+            ("flow", "subscription_update_confirm"),
+            ("price_id", "price_nope"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = call(
+        &app,
+        "/api/billing/portal",
+        &[
+            ("flow", "subscription_update_confirm"),
+            ("price_id", pro.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let url: String = serde_json::from_str(&body).expect("url");
+
+    let browser = crate::helpers::browser_client();
+    let entry = browser.get(&url).send().await.expect("entry");
+    let confirm_url = crate::helpers::location(&entry);
+    let confirm_url = if confirm_url.starts_with('/') {
+        app.url(&confirm_url)
+    } else {
+        confirm_url
+    };
+    let page = browser
+        .get(&confirm_url)
+        .send()
+        .await
+        .expect("confirmation")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("Prorated amount") && page.contains("Due today"));
+    let shown: i64 = attr_after(&page, r#"id="proration-total" data-amount=""#)
+        .parse()
+        .expect("amount");
+    let proration_date = attr_after(&page, r#"name="proration_date" value=""#);
+
+    // The API's preview of the same change at the same second.
+    let current = stripe_billing::subscription::RetrieveSubscription::new(sub.as_str())
+        .send(&stripe)
+        .await
+        .expect("subscription");
+    let item = current.items.data[0].id.to_string();
+    let preview_form: Vec<(String, String)> = [
+        ("customer", customer.as_str()),
+        ("subscription", sub.as_str()),
+        ("subscription_details[items][0][id]", item.as_str()),
+        ("subscription_details[items][0][price]", pro.as_str()),
+        (
+            "subscription_details[proration_date]",
+            proration_date.as_str(),
+        ),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let preview = rest
+        .post("invoices/create_preview", &preview_form)
+        .await
+        .expect("preview");
+    assert!(preview.ok(), "{}", preview.body);
+    let previewed: i64 = preview.body["lines"]["data"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter(|l| l["parent"]["subscription_item_details"]["proration"] == true)
+        .filter_map(|l| l["amount"].as_i64())
+        .sum();
+    assert_eq!(shown, previewed, "the confirmation and the preview agree");
+    assert!(shown > 0, "an upgrade costs something today");
+
+    // Confirm: back on the billing page (after_completion), on Pro, the proration invoiced.
+    let action = confirm_url.split('?').next().unwrap_or_default().to_owned();
+    let done = browser
+        .post(&action)
+        .form(&[
+            ("price", pro.as_str()),
+            ("quantity", "1"),
+            ("proration_date", proration_date.as_str()),
+        ])
+        .send()
+        .await
+        .expect("confirm");
+    assert!(done.status().is_redirection(), "confirm: {}", done.status());
+    let mut back = crate::helpers::location(&done);
+    for _ in 0..3 {
+        if back.contains("/settings/billing") {
+            break;
+        }
+        let next = browser
+            .get(if back.starts_with('/') {
+                app.url(&back)
+            } else {
+                back.clone()
+            })
+            .send()
+            .await
+            .expect("follow");
+        back = crate::helpers::location(&next);
+    }
+    assert!(back.ends_with("/settings/billing?from=portal"), "{back}");
+    let html = app
+        .get("/settings/billing?from=portal")
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        html.contains("data-testid=\"plan-name\">Pro<"),
+        "the page says Pro at once"
+    );
+    let money = billfold::billing::summary::format_money(shown, "usd");
+    assert!(
+        html.contains(&money),
+        "the proration's invoice ({money}) is listed"
+    );
+    app.stop().await;
+}
+
+crate::on_both_databases!(switching_plans_from_the_card_confirms_in_stripe);

@@ -17,12 +17,14 @@ use super::{
     read_card, safe_redirect, see_other,
 };
 use crate::{
-    billing::{money, CustomerFields, ItemPatch, SubscriptionPatch},
+    billing::{money, CustomerFields, SubscriptionPatch},
     clock,
     form::FormValue,
     model::{
         Address, InvoiceStatus, PortalConfiguration, PortalSession, State, SubStatus, Subscription,
+        SubscriptionSchedule, OPENED_PORTAL_SESSION_LIFETIME,
     },
+    plan_change::{PlanChange, ProrationBehavior, Timing},
     StripeSim,
 };
 
@@ -52,6 +54,10 @@ pub fn routes() -> Router<StripeSim> {
             get(cancel_form).post(cancel_confirm),
         )
         .route("/portal/{sid}/subscriptions/{sub}/renew", post(renew))
+        .route(
+            "/portal/{sid}/subscriptions/{sub}/schedule/release",
+            post(release_scheduled),
+        )
 }
 
 /// What a flow is about; matched against the session's `flow.type`.
@@ -60,6 +66,8 @@ enum Action {
     PaymentMethod,
     Cancel,
     Update,
+    /// A switch that waits for the end of the period.
+    ScheduledUpdate,
 }
 
 impl Action {
@@ -67,7 +75,9 @@ impl Action {
         match self {
             Action::PaymentMethod => &["payment_method_update"],
             Action::Cancel => &["subscription_cancel"],
-            Action::Update => &["subscription_update", "subscription_update_confirm"],
+            Action::Update | Action::ScheduledUpdate => {
+                &["subscription_update", "subscription_update_confirm"]
+            }
         }
     }
 
@@ -76,6 +86,9 @@ impl Action {
             Action::PaymentMethod => "Your payment method has been updated.",
             Action::Cancel => "Your subscription has been canceled. It stays active until the end of the billing period.",
             Action::Update => "Your subscription has been updated.",
+            Action::ScheduledUpdate => {
+                "Your plan change is scheduled: it takes effect at the end of your billing period."
+            }
         }
     }
 
@@ -84,6 +97,7 @@ impl Action {
             Action::PaymentMethod => "payment_method",
             Action::Cancel => "cancel",
             Action::Update => "update",
+            Action::ScheduledUpdate => "update_scheduled",
         }
     }
 }
@@ -118,6 +132,8 @@ impl Ctx {
     fn back_link(&self) -> String {
         if self.in_closed_flow() {
             self.url("/return")
+        } else if self.flow_type().is_some() {
+            self.url("?home=1")
         } else {
             self.url("")
         }
@@ -277,6 +293,8 @@ fn finish(st: &mut State, ctx: &Ctx, action: Action) -> Response {
 #[derive(Deserialize)]
 pub struct HomeQuery {
     notice: Option<String>,
+    /// Set by "Back" inside a flow that ends on the home page: show it, do not re-enter the flow.
+    home: Option<String>,
 }
 
 async fn home(
@@ -289,7 +307,7 @@ async fn home(
         match context(&mut st, &sid) {
             Err(r) => *r,
             Ok(ctx) => match flow_entry(&st, &ctx) {
-                Some(url) if q.notice.is_none() => see_other(&url),
+                Some(url) if q.notice.is_none() && q.home.is_none() => see_other(&url),
                 _ => home_page(&st, &ctx, q.notice.as_deref()),
             },
         }
@@ -323,8 +341,12 @@ fn flow_entry(st: &State, ctx: &Ctx) -> Option<String> {
                     .find(|i| i.id == item_id)
                     .map(|i| i.price.clone())
             })?;
+            let quantity = item["quantity"]
+                .as_u64()
+                .map(|q| format!("&quantity={q}"))
+                .unwrap_or_default();
             Some(ctx.url(&format!(
-                "/subscriptions/{sub}/update/confirm?price={price}"
+                "/subscriptions/{sub}/update/confirm?price={price}{quantity}"
             )))
         }
         _ => None,
@@ -351,6 +373,8 @@ fn home_page(st: &State, ctx: &Ctx, notice: Option<&str>) -> Response {
             let text = match n {
                 "cancel" => Action::Cancel.done_message(),
                 "update" => Action::Update.done_message(),
+                "update_scheduled" => Action::ScheduledUpdate.done_message(),
+                "kept" => "Your plan stays as it is; the scheduled change was canceled.",
                 "payment_method" => Action::PaymentMethod.done_message(),
                 "details" => "Your billing information has been updated.",
                 "renew" => "Your subscription will continue; the cancellation was removed.",
@@ -373,7 +397,19 @@ fn home_page(st: &State, ctx: &Ctx, notice: Option<&str>) -> Response {
     for s in &subs {
         let price = s.items.first().map(|i| i.price.clone()).unwrap_or_default();
         let (_, period_end) = s.period();
-        let timing = if let Some(at) = s.cancel_at {
+        let scheduled = s
+            .schedule
+            .as_deref()
+            .and_then(|id| st.subscription_schedule(id))
+            .and_then(SubscriptionSchedule::next_phase);
+        let timing = if let Some(phase) = scheduled {
+            format!(
+                "Your plan changes to {} ({}) on {}.",
+                st.product_name(&phase.price),
+                amount_with_interval(st, &phase.price),
+                clock::long_date(phase.start_date)
+            )
+        } else if let Some(at) = s.cancel_at {
             format!("Your plan will be canceled on {}.", clock::long_date(at))
         } else if s.status == SubStatus::Trialing {
             format!(
@@ -385,7 +421,14 @@ fn home_page(st: &State, ctx: &Ctx, notice: Option<&str>) -> Response {
             format!("Your plan renews on {}.", clock::long_date(period_end))
         };
         let mut actions = String::new();
-        if ctx.config.subscription_update_enabled && s.cancel_at.is_none() {
+        if scheduled.is_some() {
+            actions.push_str(&format!(
+                r#"<form method="post" action="{}"><button type="submit" class="secondary">Keep {}</button></form>"#,
+                escape(&ctx.url(&format!("/subscriptions/{}/schedule/release", s.id))),
+                escape(&st.product_name(&price)),
+            ));
+        }
+        if ctx.config.subscription_update_enabled && s.cancel_at.is_none() && scheduled.is_none() {
             actions.push_str(&format!(
                 r#"<a class="button" href="{}">Update plan</a>"#,
                 escape(&ctx.url(&format!("/subscriptions/{}/update", s.id)))
@@ -585,6 +628,7 @@ async fn done(
     let action = match q.action.as_deref() {
         Some("cancel") => Action::Cancel,
         Some("update") => Action::Update,
+        Some("update_scheduled") => Action::ScheduledUpdate,
         _ => Action::PaymentMethod,
     };
     let message = custom.unwrap_or_else(|| action.done_message().to_string());
@@ -861,25 +905,6 @@ async fn details_save(
 
 // ----- plan changes ----------------------------------------------------------------------
 
-/// The prices a customer may switch to: the configuration's list, else every active price.
-fn allowed_prices(st: &State, config: &PortalConfiguration) -> Vec<String> {
-    let listed: Vec<String> = config
-        .subscription_update_products
-        .iter()
-        .flat_map(|p| p.prices.iter().cloned())
-        .filter(|p| st.price(p).is_some_and(|x| x.active))
-        .collect();
-    if listed.is_empty() {
-        st.prices
-            .iter()
-            .filter(|p| p.active)
-            .map(|p| p.id.clone())
-            .collect()
-    } else {
-        listed
-    }
-}
-
 async fn update_choose(
     AxumState(sim): AxumState<StripeSim>,
     Path((sid, sub)): Path<(String, String)>,
@@ -890,21 +915,26 @@ async fn update_choose(
     .await
 }
 
+fn update_disabled(ctx: &Ctx) -> Response {
+    message_page(
+        "Not available",
+        "Changing plans is turned off.",
+        Some((&ctx.url(""), "Back")),
+        StatusCode::FORBIDDEN,
+    )
+}
+
 fn choose_page(st: &State, ctx: &Ctx, sub: &Subscription, error: Option<&str>) -> Response {
     if !ctx.config.subscription_update_enabled {
-        return message_page(
-            "Not available",
-            "Changing plans is turned off.",
-            Some((&ctx.url(""), "Back")),
-            StatusCode::FORBIDDEN,
-        );
+        return update_disabled(ctx);
     }
     let current = sub
         .items
         .first()
         .map(|i| i.price.clone())
         .unwrap_or_default();
-    let options: String = allowed_prices(st, &ctx.config)
+    let options: String = st
+        .portal_prices(&ctx.config)
         .iter()
         .map(|price| {
             let label = format!(
@@ -940,7 +970,7 @@ async fn update_chosen(
     let values = parse_form(&body);
     on_own_subscription(&sim, &sid, &sub, |st, ctx, s| {
         let price = field(&values, "price");
-        if allowed_prices(st, &ctx.config).contains(&price) {
+        if st.portal_prices(&ctx.config).contains(&price) {
             see_other(&ctx.url(&format!(
                 "/subscriptions/{}/update/confirm?price={price}",
                 s.id
@@ -955,6 +985,41 @@ async fn update_chosen(
 #[derive(Deserialize)]
 pub struct ConfirmQuery {
     price: Option<String>,
+    quantity: Option<String>,
+}
+
+/// The switch the confirmation page is about, as the portal makes it: the configuration's
+/// proration behaviour, and its `schedule_at_period_end` conditions for when it happens.
+fn portal_change(
+    st: &State,
+    ctx: &Ctx,
+    sub: &Subscription,
+    price: &str,
+    quantity: Option<u64>,
+    proration_date: Option<i64>,
+) -> Result<PlanChange, String> {
+    let allowed = st.portal_prices(&ctx.config).contains(&price.to_string())
+        || flow_confirms_price(ctx, price);
+    if !allowed || st.price(price).is_none_or(|p| !p.active) {
+        return Err("Choose one of the plans.".into());
+    }
+    let Some(item) = sub.items.first() else {
+        return Err("This subscription has nothing to change.".into());
+    };
+    let quantity = quantity.filter(|q| *q > 0).unwrap_or(item.quantity);
+    if item.price == price && item.quantity == quantity {
+        return Err("That is your current plan; choose another one.".into());
+    }
+    Ok(PlanChange {
+        subscription: sub.id.clone(),
+        item: item.id.clone(),
+        price: price.to_string(),
+        quantity,
+        behavior: ProrationBehavior::parse(&ctx.config.proration_behavior)
+            .unwrap_or(ProrationBehavior::None),
+        proration_date,
+        timing: st.portal_timing(&ctx.config, sub, &item.id, price, quantity),
+    })
 }
 
 async fn update_confirm_form(
@@ -963,9 +1028,25 @@ async fn update_confirm_form(
     Query(q): Query<ConfirmQuery>,
 ) -> Response {
     on_own_subscription(&sim, &sid, &sub, |st, ctx, s| {
-        confirm_page(st, ctx, &s, q.price.as_deref().unwrap_or_default(), None)
+        let quantity = q.quantity.as_deref().and_then(|v| v.parse().ok());
+        confirm_page(
+            st,
+            ctx,
+            &s,
+            q.price.as_deref().unwrap_or_default(),
+            quantity,
+            None,
+            None,
+        )
     })
     .await
+}
+
+fn amount_cell(id: &str, amount: i64, currency: &str) -> String {
+    format!(
+        r#"<td id="{id}" data-amount="{amount}">{}</td>"#,
+        escape(&money(amount, currency))
+    )
 }
 
 fn confirm_page(
@@ -973,34 +1054,112 @@ fn confirm_page(
     ctx: &Ctx,
     sub: &Subscription,
     price: &str,
+    quantity: Option<u64>,
+    proration_date: Option<i64>,
     error: Option<&str>,
 ) -> Response {
     if !ctx.config.subscription_update_enabled {
-        return message_page(
-            "Not available",
-            "Changing plans is turned off.",
-            Some((&ctx.url(""), "Back")),
-            StatusCode::FORBIDDEN,
-        );
+        return update_disabled(ctx);
     }
-    if st.price(price).is_none_or(|p| !p.active) {
-        return choose_page(st, ctx, sub, Some("Choose one of the plans."));
+    let quote = portal_change(st, ctx, sub, price, quantity, proration_date)
+        .and_then(|change| st.quote_change(&change).map_err(|e| e.message));
+    let quote = match quote {
+        Ok(q) => q,
+        Err(e) => return choose_page(st, ctx, sub, Some(&e)),
+    };
+    let currency = quote.currency.as_str();
+    let current_name = st.product_name(&quote.old_price);
+    let new_name = st.product_name(price);
+    let period_end = quote.period.1;
+    let mut rows = String::new();
+    for line in &quote.prorations {
+        rows.push_str(&format!(
+            r#"<tr><td>{}</td><td data-amount="{}">{}</td></tr>"#,
+            escape(&line.description),
+            line.amount,
+            escape(&money(line.amount, currency))
+        ));
     }
-    let current = sub
-        .items
-        .first()
-        .map(|i| i.price.clone())
-        .unwrap_or_default();
-    let (_, period_end) = sub.period();
-    let same_interval = st.price(&current).map(|p| (&p.interval, p.interval_count))
-        == st.price(price).map(|p| (&p.interval, p.interval_count));
-    let when = if same_interval {
-        format!(
-            "The new price applies from now; your next invoice on {} is for the new plan.",
+    // An interval change bills the new period today: show what that is.
+    for line in quote
+        .due_now
+        .iter()
+        .flat_map(|d| d.lines.iter())
+        .filter(|l| !l.proration && l.invoice_item.is_none())
+    {
+        rows.push_str(&format!(
+            r#"<tr><td>{} ({} – {})</td><td data-amount="{}">{}</td></tr>"#,
+            escape(&line.description),
+            escape(&clock::long_date(line.period_start)),
+            escape(&clock::long_date(line.period_end)),
+            line.amount,
+            escape(&money(line.amount, currency))
+        ));
+    }
+    if !quote.prorations.is_empty() {
+        rows.push_str(&format!(
+            r#"<tr><th scope="row">Prorated amount</th>{}</tr>"#,
+            amount_cell("proration-total", quote.proration_total(), currency)
+        ));
+    }
+    rows.push_str(&format!(
+        r#"<tr><th scope="row">Due today</th>{}</tr>"#,
+        amount_cell("due-today", quote.due_now_amount(), currency)
+    ));
+    let next = &quote.next_invoice;
+    rows.push_str(&format!(
+        r#"<tr><th scope="row">Next invoice, <span id="next-invoice-date" data-date="{at}">{date}</span></th>{cell}</tr>"#,
+        at = next.at,
+        date = escape(&clock::long_date(next.at)),
+        cell = amount_cell("next-invoice", next.amount_due(), currency),
+    ));
+    let credit_left = quote
+        .due_now
+        .as_ref()
+        .map_or(0, |d| d.ending_balance())
+        .min(0);
+    let when = match (quote.change.timing, quote.trialing) {
+        (Timing::PeriodEnd, _) => format!(
+            "Your plan changes to {new_name} on {}. Until then you keep {current_name}; nothing is charged today.",
             clock::long_date(period_end)
-        )
+        ),
+        (Timing::Now, true) => format!(
+            "Your trial goes on; {new_name} is billed when it ends on {}.",
+            clock::long_date(period_end)
+        ),
+        (Timing::Now, false) if quote.interval_change => format!(
+            "A new billing period starts today and is charged now{}.",
+            if quote.prorations.is_empty() {
+                String::new()
+            } else {
+                format!(", less a credit for the unused time on {current_name}")
+            }
+        ),
+        (Timing::Now, false) => match quote.change.behavior {
+            ProrationBehavior::AlwaysInvoice if credit_left < 0 => format!(
+                "{new_name} applies at once; the credit of {} for the unused time goes to your account balance and pays toward your next invoices.",
+                money(-credit_left, currency)
+            ),
+            ProrationBehavior::AlwaysInvoice => format!(
+                "{new_name} applies at once; the prorated amount is charged today to your payment method on file."
+            ),
+            ProrationBehavior::CreateProrations => format!(
+                "{new_name} applies at once; the prorated amount is added to your next invoice on {}.",
+                clock::long_date(next.at)
+            ),
+            ProrationBehavior::None => format!(
+                "{new_name} applies at once, without proration; your next invoice on {} is for the new plan.",
+                clock::long_date(next.at)
+            ),
+        },
+    };
+    let back = if ctx.in_closed_flow() {
+        (ctx.url("/return"), "Cancel and return")
     } else {
-        "The new billing period starts today and is charged now.".to_string()
+        (
+            ctx.url(&format!("/subscriptions/{}/update", sub.id)),
+            "Choose another plan",
+        )
     };
     let body = format!(
         r#"<section class="card"><h1>Confirm your updated subscription</h1>{error}
@@ -1008,18 +1167,34 @@ fn confirm_page(
 <tr><th scope="row">Current plan</th><td>{current_name} — {current_amount}</td></tr>
 <tr><th scope="row">New plan</th><td>{new_name} — {new_amount}</td></tr>
 </tbody></table>
+<h2 style="margin-top:1.25rem">Amount</h2>
+<table><tbody>{rows}</tbody></table>
 <p class="muted">{when}</p>
-<form method="post" action="{action}"><input type="hidden" name="price" value="{price}"><button class="wide" type="submit">Confirm</button></form></section>"#,
+<form method="post" action="{action}"><input type="hidden" name="price" value="{price}"><input type="hidden" name="quantity" value="{quantity}"><input type="hidden" name="proration_date" value="{proration_date}"><button class="wide" type="submit">Confirm</button></form>
+<p><a class="button secondary" href="{back_href}">{back_text}</a></p></section>"#,
         error = error_box(error),
-        current_name = escape(&st.product_name(&current)),
-        current_amount = escape(&amount_with_interval(st, &current)),
-        new_name = escape(&st.product_name(price)),
+        current_name = escape(&current_name),
+        current_amount = escape(&amount_with_interval(st, &quote.old_price)),
+        new_name = escape(&new_name),
         new_amount = escape(&amount_with_interval(st, price)),
         when = escape(&when),
         action = escape(&ctx.url(&format!("/subscriptions/{}/update/confirm", sub.id))),
         price = escape(price),
+        quantity = quote.change.quantity,
+        proration_date = quote.at,
+        back_href = escape(&back.0),
+        back_text = back.1,
     );
     screen(ctx, "Confirm your updated subscription", &body)
+}
+
+/// The proration date the confirmation page showed, if it is still fair to charge by: in
+/// the current period, not in the future, and no older than an opened session lasts.
+fn shown_proration_date(st: &State, sub: &Subscription, values: &FormValue) -> Option<i64> {
+    let at: i64 = field(values, "proration_date").parse().ok()?;
+    let now = st.customer_now(&sub.customer);
+    let recent = at <= now && now - at <= OPENED_PORTAL_SESSION_LIFETIME;
+    (recent && st.check_proration_date(sub, at, "proration_date").is_ok()).then_some(at)
 }
 
 async fn update_confirm(
@@ -1029,38 +1204,61 @@ async fn update_confirm(
 ) -> Response {
     let values = parse_form(&body);
     on_own_subscription(&sim, &sid, &sub, |st, ctx, s| {
+        if !ctx.config.subscription_update_enabled {
+            return update_disabled(ctx);
+        }
         let price = field(&values, "price");
-        let allowed =
-            allowed_prices(st, &ctx.config).contains(&price) || flow_confirms_price(ctx, &price);
-        if !ctx.config.subscription_update_enabled || !allowed {
-            choose_page(st, ctx, &s, Some("Choose one of the plans."))
-        } else {
-            let item = s.items.first().map(|i| i.id.clone());
-            let patch = SubscriptionPatch {
-                items: Some(vec![ItemPatch {
-                    id: item,
-                    price: Some(price.clone()),
-                    quantity: None,
-                    deleted: false,
-                }]),
-                ..Default::default()
-            };
-            match st.update_subscription(&s.id, patch) {
-                Ok(()) => finish(st, ctx, Action::Update),
-                Err(e) => confirm_page(st, ctx, &s, &price, Some(&e.message)),
+        let quantity = field(&values, "quantity").parse().ok();
+        let proration_date = shown_proration_date(st, &s, &values);
+        let change = match portal_change(st, ctx, &s, &price, quantity, proration_date) {
+            Ok(c) => c,
+            Err(e) => return choose_page(st, ctx, &s, Some(&e)),
+        };
+        let applied = st
+            .quote_change(&change)
+            .and_then(|quote| st.apply_change(&quote, None, true).map(|()| quote));
+        match applied {
+            Ok(quote) if quote.change.timing == Timing::PeriodEnd => {
+                finish(st, ctx, Action::ScheduledUpdate)
             }
+            Ok(_) => finish(st, ctx, Action::Update),
+            Err(e) => confirm_page(st, ctx, &s, &price, quantity, None, Some(&e.message)),
         }
     })
     .await
 }
 
-/// A `subscription_update_confirm` flow may name a price outside the configuration's list.
+/// A `subscription_update_confirm` flow names its price; it was checked against the
+/// configuration when the session was made.
 fn flow_confirms_price(ctx: &Ctx, price: &str) -> bool {
     ctx.session.flow.as_ref().is_some_and(|f| {
         f["subscription_update_confirm"]["items"]
             .as_array()
             .is_some_and(|items| items.iter().any(|i| i["price"].as_str() == Some(price)))
     })
+}
+
+/// "Keep my plan": drops a change scheduled for the period's end.
+async fn release_scheduled(
+    AxumState(sim): AxumState<StripeSim>,
+    Path((sid, sub)): Path<(String, String)>,
+) -> Response {
+    on_own_subscription(&sim, &sid, &sub, |st, ctx, s| {
+        let released = match s.schedule.as_deref() {
+            Some(schedule) => st.release_schedule(schedule),
+            None => Ok(()),
+        };
+        match released {
+            Ok(()) => see_other(&ctx.url("?notice=kept")),
+            Err(e) => message_page(
+                "Could not keep your plan",
+                &e.message,
+                Some((&ctx.url(""), "Back")),
+                StatusCode::BAD_REQUEST,
+            ),
+        }
+    })
+    .await
 }
 
 // ----- cancel and renew ------------------------------------------------------------------
@@ -1175,6 +1373,10 @@ async fn cancel_confirm(
                         st.cancel_subscription_now(&s.id, Some("cancellation_requested"), now);
                         finish(&mut st, &ctx, Action::Cancel)
                     } else {
+                        // Canceling replaces a change scheduled for the period's end.
+                        if let Some(schedule) = s.schedule.as_deref() {
+                            let _ = st.release_schedule(schedule);
+                        }
                         let patch = SubscriptionPatch {
                             cancel_at_period_end: Some(true),
                             cancellation_feedback: feedback,

@@ -7,5 +7,6 @@ mod errors;
 mod events;
 mod helpers;
 mod hosted;
+mod plan_change;
 mod resources;
 mod webhooks;
