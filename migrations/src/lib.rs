@@ -10,6 +10,7 @@ mod m20261204_120000_create_reconciler_tables;
 mod m20261204_150000_create_reconcile_runs;
 mod m20261205_090000_limits_installation_open_checkout;
 mod m20261205_130000_invoice_dunning;
+mod m20261205_150000_subscription_schedules;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_150000_create_reconcile_runs::Migration),
             Box::new(m20261205_090000_limits_installation_open_checkout::Migration),
             Box::new(m20261205_130000_invoice_dunning::Migration),
+            Box::new(m20261205_150000_subscription_schedules::Migration),
         ]
     }
 }

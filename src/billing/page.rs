@@ -152,6 +152,11 @@ fn SubscriptionCard(sub: SubscriptionView, state: PlanState) -> impl IntoView {
         sub.interval.as_deref(),
     );
     let next = match &state {
+        // A switch Stripe has scheduled (a downgrade at the period's end) comes first.
+        PlanState::Trial { .. } | PlanState::Active { .. } if sub.switches_to.is_some() => sub
+            .switches_to
+            .as_ref()
+            .map(|(plan, at)| format!("Switches to {plan} on {}", format_date(*at))),
         PlanState::Trial { ends } => ends.map(|t| format!("Trial ends on {}", format_date(t))),
         PlanState::Active { renews } => renews.map(|t| format!("Renews on {}", format_date(t))),
         PlanState::Cancelling { ends } => Some(format!("Cancels on {}", format_date(*ends))),

@@ -321,7 +321,53 @@ fn subscription_view(s: subscription::Model) -> SubscriptionView {
         unit_amount: s.unit_amount,
         currency: s.currency,
         interval: s.interval,
+        switches_to: None,
     }
+}
+
+/// Fills in the switches Stripe has scheduled for these subscriptions (one statement, plus
+/// one per price the picker does not know).
+async fn scheduled_switches(
+    state: &AppState,
+    subscriptions: &mut [SubscriptionView],
+) -> Result<(), AppError> {
+    use crate::db::entities::subscription_schedule as schedule;
+    if subscriptions.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = subscriptions
+        .iter()
+        .map(|s| s.subscription.id.clone())
+        .collect();
+    let planned = schedule::Entity::find()
+        .filter(schedule::Column::SubscriptionId.is_in(ids))
+        .filter(schedule::Column::Status.is_in(["not_started", "active"]))
+        .filter(schedule::Column::SwitchAt.gt(clock::now()))
+        .all(&state.db)
+        .await?;
+    for row in planned {
+        let (Some(sub_id), Some(price_id), Some(at)) =
+            (row.subscription_id, row.next_price_id, row.switch_at)
+        else {
+            continue;
+        };
+        let Some(view) = subscriptions
+            .iter_mut()
+            .find(|s| s.subscription.id == sub_id)
+        else {
+            continue;
+        };
+        if view.price_id.as_deref() == Some(price_id.as_str()) {
+            continue;
+        }
+        let name = price::Entity::find_by_id(price_id.clone())
+            .one(&state.db)
+            .await?
+            .map(|p| p.product_name)
+            .unwrap_or(price_id);
+        view.switches_to = Some((name, at));
+    }
+    Ok(())
 }
 
 /// The prices the plan picker offers: active recurring prices of active products, in this
@@ -378,10 +424,11 @@ pub async fn load_summary(
         .filter(|s| !s.deleted)
         .filter_map(|s| s.default_payment_method.clone())
         .collect();
-    let subscriptions = subscriptions
+    let mut subscriptions = subscriptions
         .into_iter()
         .map(subscription_view)
         .collect::<Vec<_>>();
+    scheduled_switches(state, &mut subscriptions).await?;
     let card = payment_method::Entity::find()
         .filter(payment_method::Column::CustomerId.eq(customer_id.clone()))
         .all(&state.db)

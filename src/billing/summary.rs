@@ -20,6 +20,10 @@ pub struct SubscriptionView {
     pub unit_amount: Option<i64>,
     pub currency: Option<String>,
     pub interval: Option<String>,
+    /// A switch Stripe has scheduled (a downgrade at the period's end): the plan's name and
+    /// when it happens.
+    #[serde(default)]
+    pub switches_to: Option<(String, i64)>,
 }
 
 impl AsRef<Subscription> for SubscriptionView {
@@ -348,6 +352,7 @@ mod tests {
             unit_amount: None,
             currency: None,
             interval: None,
+            switches_to: None,
         }]);
         s.past_due = policy;
         s.invoices = vec![InvoiceView {
@@ -464,6 +469,7 @@ mod tests {
                 unit_amount: None,
                 currency: None,
                 interval: None,
+                switches_to: None,
             }])
             .plan_state()
         };

@@ -153,13 +153,25 @@ pub enum Scope<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     CheckoutCompleted,
-    Subscription { deletion: bool },
+    Subscription {
+        deletion: bool,
+    },
     CustomerUpdated,
     CustomerDeleted,
-    PaymentMethod { detached: bool },
-    Invoice { deletion: bool },
-    Product { deletion: bool },
-    Price { deletion: bool },
+    PaymentMethod {
+        detached: bool,
+    },
+    Invoice {
+        deletion: bool,
+    },
+    Product {
+        deletion: bool,
+    },
+    Price {
+        deletion: bool,
+    },
+    /// A subscription schedule: the switch it plans (a downgrade at the period's end).
+    Schedule,
 }
 
 /// Every event type Billfold acts on, and how: the one list the pipeline, `billfold doctor`'s
@@ -233,6 +245,12 @@ pub const HANDLED: &[(&str, Kind)] = &[
     ("price.created", Kind::Price { deletion: false }),
     ("price.updated", Kind::Price { deletion: false }),
     ("price.deleted", Kind::Price { deletion: true }),
+    ("subscription_schedule.created", Kind::Schedule),
+    ("subscription_schedule.updated", Kind::Schedule),
+    ("subscription_schedule.released", Kind::Schedule),
+    ("subscription_schedule.canceled", Kind::Schedule),
+    ("subscription_schedule.completed", Kind::Schedule),
+    ("subscription_schedule.aborted", Kind::Schedule),
 ];
 
 impl Kind {
@@ -243,6 +261,55 @@ impl Kind {
             .find(|(name, _)| *name == event_type)
             .map(|(_, kind)| *kind)
     }
+}
+
+/// What the page needs of a subscription schedule, read by hand (its shape varies by API
+/// version): its id, subscription, status, and the phase after the current one.
+fn schedule_facts(object: &Value) -> Option<sync::ScheduleFacts> {
+    let Value::Object(map) = object else {
+        return None;
+    };
+    let text = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Object(o)) => match o.get("id") {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let id = text(map.get("id"))?;
+    let status = text(map.get("status"))?;
+    let subscription = text(map.get("subscription"));
+    let current_end = match map.get("current_phase") {
+        Some(Value::Object(p)) => as_i64(p.get("end_date")),
+        _ => None,
+    };
+    let next = match (current_end, map.get("phases")) {
+        (Some(end), Some(Value::Array(phases))) => phases.iter().find_map(|phase| {
+            let Value::Object(phase) = phase else {
+                return None;
+            };
+            let start = as_i64(phase.get("start_date"))?;
+            if start < end {
+                return None;
+            }
+            let price = match phase.get("items") {
+                Some(Value::Array(items)) => match items.first() {
+                    Some(Value::Object(item)) => text(item.get("price")),
+                    _ => None,
+                },
+                _ => None,
+            }?;
+            Some((price, start))
+        }),
+        _ => None,
+    };
+    Some(sync::ScheduleFacts {
+        id,
+        subscription_id: subscription,
+        status,
+        next,
+    })
 }
 
 /// Why a handled event could not be applied.
@@ -359,6 +426,14 @@ pub async fn apply(
                     (applied, ObjectFrom::Api)
                 }
             }
+        }
+        Kind::Schedule => {
+            let facts = schedule_facts(&envelope.object)
+                .ok_or(ApplyError::BadObject("subscription_schedule"))?;
+            (
+                sync::apply_schedule(conn, &facts, Source::Event(envelope.created)).await?,
+                ObjectFrom::Event,
+            )
         }
         Kind::CustomerDeleted => {
             // Only the id matters, so a deleted customer's shape cannot get in the way.

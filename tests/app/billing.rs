@@ -1394,3 +1394,97 @@ async fn switching_plans_from_the_card_confirms_in_stripe(backend: Backend) {
 }
 
 crate::on_both_databases!(switching_plans_from_the_card_confirms_in_stripe);
+
+/// Pro → Starter with downgrades at the period's end: the page says Pro now and "Switches to
+/// Starter on <date>", and once the test clock passes that date, Starter.
+async fn a_downgrade_waits_for_the_period_end_and_the_page_says_when(backend: Backend) {
+    use billfold::operate::rest::Rest;
+    let app = TestApp::spawn(backend).await;
+    let (_, customer) = sign_up_with_customer(&app).await;
+    let stripe = stripe::ClientBuilder::new("sk_test_through_the_double")
+        .url(app.url("/_stripe-sim/"))
+        .build()
+        .expect("client");
+    let rest = Rest::new(&app.state.config).expect("rest");
+    let configs = rest
+        .list_all("billing_portal/configurations", 10)
+        .await
+        .expect("configurations");
+    let default = configs[0]["id"].as_str().expect("id").to_owned();
+    let form = vec![(
+        "features[subscription_update][schedule_at_period_end][conditions][0][type]".to_owned(),
+        "decreasing_item_amount".to_owned(),
+    )];
+    assert!(rest
+        .post(&format!("billing_portal/configurations/{default}"), &form)
+        .await
+        .expect("configure")
+        .ok());
+    let sub = subscribe_in_stripe(&stripe, &customer, 2900).await;
+    page_saying(&app, "Switch to Starter").await;
+    let period_end = stripe_billing::subscription::RetrieveSubscription::new(sub.as_str())
+        .send(&stripe)
+        .await
+        .expect("subscription")
+        .items
+        .data[0]
+        .current_period_end;
+    let starter = monthly_price(&app, "Starter").await;
+    let (status, body) = call(
+        &app,
+        "/api/billing/portal",
+        &[
+            ("flow", "subscription_update_confirm"),
+            ("price_id", starter.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let url: String = serde_json::from_str(&body).expect("url");
+    let browser = crate::helpers::browser_client();
+    let entry = browser.get(&url).send().await.expect("entry");
+    let confirm_url = crate::helpers::location(&entry);
+    let confirm_url = if confirm_url.starts_with('/') {
+        app.url(&confirm_url)
+    } else {
+        confirm_url
+    };
+    let page = browser
+        .get(&confirm_url)
+        .send()
+        .await
+        .expect("confirmation")
+        .text()
+        .await
+        .expect("html");
+    let proration_date = attr_after(&page, r#"name="proration_date" value=""#);
+    let action = confirm_url.split('?').next().unwrap_or_default().to_owned();
+    let done = browser
+        .post(&action)
+        .form(&[
+            ("price", starter.as_str()),
+            ("quantity", "1"),
+            ("proration_date", proration_date.as_str()),
+        ])
+        .send()
+        .await
+        .expect("confirm");
+    assert!(done.status().is_redirection(), "confirm: {}", done.status());
+
+    let when = billfold::billing::summary::format_date(period_end);
+    let html = page_saying(&app, &format!("Switches to Starter on {when}")).await;
+    assert!(
+        html.contains("data-testid=\"plan-name\">Pro<"),
+        "Pro until then"
+    );
+
+    let sim = app.state.sim.clone().expect("the mounted double");
+    sim.advance_customer_clock(&customer, std::time::Duration::from_secs(31 * 86_400))
+        .await
+        .expect("advance the clock");
+    let html = page_saying(&app, "data-testid=\"plan-name\">Starter<").await;
+    assert!(!html.contains("Switches to"), "the switch has happened");
+    app.stop().await;
+}
+
+crate::on_both_databases!(a_downgrade_waits_for_the_period_end_and_the_page_says_when);

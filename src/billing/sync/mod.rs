@@ -20,6 +20,7 @@ mod invoice;
 mod payment_method;
 mod price;
 mod resync;
+mod schedule;
 mod subscription;
 mod write;
 
@@ -30,6 +31,7 @@ pub use invoice::{apply_invoice, DELETED as INVOICE_DELETED};
 pub use payment_method::apply_payment_method;
 pub use price::{apply_price, apply_product};
 pub use resync::{sync_all, sync_catalogue, sync_customer, SyncReport};
+pub use schedule::{apply_schedule, ScheduleFacts};
 pub use subscription::apply_subscription;
 pub use write::{begin_write, WriteTxn};
 

@@ -11,5 +11,6 @@ pub mod reconcile_state;
 pub mod session;
 pub mod stripe_customer;
 pub mod subscription;
+pub mod subscription_schedule;
 pub mod user;
 pub mod webhook_event;
