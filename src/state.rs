@@ -30,7 +30,8 @@ pub struct AppState {
     pub signup_limiter: Arc<RateLimiter>,
     /// Portal and Checkout sessions per user (10 a minute).
     pub portal_limiter: Arc<RateLimiter>,
-    /// Re-syncs from Stripe on return from Checkout or the Portal (one per user per 3 s).
+    /// Re-syncs from Stripe on return from Checkout or the Portal: three in a row per user,
+    /// then one every ~3 s (a Checkout and a portal return close together are both right).
     pub resync_throttle: Arc<RateLimiter>,
     /// The one Stripe API client (Stripe, a standalone double, or the mounted one).
     pub stripe: ::stripe::Client,
@@ -92,7 +93,7 @@ impl AppState {
             config: Arc::new(config),
             installation_id: installation_id.into(),
             // Only spares Stripe repeated reads; per process is enough.
-            resync_throttle: Arc::new(RateLimiter::local("resync", 1, Duration::from_secs(3))),
+            resync_throttle: Arc::new(RateLimiter::local("resync", 3, Duration::from_secs(10))),
             stripe,
             plans: Arc::new(Cached::catalogue()),
             reconcile_running: Arc::default(),
