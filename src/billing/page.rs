@@ -554,8 +554,14 @@ fn NoBillingAccount() -> impl IntoView {
 /// `/app`: a paid feature, granted or denied by the access rules, with the reason.
 #[component]
 pub fn AppPage() -> impl IntoView {
+    // Created with the page, beside the summary, so the server render waits for both.
+    provide_context(ProReport(Resource::new(|| (), |_| get_pro_report())));
     view! { <WithBillingSummary title="Pro features · Billfold" here="/app" render=render_app/> }
 }
+
+/// The Pro report's resource, made by [`AppPage`] for [`ProReportSection`].
+#[derive(Clone, Copy)]
+struct ProReport(Resource<Result<super::summary::ProReport, AppError>>);
 
 fn render_app(s: BillingSummary) -> AnyView {
     let access = s.access();
@@ -595,7 +601,7 @@ fn render_app(s: BillingSummary) -> AnyView {
 /// the server let through, not what the page decided.
 #[component]
 fn ProReportSection() -> impl IntoView {
-    let report = Resource::new(|| (), |_| get_pro_report());
+    let ProReport(report) = expect_context::<ProReport>();
     view! {
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
