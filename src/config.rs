@@ -511,9 +511,10 @@ fn default_sim_state(database_url: &str) -> PathBuf {
 /// The reconciler's interval unless `RECONCILE_EVERY` says otherwise.
 pub const DEFAULT_RECONCILE_EVERY: Duration = Duration::from_secs(300);
 
-/// `30s`, `5m`, `1h`, `1d` (or bare seconds); `0` turns the reconciler off (`None`).
-fn parse_interval(raw: &str) -> Result<Option<Duration>, String> {
-    let bad = || format!("`{raw}` is not a duration like 30s, 5m, 1h or 1d (or 0 for off)");
+/// A duration like `30s`, `5m`, `72h`, `7d` (or bare seconds) in seconds, at most `max`;
+/// `example` and `too_long` word the errors for the setting at hand.
+fn parse_duration(raw: &str, max: u64, example: &str, too_long: &str) -> Result<u64, String> {
+    let bad = || format!("`{raw}` is not a duration like {example}");
     let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => raw.split_at(i),
         None => (raw, "s"),
@@ -527,34 +528,31 @@ fn parse_interval(raw: &str) -> Result<Option<Duration>, String> {
         _ => return Err(bad()),
     };
     match n.checked_mul(secs) {
-        Some(0) => Ok(None),
-        Some(s) if s <= 7 * 86_400 => Ok(Some(Duration::from_secs(s))),
-        _ => Err(format!("`{raw}` is longer than a week; the reconciler must compare every customer within a day")),
+        Some(s) if s <= max => Ok(s),
+        _ => Err(format!("`{raw}` is {too_long}")),
     }
 }
 
-/// Parses `PAST_DUE_GRACE`: `0` (no access once a payment fails) or a duration of up to 60
-/// days, like `72h` or `7d`.
+/// `RECONCILE_EVERY`: up to a week; `0` turns the reconciler off (`None`).
+fn parse_interval(raw: &str) -> Result<Option<Duration>, String> {
+    let secs = parse_duration(
+        raw,
+        7 * 86_400,
+        "30s, 5m, 1h or 1d (or 0 for off)",
+        "longer than a week; the reconciler must compare every customer within a day",
+    )?;
+    Ok((secs > 0).then(|| Duration::from_secs(secs)))
+}
+
+/// `PAST_DUE_GRACE`: `0` (no access once a payment fails) or up to 60 days, like `72h`.
 fn parse_grace(raw: &str) -> Result<i64, String> {
-    let bad = || format!("`{raw}` is not a duration like 72h or 7d (or 0 for none)");
-    let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => raw.split_at(i),
-        None => (raw, "s"),
-    };
-    let n: i64 = number.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
-    match n.checked_mul(secs) {
-        Some(s) if s <= 60 * 86_400 => Ok(s),
-        _ => Err(format!(
-            "`{raw}` is longer than 60 days, longer than Stripe retries a payment"
-        )),
-    }
+    let secs = parse_duration(
+        raw,
+        60 * 86_400,
+        "72h or 7d (or 0 for none)",
+        "longer than 60 days, longer than Stripe retries a payment",
+    )?;
+    Ok(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 /// Parses `TRUSTED_PROXIES`: addresses or CIDR ranges, separated by commas or spaces.

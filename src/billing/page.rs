@@ -555,13 +555,16 @@ fn NoBillingAccount() -> impl IntoView {
 #[component]
 pub fn AppPage() -> impl IntoView {
     // Created with the page, beside the summary, so the server render waits for both.
-    provide_context(ProReport(Resource::new(|| (), |_| get_pro_report())));
+    provide_context(ProReportResource(Resource::new(
+        || (),
+        |_| get_pro_report(),
+    )));
     view! { <WithBillingSummary title="Pro features · Billfold" here="/app" render=render_app/> }
 }
 
 /// The Pro report's resource, made by [`AppPage`] for [`ProReportSection`].
 #[derive(Clone, Copy)]
-struct ProReport(Resource<Result<super::summary::ProReport, AppError>>);
+struct ProReportResource(Resource<Result<super::summary::ProReport, AppError>>);
 
 fn render_app(s: BillingSummary) -> AnyView {
     let access = s.access();
@@ -601,7 +604,7 @@ fn render_app(s: BillingSummary) -> AnyView {
 /// the server let through, not what the page decided.
 #[component]
 fn ProReportSection() -> impl IntoView {
-    let ProReport(report) = expect_context::<ProReport>();
+    let ProReportResource(report) = expect_context::<ProReportResource>();
     view! {
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {

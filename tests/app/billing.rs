@@ -1229,6 +1229,72 @@ fn attr_after(html: &str, after: &str) -> String {
         .to_owned()
 }
 
+/// Stripe's confirmation of a switch, opened as the page's "Switch to" card does.
+struct Confirmation {
+    browser: reqwest::Client,
+    /// The confirmation page (its form posts back to it, without the query).
+    url: String,
+    html: String,
+    price: String,
+}
+
+impl Confirmation {
+    async fn open(app: &TestApp, price: &str) -> Confirmation {
+        let (status, body) = call(
+            app,
+            "/api/billing/portal",
+            &[("flow", "subscription_update_confirm"), ("price_id", price)],
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let portal: String = serde_json::from_str(&body).expect("url");
+        let browser = crate::helpers::browser_client();
+        let entry = browser.get(&portal).send().await.expect("entry");
+        let url = crate::helpers::location(&entry);
+        let url = if url.starts_with('/') {
+            app.url(&url)
+        } else {
+            url
+        };
+        let html = browser
+            .get(&url)
+            .send()
+            .await
+            .expect("confirmation")
+            .text()
+            .await
+            .expect("html");
+        Confirmation {
+            browser,
+            url,
+            html,
+            price: price.to_owned(),
+        }
+    }
+
+    fn proration_date(&self) -> String {
+        attr_after(&self.html, r#"name="proration_date" value=""#)
+    }
+
+    /// Posts the page's Confirm form; Stripe answers with a redirect (`after_completion`).
+    async fn confirm(&self) -> reqwest::Response {
+        let action = self.url.split('?').next().unwrap_or_default();
+        let done = self
+            .browser
+            .post(action)
+            .form(&[
+                ("price", self.price.as_str()),
+                ("quantity", "1"),
+                ("proration_date", self.proration_date().as_str()),
+            ])
+            .send()
+            .await
+            .expect("confirm");
+        assert!(done.status().is_redirection(), "confirm: {}", done.status());
+        done
+    }
+}
+
 /// Starter → Pro from the page's plan card: Stripe's confirmation shows the prorated amount,
 /// which equals `create_preview`'s for the same change at the same second; confirming comes
 /// back to the page on Pro, with the proration's invoice listed. A price the picker does not
@@ -1277,39 +1343,13 @@ async fn switching_plans_from_the_card_confirms_in_stripe(backend: Backend) {
     )
     .await;
     assert_eq!(status, 400, "{body}");
-    let (status, body) = call(
-        &app,
-        "/api/billing/portal",
-        &[
-            ("flow", "subscription_update_confirm"),
-            ("price_id", pro.as_str()),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let url: String = serde_json::from_str(&body).expect("url");
-
-    let browser = crate::helpers::browser_client();
-    let entry = browser.get(&url).send().await.expect("entry");
-    let confirm_url = crate::helpers::location(&entry);
-    let confirm_url = if confirm_url.starts_with('/') {
-        app.url(&confirm_url)
-    } else {
-        confirm_url
-    };
-    let page = browser
-        .get(&confirm_url)
-        .send()
-        .await
-        .expect("confirmation")
-        .text()
-        .await
-        .expect("html");
+    let switch = Confirmation::open(&app, &pro).await;
+    let page = &switch.html;
     assert!(page.contains("Prorated amount") && page.contains("Due today"));
-    let shown: i64 = attr_after(&page, r#"id="proration-total" data-amount=""#)
+    let shown: i64 = attr_after(page, r#"id="proration-total" data-amount=""#)
         .parse()
         .expect("amount");
-    let proration_date = attr_after(&page, r#"name="proration_date" value=""#);
+    let proration_date = switch.proration_date();
 
     // The API's preview of the same change at the same second.
     let current = stripe_billing::subscription::RetrieveSubscription::new(sub.as_str())
@@ -1346,24 +1386,14 @@ async fn switching_plans_from_the_card_confirms_in_stripe(backend: Backend) {
     assert!(shown > 0, "an upgrade costs something today");
 
     // Confirm: back on the billing page (after_completion), on Pro, the proration invoiced.
-    let action = confirm_url.split('?').next().unwrap_or_default().to_owned();
-    let done = browser
-        .post(&action)
-        .form(&[
-            ("price", pro.as_str()),
-            ("quantity", "1"),
-            ("proration_date", proration_date.as_str()),
-        ])
-        .send()
-        .await
-        .expect("confirm");
-    assert!(done.status().is_redirection(), "confirm: {}", done.status());
+    let done = switch.confirm().await;
     let mut back = crate::helpers::location(&done);
     for _ in 0..3 {
         if back.contains("/settings/billing") {
             break;
         }
-        let next = browser
+        let next = switch
+            .browser
             .get(if back.starts_with('/') {
                 app.url(&back)
             } else {
@@ -1430,46 +1460,7 @@ async fn a_downgrade_waits_for_the_period_end_and_the_page_says_when(backend: Ba
         .data[0]
         .current_period_end;
     let starter = monthly_price(&app, "Starter").await;
-    let (status, body) = call(
-        &app,
-        "/api/billing/portal",
-        &[
-            ("flow", "subscription_update_confirm"),
-            ("price_id", starter.as_str()),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let url: String = serde_json::from_str(&body).expect("url");
-    let browser = crate::helpers::browser_client();
-    let entry = browser.get(&url).send().await.expect("entry");
-    let confirm_url = crate::helpers::location(&entry);
-    let confirm_url = if confirm_url.starts_with('/') {
-        app.url(&confirm_url)
-    } else {
-        confirm_url
-    };
-    let page = browser
-        .get(&confirm_url)
-        .send()
-        .await
-        .expect("confirmation")
-        .text()
-        .await
-        .expect("html");
-    let proration_date = attr_after(&page, r#"name="proration_date" value=""#);
-    let action = confirm_url.split('?').next().unwrap_or_default().to_owned();
-    let done = browser
-        .post(&action)
-        .form(&[
-            ("price", starter.as_str()),
-            ("quantity", "1"),
-            ("proration_date", proration_date.as_str()),
-        ])
-        .send()
-        .await
-        .expect("confirm");
-    assert!(done.status().is_redirection(), "confirm: {}", done.status());
+    Confirmation::open(&app, &starter).await.confirm().await;
 
     let when = billfold::billing::summary::format_date(period_end);
     let html = page_saying(&app, &format!("Switches to Starter on {when}")).await;
