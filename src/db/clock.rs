@@ -1,8 +1,20 @@
 //! The one clock the server reads: unix time for watermarks, sessions, signatures and logs.
 
-/// Current unix time in whole seconds.
+tokio::task_local! {
+    /// How far this server's clock is off, within [`skewed`]: 0 everywhere else.
+    static SKEW: i64;
+}
+
+/// Current unix time in whole seconds, as this server's clock has it.
 pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+    time::OffsetDateTime::now_utc().unix_timestamp() + SKEW.try_with(|s| *s).unwrap_or(0)
+}
+
+/// Runs `work` as if this server's clock were `secs` ahead (behind, if negative) of the
+/// true time, for the tests of what a wrong clock must not break. Only [`now`] moves: the
+/// database's clock and Stripe's do not.
+pub async fn skewed<F: std::future::Future>(secs: i64, work: F) -> F::Output {
+    SKEW.scope(secs, work).await
 }
 
 /// Current unix time in milliseconds, for spans that must not blur within a second.

@@ -23,6 +23,7 @@ use crate::{
         clock::now,
         entities::{
             customer_check, drift_record, invoice, payment_method, stripe_customer, subscription,
+            subscription_schedule,
         },
     },
     state::AppState,
@@ -155,6 +156,7 @@ impl Drift {
             ("invoice", "(row)") => "invoice.created".to_owned(),
             ("invoice", _) => "invoice.updated".to_owned(),
             ("customer", "deleted") => "customer.deleted".to_owned(),
+            ("subscription_schedule", "(row)") => "subscription_schedule.created".to_owned(),
             (kind, _) => format!("{kind}.updated"),
         }
     }
@@ -183,12 +185,21 @@ impl Snapshot {
         {
             s.add("customer", customer_id, &m);
         }
+        let mut subscriptions = Vec::new();
         for m in subscription::Entity::find()
             .filter(subscription::Column::CustomerId.eq(customer_id))
             .all(db)
             .await?
         {
+            subscriptions.push(m.id.clone());
             s.add("subscription", &m.id.clone(), &m);
+        }
+        for m in subscription_schedule::Entity::find()
+            .filter(subscription_schedule::Column::SubscriptionId.is_in(subscriptions))
+            .all(db)
+            .await?
+        {
+            s.add("subscription_schedule", &m.id.clone(), &m);
         }
         // A card detached meanwhile loses its customer: `known` finds it again.
         for m in payment_method::Entity::find()

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use super::{
@@ -39,25 +40,31 @@ pub struct EventSummary {
     pub api_version: Option<String>,
     /// The payload was in another API version's shape; the API's copy was applied.
     pub applied_from_api: bool,
+    /// The last attempt failed because Stripe refused a request no retry changes.
+    pub stripe_refused: bool,
+    /// When the payload was removed for its age (unix seconds), if it was.
+    pub payload_removed_at: Option<i64>,
 }
-
-type SummaryRow = (
-    String,
-    String,
-    bool,
-    i64,
-    i64,
-    Option<i64>,
-    Outcome,
-    Option<String>,
-    i32,
-    Option<String>,
-    bool,
-);
 
 /// Recorded events matching `filter`, newest first.
 pub async fn list(db: &DatabaseConnection, filter: &Filter) -> Result<Vec<EventSummary>, DbErr> {
     use webhook_event::Column as C;
+    #[derive(FromQueryResult)]
+    struct SummaryRow {
+        id: String,
+        event_type: String,
+        livemode: bool,
+        created: i64,
+        received_at: i64,
+        processed_at: Option<i64>,
+        outcome: Outcome,
+        error: Option<String>,
+        attempts: i32,
+        api_version: Option<String>,
+        applied_from_api: bool,
+        stripe_refused: bool,
+        payload_removed_at: Option<i64>,
+    }
     let mut q = webhook_event::Entity::find().select_only().columns([
         C::Id,
         C::EventType,
@@ -70,6 +77,8 @@ pub async fn list(db: &DatabaseConnection, filter: &Filter) -> Result<Vec<EventS
         C::Attempts,
         C::ApiVersion,
         C::AppliedFromApi,
+        C::StripeRefused,
+        C::PayloadRemovedAt,
     ]);
     if let Some(outcome) = filter.outcome {
         q = q.filter(C::Outcome.eq(outcome));
@@ -84,40 +93,26 @@ pub async fn list(db: &DatabaseConnection, filter: &Filter) -> Result<Vec<EventS
         .order_by_desc(C::ReceivedAt)
         .order_by_desc(C::Created)
         .limit(filter.limit.unwrap_or(100))
-        .into_tuple()
+        .into_model::<SummaryRow>()
         .all(db)
         .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(
-                id,
-                event_type,
-                livemode,
-                created,
-                received_at,
-                processed_at,
-                outcome,
-                error,
-                attempts,
-                api_version,
-                applied_from_api,
-            )| {
-                EventSummary {
-                    id,
-                    event_type,
-                    livemode,
-                    created,
-                    received_at,
-                    processed_at,
-                    outcome,
-                    error,
-                    attempts,
-                    api_version,
-                    applied_from_api,
-                }
-            },
-        )
+        .map(|r| EventSummary {
+            id: r.id,
+            event_type: r.event_type,
+            livemode: r.livemode,
+            created: r.created,
+            received_at: r.received_at,
+            processed_at: r.processed_at,
+            outcome: r.outcome,
+            error: r.error,
+            attempts: r.attempts,
+            api_version: r.api_version,
+            applied_from_api: r.applied_from_api,
+            stripe_refused: r.stripe_refused,
+            payload_removed_at: r.payload_removed_at,
+        })
         .collect())
 }
 
@@ -140,6 +135,33 @@ pub async fn payloads(
     Ok(rows.into_iter().collect())
 }
 
+/// What needs an operator: events set aside by the reconciler, and events that failed
+/// because Stripe refused a request no retry changes (failed or set aside).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attention {
+    pub set_aside: u64,
+    pub refused_by_stripe: u64,
+}
+
+/// Counts what needs an operator (see [`Attention`]).
+pub async fn attention(db: &DatabaseConnection) -> Result<Attention, DbErr> {
+    use sea_orm::PaginatorTrait;
+    use webhook_event::Column as C;
+    let set_aside = webhook_event::Entity::find()
+        .filter(C::Outcome.eq(Outcome::SetAside))
+        .count(db)
+        .await?;
+    let refused_by_stripe = webhook_event::Entity::find()
+        .filter(C::Outcome.is_in([Outcome::Failed, Outcome::SetAside]))
+        .filter(C::StripeRefused.eq(true))
+        .count(db)
+        .await?;
+    Ok(Attention {
+        set_aside,
+        refused_by_stripe,
+    })
+}
+
 /// Every event type received so far, alphabetically (what an operator may filter by).
 pub async fn event_types(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
     webhook_event::Entity::find()
@@ -157,6 +179,8 @@ pub async fn event_types(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> 
 pub enum ReplayError {
     #[error("no event {0} has been received")]
     NotFound(String),
+    #[error("the payload of event {0} was removed for its age (WEBHOOK_PAYLOAD_RETENTION); there is nothing to replay")]
+    PayloadRemoved(String),
     #[error("database error: {0}")]
     Db(#[from] DbErr),
     #[error("the stored payload of this event does not parse: {0}")]
@@ -167,13 +191,20 @@ pub enum ReplayError {
 
 /// Re-applies one recorded event from its stored payload.
 pub async fn replay(p: Pipeline<'_>, event_id: &str) -> Result<Processed, ReplayError> {
-    let payload: Option<String> = webhook_event::Entity::find_by_id(event_id)
+    let found: Option<(String, Option<i64>)> = webhook_event::Entity::find_by_id(event_id)
         .select_only()
-        .column(webhook_event::Column::Payload)
+        .columns([
+            webhook_event::Column::Payload,
+            webhook_event::Column::PayloadRemovedAt,
+        ])
         .into_tuple()
         .one(p.db)
         .await?;
-    let payload = payload.ok_or_else(|| ReplayError::NotFound(event_id.to_owned()))?;
+    let payload = match found {
+        None => return Err(ReplayError::NotFound(event_id.to_owned())),
+        Some((_, Some(_))) => return Err(ReplayError::PayloadRemoved(event_id.to_owned())),
+        Some((payload, None)) => payload,
+    };
     let envelope = Envelope::parse(payload.into())?;
     Ok(pipeline::process(p, &envelope, Delivery::Replay).await?)
 }
@@ -306,6 +337,18 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(utc - offset)
 }
 
+/// The table's last column: the error (marked when Stripe refused), or the payload's removal.
+fn note(e: &EventSummary) -> String {
+    let error = e.error.as_deref().unwrap_or("");
+    match (e.stripe_refused, e.payload_removed_at) {
+        (true, _) => format!("[refused by Stripe: fix the key, then replay] {error}"),
+        (false, Some(at)) if error.is_empty() => {
+            format!("payload removed {}", crate::db::clock::rfc3339(at))
+        }
+        _ => error.to_owned(),
+    }
+}
+
 /// A plain table for the terminal.
 pub fn format_table(events: &[EventSummary]) -> String {
     let mut out = format!(
@@ -328,7 +371,7 @@ pub fn format_table(events: &[EventSummary]) -> String {
             e.attempts,
             crate::db::clock::rfc3339(e.received_at),
             version,
-            e.error.as_deref().unwrap_or(""),
+            note(e),
         ));
     }
     out
@@ -383,6 +426,8 @@ mod tests {
             attempts: 2,
             api_version: Some("2026-09-30.endive".into()),
             applied_from_api: false,
+            stripe_refused: false,
+            payload_removed_at: None,
         }]);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 2);
@@ -401,6 +446,8 @@ mod tests {
             attempts: 1,
             api_version: Some("2024-06-20".into()),
             applied_from_api: true,
+            stripe_refused: false,
+            payload_removed_at: None,
         }]);
         assert!(refetched.contains("2024-06-20 (refetched)"), "{refetched}");
     }

@@ -263,55 +263,6 @@ impl Kind {
     }
 }
 
-/// What the page needs of a subscription schedule, read by hand (its shape varies by API
-/// version): its id, subscription, status, and the phase after the current one.
-fn schedule_facts(object: &Value) -> Option<sync::ScheduleFacts> {
-    let Value::Object(map) = object else {
-        return None;
-    };
-    let text = |v: Option<&Value>| match v {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Object(o)) => match o.get("id") {
-            Some(Value::String(s)) => Some(s.clone()),
-            _ => None,
-        },
-        _ => None,
-    };
-    let id = text(map.get("id"))?;
-    let status = text(map.get("status"))?;
-    let subscription = text(map.get("subscription"));
-    let current_end = match map.get("current_phase") {
-        Some(Value::Object(p)) => as_i64(p.get("end_date")),
-        _ => None,
-    };
-    let next = match (current_end, map.get("phases")) {
-        (Some(end), Some(Value::Array(phases))) => phases.iter().find_map(|phase| {
-            let Value::Object(phase) = phase else {
-                return None;
-            };
-            let start = as_i64(phase.get("start_date"))?;
-            if start < end {
-                return None;
-            }
-            let price = match phase.get("items") {
-                Some(Value::Array(items)) => match items.first() {
-                    Some(Value::Object(item)) => text(item.get("price")),
-                    _ => None,
-                },
-                _ => None,
-            }?;
-            Some((price, start))
-        }),
-        _ => None,
-    };
-    Some(sync::ScheduleFacts {
-        id,
-        subscription_id: subscription,
-        status,
-        next,
-    })
-}
-
 /// Why a handled event could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -428,10 +379,10 @@ pub async fn apply(
             }
         }
         Kind::Schedule => {
-            let facts = schedule_facts(&envelope.object)
+            let facts = sync::ScheduleFacts::read(&envelope.object)
                 .ok_or(ApplyError::BadObject("subscription_schedule"))?;
             (
-                sync::apply_schedule(conn, &facts, Source::Event(envelope.created)).await?,
+                sync::apply_schedule(conn, f, &facts, Source::Event(envelope.created)).await?,
                 ObjectFrom::Event,
             )
         }

@@ -78,6 +78,11 @@ pub enum ProcessError {
 }
 
 /// Processes one event in a transaction of its own.
+///
+/// An event Stripe refuses a request for in a way no retry changes (see
+/// [`sync::refused_permanently`]) is recorded `failed` with the reason and answered as
+/// processed: a 5xx would only have Stripe deliver it again for three days, to the same
+/// refusal, and then disable the endpoint. Once the key is fixed, a replay applies it.
 pub async fn process(
     p: Pipeline<'_>,
     envelope: &Envelope,
@@ -85,7 +90,19 @@ pub async fn process(
 ) -> Result<Processed, ProcessError> {
     match attempt(p, envelope, delivery).await {
         Ok(outcome) => Ok(Processed::of(envelope, outcome)),
-        Err(error) => Err(failed(p.db, envelope, &error).await),
+        Err(error) => match error.refusal() {
+            Some(reason) => match record_failure(p.db, envelope, &reason, true).await {
+                Ok(()) => {
+                    tracing::error!(event_id = %envelope.id, %reason, "Stripe refused a request an event needs; recorded as failed until replayed");
+                    Ok(Processed::of(envelope, Outcome::Failed))
+                }
+                Err(e) => Err(ProcessError::Failed {
+                    event_id: envelope.id.clone(),
+                    error: format!("{reason}; and recording it failed: {e}"),
+                }),
+            },
+            None => Err(failed(p.db, envelope, &error).await),
+        },
     }
 }
 
@@ -106,7 +123,7 @@ pub(super) async fn failed(
             error,
         };
     }
-    if let Err(e) = record_failure(db, envelope, &error).await {
+    if let Err(e) = record_failure(db, envelope, &error, false).await {
         tracing::error!(event_id = %envelope.id, error = %e, "could not record a failed event");
     }
     ProcessError::Failed {
@@ -136,6 +153,14 @@ impl AttemptError {
             AttemptError::Db(e) | AttemptError::Apply(ApplyError::Sync(SyncError::Db(e))) => {
                 Some(e)
             }
+            _ => None,
+        }
+    }
+
+    /// Stripe's permanent refusal of a request applying needs, as the event records it.
+    fn refusal(&self) -> Option<String> {
+        match self {
+            AttemptError::Apply(ApplyError::Sync(SyncError::Stripe(e))) => sync::refusal(e),
             _ => None,
         }
     }
@@ -263,6 +288,8 @@ fn event_row(
         attempts: Set(1),
         applied_from_api: Set(false),
         payload: Set(String::from_utf8_lossy(envelope.body()).into_owned()),
+        stripe_refused: Set(false),
+        payload_removed_at: Set(None),
     }
 }
 
@@ -283,16 +310,17 @@ async fn claim(
     if inserted > 0 {
         return Ok(true);
     }
-    // Seen before. A Stripe redelivery only takes over a failed attempt; the condition is
-    // in the UPDATE itself so two redeliveries cannot both take it.
+    // Seen before. A Stripe redelivery only takes over a failed (or set-aside) attempt;
+    // the condition is in the UPDATE itself so two redeliveries cannot both take it.
     let mut retake = webhook_event::Entity::update_many()
         .col_expr(C::Outcome, Expr::value(outcome))
         .col_expr(C::Error, Expr::value(Option::<String>::None))
+        .col_expr(C::StripeRefused, Expr::value(false))
         .col_expr(C::ProcessedAt, Expr::value(now))
         .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
         .filter(C::Id.eq(envelope.id.as_str()));
     if delivery == Delivery::Webhook {
-        retake = retake.filter(C::Outcome.eq(Outcome::Failed));
+        retake = retake.filter(C::Outcome.is_in([Outcome::Failed, Outcome::SetAside]));
     }
     Ok(retake.exec(conn).await?.rows_affected > 0)
 }
@@ -314,29 +342,34 @@ async fn set_outcome(
     Ok(())
 }
 
-/// Writes a failed attempt: a new row, or one more attempt on a row that was failed
-/// already. A row another attempt has since applied is left alone.
+/// Writes a failed attempt: a new row, or one more attempt on a row that was failed (or set
+/// aside) already. A row another attempt has since applied is left alone. `refused`: Stripe
+/// refused a request in a way no retry changes (see [`sync::refused_permanently`]).
 async fn record_failure(
     db: &DatabaseConnection,
     envelope: &Envelope,
     error: &str,
+    refused: bool,
 ) -> Result<(), sea_orm::DbErr> {
     use webhook_event::Column as C;
     let now = now();
-    let row = event_row(envelope, Outcome::Failed, Some(error.to_owned()), now);
+    let mut row = event_row(envelope, Outcome::Failed, Some(error.to_owned()), now);
+    row.stripe_refused = Set(refused);
     let txn = sync::begin_write(db).await?;
     webhook_event::Entity::insert(row)
         .on_conflict(
             OnConflict::column(C::Id)
                 .value(C::Outcome, Expr::value(Outcome::Failed))
                 .value(C::Error, Expr::value(error))
+                .value(C::StripeRefused, Expr::value(refused))
                 .value(C::ProcessedAt, Expr::value(now))
                 .value(
                     C::Attempts,
                     Expr::col((webhook_event::Entity, C::Attempts)).add(1),
                 )
                 .action_and_where(
-                    Expr::col((webhook_event::Entity, C::Outcome)).eq(Outcome::Failed),
+                    Expr::col((webhook_event::Entity, C::Outcome))
+                        .is_in([Outcome::Failed, Outcome::SetAside]),
                 )
                 .to_owned(),
         )

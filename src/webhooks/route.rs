@@ -41,7 +41,9 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
 
 /// The webhook endpoint. Answers 2xx once an event is safely recorded (applied, or known to
 /// need nothing), 400 for a bad signature or a body that is not an event, 413 for an
-/// oversized body, and 500 when applying failed, so that Stripe delivers it again.
+/// oversized body, and 500 when applying failed, so that Stripe delivers it again, unless
+/// Stripe itself refused what applying needs in a way no retry changes: that event is
+/// recorded `failed` with the reason and answered 200 (see [`super::pipeline::process`]).
 pub async fn stripe_webhook(State(state): State<AppState>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
     if declared_length(&parts.headers).is_some_and(|n| n > MAX_BODY_BYTES) {

@@ -78,7 +78,16 @@ fn check_key(key: &str) -> ApiResult<()> {
 /// The axum handler for everything under `/v1`.
 pub async fn handle(AxumState(sim): AxumState<StripeSim>, req: Request<Body>) -> Response {
     let request_id = new_id("req_", 14);
-    let mut response = respond(&sim, req, &request_id).await;
+    let refusal = {
+        let mut faults = sim.faults();
+        let uri = req.uri();
+        faults.record(req.method(), uri.path(), uri.query().unwrap_or(""));
+        faults.refusal(req.method(), uri.path())
+    };
+    let mut response = match refusal {
+        Some(fault) => fault.response(),
+        None => respond(&sim, req, &request_id).await,
+    };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("request-id", v);
     }
@@ -2129,16 +2138,25 @@ fn list_events(st: &State, p: &Params) -> ApiResult<Value> {
         },
         None => types.is_empty() || types.iter().any(|x| x == t),
     };
-    let items = st
-        .events
-        .iter()
-        .rev()
+    // `starting_after` is a place in the list, as Stripe's cursors are: it holds even when
+    // that event no longer matches the filters (delivered meanwhile, say).
+    let (limit, after, before) = p.paging()?;
+    let newest_first = st.events.iter().rev();
+    let skip = match after.as_deref() {
+        Some(id) => match st.events.iter().rev().position(|e| e.id == id) {
+            Some(i) => i + 1,
+            None => return Err(ApiError::no_such("event", id, "starting_after")),
+        },
+        None => 0,
+    };
+    let items = newest_first
+        .skip(skip)
         .filter(|e| matches(&e.type_))
         .filter(|e| created.contains(e.created))
         .filter(|e| delivery_success.is_none_or(|ok| ok != undelivered.contains(e.id.as_str())))
         .map(|e| (e.id.clone(), st.event_json(e)))
         .collect();
-    page(p, "/v1/events", items)
+    Ok(list_page("/v1/events", items, limit, None, before))
 }
 
 /// `created=…` or `created[gt|gte|lt|lte]=…`, as Stripe's list filters take it.

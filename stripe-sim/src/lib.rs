@@ -12,6 +12,8 @@
 //! - Webhooks: every change emits Stripe's events, signed and delivered with retries.
 //! - A test clock per customer (`/_admin/customers/{id}/advance`), a delivery log
 //!   (`/_admin/deliveries`).
+//! - For tests: refusals it answers instead of running a request ([`Fault`], e.g. the 403 a
+//!   restricted key without a permission gets), and a log of the API requests it received.
 //!
 //! It refuses live keys and listens on loopback unless told otherwise. All routes are relative:
 //! an app may nest the router (Billfold mounts it at `/_stripe-sim` in simulated mode);
@@ -24,6 +26,7 @@ mod cards;
 mod clock;
 mod error;
 mod events;
+mod faults;
 pub mod form;
 mod hosted;
 mod model;
@@ -53,6 +56,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 pub use events::DeliveryOptions;
+pub use faults::{ApiRequest, Fault};
 pub use model::{DeliveryAttempt, DeliveryRecord, RetriesExhausted};
 pub use render::API_VERSION;
 
@@ -102,6 +106,8 @@ struct Inner {
     /// Serialises saves; holds the version last written.
     saved_version: tokio::sync::Mutex<u64>,
     version: std::sync::atomic::AtomicU64,
+    /// Refusals set up by a test, and the requests seen (never saved).
+    faults: Mutex<faults::Faults>,
 }
 
 impl StripeSim {
@@ -136,6 +142,7 @@ impl StripeSim {
                 wake: Notify::new(),
                 saved_version: tokio::sync::Mutex::new(0),
                 version: std::sync::atomic::AtomicU64::new(0),
+                faults: Mutex::default(),
             }),
         };
         sim.changed().await;
@@ -207,6 +214,29 @@ impl StripeSim {
     pub async fn set_retries_exhausted(&self, outcome: RetriesExhausted) {
         self.lock().settings.retries_exhausted = outcome;
         self.changed().await;
+    }
+
+    /// From now on, answers every API request `fault` matches with its refusal instead of
+    /// running it (until [`StripeSim::clear_faults`]).
+    pub fn add_fault(&self, fault: Fault) {
+        self.faults().refusals.push(fault);
+    }
+
+    /// Runs every request again.
+    pub fn clear_faults(&self) {
+        self.faults().refusals.clear();
+    }
+
+    /// The API requests received (the latest thousand), oldest first.
+    pub fn requests(&self) -> Vec<ApiRequest> {
+        self.faults().log.iter().cloned().collect()
+    }
+
+    fn faults(&self) -> MutexGuard<'_, faults::Faults> {
+        self.inner
+            .faults
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -13,6 +13,7 @@ mod billing_support;
 mod doctor;
 mod operations;
 mod reconcile;
+mod resilience;
 mod startup;
 mod truth_ordering;
 mod webhooks;

@@ -17,8 +17,7 @@ use sea_orm::DbErr;
 use stripe_core::customer::{RetrieveCustomer, RetrieveCustomerReturned};
 use stripe_shared::{CheckoutSession, Invoice, PaymentMethod, Price, Product, Subscription};
 
-use super::{is_missing, SyncError, WriteTxn};
-use crate::db::clock::now;
+use super::{is_missing, read_clock, schedule::ScheduleFacts, SyncError, WriteTxn};
 
 /// How often one object may be fetched again for one write because its row kept moving
 /// before the write gives up (and fails, to be retried later).
@@ -40,6 +39,8 @@ pub enum Kind {
     Price,
     Product,
     CheckoutSession,
+    /// Read as JSON, like a schedule event's object (see [`ScheduleFacts::read`]).
+    Schedule,
 }
 
 impl Kind {
@@ -53,6 +54,7 @@ impl Kind {
             Kind::Price => "prices.retrieve",
             Kind::Product => "products.retrieve",
             Kind::CheckoutSession => "checkout.sessions.retrieve",
+            Kind::Schedule => "subscription_schedules.retrieve",
         }
     }
 }
@@ -92,6 +94,7 @@ pub enum Object {
     Price(Box<Price>),
     Product(Box<Product>),
     CheckoutSession(Box<CheckoutSession>),
+    Schedule(Box<ScheduleFacts>),
 }
 
 /// A type of object [`Fetched::latest`] can hand back: which kind it is fetched as, and how
@@ -125,6 +128,7 @@ fetched_object!(
     Price => Price,
     Product => Product,
     CheckoutSession => CheckoutSession,
+    ScheduleFacts => Schedule,
 );
 
 /// A fetched object (`None`: Stripe has no such object) and the second the request was
@@ -138,13 +142,14 @@ pub struct Fetched {
 }
 
 impl Fetched {
-    /// Reads `wanted` from the API (no transaction may be open) and keeps it.
+    /// Reads `wanted` from the API (no transaction may be open) and keeps it, as read at
+    /// `read_at` (taken before the request, by [`read_clock`]).
     pub async fn fetch(
         &mut self,
         stripe: &::stripe::Client,
         wanted: Wanted,
+        read_at: i64,
     ) -> Result<(), ::stripe::StripeError> {
-        let read_at = now();
         let id = wanted.id.as_str();
         let got = match wanted.kind {
             Kind::Subscription => stripe_billing::subscription::RetrieveSubscription::new(id)
@@ -179,6 +184,9 @@ impl Fetched {
                     .await
                     .map(|o| Object::CheckoutSession(Box::new(o)))
             }
+            Kind::Schedule => ScheduleFacts::retrieve(stripe, id)
+                .await
+                .map(|o| Object::Schedule(Box::new(o))),
         };
         crate::metrics::stripe_request(wanted.kind.endpoint(), &got);
         let object = match got {
@@ -255,6 +263,15 @@ impl Fetched {
             _ => None,
         })?;
         Ok(got.map(|(p, _)| p))
+    }
+
+    pub fn schedule(
+        &self,
+        id: &str,
+        after: Option<i64>,
+    ) -> Result<Option<ScheduleFacts>, SyncError> {
+        let got = self.get(Wanted::new(Kind::Schedule, id, after), ScheduleFacts::pick)?;
+        Ok(got.map(|(s, _)| s))
     }
 
     /// An object as the API has it now (a plain read, not a re-fetch against a row), with
@@ -334,10 +351,15 @@ impl FetchLoop {
             }
             Err(e) => e,
         };
-        txn.rollback().await?;
         let Some(wanted) = error.wanted().cloned() else {
+            txn.rollback().await?;
             return Err(error);
         };
+        // The read's second, by the database's clock, before the request; asking it here
+        // saves a connection and a round trip.
+        let read_at = read_clock(&*txn).await;
+        txn.rollback().await?;
+        let read_at = read_at?;
         self.rounds += 1;
         let again = self
             .per_object
@@ -348,7 +370,7 @@ impl FetchLoop {
             return Err(E::from(SyncError::TooManyFetches(self.rounds)));
         }
         self.fetched
-            .fetch(stripe, wanted)
+            .fetch(stripe, wanted, read_at)
             .await
             .map_err(|e| E::from(SyncError::Stripe(e)))?;
         Ok(None)

@@ -62,6 +62,52 @@ fn is_missing(err: &::stripe::StripeError) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     /// The row now reflects the object.
+/// Whether Stripe refused the request in a way no retry changes: 401 (the key), 403 (a
+/// restricted key without the permission), or 400 (a request it will never accept). Only
+/// fixing the key (or the code) helps; 404 is [`is_missing`], and 409, 429 and 5xx pass.
+pub fn refused_permanently(err: &::stripe::StripeError) -> bool {
+    matches!(err, ::stripe::StripeError::Stripe(_, 400 | 401 | 403))
+}
+
+/// Stripe's refusal in a line an operator can act on: the status, Stripe's error type and
+/// code, and its message (`None` for any other error).
+pub fn refusal(err: &::stripe::StripeError) -> Option<String> {
+    let ::stripe::StripeError::Stripe(e, status) = err else {
+        return None;
+    };
+    if !refused_permanently(err) {
+        return None;
+    }
+    let code = e.code.as_ref().map(|c| format!(", {}", c.as_str()));
+    Some(format!(
+        "Stripe refused a request this event needs (HTTP {status}, {}{}): {}",
+        e.type_.as_str(),
+        code.unwrap_or_default(),
+        e.message.as_deref().unwrap_or("no message"),
+    ))
+}
+
+/// The second an API read starts in, by the database's clock rather than this server's: a
+/// server clock running ahead would stamp the read later than the events Stripe creates
+/// after it, and drop them as stale. (On SQLite the database's clock is this machine's;
+/// `billfold doctor` checks it against Stripe's.)
+pub async fn read_clock(conn: &impl sea_orm::ConnectionTrait) -> Result<i64, DbErr> {
+    use sea_orm::{DbBackend, Statement};
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        // `clock_timestamp()`, not `now()`: the latter stands still inside a transaction.
+        DbBackend::Postgres => {
+            "SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp())) AS BIGINT)"
+        }
+        _ => "SELECT CAST(strftime('%s', 'now') AS INTEGER)",
+    };
+    let row = conn
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await?
+        .ok_or_else(|| DbErr::Custom("the database did not tell the time".into()))?;
+    row.try_get_by_index::<i64>(0)
+}
+
     Applied,
     /// The row already reflects something newer (or the subscription is deleted).
     Stale,

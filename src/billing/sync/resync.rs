@@ -10,15 +10,13 @@ use stripe_shared::Price;
 
 use super::{
     apply_customer, apply_customer_deleted, apply_invoice, apply_payment_method, apply_price,
-    apply_subscription, begin_write,
+    apply_schedule, apply_subscription, begin_write,
     customer::{default_payment_method, set_default_payment_method},
+    read_clock,
     write::newer_than,
-    Applied, FetchLoop, Fetched, Source, SyncError,
+    Applied, FetchLoop, Fetched, ScheduleFacts, Source, SyncError,
 };
-use crate::db::{
-    clock::now,
-    entities::{payment_method, stripe_customer},
-};
+use crate::db::entities::{payment_method, stripe_customer};
 
 /// What a re-sync wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,6 +26,7 @@ pub struct SyncReport {
     pub payment_methods: usize,
     pub invoices: usize,
     pub prices: usize,
+    pub schedules: usize,
     /// Customers that could not be synced, with the reason (for `--all`).
     pub failed: Vec<(String, String)>,
 }
@@ -39,6 +38,7 @@ impl SyncReport {
         self.payment_methods += other.payment_methods;
         self.invoices += other.invoices;
         self.prices += other.prices;
+        self.schedules += other.schedules;
         self.failed.extend(other.failed);
     }
 }
@@ -56,17 +56,18 @@ fn count(report: &mut usize, applied: Applied) {
 }
 
 /// Re-reads one customer from the Stripe API — the customer, every subscription (all
-/// statuses), its payment methods (and which is the default), its latest invoices and the
-/// prices they use — and applies it all in one transaction. Everything is fetched before
+/// statuses), its payment methods (and which is the default), its latest invoices, the
+/// prices they use and its subscription schedules — and applies it all in one transaction. Everything is fetched before
 /// the transaction starts, so no lock is held while Stripe answers.
 pub async fn sync_customer(
     db: &DatabaseConnection,
     stripe: &::stripe::Client,
     customer_id: &str,
 ) -> Result<SyncReport, SyncError> {
-    // Taken before reading: an event created after this moment may carry a newer state
-    // than what the API returns, so it must still apply.
-    let read_at = now();
+    // Taken before reading, by the database's clock (see `read_clock`): an event created
+    // after this moment may carry a newer state than what the API returns, so it must
+    // still apply.
+    let read_at = read_clock(db).await?;
 
     let customer = stripe_core::customer::RetrieveCustomer::new(customer_id)
         .send(stripe)
@@ -106,6 +107,7 @@ pub async fn sync_customer(
         .send(stripe)
         .await?
         .data;
+    let schedules = ScheduleFacts::list(stripe, customer_id).await?;
 
     // Prices the subscriptions use, with their products: read even when `prices` knows
     // them, so a rename or an archive whose event was lost is repaired.
@@ -135,6 +137,7 @@ pub async fn sync_customer(
         payment_methods,
         invoices,
         prices,
+        schedules,
         read_at,
     };
     let mut writes = FetchLoop::default();
@@ -155,6 +158,7 @@ struct CustomerRead<'a> {
     payment_methods: Vec<stripe_shared::PaymentMethod>,
     invoices: Vec<stripe_shared::Invoice>,
     prices: Vec<Price>,
+    schedules: Vec<ScheduleFacts>,
     /// Taken before the first request.
     read_at: i64,
 }
@@ -172,6 +176,7 @@ async fn apply_read(
         payment_methods,
         invoices,
         prices,
+        schedules,
         read_at,
     } = read;
     let (customer_id, read_at) = (*customer_id, *read_at);
@@ -248,6 +253,12 @@ async fn apply_read(
             apply_invoice(txn, fetched, inv, source, false).await?,
         );
     }
+    for schedule in schedules {
+        count(
+            &mut report.schedules,
+            apply_schedule(txn, fetched, schedule, source).await?,
+        );
+    }
     Ok(report)
 }
 
@@ -299,8 +310,8 @@ pub async fn sync_catalogue(
     db: &DatabaseConnection,
     stripe: &::stripe::Client,
 ) -> Result<usize, SyncError> {
-    // Taken before listing, like every API read (see `Source::Api`).
-    let read_at = now();
+    // Taken before listing, like every API read (see `Source::Api` and `read_clock`).
+    let read_at = read_clock(db).await?;
     let prices: Vec<Price> = stripe_product::price::ListPrice::new()
         .active(true)
         .expand(vec!["data.product".to_owned()])

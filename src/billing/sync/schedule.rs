@@ -1,11 +1,17 @@
 //! Subscription schedules: the switch a schedule has planned (a downgrade waiting for the
 //! period's end), so the page can say "Switches to Starter on …". Only what the page needs
-//! is kept, read from the event's object by hand: a schedule's shape varies by API version
-//! and nothing else depends on it.
+//! is kept, read from the object by hand (an event's, or the API's): a schedule's shape
+//! varies by API version and nothing else depends on it.
 
-use sea_orm::{sea_query::Expr, ActiveValue::Set, ConnectionTrait, ExprTrait};
+use miniserde::json::{Number, Value};
+use sea_orm::{sea_query::Expr, ActiveValue::Set, ConnectionTrait};
+use stripe_client_core::{RequestBuilder, StripeMethod};
 
-use super::{write::upsert_guarded, Applied, Source, SyncError};
+use super::{
+    again_on_tie, decide_or_refetch,
+    write::{newer_than, upsert_guarded, watermark_of},
+    Applied, Fetched, Plan, Source, SyncError,
+};
 use crate::db::{clock::now, entities::subscription_schedule};
 
 /// The facts of a schedule the page needs.
@@ -18,15 +24,162 @@ pub struct ScheduleFacts {
     pub next: Option<(String, i64)>,
 }
 
-/// Writes a schedule's planned switch. Ordered by the event's second; within one second the
-/// later delivery wins (schedules are not re-fetched, and their events come in bursts within
-/// a second: created, then updated).
+fn as_i64(value: Option<&Value>) -> Option<i64> {
+    match value {
+        Some(Value::Number(Number::U64(n))) => i64::try_from(*n).ok(),
+        Some(Value::Number(Number::I64(n))) => Some(*n),
+        _ => None,
+    }
+}
+
+/// A string, or the id of an expanded object.
+fn text(v: Option<&Value>) -> Option<String> {
+    match v {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Object(o)) => match o.get("id") {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl ScheduleFacts {
+    /// Reads what the page needs of a schedule object (an event's, or the API's), by hand:
+    /// its id, subscription, status, and the phase after the current one.
+    pub fn read(object: &Value) -> Option<ScheduleFacts> {
+        let Value::Object(map) = object else {
+            return None;
+        };
+        let id = text(map.get("id"))?;
+        let status = text(map.get("status"))?;
+        let subscription = text(map.get("subscription"));
+        let current_end = match map.get("current_phase") {
+            Some(Value::Object(p)) => as_i64(p.get("end_date")),
+            _ => None,
+        };
+        let next = match (current_end, map.get("phases")) {
+            (Some(end), Some(Value::Array(phases))) => phases.iter().find_map(|phase| {
+                let Value::Object(phase) = phase else {
+                    return None;
+                };
+                let start = as_i64(phase.get("start_date"))?;
+                if start < end {
+                    return None;
+                }
+                let price = match phase.get("items") {
+                    Some(Value::Array(items)) => match items.first() {
+                        Some(Value::Object(item)) => text(item.get("price")),
+                        _ => None,
+                    },
+                    _ => None,
+                }?;
+                Some((price, start))
+            }),
+            _ => None,
+        };
+        Some(ScheduleFacts {
+            id,
+            subscription_id: subscription,
+            status,
+            next,
+        })
+    }
+
+    /// `GET /v1/subscription_schedules/{id}`, read like an event's object.
+    pub async fn retrieve(
+        stripe: &::stripe::Client,
+        id: &str,
+    ) -> Result<ScheduleFacts, ::stripe::StripeError> {
+        let object: Value =
+            RequestBuilder::new(StripeMethod::Get, format!("/subscription_schedules/{id}"))
+                .customize::<Value>()
+                .send(stripe)
+                .await?;
+        ScheduleFacts::read(&object).ok_or_else(unreadable)
+    }
+
+    /// Every schedule of a customer (`GET /v1/subscription_schedules?customer=…`), page by page.
+    pub async fn list(
+        stripe: &::stripe::Client,
+        customer: &str,
+    ) -> Result<Vec<ScheduleFacts>, ::stripe::StripeError> {
+        #[derive(serde::Serialize)]
+        struct Query<'a> {
+            customer: &'a str,
+            limit: u32,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            starting_after: Option<String>,
+        }
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let query = Query {
+                customer,
+                limit: 100,
+                starting_after: after.take(),
+            };
+            let page: Value = RequestBuilder::new(StripeMethod::Get, "/subscription_schedules")
+                .query(&query)
+                .customize::<Value>()
+                .send(stripe)
+                .await?;
+            let Value::Object(page) = page else {
+                return Err(unreadable());
+            };
+            let Some(Value::Array(data)) = page.get("data") else {
+                return Err(unreadable());
+            };
+            for object in data {
+                all.push(ScheduleFacts::read(object).ok_or_else(unreadable)?);
+            }
+            let more = matches!(page.get("has_more"), Some(Value::Bool(true)));
+            match all.last() {
+                Some(last) if more => after = Some(last.id.clone()),
+                _ => return Ok(all),
+            }
+        }
+    }
+}
+
+fn unreadable() -> ::stripe::StripeError {
+    ::stripe::StripeError::JSONDeserialize("a subscription schedule without an id or status".into())
+}
+
+/// Writes a schedule's planned switch, ordered like every other object: by the event's
+/// second, and a same-second tie is decided by the API's copy (re-fetched).
 pub async fn apply_schedule(
     conn: &impl ConnectionTrait,
+    fetched: &Fetched,
     facts: &ScheduleFacts,
     source: Source,
 ) -> Result<Applied, SyncError> {
     use subscription_schedule::Column as C;
+    let id = facts.id.as_str();
+    again_on_tie(
+        source,
+        || apply_once(conn, fetched, facts, source),
+        || watermark_of::<subscription_schedule::Entity>(conn, id, C::StripeEventAt),
+    )
+    .await
+}
+
+async fn apply_once(
+    conn: &impl ConnectionTrait,
+    fetched: &Fetched,
+    facts: &ScheduleFacts,
+    source: Source,
+) -> Result<Applied, SyncError> {
+    use subscription_schedule::Column as C;
+    let id = facts.id.as_str();
+    let watermark =
+        watermark_of::<subscription_schedule::Entity>(conn, id, C::StripeEventAt).await?;
+    let refetch = |after| fetched.schedule(id, after);
+    let (source, fetched) = match decide_or_refetch(watermark, source, refetch)? {
+        Plan::Stale => return Ok(Applied::Stale),
+        Plan::Write { source, fetched } => (source, fetched),
+    };
+    let facts = fetched.as_ref().unwrap_or(facts);
     let row = subscription_schedule::ActiveModel {
         id: Set(facts.id.clone()),
         subscription_id: Set(facts.subscription_id.clone()),
@@ -36,8 +189,10 @@ pub async fn apply_schedule(
         stripe_event_at: Set(Some(source.at())),
         updated_at: Set(now()),
     };
-    let watermark = Expr::col((subscription_schedule::Entity, C::StripeEventAt));
-    let guard = watermark.clone().is_null().or(watermark.lte(source.at()));
+    let guard = newer_than(
+        Expr::col((subscription_schedule::Entity, C::StripeEventAt)),
+        source,
+    );
     Ok(upsert_guarded(
         conn,
         row,

@@ -22,9 +22,15 @@ pub struct Model {
     /// The event's object was in another API version's shape (its `api_version`) and did
     /// not parse as the pinned type: the API's copy of the object was applied instead.
     pub applied_from_api: bool,
-    /// The raw body as delivered, for replays.
+    /// The raw body as delivered, for replays; emptied once older than
+    /// `WEBHOOK_PAYLOAD_RETENTION` (see `payload_removed_at`).
     #[sea_orm(column_type = "Text")]
     pub payload: String,
+    /// The last attempt failed because Stripe refused a request that no retry can change
+    /// (401, 403, a 400): the key's permissions need fixing before a replay can work.
+    pub stripe_refused: bool,
+    /// When the payload was removed for being older than the retention period (unix seconds).
+    pub payload_removed_at: Option<i64>,
 }
 
 /// What became of a delivery: stored in `webhook_events.outcome` (as the names below),
@@ -49,6 +55,10 @@ pub enum Outcome {
     /// A live event at a test-mode app, or the other way round.
     #[sea_orm(string_value = "mode_mismatch")]
     ModeMismatch,
+    /// Failed again and again when the reconciler found it missed: set aside so it no
+    /// longer holds the reconciler back, until an operator replays it.
+    #[sea_orm(string_value = "set_aside")]
+    SetAside,
 }
 
 impl std::fmt::Display for Outcome {
@@ -88,7 +98,8 @@ mod tests {
                 "stale",
                 "ignored",
                 "failed",
-                "mode_mismatch"
+                "mode_mismatch",
+                "set_aside"
             ]
         );
         for o in Outcome::iter() {
