@@ -47,8 +47,6 @@ export default defineConfig({
       DATABASE_URL: 'sqlite://target/e2e/billfold.db?mode=rwc',
       LEPTOS_SITE_ROOT: 'target/site',
       STRIPE_MODE: 'simulated',
-      // The operator admin.spec.ts signs up as (the /admin/billing page).
-      ADMIN_EMAILS: 'ops@billfold.test',
       LOG_LEVEL: 'warn',
     },
   },

@@ -19,8 +19,7 @@ pub async fn sign_up(
     #[server(default)] password: String,
 ) -> Result<(), AppError> {
     let state = crate::web::app_state()?;
-    let client =
-        crate::web::client_addr(&crate::web::request_parts()?, &state.config.trusted_proxies);
+    let client = crate::web::client_key(&crate::web::request_parts()?, &state.config);
     ssr::sign_up(&state, &email, &password, &client).await?;
     leptos_axum::redirect("/settings/billing");
     Ok(())

@@ -7,7 +7,6 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use url::Url;
 
-use crate::auth::validate::Email;
 
 /// A value that must never reach a log line, an error message or the client bundle.
 #[derive(Clone, PartialEq, Eq)]
@@ -82,14 +81,17 @@ pub struct Config {
     pub stripe_sim_state: PathBuf,
     /// How often the reconciler runs (`RECONCILE_EVERY`); `None` when turned off (`0`).
     pub reconcile_every: Option<Duration>,
-    /// Proxies whose `Forwarded` / `X-Forwarded-For` are believed (`TRUSTED_PROXIES`); none
-    /// by default, so the client is the TCP peer.
+    /// How long a received event's payload (personal data) is kept
+    /// (`WEBHOOK_PAYLOAD_RETENTION`, 90 days unless told); the event's row stays.
+    pub webhook_payload_retention: Duration,
+    /// Proxies whose forwarding header is believed (`TRUSTED_PROXIES`); none by default, so
+    /// the client is the TCP peer.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The one header those proxies write (`TRUSTED_PROXY_HEADER`); set exactly when
+    /// `trusted_proxies` is not empty.
+    pub trusted_proxy_header: Option<ProxyHeader>,
     /// Where the Prometheus metrics are served, if anywhere (never by default).
     pub metrics: MetricsExposure,
-    /// The operators (`ADMIN_EMAILS`): users signed in with one of these emails may open
-    /// `/admin/billing`. None by default.
-    pub admin_emails: Vec<Email>,
     /// The portal as code (`BILLING_FILE`, default `billing.toml`), read by
     /// `billfold portal apply` and `billfold doctor`.
     pub billing_file: PathBuf,
@@ -285,9 +287,34 @@ impl Config {
                 parse_interval(&raw).map_err(|problem| invalid("RECONCILE_EVERY", problem))?
             }
         };
+        let webhook_payload_retention = match get("WEBHOOK_PAYLOAD_RETENTION") {
+            None => DEFAULT_WEBHOOK_PAYLOAD_RETENTION,
+            Some(raw) => parse_retention(&raw)
+                .map_err(|problem| invalid("WEBHOOK_PAYLOAD_RETENTION", problem))?,
+        };
 
         let trusted_proxies = parse_trusted_proxies(&get("TRUSTED_PROXIES").unwrap_or_default())
             .map_err(|problem| invalid("TRUSTED_PROXIES", problem))?;
+        let trusted_proxy_header = match (get("TRUSTED_PROXY_HEADER"), trusted_proxies.is_empty())
+        {
+            (None, true) => None,
+            (None, false) => {
+                return Err(invalid(
+                    "TRUSTED_PROXY_HEADER",
+                    "is required with TRUSTED_PROXIES: name the header your proxies write, \
+                     x-forwarded-for or forwarded (and make them overwrite or strip the other)",
+                ))
+            }
+            (Some(_), true) => {
+                return Err(invalid(
+                    "TRUSTED_PROXY_HEADER",
+                    "is only read with TRUSTED_PROXIES: list your proxies there too",
+                ))
+            }
+            (Some(raw), false) => Some(
+                ProxyHeader::parse(&raw).map_err(|problem| invalid("TRUSTED_PROXY_HEADER", problem))?,
+            ),
+        };
 
         let past_due = match get("PAST_DUE_GRACE") {
             None => crate::billing::model::PastDuePolicy::WhileRetrying,
@@ -329,8 +356,14 @@ impl Config {
             }
         };
 
-        let admin_emails = parse_admin_emails(&get("ADMIN_EMAILS").unwrap_or_default())
-            .map_err(|problem| invalid("ADMIN_EMAILS", problem))?;
+        if get("ADMIN_EMAILS").is_some() {
+            return Err(invalid(
+                "ADMIN_EMAILS",
+                "is no longer read: an email anyone can sign up with proves nothing. Grant \
+                 operators on the server with `billfold admin add EMAIL` (see `billfold admin \
+                 list`), then remove ADMIN_EMAILS",
+            ));
+        }
 
         Ok(Config {
             app_url,
@@ -349,19 +382,15 @@ impl Config {
             site_root,
             stripe_sim_state,
             reconcile_every,
+            webhook_payload_retention,
             trusted_proxies,
+            trusted_proxy_header,
             metrics,
-            admin_emails,
             billing_file: PathBuf::from(
                 get("BILLING_FILE").unwrap_or_else(|| "billing.toml".into()),
             ),
             past_due,
         })
-    }
-
-    /// Whether the user signed in with `email` is an operator (listed in `ADMIN_EMAILS`).
-    pub fn is_admin(&self, email: &str) -> bool {
-        Email::parse(email).is_ok_and(|email| self.admin_emails.contains(&email))
     }
 
     /// Whether cookies must carry `Secure` (the app is served over https).
@@ -544,6 +573,26 @@ fn parse_interval(raw: &str) -> Result<Option<Duration>, String> {
     Ok((secs > 0).then(|| Duration::from_secs(secs)))
 }
 
+/// Webhook payloads are kept this long unless `WEBHOOK_PAYLOAD_RETENTION` says otherwise.
+pub const DEFAULT_WEBHOOK_PAYLOAD_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+
+/// `WEBHOOK_PAYLOAD_RETENTION`: from a day (a failed event's payload is what a replay needs
+/// while Stripe still retries) to ten years.
+fn parse_retention(raw: &str) -> Result<Duration, String> {
+    let secs = parse_duration(
+        raw,
+        3_650 * 86_400,
+        "7d, 90d or 365d",
+        "longer than ten years",
+    )?;
+    if secs < 86_400 {
+        return Err(format!(
+            "`{raw}` is shorter than a day: a failed event's payload is what a replay needs"
+        ));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
 /// `PAST_DUE_GRACE`: `0` (no access once a payment fails) or up to 60 days, like `72h`.
 fn parse_grace(raw: &str) -> Result<i64, String> {
     let secs = parse_duration(
@@ -568,18 +617,25 @@ pub fn parse_trusted_proxies(raw: &str) -> Result<Vec<ipnet::IpNet>, String> {
         .collect()
 }
 
-/// Parses `ADMIN_EMAILS`: email addresses separated by commas, each trimmed, lower-cased and
-/// checked like a sign-up's.
-pub fn parse_admin_emails(raw: &str) -> Result<Vec<Email>, String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            Email::parse(s).map_err(|_| {
-                format!("`{s}` is not an email address (list them separated by commas, like ops@example.com)")
-            })
-        })
-        .collect()
+/// The forwarding header trusted proxies write (`TRUSTED_PROXY_HEADER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For` (nginx, AWS ALB, Caddy, Traefik, HAProxy with `option forwardfor`).
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
+}
+
+impl ProxyHeader {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(ProxyHeader::XForwardedFor),
+            "forwarded" => Ok(ProxyHeader::Forwarded),
+            other => Err(format!(
+                "`{other}` is not a header Billfold reads: x-forwarded-for or forwarded"
+            )),
+        }
+    }
 }
 
 fn parse_app_url(raw: &str) -> Result<Url, ConfigError> {
@@ -850,6 +906,27 @@ mod tests {
     }
 
     #[test]
+    fn payloads_are_kept_ninety_days_unless_told() {
+        let keep = |value: Option<&'static str>| {
+            let mut vars = TEST_KEY.to_vec();
+            vars.extend(value.map(|v| ("WEBHOOK_PAYLOAD_RETENTION", v)));
+            load(&vars).map(|c| c.webhook_payload_retention)
+        };
+        let days = |n: u64| Duration::from_secs(n * 86_400);
+        assert_eq!(keep(None), Ok(days(90)));
+        assert_eq!(keep(Some("7d")), Ok(days(7)));
+        assert_eq!(keep(Some("365d")), Ok(days(365)));
+        assert_eq!(keep(Some("48h")), Ok(days(2)));
+        for bad in ["0", "off", "12h", "90x", "-7d", "4000d"] {
+            assert_eq!(
+                keep(Some(bad)).expect_err(bad).var,
+                "WEBHOOK_PAYLOAD_RETENTION",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn the_reconciler_runs_every_five_minutes_unless_told() {
         let every = |value: Option<&'static str>| {
             let mut vars = TEST_KEY.to_vec();
@@ -867,32 +944,41 @@ mod tests {
     }
 
     #[test]
-    fn admin_emails_are_normalised_and_each_one_checked() {
-        let admins = |value: Option<&'static str>| {
+    fn admin_emails_is_refused_with_the_way_to_grant_operators() {
+        let mut vars = TEST_KEY.to_vec();
+        vars.push(("ADMIN_EMAILS", "ops@billfold.test"));
+        let err = load(&vars).expect_err("no longer read");
+        assert_eq!(err.var, "ADMIN_EMAILS");
+        assert!(err.problem.contains("billfold admin add"), "{err}");
+    }
+
+    #[test]
+    fn the_proxy_header_is_named_with_the_proxies() {
+        let with = |pairs: &[(&'static str, &'static str)]| {
             let mut vars = TEST_KEY.to_vec();
-            vars.extend(value.map(|v| ("ADMIN_EMAILS", v)));
+            vars.extend_from_slice(pairs);
             load(&vars)
         };
-        assert!(admins(None).expect("valid").admin_emails.is_empty());
-        assert!(admins(Some(" , ")).expect("valid").admin_emails.is_empty());
-        let c = admins(Some(" Ops@Billfold.test ,, alice@example.com")).expect("valid");
-        let listed: Vec<&str> = c.admin_emails.iter().map(Email::as_str).collect();
-        assert_eq!(listed, ["ops@billfold.test", "alice@example.com"]);
-        assert!(c.is_admin("ops@billfold.test"));
-        assert!(c.is_admin(" OPS@billfold.test"));
-        assert!(!c.is_admin("bob@example.com"));
-        assert!(!c.is_admin(""));
-        assert!(!admins(None).expect("valid").is_admin("ops@billfold.test"));
-        for bad in [
-            "ops",
-            "ops@billfold.test, not an email",
-            "ops@billfold.test;bob@x.org",
+        let c = with(&[]).expect("valid");
+        assert!(c.trusted_proxies.is_empty() && c.trusted_proxy_header.is_none());
+        let err = with(&[("TRUSTED_PROXIES", "10.0.0.0/8")]).expect_err("which header?");
+        assert_eq!(err.var, "TRUSTED_PROXY_HEADER");
+        let err = with(&[("TRUSTED_PROXY_HEADER", "forwarded")]).expect_err("no proxies");
+        assert_eq!(err.var, "TRUSTED_PROXY_HEADER");
+        let err = with(&[
+            ("TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("TRUSTED_PROXY_HEADER", "x-real-ip"),
+        ])
+        .expect_err("not one we read");
+        assert!(err.problem.contains("x-real-ip"), "{err}");
+        for (raw, header) in [
+            ("X-Forwarded-For", ProxyHeader::XForwardedFor),
+            (" forwarded ", ProxyHeader::Forwarded),
         ] {
-            let err = admins(Some(bad)).expect_err(bad);
-            assert_eq!(err.var, "ADMIN_EMAILS", "{bad}");
+            let c = with(&[("TRUSTED_PROXIES", "10.0.0.0/8"), ("TRUSTED_PROXY_HEADER", raw)])
+                .expect("valid");
+            assert_eq!(c.trusted_proxy_header, Some(header));
         }
-        let err = admins(Some("a@b.co, nobody")).expect_err("bad entry");
-        assert!(err.problem.contains("`nobody`"), "{err}");
     }
 
     #[test]

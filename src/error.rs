@@ -35,6 +35,12 @@ pub enum AppError {
     /// A dependency (Stripe, the database) is down; try again later.
     #[error("{0}")]
     Unavailable(String),
+    /// The server is saturated for a moment (sent as 503 with `Retry-After`).
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// Stripe refused a request for a reason a retry will not change.
     #[error("{0}")]
     Upstream(String),
@@ -67,10 +73,21 @@ impl AppError {
         }
     }
 
+    /// Refused because the server is saturated: a quick 503 with `Retry-After`.
+    pub fn busy(wait: std::time::Duration) -> Self {
+        AppError::Busy {
+            message: "The service is busy right now. Please try again in a few seconds.".into(),
+            retry_after_secs: wait.as_secs().max(1),
+        }
+    }
+
     /// The seconds a client should wait before trying again, for a rate limit.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             AppError::RateLimited {
+                retry_after_secs, ..
+            }
+            | AppError::Busy {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             _ => None,
@@ -101,7 +118,7 @@ impl AppError {
             AppError::NotFound(_) => 404,
             AppError::Conflict(_) => 409,
             AppError::RateLimited { .. } => 429,
-            AppError::Unavailable(_) => 503,
+            AppError::Unavailable(_) | AppError::Busy { .. } => 503,
             AppError::Upstream(_) => 502,
             AppError::Internal | AppError::Transport => 500,
         }

@@ -89,7 +89,56 @@ fn refused_by(path: &str) -> Option<AppError> {
     use leptos::{server::ServerActionError, server_fn::error::ServerFnUrlError};
     use_context::<ServerActionError>()
         .filter(|e| e.path() == path)
-        .map(|e| ServerFnUrlError::<AppError>::decode_err(e.err()))
+        .map(|e| fixed_refusal(path, ServerFnUrlError::<AppError>::decode_err(e.err())))
+}
+
+/// The refusal a form shows when it arrived in the page's address: the same kind of error
+/// (and field), with a message of our own. Anyone can make a link carrying any text, so the
+/// text the address carries is never shown.
+#[cfg(feature = "ssr")]
+pub fn fixed_refusal(path: &str, claimed: AppError) -> AppError {
+    let login = path.ends_with("/login");
+    let signup = path.ends_with("/signup");
+    let text = |s: &str| s.to_owned();
+    match claimed {
+        AppError::Invalid { field, .. } => {
+            let message = match field.as_deref() {
+                Some("email") if login => "Enter your email address.",
+                Some("email") => "Enter a valid email address, like name@example.com.",
+                Some("password") if login => "Enter your password.",
+                Some("password") => "Use between 8 and 1024 characters for your password.",
+                Some("price_id") => "That plan is not available.",
+                _ => "Check what you entered and try again.",
+            };
+            AppError::Invalid {
+                field,
+                message: text(message),
+            }
+        }
+        AppError::Forbidden(_) if login => AppError::Forbidden(text("Email or password is incorrect.")),
+        AppError::Forbidden(_) => AppError::Forbidden(text("That is not allowed for your account.")),
+        AppError::NotFound(_) => {
+            AppError::NotFound(text("That could not be found. Reload the page and try again."))
+        }
+        AppError::Conflict(_) if signup => AppError::Conflict(text(
+            "An account with this email already exists. Log in instead?",
+        )),
+        AppError::Conflict(_) => AppError::Conflict(text(
+            "That changed in the meantime. Reload the page and try again.",
+        )),
+        AppError::RateLimited { .. } => AppError::RateLimited {
+            message: text("Too many attempts. Wait a minute and try again."),
+            retry_after_secs: 60,
+        },
+        AppError::Busy { .. } => AppError::busy(std::time::Duration::from_secs(5)),
+        AppError::Unavailable(_) => AppError::Unavailable(text(
+            "The service is temporarily unavailable. Please try again in a moment.",
+        )),
+        AppError::Upstream(_) => AppError::Upstream(text(
+            "Stripe refused the request. Please try again, or contact support if it keeps happening.",
+        )),
+        known @ (AppError::Unauthorized | AppError::Internal | AppError::Transport) => known,
+    }
 }
 
 /// In the browser, an island starts with no refusal: a submit it sent itself is answered in
@@ -125,6 +174,10 @@ impl From<WireError> for AppError {
                 retry_after_secs: w.retry_after_secs.unwrap_or(0),
             },
             "Unavailable" => AppError::Unavailable(message()),
+            "Busy" => AppError::Busy {
+                message: message(),
+                retry_after_secs: w.retry_after_secs.unwrap_or(0),
+            },
             "Upstream" => AppError::Upstream(message()),
             "Transport" => AppError::Transport,
             _ => AppError::Internal,
@@ -268,10 +321,55 @@ mod tests {
             | AppError::Conflict(_)
             | AppError::RateLimited { .. }
             | AppError::Unavailable(_)
+            | AppError::Busy { .. }
             | AppError::Upstream(_)
             | AppError::Internal
             | AppError::Transport => {}
         }
+    }
+
+    #[test]
+    fn a_refusal_in_the_address_shows_our_text_never_the_address_text() {
+        let forged = "Your account is locked. Call +1 555 0100 and give them your password.";
+        let claims = [
+            AppError::invalid("email", forged),
+            AppError::invalid("password", forged),
+            AppError::invalid("anything", forged),
+            AppError::Forbidden(forged.into()),
+            AppError::NotFound(forged.into()),
+            AppError::Conflict(forged.into()),
+            AppError::RateLimited {
+                message: forged.into(),
+                retry_after_secs: 9,
+            },
+            AppError::Busy {
+                message: forged.into(),
+                retry_after_secs: 9,
+            },
+            AppError::Unavailable(forged.into()),
+            AppError::Upstream(forged.into()),
+            AppError::Unauthorized,
+            AppError::Internal,
+        ];
+        for path in ["/api/login", "/api/signup", "/api/billing/portal"] {
+            for claim in claims.clone() {
+                let shown = fixed_refusal(path, claim.clone());
+                assert!(!shown.to_string().contains("555"), "{path}: {shown}");
+                assert_eq!(
+                    std::mem::discriminant(&shown),
+                    std::mem::discriminant(&claim),
+                    "the kind is kept"
+                );
+                assert_eq!(shown.is_field_error(), claim.is_field_error());
+            }
+        }
+        assert_eq!(
+            fixed_refusal("/api/login", AppError::Forbidden(forged.into())).to_string(),
+            "Email or password is incorrect."
+        );
+        assert!(fixed_refusal("/api/signup", AppError::Conflict(forged.into()))
+            .to_string()
+            .starts_with("An account with this email already exists"));
     }
 
     #[test]
@@ -288,6 +386,7 @@ mod tests {
             AppError::Conflict("An account with this email already exists.".into()),
             AppError::rate_limited("Too many attempts.", std::time::Duration::from_secs(42)),
             AppError::Unavailable("Billing is temporarily unavailable.".into()),
+            AppError::busy(std::time::Duration::from_secs(3)),
             AppError::Upstream("Stripe refused to start Checkout.".into()),
             AppError::Internal,
             AppError::Transport,

@@ -5,6 +5,10 @@
 //! rendered on the server alone: only `#[island]` components (the buttons that call a server
 //! function and say "Opening…") reach the browser's WASM.
 
+// The reconciler's cycle is one future over many of async-stripe's deeply nested types;
+// proving it `Send` takes more than the default 128 steps.
+#![recursion_limit = "256"]
+
 pub mod accounts;
 pub mod admin;
 pub mod app;

@@ -52,6 +52,12 @@ enum Command {
         #[command(subcommand)]
         command: PortalCommand,
     },
+    /// The operators: the accounts that may open /admin/billing. Granted only here, on the
+    /// server, to an account that exists.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Run the Stripe test double on its own port (loopback by default).
     #[cfg(feature = "stripe-sim")]
     StripeSim(stripe_sim::ServeArgs),
@@ -113,6 +119,39 @@ async fn run() -> ExitCode {
 }
 
 #[derive(Subcommand)]
+enum AdminCommand {
+    /// Grant the account with this email the operators' pages.
+    Add { email: String },
+    /// Take the operators' pages from the account with this email.
+    Remove { email: String },
+    /// Every operator, with when they were granted.
+    List,
+}
+
+async fn admin_command(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    use billfold::admin::operators;
+    let db = billfold::db::connect_and_migrate(config.database_url.expose()).await?;
+    match command {
+        AdminCommand::Add { email } => {
+            if operators::grant(&db, &email, "cli").await? {
+                println!("{} is now an operator", email.trim().to_lowercase());
+            } else {
+                println!("{} was already an operator", email.trim().to_lowercase());
+            }
+        }
+        AdminCommand::Remove { email } => {
+            if operators::revoke(&db, &email).await? {
+                println!("{} is no longer an operator", email.trim().to_lowercase());
+            } else {
+                println!("{} was not an operator", email.trim().to_lowercase());
+            }
+        }
+        AdminCommand::List => print!("{}", operators::format_table(&operators::list(&db).await?)),
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
 enum PortalCommand {
     /// Create or update the portal configuration so it says what billing.toml says; prints
     /// the field-by-field diff. Running it again changes nothing.
@@ -169,6 +208,7 @@ async fn app_command(config: &Config, command: Command) -> anyhow::Result<()> {
         Command::Drift { since, limit } => drift_command(config, since, limit).await,
         Command::Reconcile => reconcile_command(config).await,
         Command::Doctor => doctor_command(config).await,
+        Command::Admin { command } => admin_command(config, command).await,
         Command::Portal {
             command: PortalCommand::Apply { dry_run },
         } => portal_apply_command(config, dry_run).await,

@@ -1,7 +1,7 @@
 //! The app state every handler and server function reads: settings, the database, the
 //! Stripe client and the rate limiters. A leaf: it imports no feature.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
@@ -10,7 +10,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     config::Config,
     db::{cache::Cached, entities::price},
-    web::limit::RateLimiter,
+    web::limit::Limiter,
 };
 
 /// Everything a request handler may need; cheap to clone.
@@ -22,17 +22,10 @@ pub struct AppState {
     /// This installation's id (`db::installation`): part of every Stripe idempotency key
     /// Billfold makes, so installations sharing a Stripe account never share a key.
     pub installation_id: Arc<str>,
-    /// Log-ins per email and per client address (10 a minute). This and the next two are
-    /// shared by all replicas on PostgreSQL.
-    pub login_limiter: Arc<RateLimiter>,
-    /// Sign-ups per client address (20 an hour): each costs an argon2 hash and a Stripe
-    /// customer.
-    pub signup_limiter: Arc<RateLimiter>,
-    /// Portal and Checkout sessions per user (10 a minute).
-    pub portal_limiter: Arc<RateLimiter>,
-    /// Re-syncs from Stripe on return from Checkout or the Portal: three in a row per user,
-    /// then one every ~3 s (a Checkout and a portal return close together are both right).
-    pub resync_throttle: Arc<RateLimiter>,
+    /// Every rate limit's counts (log-ins, sign-ups, billing sessions, the Stripe budget of
+    /// user-triggered calls, re-syncs): shared by all replicas on PostgreSQL, in this process
+    /// on SQLite. The rules live with the features that enforce them.
+    pub limits: Arc<Limiter>,
     /// The one Stripe API client (Stripe, a standalone double, or the mounted one).
     pub stripe: ::stripe::Client,
     /// The plans the billing pages offer (active recurring prices of this mode), kept for a
@@ -65,35 +58,13 @@ impl AppState {
             .site_pkg_dir("pkg")
             .site_addr(config.bind_addr)
             .build();
-        // Log-in, sign-up and session limits are shared by replicas on PostgreSQL.
-        let login_limiter = Arc::new(RateLimiter::for_database(
-            "login",
-            10,
-            Duration::from_secs(60),
-            &db,
-        ));
-        let signup_limiter = Arc::new(RateLimiter::for_database(
-            "signup",
-            20,
-            Duration::from_secs(3600),
-            &db,
-        ));
-        let portal_limiter = Arc::new(RateLimiter::for_database(
-            "sessions",
-            10,
-            Duration::from_secs(60),
-            &db,
-        ));
+        let limits = Arc::new(Limiter::for_database(&db));
         Ok(AppState {
-            login_limiter,
-            signup_limiter,
-            portal_limiter,
+            limits,
             leptos_options,
             db,
             config: Arc::new(config),
             installation_id: installation_id.into(),
-            // Only spares Stripe repeated reads; per process is enough.
-            resync_throttle: Arc::new(RateLimiter::local("resync", 3, Duration::from_secs(10))),
             stripe,
             plans: Arc::new(Cached::catalogue()),
             reconcile_running: Arc::default(),

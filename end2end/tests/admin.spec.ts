@@ -1,8 +1,11 @@
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
 import { expect, Page, test } from '@playwright/test';
 import { hydrated, PASSWORD, uniqueEmail } from './helpers';
 
-// /admin/billing, the operators' event inbox. playwright.config.ts starts the app with
-// ADMIN_EMAILS=ops@billfold.test; anyone else gets the page any unknown address gets. The page
+// /admin/billing, the operators' event inbox. The operator signs up like anyone, and is then
+// granted on the server with `billfold admin add`, on the database playwright.config.ts gives
+// the app; anyone else gets the page any unknown address gets. The page
 // is rendered on the server and needs no JavaScript: its filters are a GET form and each
 // replay a plain form post, which must work the same with JavaScript on.
 
@@ -25,6 +28,23 @@ async function signInAsAdmin(page: Page, javaScript: boolean) {
     await page.getByRole('button', { name: 'Log in' }).click();
   }
   await expect(page).toHaveURL(/\/settings\/billing$/);
+  grantOperator(ADMIN);
+}
+
+/** `billfold admin add EMAIL`, run as an operator would on the server. */
+function grantOperator(email: string) {
+  const root = path.resolve(__dirname, '..', '..');
+  execFileSync('target/debug/billfold', ['admin', 'add', email], {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH ?? '',
+      DATABASE_URL: 'sqlite://target/e2e/billfold.db?mode=rwc',
+      STRIPE_MODE: 'simulated',
+      STRIPE_SIM_STATE: 'target/e2e/cli-stripe-sim.json',
+      LOG_LEVEL: 'warn',
+    },
+    stdio: 'pipe',
+  });
 }
 
 /** Reloads until `check` passes: events arrive by webhook, a moment after what sent them. */

@@ -6,7 +6,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use axum::http::{HeaderMap, HeaderValue};
-use billfold::{config::parse_trusted_proxies, web::client::client_ip};
+use billfold::{
+    config::{parse_trusted_proxies, ProxyHeader},
+    web::client::client_ip,
+};
 use libfuzzer_sys::{arbitrary::Unstructured, fuzz_target};
 
 fuzz_target!(|data: &[u8]| {
@@ -47,11 +50,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(v) = HeaderValue::from_bytes(&xff) {
         headers.insert("x-forwarded-for", v);
     }
-    let client = client_ip(peer, &headers, &trusted);
-    let peer_trusted = trusted.iter().any(|net| net.contains(&peer));
-    if !peer_trusted {
-        assert_eq!(client, peer, "an untrusted peer's headers were believed");
+    let peer = peer.to_canonical();
+    for header in [ProxyHeader::Forwarded, ProxyHeader::XForwardedFor] {
+        let client = client_ip(peer, &headers, &trusted, Some(header));
+        let peer_trusted = trusted.iter().any(|net| net.contains(&peer));
+        if !peer_trusted {
+            assert_eq!(client, peer, "an untrusted peer's headers were believed");
+        }
+        assert_eq!(client_ip(peer, &headers, &[], Some(header)), peer);
+        assert_eq!(client_ip(peer, &HeaderMap::new(), &trusted, Some(header)), peer);
     }
-    assert_eq!(client_ip(peer, &headers, &[]), peer);
-    assert_eq!(client_ip(peer, &HeaderMap::new(), &trusted), peer);
+    assert_eq!(client_ip(peer, &headers, &trusted, None), peer);
 });

@@ -11,6 +11,8 @@ mod m20261204_150000_create_reconcile_runs;
 mod m20261205_090000_limits_installation_open_checkout;
 mod m20261205_130000_invoice_dunning;
 mod m20261205_150000_subscription_schedules;
+mod m20261206_010000_operators;
+mod m20261206_020000_customer_links_and_checkout_expiries;
 mod m20261206_030000_event_retention_and_set_aside;
 
 pub struct Migrator;
@@ -27,6 +29,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_090000_limits_installation_open_checkout::Migration),
             Box::new(m20261205_130000_invoice_dunning::Migration),
             Box::new(m20261205_150000_subscription_schedules::Migration),
+            Box::new(m20261206_010000_operators::Migration),
+            Box::new(m20261206_020000_customer_links_and_checkout_expiries::Migration),
             Box::new(m20261206_030000_event_retention_and_set_aside::Migration),
         ]
     }

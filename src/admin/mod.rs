@@ -1,7 +1,8 @@
 //! Operations: `/admin/billing`, the operators' inbox of Stripe events (each one replayable),
 //! the drift the reconciler found and healed, and its last cycle.
 //!
-//! Open only to the users listed in `ADMIN_EMAILS`. Anyone else, signed in or not, gets the
+//! Open only to the operators granted on the server (`billfold admin add EMAIL`, see
+//! [`operators`]). Anyone else, signed in or not, gets the
 //! not-found page any unknown address gets, so the page's existence is not revealed. It is
 //! rendered on the server alone and works without JavaScript: the filters are a GET form and
 //! each replay a plain form post (to [`REPLAY_PATH`], an Axum route under the cross-origin
@@ -12,6 +13,8 @@
 
 pub mod page;
 
+#[cfg(feature = "ssr")]
+pub mod operators;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 
@@ -29,11 +32,14 @@ pub const OUTCOMES: &[&str] = &[
     "ignored",
     "failed",
     "mode_mismatch",
+    "set_aside",
 ];
 /// The most events the page lists (the newest first).
 pub const EVENT_LIMIT: u64 = 50;
 /// The most drift records the page lists (the newest first).
 pub const DRIFT_LIMIT: u64 = 50;
+/// The most billing alerts the page lists (the newest first).
+pub const ALERT_LIMIT: u64 = 50;
 
 /// The page's filters, as its query string (and each replay form) carries them: `outcome`,
 /// `type` and `since` (unix seconds, RFC 3339, or an age like `2h` or `1d`).
@@ -85,10 +91,18 @@ pub struct EventInbox {
     pub event_types: Vec<String>,
     /// The newest drift records (at most [`DRIFT_LIMIT`]).
     pub drift: Vec<DriftRow>,
+    /// What only an operator can put right, newest first (at most [`ALERT_LIMIT`]).
+    pub alerts: Vec<AlertRow>,
     /// The reconciler's latest cycle, on any replica.
     pub last_run: Option<RunRow>,
     /// When the last cycle that got through everything ended (RFC 3339).
     pub last_success: Option<String>,
+    /// Events the reconciler set aside after failing again and again.
+    pub set_aside: u64,
+    /// Events that failed because Stripe refused a request no retry changes (the key).
+    pub refused_by_stripe: u64,
+    /// How many days a payload is kept (`WEBHOOK_PAYLOAD_RETENTION`).
+    pub payload_retention_days: u64,
 }
 
 /// One received event, times in RFC 3339.
@@ -107,6 +121,10 @@ pub struct EventRow {
     /// The payload was in another API version's shape: the API's copy was applied.
     pub refetched: bool,
     pub error: Option<String>,
+    /// The last attempt failed because Stripe refused a request no retry changes.
+    pub stripe_refused: bool,
+    /// The payload was removed for its age (the row stays).
+    pub payload_removed: bool,
     /// The body as delivered, pretty-printed when it is JSON.
     pub payload: String,
 }
@@ -123,6 +141,19 @@ pub struct DriftRow {
     pub event_type: String,
     pub database_value: Option<String>,
     pub stripe_value: Option<String>,
+}
+
+/// Something about a customer's billing only an operator can put right.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertRow {
+    pub raised_at: String,
+    /// What is wrong, in a few words.
+    pub title: String,
+    pub customer_id: String,
+    /// The object that showed it (`cs_…`, `cus_…`).
+    pub object_id: String,
+    /// What happened and what to do.
+    pub detail: String,
 }
 
 /// One reconciler cycle.

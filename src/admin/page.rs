@@ -6,7 +6,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use super::{
-    DriftRow, EventInbox, EventRow, InboxFilter, ReplayFlash, RunRow, ADMIN_BILLING, DRIFT_LIMIT,
+    AlertRow, DriftRow, EventInbox, EventRow, InboxFilter, ReplayFlash, RunRow, ADMIN_BILLING, DRIFT_LIMIT,
     EVENT_LIMIT, OUTCOMES, REPLAY_PATH,
 };
 use crate::{app::NotFound, auth::LogoutButton, error::AppError, ui::Brand};
@@ -104,8 +104,12 @@ fn Inbox(inbox: EventInbox, filter: InboxFilter, flash: Option<ReplayFlash>) -> 
         filter_error,
         event_types,
         drift,
+        alerts,
         last_run,
         last_success,
+        set_aside,
+        refused_by_stripe,
+        payload_retention_days,
         ..
     } = inbox;
     view! {
@@ -117,11 +121,69 @@ fn Inbox(inbox: EventInbox, filter: InboxFilter, flash: Option<ReplayFlash>) -> 
                 </p>
             </div>
             {flash.map(|flash| view! { <Flash flash/> })}
+            <Attention set_aside refused_by_stripe/>
+            <Alerts alerts/>
             <Reconciler last_run last_success/>
-            <Events events filter filter_error event_types/>
+            <Events events filter filter_error event_types retention_days=payload_retention_days/>
             <Drift drift/>
         </div>
     }
+}
+
+/// Events an operator has to act on: those Stripe refused a request for (the key's
+/// permissions), and those the reconciler set aside. Nothing when there are none.
+#[component]
+fn Attention(set_aside: u64, refused_by_stripe: u64) -> impl IntoView {
+    let refused = (refused_by_stripe > 0).then(|| {
+        let link = format!("{ADMIN_BILLING}?outcome=failed");
+        view! {
+            <p data-testid="attention-refused">
+                {format!("{refused_by_stripe} event(s) failed because Stripe refused a request they need (the API key lacks a permission). Fix the key's permissions, then replay them: ")}
+                <a class="font-medium underline" href=link>"failed events"</a>
+                " (or `billfold webhooks replay --outcome failed`)."
+            </p>
+        }
+    });
+    let aside = (set_aside > 0).then(|| {
+        let link = format!("{ADMIN_BILLING}?outcome=set_aside");
+        view! {
+            <p data-testid="attention-set-aside">
+                {format!("{set_aside} event(s) set aside by the reconciler after failing again and again; it no longer retries them. Fix the cause, then replay them: ")}
+                <a class="font-medium underline" href=link>"set-aside events"</a>
+                " (or `billfold webhooks replay --outcome set_aside`)."
+            </p>
+        }
+    });
+    (refused.is_some() || aside.is_some()).then(|| view! {
+        <section role="alert" data-testid="attention" class="space-y-2 rounded-md border border-red-200 bg-red-50 px-4 py-3 text-sm text-red-800">
+            {refused}
+            {aside}
+        </section>
+    })
+}
+
+/// What only an operator can put right (a customer charged for two plans, a key of another
+/// account), newest first; nothing when there is nothing.
+#[component]
+fn Alerts(alerts: Vec<AlertRow>) -> impl IntoView {
+    (!alerts.is_empty()).then(|| {
+        view! {
+            <section class=CARD aria-labelledby="alerts-heading" data-testid="alerts">
+                <h2 id="alerts-heading" class=HEADING>"Billing alerts"</h2>
+                <ul class="mt-3 space-y-3">
+                    {alerts.into_iter().map(|a| view! {
+                        <li class="rounded-md border border-amber-200 bg-amber-50 px-4 py-3 text-sm" data-testid="alert-row">
+                            <p class="font-medium text-amber-900">{a.title}</p>
+                            <p class="mt-1 text-slate-700">{a.detail}</p>
+                            <p class="mt-1 font-mono text-xs text-slate-500">
+                                {format!("{} · {} · {}", a.raised_at, a.customer_id, a.object_id)}
+                            </p>
+                        </li>
+                    }).collect_view()}
+                </ul>
+            </section>
+        }
+    })
 }
 
 /// What the last replay came to.
@@ -203,6 +265,7 @@ fn Events(
     filter: InboxFilter,
     filter_error: Option<String>,
     event_types: Vec<String>,
+    retention_days: u64,
 ) -> impl IntoView {
     let count = match events.len() {
         0 => String::new(),
@@ -227,7 +290,7 @@ fn Events(
             } else {
                 view! {
                     <ul class="mt-4 divide-y divide-slate-100 border-t border-slate-100">
-                        {events.into_iter().map(|event| view! { <Event event filter=filter.clone()/> }).collect_view()}
+                        {events.into_iter().map(|event| view! { <Event event filter=filter.clone() retention_days/> }).collect_view()}
                     </ul>
                 }
                 .into_any()
@@ -273,7 +336,7 @@ fn FilterForm(filter: InboxFilter, event_types: Vec<String>) -> impl IntoView {
 fn outcome_tone(outcome: &str) -> &'static str {
     match outcome {
         "applied" => "bg-emerald-50 text-emerald-700 ring-emerald-600/20",
-        "failed" => "bg-red-50 text-red-700 ring-red-600/20",
+        "failed" | "set_aside" => "bg-red-50 text-red-700 ring-red-600/20",
         "stale" | "mode_mismatch" => "bg-amber-50 text-amber-800 ring-amber-600/20",
         _ => "bg-slate-100 text-slate-700 ring-slate-500/20",
     }
@@ -281,7 +344,7 @@ fn outcome_tone(outcome: &str) -> &'static str {
 
 /// One event: what it is, what became of it, its payload, and a button to replay it.
 #[component]
-fn Event(event: EventRow, filter: InboxFilter) -> impl IntoView {
+fn Event(event: EventRow, filter: InboxFilter, retention_days: u64) -> impl IntoView {
     let EventRow {
         id,
         event_type,
@@ -294,6 +357,8 @@ fn Event(event: EventRow, filter: InboxFilter) -> impl IntoView {
         api_version,
         refetched,
         error,
+        stripe_refused,
+        payload_removed,
         payload,
     } = event;
     let tone = outcome_tone(&outcome);
@@ -316,6 +381,12 @@ fn Event(event: EventRow, filter: InboxFilter) -> impl IntoView {
                         <span class=format!("{BADGE} {tone}") data-testid="event-outcome">{outcome}</span>
                         {livemode.then(|| view! {
                             <span class=format!("{BADGE} bg-indigo-50 text-indigo-700 ring-indigo-600/20")>"live"</span>
+                        })}
+                        {stripe_refused.then(|| view! {
+                            <span class=format!("{BADGE} bg-red-50 text-red-700 ring-red-600/20") data-testid="event-refused"
+                                title="Stripe refused a request this event needs, in a way no retry changes: fix the API key's permissions, then replay.">
+                                "refused by Stripe"
+                            </span>
                         })}
                     </p>
                     <p class="mt-0.5 break-all font-mono text-xs text-slate-500" data-testid="event-id">{shown_id}</p>
@@ -347,10 +418,22 @@ fn Event(event: EventRow, filter: InboxFilter) -> impl IntoView {
                     <button type="submit" aria-label=replay_label class=format!("{BUTTON} {SECONDARY}")>"Replay"</button>
                 </form>
             </div>
-            <details class="mt-3">
-                <summary class="cursor-pointer select-none text-sm font-medium text-indigo-600 hover:text-indigo-500">"Payload"</summary>
-                <pre class="mt-2 max-h-96 overflow-auto rounded-md bg-slate-900 p-4 text-xs leading-relaxed text-slate-100" data-testid="event-payload">{payload}</pre>
-            </details>
+            {if payload_removed {
+                view! {
+                    <p class="mt-3 text-sm text-slate-500" data-testid="event-payload-removed">
+                        {format!("Payload removed after {retention_days} days.")}
+                    </p>
+                }
+                .into_any()
+            } else {
+                view! {
+                    <details class="mt-3">
+                        <summary class="cursor-pointer select-none text-sm font-medium text-indigo-600 hover:text-indigo-500">"Payload"</summary>
+                        <pre class="mt-2 max-h-96 overflow-auto rounded-md bg-slate-900 p-4 text-xs leading-relaxed text-slate-100" data-testid="event-payload">{payload}</pre>
+                    </details>
+                }
+                .into_any()
+            }}
         </li>
     }
 }

@@ -13,13 +13,14 @@ use axum::{
 use serde::Deserialize;
 
 use super::{
-    DriftRow, EventInbox, EventRow, InboxFilter, ReplayResult, RunRow, ADMIN_BILLING, DRIFT_LIMIT,
-    EVENT_LIMIT, REPLAY_PATH,
+    operators, AlertRow, DriftRow, EventInbox, EventRow, InboxFilter, ReplayResult, RunRow, ADMIN_BILLING, DRIFT_LIMIT,
+    EVENT_LIMIT, REPLAY_PATH, ALERT_LIMIT,
 };
 use crate::{
+    billing::sync::{CUSTOMER_NOT_IN_ACCOUNT, SECOND_LIVE_SUBSCRIPTION},
     db::{
         clock::{now, rfc3339},
-        entities::{drift_record, reconcile_run},
+        entities::{billing_alert, drift_record, reconcile_run},
     },
     error::AppError,
     reconcile,
@@ -32,25 +33,40 @@ use crate::{
 };
 
 /// The signed-in user of a request (from the session layer's extension), if an operator.
-pub fn admin_of(state: &AppState, extensions: &Extensions) -> Option<CurrentUser> {
-    extensions
-        .get::<SignedIn>()
-        .map(|s| s.user.clone())
-        .filter(|user| state.config.is_admin(&user.email))
+/// A database that cannot say is a "no": the page stays hidden.
+pub async fn admin_of(state: &AppState, extensions: &Extensions) -> Option<CurrentUser> {
+    let user = extensions.get::<SignedIn>().map(|s| s.user.clone())?;
+    match operators::is_operator(&state.db, user.id).await {
+        Ok(true) => Some(user),
+        Ok(false) => None,
+        Err(e) => {
+            tracing::error!(error = %e, user = user.id, "could not tell whether a user is an operator");
+            None
+        }
+    }
 }
 
 /// The operator making the request being rendered; anyone else is [`AppError::NotFound`].
-pub fn require_admin(state: &AppState) -> Result<CurrentUser, AppError> {
-    crate::web::signed_in()
-        .map(|s| s.user)
-        .filter(|user| state.config.is_admin(&user.email))
-        .ok_or_else(|| AppError::NotFound("There is nothing at this address.".into()))
+pub async fn require_admin(state: &AppState) -> Result<CurrentUser, AppError> {
+    let not_found = || AppError::NotFound("There is nothing at this address.".into());
+    let user = crate::web::signed_in().map(|s| s.user).ok_or_else(not_found)?;
+    if operators::is_operator(&state.db, user.id).await? {
+        Ok(user)
+    } else {
+        Err(not_found())
+    }
 }
 
-/// What `/admin/billing` shows, for the operator of the request being rendered.
+/// What `/admin/billing` shows, for the operator of the request being rendered; the view is
+/// written down with who looked.
 pub async fn inbox_for_request(filter: InboxFilter) -> Result<EventInbox, AppError> {
     let state = crate::web::app_state()?;
-    let admin = require_admin(&state)?;
+    let admin = require_admin(&state).await?;
+    let target = std::iter::once(ADMIN_BILLING.to_owned())
+        .chain(filter.fields().into_iter().map(|(k, v)| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    operators::record(&state.db, &admin, "view", &target).await?;
     load_inbox(&state, &admin, &filter).await
 }
 
@@ -70,12 +86,17 @@ pub async fn load_inbox(
         .into_iter()
         .map(drift_row)
         .collect();
+    let attention = admin::attention(db).await?;
     Ok(EventInbox {
+        set_aside: attention.set_aside,
+        refused_by_stripe: attention.refused_by_stripe,
+        payload_retention_days: state.config.webhook_payload_retention.as_secs() / 86_400,
         email: admin.email.clone(),
         events,
         filter_error,
         event_types: admin::event_types(db).await?,
         drift,
+        alerts: alerts(db).await?,
         last_run: reconcile::last_run(db).await?.map(run_row),
         last_success: reconcile::last_success(db).await?.map(rfc3339),
     })
@@ -135,6 +156,8 @@ fn event_row(e: EventSummary, payload: String) -> EventRow {
         processed_at: e.processed_at.map(rfc3339),
         outcome: e.outcome.to_string(),
         refetched: e.applied_from_api,
+        stripe_refused: e.stripe_refused,
+        payload_removed: e.payload_removed_at.is_some(),
         id: e.id,
         event_type: e.event_type,
         livemode: e.livemode,
@@ -142,6 +165,35 @@ fn event_row(e: EventSummary, payload: String) -> EventRow {
         api_version: e.api_version,
         error: e.error,
         payload,
+    }
+}
+
+/// The newest billing alerts.
+async fn alerts(db: &sea_orm::DatabaseConnection) -> Result<Vec<AlertRow>, sea_orm::DbErr> {
+    use sea_orm::{EntityTrait, QueryOrder, QuerySelect};
+    Ok(billing_alert::Entity::find()
+        .order_by_desc(billing_alert::Column::RaisedAt)
+        .order_by_desc(billing_alert::Column::Id)
+        .limit(ALERT_LIMIT)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(alert_row)
+        .collect())
+}
+
+fn alert_row(a: billing_alert::Model) -> AlertRow {
+    let title = match a.kind.as_str() {
+        SECOND_LIVE_SUBSCRIPTION => "A second live subscription",
+        CUSTOMER_NOT_IN_ACCOUNT => "A customer this Stripe account does not have",
+        other => other,
+    };
+    AlertRow {
+        raised_at: rfc3339(a.raised_at),
+        title: title.to_owned(),
+        customer_id: a.customer_id,
+        object_id: a.object_id,
+        detail: a.detail,
     }
 }
 
@@ -183,7 +235,7 @@ pub fn routes(pages: Router<AppState>, state: &AppState) -> Router<AppState> {
 
 /// Route layer: an operator goes on; anyone else gets the not-found page.
 pub async fn admin_only(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {
-    if admin_of(&state, req.extensions()).is_some() {
+    if admin_of(&state, req.extensions()).await.is_some() {
         next.run(req).await
     } else {
         not_found(state, req).await
@@ -220,7 +272,7 @@ pub struct ReplayForm {
 /// ordering rules still decide what it changes), then sends the browser back to the page
 /// (303) with the result and the filters it came from. Operators only, checked here again.
 pub async fn replay_event(State(state): State<AppState>, req: Request<Body>) -> Response {
-    let Some(operator) = admin_of(&state, req.extensions()) else {
+    let Some(operator) = admin_of(&state, req.extensions()).await else {
         return not_found(state, req).await;
     };
     let form = match Form::<ReplayForm>::from_request(req, &state).await {
@@ -228,12 +280,26 @@ pub async fn replay_event(State(state): State<AppState>, req: Request<Body>) -> 
         Err(rejection) => return rejection.into_response(),
     };
     let event_id = form.event_id.trim();
+    if let Err(e) = operators::record(&state.db, &operator, "replay", event_id).await {
+        tracing::error!(error = %e, "could not write down an operator's replay; not replaying");
+        return AppError::Unavailable("The service is temporarily unavailable.".into())
+            .into_response();
+    }
     let pipeline = Pipeline {
         db: &state.db,
         stripe: &state.stripe,
         livemode: state.config.stripe.mode.livemode(),
     };
     let result = match admin::replay(pipeline, event_id).await {
+        // Stripe refused again (the key still lacks the permission): recorded on the event.
+        Ok(done) if done.outcome == Outcome::Failed => {
+            tracing::warn!(
+                event_id,
+                operator = operator.id,
+                "a replayed event was refused by Stripe again"
+            );
+            ReplayResult::Failed
+        }
         Ok(done) => {
             tracing::info!(event_id, operator = operator.id, outcome = %done.outcome, "an operator replayed an event");
             ReplayResult::Processed(done.outcome.to_string())

@@ -22,8 +22,7 @@ pub async fn log_in(
     next: Option<String>,
 ) -> Result<(), AppError> {
     let state = crate::web::app_state()?;
-    let client =
-        crate::web::client_addr(&crate::web::request_parts()?, &state.config.trusted_proxies);
+    let client = crate::web::client_key(&crate::web::request_parts()?, &state.config);
     let user = ssr::log_in(&state, &email, &password, &client).await?;
     ssr::start_session(&state, user.id).await?;
     leptos_axum::redirect(&validate::safe_next(next.as_deref()));

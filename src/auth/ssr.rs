@@ -2,7 +2,13 @@
 //! that turns a session cookie into a [`SignedIn`] request extension and guards the pages
 //! that need (or have no use for) a signed-in user.
 
-use std::sync::OnceLock;
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        OnceLock,
+    },
+    time::Duration,
+};
 
 use argon2::{
     password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
@@ -22,7 +28,7 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 
-use super::validate::{safe_next, Email, Password};
+use super::validate::{safe_next, Email, Password, PASSWORD_MAX_CHARS};
 use crate::{
     db::{
         clock,
@@ -30,7 +36,7 @@ use crate::{
     },
     error::AppError,
     state::AppState,
-    web::{set_response_header, CurrentUser, SignedIn},
+    web::{limit::Rule, set_response_header, CurrentUser, SignedIn},
 };
 
 pub const SESSION_COOKIE: &str = "billfold_session";
@@ -107,8 +113,56 @@ fn argon2() -> Argon2<'static> {
     Argon2::default()
 }
 
-/// argon2id with a fresh salt; runs on the blocking pool (it is deliberately slow).
+/// How many argon2 computations run at once: one per core. Each takes ~19 MiB and a core for
+/// a while; more at once only makes every one of them slower.
+fn hashing_permits() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// The slots for argon2, and how many requests wait for one.
+struct HashingGate {
+    slots: tokio::sync::Semaphore,
+    waiting: AtomicUsize,
+}
+
+/// At most this many requests wait for a slot (per core); the next is refused at once.
+const WAITING_PER_PERMIT: usize = 8;
+/// The longest a request waits for a slot before it is refused.
+const HASHING_WAIT: Duration = Duration::from_secs(2);
+
+fn hashing_gate() -> &'static HashingGate {
+    static GATE: OnceLock<HashingGate> = OnceLock::new();
+    GATE.get_or_init(|| HashingGate {
+        slots: tokio::sync::Semaphore::new(hashing_permits()),
+        waiting: AtomicUsize::new(0),
+    })
+}
+
+/// A slot to run argon2 in, or a quick 503 with `Retry-After` when every slot is taken and
+/// the queue is full (or the wait too long): a flood of log-ins costs the flood, not the
+/// server's memory.
+async fn hashing_slot() -> Result<tokio::sync::SemaphorePermit<'static>, AppError> {
+    let gate = hashing_gate();
+    if let Ok(permit) = gate.slots.try_acquire() {
+        return Ok(permit);
+    }
+    let busy = || AppError::busy(Duration::from_secs(1));
+    if gate.waiting.fetch_add(1, Ordering::AcqRel) >= WAITING_PER_PERMIT * hashing_permits() {
+        gate.waiting.fetch_sub(1, Ordering::AcqRel);
+        return Err(busy());
+    }
+    let permit = tokio::time::timeout(HASHING_WAIT, gate.slots.acquire()).await;
+    gate.waiting.fetch_sub(1, Ordering::AcqRel);
+    match permit {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(busy()),
+    }
+}
+
+/// argon2id with a fresh salt; runs on the blocking pool (it is deliberately slow), in one of
+/// the gate's slots.
 pub async fn hash_password(password: Password) -> Result<String, AppError> {
+    let _slot = hashing_slot().await?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         argon2()
@@ -122,6 +176,7 @@ pub async fn hash_password(password: Password) -> Result<String, AppError> {
 
 /// Checks a password against a stored hash. A malformed hash never matches.
 pub async fn verify_password(hash: String, password: String) -> Result<bool, AppError> {
+    let _slot = hashing_slot().await?;
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {
@@ -179,6 +234,10 @@ pub async fn authenticate(
     password: &str,
 ) -> Result<user::Model, AppError> {
     let wrong = || AppError::Forbidden("Email or password is incorrect.".into());
+    // No password that long was ever accepted: nothing to hash.
+    if password.len() > 4 * PASSWORD_MAX_CHARS {
+        return Err(wrong());
+    }
     let found = match Email::parse(email) {
         Ok(email) => {
             user::Entity::find()
@@ -199,6 +258,28 @@ pub async fn authenticate(
     }
 }
 
+/// Log-in attempts per email from one client address: the strict limit.
+pub static LOGIN_PER_EMAIL_AND_CLIENT: Rule = Rule::new("login", 10, Duration::from_secs(600));
+/// Log-in attempts per email from anywhere: a much higher ceiling, so guesses from one
+/// address never lock the owner out from theirs.
+pub static LOGIN_PER_EMAIL: Rule = Rule::new("login-email", 100, Duration::from_secs(3600));
+/// Log-in attempts per client address, whatever the email.
+pub static LOGIN_PER_CLIENT: Rule = Rule::new("login-client", 30, Duration::from_secs(600));
+/// Sign-ups per client address: each costs an argon2 hash and a Stripe customer.
+pub static SIGNUPS_PER_CLIENT: Rule = Rule::new("signup", 20, Duration::from_secs(3600));
+
+/// What a typed email is counted under: the address itself when it is one (at most 254
+/// bytes), else a digest of what was typed. Never the raw input.
+pub fn email_key(raw: &str) -> String {
+    match Email::parse(raw) {
+        Ok(email) => email.as_str().to_owned(),
+        Err(_) => format!(
+            "unparsed:{}",
+            hex::encode(&Sha256::digest(raw.trim().to_lowercase().as_bytes())[..16])
+        ),
+    }
+}
+
 /// Sign-up: checks the form, then creates the account.
 pub async fn register(
     state: &AppState,
@@ -211,16 +292,19 @@ pub async fn register(
     // Counted once the input is valid: what follows (argon2, and a Stripe customer) is what
     // the limit protects.
     state
-        .signup_limiter
+        .limits
         .enforce(
-            &[format!("ip:{client}")],
+            &[SIGNUPS_PER_CLIENT.on(client)],
             "Too many sign-ups from your network.",
         )
         .await?;
     create_user(&state.db, &email, password).await
 }
 
-/// Log-in, limited per email and per client address.
+/// Log-in. Each attempt is counted per (email, client address), per email and per client
+/// before the password is checked; a wrong password keeps its count, a right one clears the
+/// email's counts and gives the client its attempt back, and an attempt that could not be
+/// checked at all (the server busy or failing) is given back everywhere.
 pub async fn log_in(
     state: &AppState,
     email: &str,
@@ -233,15 +317,30 @@ pub async fn log_in(
     if password.is_empty() {
         return Err(AppError::invalid("password", "Enter your password."));
     }
-    let keys = [
-        format!("email:{}", email.trim().to_lowercase()),
-        format!("ip:{client}"),
+    let email_key = email_key(email);
+    let per_email = [
+        LOGIN_PER_EMAIL_AND_CLIENT.on(format!("{email_key}|{client}")),
+        LOGIN_PER_EMAIL.on(email_key),
     ];
+    let per_client = [LOGIN_PER_CLIENT.on(client)];
+    let all = [per_email.as_slice(), per_client.as_slice()].concat();
     state
-        .login_limiter
-        .enforce(&keys, "Too many log-in attempts.")
+        .limits
+        .enforce(&all, "Too many log-in attempts.")
         .await?;
-    authenticate(&state.db, email, password).await
+    let result = authenticate(&state.db, email, password).await;
+    let settled = match &result {
+        Ok(_) => {
+            let reset = state.limits.reset(&per_email).await;
+            reset.and(state.limits.refund(&per_client).await)
+        }
+        Err(AppError::Forbidden(_)) => Ok(()),
+        Err(_) => state.limits.refund(&all).await,
+    };
+    if let Err(e) = settled {
+        tracing::warn!(error = ?e, "log-in limits: could not settle an attempt's counts");
+    }
+    result
 }
 
 /// Creates a session for the user and sets its cookie on the response.

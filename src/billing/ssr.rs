@@ -1,11 +1,11 @@
 //! Server side of the billing page: the queries behind it, the user's Stripe customer, and
 //! the Checkout and Customer Portal sessions it opens.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use ::stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use sea_orm::{
-    sea_query::Expr, ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder,
     QuerySelect,
 };
 use stripe_billing::billing_portal_session::{
@@ -37,7 +37,7 @@ use crate::{
     },
     error::AppError,
     state::AppState,
-    web::CurrentUser,
+    web::{limit::Rule, CurrentUser},
 };
 
 /// How many invoices the page lists.
@@ -259,23 +259,7 @@ pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<Str
                 .await?;
         }
         Some(old) => {
-            // Only the request that still sees the old id swaps it; a concurrent one got
-            // the same new customer from the same key and finds the row already swapped.
-            stripe_customer::Entity::update_many()
-                .col_expr(stripe_customer::Column::CustomerId, Expr::value(customer))
-                .col_expr(stripe_customer::Column::Deleted, Expr::value(false))
-                .col_expr(
-                    stripe_customer::Column::OpenCheckoutSession,
-                    Expr::value(None::<String>),
-                )
-                .col_expr(
-                    stripe_customer::Column::StripeEventAt,
-                    Expr::value(None::<i64>),
-                )
-                .filter(stripe_customer::Column::UserId.eq(user.id))
-                .filter(stripe_customer::Column::CustomerId.eq(old))
-                .exec(&state.db)
-                .await?;
+            crate::billing::sync::replace_customer(&state.db, user.id, &old, &customer).await?;
         }
     }
     find_customer(state, user.id)
@@ -286,6 +270,11 @@ pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<Str
 /// Sign-up creates the customer, but never fails or hangs because Stripe is slow or down:
 /// the first billing action creates it then (same idempotency key, so still one customer).
 pub async fn create_customer_at_sign_up(state: &AppState, user: &CurrentUser) {
+    // Within the budget of user-triggered Stripe calls; else made when first needed.
+    if let Err(refused) = state.limits.check(&[USER_STRIPE_CALLS.on("all")]).await {
+        tracing::info!(user_id = user.id, ?refused, "customer deferred: Stripe budget spent");
+        return;
+    }
     match tokio::time::timeout(
         std::time::Duration::from_secs(5),
         ensure_customer(state, user),
@@ -482,17 +471,19 @@ pub async fn load_summary(
 /// After Checkout or the Portal, pulls the customer's state from Stripe before rendering, so
 /// the page is right even before the webhooks land. At most once every few seconds per user.
 pub async fn resync_on_return(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
-    if state
-        .resync_throttle
-        .check(&[format!("user:{}", user.id)])
-        .await
-        .is_err()
-    {
-        return Ok(());
-    }
     let Some(customer_id) = find_customer(state, user.id).await? else {
         return Ok(());
     };
+    // De-duplicated across replicas, and within the budget every user shares: when either is
+    // spent, the page shows what the database holds and the webhooks catch up.
+    let charges = [
+        RESYNCS_PER_CUSTOMER.on(customer_id.as_str()),
+        USER_STRIPE_CALLS.on("all"),
+    ];
+    if let Err(refused) = state.limits.check(&charges).await {
+        tracing::debug!(customer = %customer_id, ?refused, "re-sync on return skipped");
+        return Ok(());
+    }
     if let Err(e) =
         crate::billing::sync::sync_customer(&state.db, &state.stripe, &customer_id).await
     {
@@ -519,12 +510,25 @@ async fn primary_subscription_id(
     Ok(access::primary(&subs).map(|s| s.subscription.id.clone()))
 }
 
-/// Portal and Checkout sessions: 10 a minute per user.
+/// Portal and Checkout sessions per user.
+pub static SESSIONS_PER_USER: Rule = Rule::new("sessions", 10, Duration::from_secs(60));
+/// The Stripe API calls users can cause (sessions, re-syncs), all users together: what is
+/// left of the account's Stripe rate limit stays for webhooks' re-fetches and the reconciler.
+pub static USER_STRIPE_CALLS: Rule = Rule::new("stripe-user-calls", 50, Duration::from_secs(10));
+/// Re-syncs of one customer on return from Checkout or the Portal: three in a row (a
+/// Checkout and a portal return close together are both right), then one every ~3 s, on
+/// whichever replica.
+pub static RESYNCS_PER_CUSTOMER: Rule = Rule::new("resync", 3, Duration::from_secs(10));
+
+/// Portal and Checkout sessions: within the user's own limit and the shared Stripe budget.
 async fn limit_sessions(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
     state
-        .portal_limiter
+        .limits
         .enforce(
-            &[format!("user:{}", user.id)],
+            &[
+                SESSIONS_PER_USER.on(user.id.to_string()),
+                USER_STRIPE_CALLS.on("all"),
+            ],
             "Too many attempts to open billing.",
         )
         .await
@@ -650,9 +654,84 @@ fn customer_missing(err: &StripeError) -> bool {
     )
 }
 
+/// What Stripe says of a customer it answered `resource_missing` for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CustomerStanding {
+    /// Stripe deleted it: reading it answers `deleted: true`.
+    Deleted,
+    /// The key's account has no such customer, deleted or not.
+    NotInAccount,
+    /// It is there after all.
+    Present,
+}
+
+/// Reads the customer (`GET /v1/customers/{id}`): only Stripe's own word that it is
+/// deleted lets Billfold replace it.
+async fn customer_standing(
+    state: &AppState,
+    customer_id: &str,
+) -> Result<CustomerStanding, StripeError> {
+    use stripe_core::customer::{RetrieveCustomer, RetrieveCustomerReturned};
+    let read = RetrieveCustomer::new(customer_id)
+        .send(&state.stripe)
+        .await;
+    crate::metrics::stripe_request("customers.retrieve", &read);
+    match read {
+        Ok(RetrieveCustomerReturned::DeletedCustomer(_)) => Ok(CustomerStanding::Deleted),
+        Ok(RetrieveCustomerReturned::Customer(_)) => Ok(CustomerStanding::Present),
+        Err(StripeError::Stripe(e, 404))
+            if e.code
+                .as_ref()
+                .is_some_and(|c| c.as_str() == "resource_missing") =>
+        {
+            Ok(CustomerStanding::NotInAccount)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The key's Stripe account has no such customer, not even a deleted one: the key is another
+/// account's than the one the customer was made in. Replacing the customer would hand the user
+/// a new, empty one, on every click, and cut them off from the plan they pay for; so the link
+/// is kept, the operators get an alert, and the user an error that is not theirs to fix.
+async fn customer_not_in_account(
+    state: &AppState,
+    user: &CurrentUser,
+    customer_id: &str,
+    action: &str,
+) -> AppError {
+    tracing::error!(
+        customer = %customer_id,
+        user_id = user.id,
+        action,
+        "Stripe's account has no such customer, not even a deleted one: STRIPE_SECRET_KEY is \
+         most likely another account's. The customer is kept; billing is refused until the \
+         key is fixed"
+    );
+    let detail = format!(
+        "Stripe's account has no customer {customer_id} (user {}), not even a deleted one: \
+         STRIPE_SECRET_KEY is most likely another account's than the one it was made in. \
+         The user cannot open billing until the key is fixed (`billfold doctor` checks it).",
+        user.id
+    );
+    let alert = crate::billing::sync::Alert {
+        kind: crate::billing::sync::CUSTOMER_NOT_IN_ACCOUNT,
+        customer_id,
+        object_id: customer_id,
+        detail: &detail,
+    };
+    if let Err(e) = crate::billing::sync::raise_alert(&state.db, alert).await {
+        tracing::error!(error = %e, customer = %customer_id, "could not record the alert");
+    }
+    AppError::Upstream(
+        "Billing is misconfigured; the operators have been told. Please try again later.".into(),
+    )
+}
+
 /// Runs `call` on the user's customer. If Stripe answers that the customer does not exist,
-/// Billfold marks it deleted (as `customer.deleted` does), makes the user a new one, and runs
-/// `call` once more on that: the user is never stuck on an error they cannot get out of.
+/// Billfold reads it: one Stripe says is deleted is marked so (as `customer.deleted` does),
+/// the user gets a new one, and `call` runs once more on that, so the user is never stuck.
+/// One the account has never had is kept, and refused ([`customer_not_in_account`]).
 async fn on_the_customer<T, F, Fut>(
     state: &AppState,
     user: &CurrentUser,
@@ -666,10 +745,18 @@ where
 {
     match call(customer_id.clone()).await? {
         Err(e) if customer_missing(&e) => {
+            match customer_standing(state, &customer_id).await {
+                Ok(CustomerStanding::Deleted) => {}
+                Ok(CustomerStanding::NotInAccount) => {
+                    return Err(customer_not_in_account(state, user, &customer_id, action).await)
+                }
+                Ok(CustomerStanding::Present) => return Err(stripe_failure(action, e)),
+                Err(read) => return Err(stripe_failure(action, read)),
+            }
             tracing::warn!(
                 customer = %customer_id,
                 action,
-                "Stripe has no such customer; replacing it"
+                "Stripe deleted the customer; replacing it"
             );
             crate::billing::sync::apply_customer_deleted(&state.db, &customer_id)
                 .await
@@ -746,8 +833,10 @@ fn flow_data(
 /// Starts Stripe Checkout for a plan and returns the Checkout URL.
 ///
 /// At most one Checkout session per customer can be paid: each new session is recorded as
-/// the customer's open one, and the one it replaces is expired at Stripe. Two tabs (or two
-/// clicks) racing each get a session, but only the one recorded last stays payable.
+/// the customer's open one, and the one it replaces is expired at Stripe (remembered in the
+/// same write, so that if Stripe refuses now the reconciler expires it later). Two tabs (or
+/// two clicks) racing each get a session, but only the one recorded last stays payable; and
+/// every session expires an hour after it is made.
 pub async fn start_checkout(
     state: &AppState,
     user: &CurrentUser,
@@ -775,16 +864,20 @@ pub async fn start_checkout(
         .url
         .ok_or_else(|| AppError::internal("Checkout session without a URL"))?;
     crate::metrics::billing_session("checkout");
-    let replaced = record_open_checkout(state, &customer_id, session.id.as_str()).await?;
+    let replaced =
+        crate::billing::sync::record_open_checkout(&state.db, &customer_id, session.id.as_str())
+            .await?;
     if let Some(previous) = replaced {
-        if !expire_checkout(state, &previous).await? {
+        if expire_or_remember(state, &customer_id, &previous).await?
+            == Some(CheckoutEnd::Completed)
+        {
             // The replaced session was paid meanwhile (another tab): it may have made a
             // subscription, and then this session must not make a second.
             crate::billing::sync::sync_customer(&state.db, &state.stripe, &customer_id)
                 .await
                 .map_err(|e| AppError::internal(format!("re-sync before Checkout: {e}")))?;
             if let Err(refused) = refuse_if_plan_is_live(state, user).await {
-                expire_checkout(state, session.id.as_str()).await?;
+                expire_or_remember(state, &customer_id, session.id.as_str()).await?;
                 return Err(refused);
             }
         }
@@ -808,6 +901,11 @@ async fn refuse_if_plan_is_live(state: &AppState, user: &CurrentUser) -> Result<
     ))
 }
 
+/// How long a Checkout session can be paid. Stripe's default is a day and its minimum half an
+/// hour: an hour is time enough to pay, and a session someone left open is not paid long after
+/// beside a plan begun since.
+const CHECKOUT_LIFETIME_SECS: i64 = 3_600;
+
 fn checkout_request(
     state: &AppState,
     user: &CurrentUser,
@@ -823,7 +921,8 @@ fn checkout_request(
         .client_reference_id(user.id.to_string())
         .line_items(vec![item])
         .success_url(state.config.url_for("/settings/billing?from=checkout"))
-        .cancel_url(state.config.url_for("/settings/billing"));
+        .cancel_url(state.config.url_for("/settings/billing"))
+        .expires_at(clock::now() + CHECKOUT_LIFETIME_SECS);
     if let Some(days) = plan.trial_period_days.filter(|d| *d > 0) {
         let mut data = CreateCheckoutSessionSubscriptionData::new();
         data.trial_period_days = u32::try_from(days).ok();
@@ -832,66 +931,72 @@ fn checkout_request(
     request
 }
 
-/// Makes `session_id` the customer's open Checkout session; returns the one it replaces.
-/// A compare-and-set on the row, so concurrent starts form a chain: each replaces exactly
-/// the one recorded before it, and every replaced session gets expired.
-async fn record_open_checkout(
-    state: &AppState,
-    customer_id: &str,
-    session_id: &str,
-) -> Result<Option<String>, AppError> {
-    use stripe_customer::Column as C;
-    loop {
-        let previous: Option<Option<String>> = stripe_customer::Entity::find()
-            .select_only()
-            .column(C::OpenCheckoutSession)
-            .filter(C::CustomerId.eq(customer_id))
-            .into_tuple()
-            .one(&state.db)
-            .await?;
-        let Some(previous) = previous else {
-            return Err(AppError::internal("Checkout for a customer without a row"));
-        };
-        let unchanged = match &previous {
-            Some(p) => C::OpenCheckoutSession.eq(p.as_str()),
-            None => C::OpenCheckoutSession.is_null(),
-        };
-        let swapped = stripe_customer::Entity::update_many()
-            .col_expr(C::OpenCheckoutSession, Expr::value(session_id))
-            .filter(C::CustomerId.eq(customer_id))
-            .filter(unchanged)
-            .exec(&state.db)
-            .await?
-            .rows_affected;
-        if swapped == 1 {
-            return Ok(previous);
-        }
-    }
+/// How a Checkout session Billfold asked Stripe to expire ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutEnd {
+    /// Expired, now or before, or Stripe no longer has it: it can never be paid.
+    Expired,
+    /// It was paid first.
+    Completed,
 }
 
-/// Expires a Checkout session at Stripe. `false` if it can no longer be expired because it
-/// was completed; one already expired, or one Stripe no longer has, counts as done.
-async fn expire_checkout(state: &AppState, session_id: &str) -> Result<bool, AppError> {
+/// Expires a Checkout session at Stripe. The error is Stripe's refusal, when the session is
+/// still open (or Stripe could not say what it is).
+pub async fn expire_checkout_session(
+    stripe: &::stripe::Client,
+    session_id: &str,
+) -> Result<CheckoutEnd, StripeError> {
     let id = || stripe_checkout::CheckoutSessionId::from(session_id.to_owned());
-    let expired = ExpireCheckoutSession::new(id()).send(&state.stripe).await;
+    let expired = ExpireCheckoutSession::new(id()).send(stripe).await;
     crate::metrics::stripe_request("checkout.sessions.expire", &expired);
     let Err(refused) = expired else {
-        return Ok(true);
+        return Ok(CheckoutEnd::Expired);
     };
-    match RetrieveCheckoutSession::new(id()).send(&state.stripe).await {
+    match RetrieveCheckoutSession::new(id()).send(stripe).await {
         Ok(session) => match session.status {
-            Some(stripe_checkout::CheckoutSessionStatus::Complete) => Ok(false),
-            Some(stripe_checkout::CheckoutSessionStatus::Expired) => Ok(true),
-            _ => Err(stripe_failure("checkout", refused)),
+            Some(stripe_checkout::CheckoutSessionStatus::Complete) => Ok(CheckoutEnd::Completed),
+            Some(stripe_checkout::CheckoutSessionStatus::Expired) => Ok(CheckoutEnd::Expired),
+            _ => Err(refused),
         },
         Err(StripeError::Stripe(e, 404))
             if e.code
                 .as_ref()
                 .is_some_and(|c| c.as_str() == "resource_missing") =>
         {
-            Ok(true)
+            Ok(CheckoutEnd::Expired)
         }
-        Err(_) => Err(stripe_failure("checkout", refused)),
+        Err(_) => Err(refused),
+    }
+}
+
+/// Expires a session Billfold no longer wants paid. `None` if Stripe would not now: then it
+/// stays remembered (`checkout_expiries`) and the reconciler's next cycle tries again.
+async fn expire_or_remember(
+    state: &AppState,
+    customer_id: &str,
+    session_id: &str,
+) -> Result<Option<CheckoutEnd>, AppError> {
+    match expire_checkout_session(&state.stripe, session_id).await {
+        Ok(end) => {
+            crate::billing::sync::checkout_expiry_done(&state.db, session_id).await?;
+            Ok(Some(end))
+        }
+        Err(e) => {
+            tracing::warn!(
+                session = %session_id,
+                customer = %customer_id,
+                error = %e,
+                "Stripe would not expire a replaced Checkout session now; the reconciler will"
+            );
+            crate::billing::sync::checkout_expiry_failed(
+                &state.db,
+                session_id,
+                customer_id,
+                &e.to_string(),
+            )
+            .await?;
+            Ok(None)
+        }
     }
 }
 

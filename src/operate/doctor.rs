@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    sea_query::{Expr, Order},
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde_json::Value;
 
@@ -86,12 +88,15 @@ pub async fn run(
     checks.extend(key);
     checks.push(check_database_mode(config, db).await);
     checks.push(check_migrations(db).await);
+    checks.push(check_operators(db).await);
     if key_works {
+        checks.push(check_customers(config, db, rest).await);
         checks.push(check_webhook_endpoint(config, rest).await);
         checks.extend(check_portal(config, db, rest).await);
         checks.push(check_prices(config, db, rest).await);
     }
     checks.push(check_reconciler(config, db, now()).await);
+    checks.push(check_refused_events(db).await);
     checks
 }
 
@@ -237,6 +242,77 @@ async fn check_database_mode(config: &Config, db: &DatabaseConnection) -> Check 
     }
 }
 
+/// How many of the database's customers are looked up in Stripe.
+const CUSTOMERS_SAMPLED: u64 = 5;
+
+/// A few of the database's customers (this mode's, not deleted, picked at random) are in the
+/// key's account. A key of another account answers `resource_missing` for every one of them,
+/// and Billfold then refuses its users' billing rather than give them new, empty customers.
+async fn check_customers(config: &Config, db: &DatabaseConnection, rest: &Rest) -> Check {
+    const NAME: &str = "stripe customers";
+    use stripe_customer::Column as C;
+    // Only the one column, so an older schema still answers.
+    let sampled: Result<Vec<String>, _> = stripe_customer::Entity::find()
+        .select_only()
+        .column(C::CustomerId)
+        .filter(C::Livemode.eq(config.stripe.mode.livemode()))
+        .filter(C::Deleted.eq(false))
+        .order_by(Expr::cust("RANDOM()"), Order::Asc)
+        .limit(CUSTOMERS_SAMPLED)
+        .into_tuple()
+        .all(db)
+        .await;
+    let sampled = match sampled {
+        Ok(ids) if ids.is_empty() => return pass(NAME, "no customers to look up yet"),
+        Ok(ids) => ids,
+        Err(e) => {
+            return fail(
+                NAME,
+                format!("cannot read the customers: {e}"),
+                "Check DATABASE_URL and run `billfold migrate`.",
+            )
+        }
+    };
+    let mut unknown = Vec::new();
+    for id in &sampled {
+        match rest.get(&format!("customers/{id}")).await {
+            Ok(a) if a.ok() => {}
+            Ok(a) if a.status == 404 => unknown.push(id.as_str()),
+            Ok(a) => {
+                return fail(
+                    NAME,
+                    format!("Stripe answered {} for {id}: {}", a.status, a.error_message()),
+                    "Try again; if it persists, check Stripe's status page.",
+                )
+            }
+            Err(e) => {
+                return fail(
+                    NAME,
+                    format!("Stripe could not be reached: {e}"),
+                    "Try again.",
+                )
+            }
+        }
+    }
+    if unknown.is_empty() {
+        return pass(
+            NAME,
+            format!("the {} sampled are in this account", sampled.len()),
+        );
+    }
+    fail(
+        NAME,
+        format!(
+            "{} of the {} sampled are not in this Stripe account (not even deleted): {}",
+            unknown.len(),
+            sampled.len(),
+            unknown.join(", ")
+        ),
+        "Set STRIPE_SECRET_KEY to a key of the account these customers were made in (their \
+         users cannot open billing until then), or give this account a database of its own.",
+    )
+}
+
 async fn check_migrations(db: &DatabaseConnection) -> Check {
     match Migrator::get_pending_migrations(db).await {
         Ok(pending) if pending.is_empty() => pass("migrations", "the schema is current"),
@@ -257,6 +333,65 @@ async fn check_migrations(db: &DatabaseConnection) -> Check {
             "migrations",
             format!("cannot read the migration table: {e}"),
             "Check DATABASE_URL.",
+        ),
+    }
+}
+
+/// Who may open `/admin/billing`: listed, so an operator sees who else holds the keys.
+async fn check_operators(db: &DatabaseConnection) -> Check {
+    match crate::admin::operators::list(db).await {
+        Ok(operators) if operators.is_empty() => warn(
+            "operators",
+            "nobody may open /admin/billing",
+            "Grant an existing account: `billfold admin add EMAIL`.",
+        ),
+        Ok(operators) => pass(
+            "operators",
+            format!(
+                "{}: {}",
+                operators.len(),
+                operators
+                    .iter()
+                    .map(|o| o.email.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        Err(e) => warn(
+            "operators",
+            format!("cannot read the operators: {e}"),
+            "Run `billfold migrate`, then `billfold admin list`.",
+        ),
+    }
+}
+
+/// No event is left unapplied because Stripe refused a request it needs in a way no retry
+/// changes (a restricted key without a permission): those wait for the key to be fixed and
+/// a replay. Events set aside for other reasons are a warning.
+async fn check_refused_events(db: &DatabaseConnection) -> Check {
+    const NAME: &str = "events refused by Stripe";
+    match crate::webhooks::admin::attention(db).await {
+        Ok(a) if a.refused_by_stripe > 0 => fail(
+            NAME,
+            format!(
+                "{} event(s) not applied: Stripe refused a request they need (see /admin/billing?outcome=failed)",
+                a.refused_by_stripe
+            ),
+            "fix the key's permissions, then `billfold webhooks replay --outcome failed`",
+        ),
+        Ok(a) if a.set_aside > 0 => warn(
+            NAME,
+            format!(
+                "none, but {} event(s) set aside by the reconciler after failing again and again",
+                a.set_aside
+            ),
+            "See /admin/billing?outcome=set_aside for why; fix that, then `billfold webhooks replay --outcome set_aside`.",
+        ),
+        Ok(_) => pass(NAME, "none: every event Stripe sent could be applied"),
+        Err(e) => warn(
+            NAME,
+            format!("cannot read the events: {e}"),
+            "Run `billfold migrate`, then `billfold doctor` again.",
         ),
     }
 }

@@ -1,12 +1,18 @@
 //! The reconciler: drift heals itself (DESIGN, Flow 3).
 //!
 //! Every `RECONCILE_EVERY` (5 minutes unless told; `0` turns it off) one cycle:
-//! 1. recovers missed events ([`events`]): lists Stripe's events since its cursor that have
-//!    not been delivered everywhere, and applies each one not recorded yet through the same
-//!    pipeline as a delivery (exactly-once rests on the same event-id insert);
+//! 1. recovers missed events ([`events`]): lists Stripe's events of the handled types since
+//!    its cursor that have not been delivered everywhere, a page at a time and at most
+//!    [`events::CYCLE_CAP`] a cycle, and applies each one not recorded yet through the same
+//!    pipeline as a delivery (exactly-once rests on the same event-id insert); an event that
+//!    keeps failing is set aside for an operator;
 //! 2. compares a slice of customers with the API, oldest-checked first, sized so that every
 //!    customer is compared within a day; heals them through `billing::sync` and records each
-//!    field that differed ([`compare`]).
+//!    field that differed ([`compare`]);
+//! 3. empties the payloads of events older than `WEBHOOK_PAYLOAD_RETENTION` ([`retention`]),
+//!    keeping their rows, so a late redelivery is still a duplicate;
+//! 4. expires the replaced Checkout sessions Stripe would not expire when they were replaced
+//!    ([`checkouts`]), so none stays payable.
 //!
 //! One runner at a time: on PostgreSQL a cycle holds a session-level advisory lock on a
 //! connection of its own (so any replica may run it, one at a time); on SQLite the one
@@ -14,10 +20,12 @@
 //! No transaction is held across a call to Stripe: every write is a short transaction of
 //! the pipeline or of `billing::sync`, after its fetches.
 
+mod checkouts;
 pub mod compare;
 pub mod drift;
 pub mod events;
 mod lock;
+pub mod retention;
 mod store;
 
 use std::time::{Duration, Instant};
@@ -46,12 +54,20 @@ pub struct Report {
     pub events_processed: usize,
     /// Events whose processing failed (recorded as failed; the next cycle tries again).
     pub events_failed: usize,
+    /// Of those, events that have now failed too often and are set aside.
+    pub events_set_aside: usize,
+    /// Event payloads emptied for being older than the retention period.
+    pub payloads_removed: usize,
     /// Customers re-read from the API and healed.
     pub customers_compared: usize,
     /// Fields found different from Stripe (each recorded in `drift_records`).
     pub drift: usize,
     /// Customers that could not be compared, with the reason.
     pub failed_customers: Vec<(String, String)>,
+    /// Replaced Checkout sessions expired at Stripe (their first attempt had failed).
+    pub checkouts_expired: usize,
+    /// Replaced Checkout sessions Stripe still would not expire (the next cycle tries again).
+    pub checkouts_not_expired: usize,
     /// How long the cycle took.
     pub elapsed: Duration,
 }
@@ -75,12 +91,17 @@ pub enum CycleError {
 /// Runs one cycle now (the background loop calls it; tests and operators may too).
 /// Returns with `ran: false` if another runner holds the lock.
 pub async fn run_cycle(state: &AppState) -> Result<Report, CycleError> {
+    run_cycle_capped(state, events::CYCLE_CAP).await
+}
+
+/// [`run_cycle`], listing at most `cap` missed events.
+pub async fn run_cycle_capped(state: &AppState, cap: usize) -> Result<Report, CycleError> {
     let started = Instant::now();
     let Some(guard) = lock::try_acquire(state).await? else {
         return Ok(Report::default());
     };
     let started_at_ms = now_ms();
-    let result = cycle(state).await.map(|mut report| {
+    let result = cycle(state, cap).await.map(|mut report| {
         report.ran = true;
         report
     });
@@ -144,10 +165,13 @@ fn runner() -> &'static str {
     })
 }
 
-async fn cycle(state: &AppState) -> Result<Report, CycleError> {
+async fn cycle(state: &AppState, cap: usize) -> Result<Report, CycleError> {
     let mut report = Report::default();
-    events::recover(state, &mut report).await?;
+    events::recover(state, &mut report, cap).await?;
     compare::compare_slice(state, &mut report).await?;
+    report.payloads_removed =
+        retention::remove_old_payloads(&state.db, state.config.webhook_payload_retention).await?;
+    checkouts::expire_replaced(state, &mut report).await?;
     Ok(report)
 }
 

@@ -55,13 +55,20 @@ pub fn require_user() -> Result<SignedIn, AppError> {
     signed_in().ok_or(AppError::Unauthorized)
 }
 
-/// The client's address: the TCP peer, or what the proxies in `trusted` say it forwarded
-/// (see [`client::client_ip`]).
-pub fn client_addr(parts: &Parts, trusted: &[ipnet::IpNet]) -> String {
+/// What the client's limits are counted under: its address (the TCP peer, or what the
+/// trusted proxies' named header says, see [`client::client_ip`]), an IPv6 client's /64.
+pub fn client_key(parts: &Parts, config: &crate::config::Config) -> String {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ci| client::client_ip(ci.0.ip(), &parts.headers, trusted).to_string())
+        .map(|ci| {
+            client::limit_key(client::client_ip(
+                ci.0.ip(),
+                &parts.headers,
+                &config.trusted_proxies,
+                config.trusted_proxy_header,
+            ))
+        })
         .unwrap_or_else(|| "unknown".into())
 }
 

@@ -409,10 +409,11 @@ async fn pages_carry_security_headers(backend: Backend) {
     app.stop().await;
 }
 
-/// Ten junk log-ins (each for another email) from one address behind the proxy.
+/// Junk log-ins (each for another email) from one address behind the proxy, one more than
+/// the per-client limit lets through.
 async fn junk_log_ins_from(app: &TestApp, forwarded_for: &str) -> u16 {
     let mut status = 0;
-    for _ in 0..11 {
+    for _ in 0..=billfold::auth::ssr::LOGIN_PER_CLIENT.burst {
         status = crate::helpers::browser_client()
             .post(app.url("/api/login"))
             .header("X-Forwarded-For", forwarded_for)
@@ -441,10 +442,16 @@ async fn log_in_as(app: &TestApp, email: &str, forwarded_for: &str) -> u16 {
         .as_u16()
 }
 
+/// The app behind a proxy on loopback that appends to `X-Forwarded-For`.
+const BEHIND_A_PROXY: &[(&str, &str)] = &[
+    ("TRUSTED_PROXIES", "127.0.0.1/32, ::1"),
+    ("TRUSTED_PROXY_HEADER", "x-forwarded-for"),
+];
+
 /// Behind a trusted proxy, the log-in limit is per client, not one limit for everyone; and
 /// `X-Forwarded-For` from anyone else is not believed.
 async fn the_log_in_limit_is_per_client_behind_a_trusted_proxy(backend: Backend) {
-    let app = TestApp::spawn_with(backend, &[("TRUSTED_PROXIES", "127.0.0.1/32, ::1")]).await;
+    let app = TestApp::spawn_with(backend, BEHIND_A_PROXY).await;
     let email = unique_email();
     app.sign_up(&email, PASSWORD).await;
     assert_eq!(junk_log_ins_from(&app, "198.51.100.1").await, 429);
@@ -472,7 +479,7 @@ async fn the_log_in_limit_is_per_client_behind_a_trusted_proxy(backend: Backend)
 /// Sign-ups are limited per client address (each costs an argon2 hash and a Stripe
 /// customer); refused input does not count, and another client is not affected.
 async fn sign_ups_are_limited_per_client(backend: Backend) {
-    let app = TestApp::spawn_with(backend, &[("TRUSTED_PROXIES", "127.0.0.1/32, ::1")]).await;
+    let app = TestApp::spawn_with(backend, BEHIND_A_PROXY).await;
     let sign_up_from = |client: &'static str, email: String| {
         let url = app.url("/api/signup");
         async move {
@@ -516,7 +523,7 @@ async fn sign_ups_are_limited_per_client(backend: Backend) {
 async fn replicas_on_postgres_share_the_log_in_limit() {
     let one = TestApp::spawn(Backend::Postgres).await;
     let other = one.spawn_replica(&[]).await;
-    assert!(one.state.login_limiter.is_shared());
+    assert!(one.state.limits.is_shared());
     let email = unique_email();
     one.sign_up(&email, PASSWORD).await;
     let attempt = |app: &TestApp| {
@@ -551,7 +558,7 @@ async fn replicas_on_postgres_share_the_log_in_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_sqlite_limits_stay_in_the_process() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    assert!(!app.state.login_limiter.is_shared());
+    assert!(!app.state.limits.is_shared());
     app.stop().await;
 }
 

@@ -1,12 +1,12 @@
-//! `/admin/billing`, the operators' event inbox: only the users in `ADMIN_EMAILS` ever learn
-//! it is there (everyone else gets the not-found page, for the page and for its replay);
+//! `/admin/billing`, the operators' event inbox: only the users granted on the server
+//! (`billfold admin add`) ever learn it is there (everyone else gets the not-found page, for the page and for its replay);
 //! the filters narrow the events; each event shows what became of it and its payload; a
 //! replay works as a plain form and comes back with its result; drift and the reconciler's
 //! last cycle are shown.
 
 use std::time::Duration;
 
-use billfold::db::entities::{drift_record, webhook_event};
+use billfold::db::entities::{drift_record, operator_action, webhook_event};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::helpers::{browser_client, location, unique_email, Backend, TestApp};
@@ -14,15 +14,17 @@ use crate::helpers::{browser_client, location, unique_email, Backend, TestApp};
 const ADMIN: &str = "ops@billfold.test";
 const PASSWORD: &str = "correct horse battery";
 
-/// The app with two operators; the first is written as someone might type it.
 async fn app(backend: Backend) -> TestApp {
-    TestApp::spawn_with(
-        backend,
-        &[("ADMIN_EMAILS", " Ops@Billfold.test, other-op@example.com ")],
-    )
-    .await
+    TestApp::spawn(backend).await
 }
 
+/// Signs up as the operator in `app.client` and grants the account on the server, as an
+/// operator would (the email typed as someone might type it).
+async fn operator(app: &TestApp) {
+    sign_up_as(app, &app.client, ADMIN).await;
+    let (ok, out) = app.cli(&["admin", "add", " Ops@Billfold.test "]);
+    assert!(ok, "billfold admin add: {out}");
+}
 /// Signs up in `client`'s cookie jar.
 async fn sign_up_as(app: &TestApp, client: &reqwest::Client, email: &str) {
     let res = client
@@ -128,6 +130,8 @@ async fn record_event(
         attempts: Set(1),
         applied_from_api: Set(false),
         payload: Set(payload.to_string()),
+        stripe_refused: Set(false),
+        payload_removed_at: Set(None),
     };
     changes(&mut row);
     webhook_event::Entity::insert(row)
@@ -166,10 +170,54 @@ async fn only_operators_ever_see_the_page(backend: Backend) {
         assert!(!body.contains("Billing operations"));
     }
 
+    // Signing up with the address an operator will be granted gives nothing by itself.
     sign_up_as(&app, &app.client, ADMIN).await;
-    let body = page(&app, "/admin/billing").await;
+    let (status, body) = get_as(&app, &app.client, "/admin/billing").await;
+    assert_eq!(status, 404, "an email someone signed up with proves nothing");
+    assert!(!body.contains("Billing operations"));
+
+    // Granted on the server: the page opens, and the view is written down with who looked.
+    let (ok, out) = app.cli(&["admin", "add", ADMIN]);
+    assert!(ok && out.contains("is now an operator"), "{out}");
+    let (ok, out) = app.cli(&["admin", "add", ADMIN]);
+    assert!(ok && out.contains("already"), "granting twice changes nothing: {out}");
+    let body = page(&app, "/admin/billing?outcome=failed").await;
     assert!(body.contains("Billing operations"), "{body}");
     assert!(body.contains(ADMIN), "the operator's email in the header");
+    let views = operator_action::Entity::find()
+        .filter(operator_action::Column::Action.eq("view"))
+        .all(&app.db)
+        .await
+        .expect("actions");
+    assert_eq!(views.len(), 1, "{views:?}");
+    assert_eq!(views[0].email, ADMIN);
+    assert_eq!(
+        views[0].target.as_deref(),
+        Some("/admin/billing outcome=failed")
+    );
+    let (ok, out) = app.cli(&["admin", "list"]);
+    assert!(ok && out.contains(ADMIN), "{out}");
+
+    // Only an account that exists can be granted.
+    let (ok, out) = app.cli(&["admin", "add", "nobody@example.com"]);
+    assert!(!ok && out.contains("no account"), "{out}");
+    let (ok, out) = app.cli(&["admin", "add", "not an email"]);
+    assert!(!ok && out.contains("not an email"), "{out}");
+
+    // Revoked: the not-found page again, for the page and for its replay.
+    let (ok, out) = app.cli(&["admin", "remove", ADMIN]);
+    assert!(ok && out.contains("no longer"), "{out}");
+    let (status, _) = get_as(&app, &app.client, "/admin/billing").await;
+    assert_eq!(status, 404, "revoked");
+    let res = app
+        .client
+        .post(app.url("/admin/billing/replay"))
+        .header("Origin", &app.base)
+        .form(&[("event_id", "evt_anything")])
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(res.status(), 404, "a revoked operator cannot replay");
     app.stop().await;
 }
 
@@ -178,7 +226,7 @@ async fn only_operators_ever_see_the_page(backend: Backend) {
 /// the list; a time that does not parse is explained.
 async fn the_operator_sees_events_and_narrows_them(backend: Backend) {
     let app = app(backend).await;
-    sign_up_as(&app, &app.client, ADMIN).await;
+    operator(&app).await;
     let delivered = customer_created_event(&app).await;
     record_event(
         &app,
@@ -273,7 +321,7 @@ async fn the_operator_sees_events_and_narrows_them(backend: Backend) {
 /// not-found page; a post from another site is refused before anything else.
 async fn a_replay_works_without_javascript(backend: Backend) {
     let app = app(backend).await;
-    sign_up_as(&app, &app.client, ADMIN).await;
+    operator(&app).await;
     let event = customer_created_event(&app).await;
     let before = webhook_event::Entity::find_by_id(event.as_str())
         .one(&app.db)
@@ -375,7 +423,7 @@ async fn a_replay_works_without_javascript(backend: Backend) {
 /// success) and the last success, and the drift records, newest first.
 async fn drift_and_the_last_cycle_are_shown(backend: Backend) {
     let app = app(backend).await;
-    sign_up_as(&app, &app.client, ADMIN).await;
+    operator(&app).await;
     let before = page(&app, "/admin/billing").await;
     assert!(before.contains("No cycle has run yet."));
     assert!(before.contains("No drift found."));

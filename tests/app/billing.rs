@@ -6,10 +6,10 @@ use crate::{
     helpers::{location, unique_email, Backend, TestApp},
 };
 
-const PASSWORD: &str = "correct horse battery";
-const DAY: i64 = 86_400;
+pub(crate) const PASSWORD: &str = "correct horse battery";
+pub(crate) const DAY: i64 = 86_400;
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -29,7 +29,7 @@ pub(crate) async fn customer_of(app: &TestApp, email: &str) -> Option<String> {
 }
 
 /// Posts a billing server function the way the hydrated page does (a JSON answer).
-async fn call(app: &TestApp, endpoint: &str, fields: &[(&str, &str)]) -> (u16, String) {
+pub(crate) async fn call(app: &TestApp, endpoint: &str, fields: &[(&str, &str)]) -> (u16, String) {
     let res = app
         .client
         .post(app.url(endpoint))
@@ -433,7 +433,7 @@ async fn stripe_unreachable_is_unavailable_not_an_error_page(backend: Backend) {
 }
 
 /// Writes the subscription state straight into the tables (as the sync would) and reads the page.
-async fn page_for(app: &TestApp, customer: &str, sub: subscription::ActiveModel) -> String {
+pub(crate) async fn page_for(app: &TestApp, customer: &str, sub: subscription::ActiveModel) -> String {
     subscription::Entity::delete_many()
         .exec(&app.db)
         .await
@@ -451,7 +451,7 @@ async fn page_for(app: &TestApp, customer: &str, sub: subscription::ActiveModel)
         .expect("html")
 }
 
-fn a_subscription(status: &str, period_end: i64) -> subscription::ActiveModel {
+pub(crate) fn a_subscription(status: &str, period_end: i64) -> subscription::ActiveModel {
     subscription::ActiveModel {
         id: Set("sub_page_test".into()),
         customer_id: Set(String::new()),
@@ -780,6 +780,7 @@ async fn a_deleted_customer_is_replaced(backend: Backend) {
         .expect("rows");
     assert_eq!(rows.len(), 1);
     assert!(!rows[0].deleted);
+    assert_eq!(rows[0].previous_customer_id.as_deref(), Some(old.as_str()));
     assert_eq!(call(&app, "/api/billing/portal", &[]).await.0, 200);
     app.stop().await;
 }
@@ -787,7 +788,7 @@ async fn a_deleted_customer_is_replaced(backend: Backend) {
 crate::on_both_databases!(a_deleted_customer_is_replaced);
 
 /// The catalogue's monthly price of one plan, once the start-up load has written it.
-async fn monthly_price(app: &TestApp, product: &str) -> String {
+pub(crate) async fn monthly_price(app: &TestApp, product: &str) -> String {
     use billfold::db::entities::price;
     for _ in 0..50 {
         let found = price::Entity::find()
@@ -828,6 +829,26 @@ async fn a_customer_stripe_no_longer_has_is_replaced(backend: Backend) {
         .map(|r| r.field("customer"))
         .collect();
     assert_eq!(asked, [Some(first.clone()), Some(second.clone())]);
+    let read = stripe.requests_to(&format!("/v1/customers/{first}"));
+    assert!(
+        read.iter().any(|r| r.method == "GET"),
+        "Stripe was asked whether the customer was deleted before it was replaced"
+    );
+    let row = |app: &TestApp| {
+        let db = app.db.clone();
+        async move {
+            stripe_customer::Entity::find()
+                .one(&db)
+                .await
+                .expect("query")
+                .expect("row")
+        }
+    };
+    assert_eq!(
+        row(&app).await.previous_customer_id.as_deref(),
+        Some(first.as_str()),
+        "the replaced customer is kept"
+    );
 
     DeleteCustomer::new(second.as_str())
         .send(&stripe.client)
@@ -844,6 +865,10 @@ async fn a_customer_stripe_no_longer_has_is_replaced(backend: Backend) {
     assert_eq!(status, 200, "{body}");
     let third = customer_of(&app, &email).await.expect("customer");
     assert!(third != first && third != second);
+    assert_eq!(
+        row(&app).await.previous_customer_id.as_deref(),
+        Some(second.as_str())
+    );
     let sessions = stripe.requests_to("/v1/checkout/sessions");
     assert_eq!(
         sessions.last().and_then(|r| r.field("customer")),
@@ -978,7 +1003,7 @@ crate::on_both_databases!(
 );
 
 /// What the Pro server function and the Pro route answer now: (status, body).
-async fn pro_answers(app: &TestApp) -> [(u16, String); 2] {
+pub(crate) async fn pro_answers(app: &TestApp) -> [(u16, String); 2] {
     let by_function = call(app, "/api/pro/report", &[]).await;
     let res = app
         .client

@@ -49,6 +49,8 @@ pub enum Mode {
     Fail(StatusCode, serde_json::Value),
     /// Answers the next `n` requests so, then forwards again.
     FailTimes(usize, StatusCode, serde_json::Value),
+    /// Answers the next `n` requests whose path contains the text so; forwards the rest.
+    FailTimesTo(String, usize, StatusCode, serde_json::Value),
 }
 
 #[derive(Clone)]
@@ -163,6 +165,10 @@ async fn proxy(
         match &mut *mode {
             Mode::Fail(status, body) => Some((*status, body.clone())),
             Mode::FailTimes(n, status, body) if *n > 0 => {
+                *n -= 1;
+                Some((*status, body.clone()))
+            }
+            Mode::FailTimesTo(part, n, status, body) if *n > 0 && path.contains(part.as_str()) => {
                 *n -= 1;
                 Some((*status, body.clone()))
             }

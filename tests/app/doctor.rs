@@ -375,3 +375,61 @@ crate::on_both_databases!(
     doctor_passes_a_good_setup_and_fails_each_broken_one,
     the_portal_is_configured_from_billing_toml,
 );
+
+/// The customers the database holds are checked against the key: one Stripe does not know
+/// (a key of another account than the one they were made in) fails the doctor, with a fix.
+async fn doctor_fails_on_a_stored_customer_the_account_does_not_know(backend: Backend) {
+    let app = good_setup(backend, &[]).await;
+    let email = crate::helpers::unique_email();
+    assert_eq!(
+        app.sign_up(&email, "correct horse battery").await.status(),
+        302
+    );
+    let good = checks(&app).await;
+    assert_eq!(
+        status_of(&good, "stripe customers"),
+        Status::Pass,
+        "{}",
+        doctor::format(&good)
+    );
+
+    let user = billfold::auth::ssr::create_user(
+        &app.db,
+        &billfold::auth::validate::Email::parse("elsewhere@example.com").expect("email"),
+        billfold::auth::validate::Password::parse("correct horse battery").expect("password"),
+    )
+    .await
+    .expect("user");
+    stripe_customer::Entity::insert(stripe_customer::ActiveModel {
+        user_id: Set(user.id),
+        livemode: Set(false),
+        customer_id: Set("cus_MadeInAnotherAccount".into()),
+        created_at: Set(now() + 1),
+        ..Default::default()
+    })
+    .exec(&app.db)
+    .await
+    .expect("a customer of another account");
+    let broken = checks(&app).await;
+    only_fails(&broken, "stripe customers");
+    assert!(
+        doctor::format(&broken).contains("cus_MadeInAnotherAccount"),
+        "{}",
+        doctor::format(&broken)
+    );
+
+    // Customers Stripe deleted are not sampled.
+    stripe_customer::Entity::update_many()
+        .col_expr(
+            stripe_customer::Column::Deleted,
+            sea_orm::sea_query::Expr::value(true),
+        )
+        .filter(stripe_customer::Column::CustomerId.eq("cus_MadeInAnotherAccount"))
+        .exec(&app.db)
+        .await
+        .expect("marked deleted");
+    assert!(!doctor::failed(&checks(&app).await));
+    app.stop().await;
+}
+
+crate::on_both_databases!(doctor_fails_on_a_stored_customer_the_account_does_not_know);

@@ -236,6 +236,30 @@ impl TestApp {
             .expect("request")
     }
 
+    /// Runs the `billfold` binary on this app's database, as an operator would on the
+    /// server: whether it succeeded, and what it printed (stdout, then stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_billfold"))
+            .env_clear()
+            .current_dir(dir.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &self.database_url)
+            .env("STRIPE_MODE", "simulated")
+            .env("STRIPE_SIM_STATE", dir.path().join("stripe-sim.json"))
+            .env("LOG_LEVEL", "warn")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run billfold");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
     /// Stops the server and waits for it to finish.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -1,10 +1,17 @@
 //! A completed Checkout: the link from a Stripe customer to the Billfold user who paid.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
-use stripe_shared::CheckoutSession;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use stripe_shared::{CheckoutSession, Subscription};
 
-use super::{subscription::apply_subscription, Applied, Fetched, Source, SyncError};
-use crate::db::entities::stripe_customer;
+use super::{
+    alert::{raise_in, Alert, SECOND_LIVE_SUBSCRIPTION},
+    subscription::apply_subscription,
+    Applied, Fetched, Source, SyncError,
+};
+use crate::{
+    billing::model::SubscriptionStatus,
+    db::entities::{stripe_customer, subscription},
+};
 
 /// Why a completed Checkout Session was not applied: it is not one Billfold created.
 pub const UNKNOWN_CUSTOMER: &str =
@@ -63,5 +70,63 @@ pub async fn apply_checkout_session(
         },
     };
     apply_subscription(conn, fetched, sub, Source::Api(created), false).await?;
+    flag_second_live_subscription(conn, cs, customer.id().as_str(), sub).await?;
     Ok(Applied::Applied)
+}
+
+/// A Checkout that gave its customer a second live subscription (a session left payable
+/// beside a plan begun since, say) is put in front of the operators: Stripe charges for both.
+async fn flag_second_live_subscription(
+    conn: &impl ConnectionTrait,
+    cs: &CheckoutSession,
+    customer_id: &str,
+    sub: &Subscription,
+) -> Result<(), DbErr> {
+    use subscription::Column as C;
+    let live = |status: &str| !SubscriptionStatus::parse(status).is_terminal();
+    if !live(sub.status.as_str()) {
+        return Ok(());
+    }
+    let others: Vec<(String, String)> = subscription::Entity::find()
+        .select_only()
+        .column(C::Id)
+        .column(C::Status)
+        .filter(C::CustomerId.eq(customer_id))
+        .filter(C::Deleted.eq(false))
+        .filter(C::Id.ne(sub.id.as_str()))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let others: Vec<String> = others
+        .into_iter()
+        .filter(|(_, status)| live(status))
+        .map(|(id, _)| id)
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(
+        customer = %customer_id,
+        session = %cs.id,
+        subscription = %sub.id,
+        live = ?others,
+        "a completed Checkout gave a customer a second live subscription"
+    );
+    let detail = format!(
+        "Checkout {} made {}, a second live subscription beside {}: the customer is charged \
+         for both. Cancel (and refund) the one they did not mean to keep, in Stripe.",
+        cs.id,
+        sub.id,
+        others.join(", ")
+    );
+    raise_in(
+        conn,
+        Alert {
+            kind: SECOND_LIVE_SUBSCRIPTION,
+            customer_id,
+            object_id: cs.id.as_str(),
+            detail: &detail,
+        },
+    )
+    .await
 }

@@ -145,3 +145,41 @@ pub async fn apply_customer_deleted(
         Applied::Ignored
     })
 }
+
+/// Links the user to `new` in place of `old`, a customer Stripe said is deleted, keeping
+/// `old` on the row. Only a request that still sees `old` swaps it: a concurrent one got the
+/// same new customer (the same idempotency key) and finds the row swapped already. The old
+/// customer's open Checkout session is remembered to be expired.
+pub async fn replace_customer(
+    db: &sea_orm::DatabaseConnection,
+    user_id: i64,
+    old: &str,
+    new: &str,
+) -> Result<(), DbErr> {
+    use stripe_customer::Column as C;
+    let txn = super::begin_write(db).await?;
+    let open: Option<Option<String>> = stripe_customer::Entity::find()
+        .select_only()
+        .column(C::OpenCheckoutSession)
+        .filter(C::UserId.eq(user_id))
+        .filter(C::CustomerId.eq(old))
+        .into_tuple()
+        .one(&*txn)
+        .await?;
+    let swapped = stripe_customer::Entity::update_many()
+        .col_expr(C::CustomerId, Expr::value(new))
+        .col_expr(C::PreviousCustomerId, Expr::value(old))
+        .col_expr(C::Deleted, Expr::value(false))
+        .col_expr(C::OpenCheckoutSession, Expr::value(None::<String>))
+        .col_expr(C::DefaultPaymentMethod, Expr::value(None::<String>))
+        .col_expr(C::StripeEventAt, Expr::value(None::<i64>))
+        .filter(C::UserId.eq(user_id))
+        .filter(C::CustomerId.eq(old))
+        .exec(&*txn)
+        .await?
+        .rows_affected;
+    if let (1, Some(Some(session))) = (swapped, open) {
+        super::open_checkout::remember_in(&*txn, &session, old).await?;
+    }
+    txn.commit().await
+}

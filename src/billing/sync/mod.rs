@@ -13,10 +13,12 @@
 //! transaction. Writes check the watermark in the `UPDATE`'s own `WHERE`
 //! ([`write::newer_than`]), so two writers racing on one row cannot let the older one win.
 
+mod alert;
 mod checkout;
 mod customer;
 mod fetch;
 mod invoice;
+mod open_checkout;
 mod payment_method;
 mod price;
 mod resync;
@@ -24,10 +26,12 @@ mod schedule;
 mod subscription;
 mod write;
 
+pub use alert::{raise_alert, Alert, CUSTOMER_NOT_IN_ACCOUNT, SECOND_LIVE_SUBSCRIPTION};
 pub use checkout::apply_checkout_session;
-pub use customer::{apply_customer, apply_customer_deleted};
+pub use customer::{apply_customer, apply_customer_deleted, replace_customer};
 pub use fetch::{FetchLoop, Fetched, FetchedObject, MayNeedFetch, Wanted};
 pub use invoice::{apply_invoice, DELETED as INVOICE_DELETED};
+pub use open_checkout::{checkout_expiry_done, checkout_expiry_failed, record_open_checkout};
 pub use payment_method::apply_payment_method;
 pub use price::{apply_price, apply_product};
 pub use resync::{sync_all, sync_catalogue, sync_customer, SyncReport};
@@ -58,10 +62,6 @@ fn is_missing(err: &::stripe::StripeError) -> bool {
     matches!(err, ::stripe::StripeError::Stripe(_, 404))
 }
 
-/// What applying one object did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// The row now reflects the object.
 /// Whether Stripe refused the request in a way no retry changes: 401 (the key), 403 (a
 /// restricted key without the permission), or 400 (a request it will never accept). Only
 /// fixing the key (or the code) helps; 404 is [`is_missing`], and 409, 429 and 5xx pass.
@@ -108,6 +108,10 @@ pub async fn read_clock(conn: &impl sea_orm::ConnectionTrait) -> Result<i64, DbE
     row.try_get_by_index::<i64>(0)
 }
 
+/// What applying one object did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The row now reflects the object.
     Applied,
     /// The row already reflects something newer (or the subscription is deleted).
     Stale,

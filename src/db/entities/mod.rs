@@ -1,8 +1,12 @@
 //! SeaORM entities: one module per table. Rows stay on the server; they never `Serialize`.
 
+pub mod billing_alert;
+pub mod checkout_expiry;
 pub mod customer_check;
 pub mod drift_record;
 pub mod invoice;
+pub mod operator;
+pub mod operator_action;
 pub mod payment_method;
 pub mod price;
 pub mod product;

@@ -25,6 +25,9 @@ pub struct Model {
     /// The Checkout session Billfold last opened for this customer (`cs_…`): starting another
     /// expires it, so at most one can be paid.
     pub open_checkout_session: Option<String>,
+    /// The customer this one replaced, after Stripe said that one was deleted: its
+    /// invoices and history still belong to this user.
+    pub previous_customer_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
