@@ -6,8 +6,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use super::{
-    AlertRow, DriftRow, EventInbox, EventRow, InboxFilter, ReplayFlash, RunRow, ADMIN_BILLING, DRIFT_LIMIT,
-    EVENT_LIMIT, OUTCOMES, REPLAY_PATH,
+    AlertRow, DriftRow, EventInbox, EventRow, InboxFilter, ReplayFlash, RunRow, ADMIN_BILLING,
+    DRIFT_LIMIT, EVENT_LIMIT, OUTCOMES, REPLAY_PATH,
 };
 use crate::{app::NotFound, auth::LogoutButton, error::AppError, ui::Brand};
 

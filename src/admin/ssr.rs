@@ -13,8 +13,8 @@ use axum::{
 use serde::Deserialize;
 
 use super::{
-    operators, AlertRow, DriftRow, EventInbox, EventRow, InboxFilter, ReplayResult, RunRow, ADMIN_BILLING, DRIFT_LIMIT,
-    EVENT_LIMIT, REPLAY_PATH, ALERT_LIMIT,
+    operators, AlertRow, DriftRow, EventInbox, EventRow, InboxFilter, ReplayResult, RunRow,
+    ADMIN_BILLING, ALERT_LIMIT, DRIFT_LIMIT, EVENT_LIMIT, REPLAY_PATH,
 };
 use crate::{
     billing::sync::{CUSTOMER_NOT_IN_ACCOUNT, SECOND_LIVE_SUBSCRIPTION},

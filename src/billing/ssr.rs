@@ -5,8 +5,7 @@ use std::{collections::HashMap, time::Duration};
 
 use ::stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
 };
 use stripe_billing::billing_portal_session::{
     CreateBillingPortalSession, CreateBillingPortalSessionFlowData,
@@ -672,9 +671,7 @@ async fn customer_standing(
     customer_id: &str,
 ) -> Result<CustomerStanding, StripeError> {
     use stripe_core::customer::{RetrieveCustomer, RetrieveCustomerReturned};
-    let read = RetrieveCustomer::new(customer_id)
-        .send(&state.stripe)
-        .await;
+    let read = RetrieveCustomer::new(customer_id).send(&state.stripe).await;
     crate::metrics::stripe_request("customers.retrieve", &read);
     match read {
         Ok(RetrieveCustomerReturned::DeletedCustomer(_)) => Ok(CustomerStanding::Deleted),
@@ -868,8 +865,7 @@ pub async fn start_checkout(
         crate::billing::sync::record_open_checkout(&state.db, &customer_id, session.id.as_str())
             .await?;
     if let Some(previous) = replaced {
-        if expire_or_remember(state, &customer_id, &previous).await?
-            == Some(CheckoutEnd::Completed)
+        if expire_or_remember(state, &customer_id, &previous).await? == Some(CheckoutEnd::Completed)
         {
             // The replaced session was paid meanwhile (another tab): it may have made a
             // subscription, and then this session must not make a second.

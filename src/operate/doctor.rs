@@ -281,7 +281,11 @@ async fn check_customers(config: &Config, db: &DatabaseConnection, rest: &Rest) 
             Ok(a) => {
                 return fail(
                     NAME,
-                    format!("Stripe answered {} for {id}: {}", a.status, a.error_message()),
+                    format!(
+                        "Stripe answered {} for {id}: {}",
+                        a.status,
+                        a.error_message()
+                    ),
                     "Try again; if it persists, check Stripe's status page.",
                 )
             }

@@ -433,7 +433,11 @@ async fn stripe_unreachable_is_unavailable_not_an_error_page(backend: Backend) {
 }
 
 /// Writes the subscription state straight into the tables (as the sync would) and reads the page.
-pub(crate) async fn page_for(app: &TestApp, customer: &str, sub: subscription::ActiveModel) -> String {
+pub(crate) async fn page_for(
+    app: &TestApp,
+    customer: &str,
+    sub: subscription::ActiveModel,
+) -> String {
     subscription::Entity::delete_many()
         .exec(&app.db)
         .await
