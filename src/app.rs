@@ -20,7 +20,7 @@ use crate::{
 pub const SIGNED_IN_PAGES: &[&str] = &["/settings/billing", "/app"];
 /// Pages for signed-out visitors; someone signed in goes on to where they were headed.
 pub const SIGNED_OUT_PAGES: &[&str] = &["/login", "/signup"];
-/// Pages for operators only (`ADMIN_EMAILS`); anyone else, signed in or not, gets the
+/// Pages for operators only (granted with `billfold admin add`); anyone else, signed in or not, gets the
 /// not-found page any unknown path gets. The server layers its admin guard on exactly these.
 pub const ADMIN_PAGES: &[&str] = &[crate::admin::ADMIN_BILLING];
 

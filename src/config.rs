@@ -7,7 +7,6 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use url::Url;
 
-
 /// A value that must never reach a log line, an error message or the client bundle.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -295,8 +294,7 @@ impl Config {
 
         let trusted_proxies = parse_trusted_proxies(&get("TRUSTED_PROXIES").unwrap_or_default())
             .map_err(|problem| invalid("TRUSTED_PROXIES", problem))?;
-        let trusted_proxy_header = match (get("TRUSTED_PROXY_HEADER"), trusted_proxies.is_empty())
-        {
+        let trusted_proxy_header = match (get("TRUSTED_PROXY_HEADER"), trusted_proxies.is_empty()) {
             (None, true) => None,
             (None, false) => {
                 return Err(invalid(
@@ -312,7 +310,8 @@ impl Config {
                 ))
             }
             (Some(raw), false) => Some(
-                ProxyHeader::parse(&raw).map_err(|problem| invalid("TRUSTED_PROXY_HEADER", problem))?,
+                ProxyHeader::parse(&raw)
+                    .map_err(|problem| invalid("TRUSTED_PROXY_HEADER", problem))?,
             ),
         };
 
@@ -975,8 +974,11 @@ mod tests {
             ("X-Forwarded-For", ProxyHeader::XForwardedFor),
             (" forwarded ", ProxyHeader::Forwarded),
         ] {
-            let c = with(&[("TRUSTED_PROXIES", "10.0.0.0/8"), ("TRUSTED_PROXY_HEADER", raw)])
-                .expect("valid");
+            let c = with(&[
+                ("TRUSTED_PROXIES", "10.0.0.0/8"),
+                ("TRUSTED_PROXY_HEADER", raw),
+            ])
+            .expect("valid");
             assert_eq!(c.trusted_proxy_header, Some(header));
         }
     }

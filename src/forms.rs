@@ -367,9 +367,11 @@ mod tests {
             fixed_refusal("/api/login", AppError::Forbidden(forged.into())).to_string(),
             "Email or password is incorrect."
         );
-        assert!(fixed_refusal("/api/signup", AppError::Conflict(forged.into()))
-            .to_string()
-            .starts_with("An account with this email already exists"));
+        assert!(
+            fixed_refusal("/api/signup", AppError::Conflict(forged.into()))
+                .to_string()
+                .starts_with("An account with this email already exists")
+        );
     }
 
     #[test]

@@ -27,9 +27,9 @@ use billfold::{
     auth::{validate::safe_next, LogIn, LogOut},
     billing::api::{CreateBillingAccount, GetBillingSummary, OpenBillingPortal, StartCheckout},
     config::parse_trusted_proxies,
+    config::ProxyHeader,
     error::AppError,
     web::client::client_ip,
-    config::ProxyHeader,
     webhooks::{
         event::{Envelope, Kind, NotAnEvent, Scope},
         signature::{verify, SignatureError, SignatureHeader},

@@ -95,7 +95,10 @@ pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<Operator>, DbErr> {
 
 /// Whether the user has been granted the operators' pages.
 pub async fn is_operator(db: &impl ConnectionTrait, user_id: i64) -> Result<bool, DbErr> {
-    Ok(operator::Entity::find_by_id(user_id).one(db).await?.is_some())
+    Ok(operator::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .is_some())
 }
 
 /// Writes down what an operator did (`view` or `replay`) to what, and logs it.

@@ -49,7 +49,9 @@ pub async fn admin_of(state: &AppState, extensions: &Extensions) -> Option<Curre
 /// The operator making the request being rendered; anyone else is [`AppError::NotFound`].
 pub async fn require_admin(state: &AppState) -> Result<CurrentUser, AppError> {
     let not_found = || AppError::NotFound("There is nothing at this address.".into());
-    let user = crate::web::signed_in().map(|s| s.user).ok_or_else(not_found)?;
+    let user = crate::web::signed_in()
+        .map(|s| s.user)
+        .ok_or_else(not_found)?;
     if operators::is_operator(&state.db, user.id).await? {
         Ok(user)
     } else {

@@ -271,7 +271,11 @@ pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<Str
 pub async fn create_customer_at_sign_up(state: &AppState, user: &CurrentUser) {
     // Within the budget of user-triggered Stripe calls; else made when first needed.
     if let Err(refused) = state.limits.check(&[USER_STRIPE_CALLS.on("all")]).await {
-        tracing::info!(user_id = user.id, ?refused, "customer deferred: Stripe budget spent");
+        tracing::info!(
+            user_id = user.id,
+            ?refused,
+            "customer deferred: Stripe budget spent"
+        );
         return;
     }
     match tokio::time::timeout(

@@ -180,10 +180,7 @@ mod tests {
     fn a_clients_own_forwarded_header_changes_nothing_behind_an_x_forwarded_for_proxy() {
         // nginx appends the peer to X-Forwarded-For and passes the client's Forwarded on.
         for forged in ["for=1.1.1.1", "for=10.9.9.9", "for=\"[::1]\""] {
-            let h = headers(&[
-                ("forwarded", forged),
-                ("x-forwarded-for", "198.51.100.7"),
-            ]);
+            let h = headers(&[("forwarded", forged), ("x-forwarded-for", "198.51.100.7")]);
             assert_eq!(
                 client_ip(ip("10.0.0.1"), &h, &proxies(), XFF),
                 ip("198.51.100.7"),
@@ -243,15 +240,24 @@ mod tests {
     #[test]
     fn an_unreadable_hop_stops_at_the_last_readable_proxy() {
         let h = headers(&[("x-forwarded-for", "198.51.100.7, unknown, 10.1.2.3")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &proxies(), XFF), ip("10.1.2.3"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &h, &proxies(), XFF),
+            ip("10.1.2.3")
+        );
         let h = headers(&[("forwarded", "for=_hidden")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &proxies(), FWD), ip("10.0.0.1"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &h, &proxies(), FWD),
+            ip("10.0.0.1")
+        );
     }
 
     #[test]
     fn only_proxies_in_the_chain_gives_the_left_most() {
         let h = headers(&[("x-forwarded-for", "10.3.3.3, 10.2.2.2")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &proxies(), XFF), ip("10.3.3.3"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &h, &proxies(), XFF),
+            ip("10.3.3.3")
+        );
         assert_eq!(
             client_ip(ip("10.0.0.1"), &HeaderMap::new(), &proxies(), XFF),
             ip("10.0.0.1")

@@ -66,7 +66,8 @@ impl Rule {
 
     /// How far ahead of now a key's arrival time may be after an attempt that is let through.
     fn window_ms(&self) -> i64 {
-        self.interval_ms().saturating_mul(i64::from(self.burst.max(1)))
+        self.interval_ms()
+            .saturating_mul(i64::from(self.burst.max(1)))
     }
 
     /// One attempt against `key` under this rule.
@@ -324,10 +325,8 @@ fn check_local(store: &mut LocalStore, charges: &[Charge], sweep: bool) -> Resul
 async fn check_shared(pool: &sqlx::PgPool, charges: &[Charge], sweep: bool) -> Result<(), Refused> {
     let database = |e: sqlx::Error| Refused::Database(e.to_string());
     // Rows are locked in key order, so two attempts over the same keys never deadlock.
-    let mut keyed: Vec<(String, &Rule)> = charges
-        .iter()
-        .map(|c| (c.stored_key(), c.rule))
-        .collect();
+    let mut keyed: Vec<(String, &Rule)> =
+        charges.iter().map(|c| (c.stored_key(), c.rule)).collect();
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
     keyed.dedup_by(|a, b| a.0 == b.0);
     let keys: Vec<String> = keyed.iter().map(|(k, _)| k.clone()).collect();
@@ -391,7 +390,10 @@ mod tests {
     #[tokio::test]
     async fn a_burst_then_refused_with_the_wait() {
         let limits = Limiter::local(100);
-        let both = [THREE_A_MINUTE.on("email:a@b.co"), THREE_A_MINUTE.on("ip:1.2.3.4")];
+        let both = [
+            THREE_A_MINUTE.on("email:a@b.co"),
+            THREE_A_MINUTE.on("ip:1.2.3.4"),
+        ];
         for _ in 0..3 {
             assert!(limits.check(&both).await.is_ok());
         }
@@ -405,10 +407,16 @@ mod tests {
         );
         // Another email from the same address is still limited by the address.
         assert!(limits
-            .check(&[THREE_A_MINUTE.on("email:c@d.co"), THREE_A_MINUTE.on("ip:1.2.3.4")])
+            .check(&[
+                THREE_A_MINUTE.on("email:c@d.co"),
+                THREE_A_MINUTE.on("ip:1.2.3.4")
+            ])
             .await
             .is_err());
-        assert!(limits.check(&[THREE_A_MINUTE.on("email:c@d.co")]).await.is_ok());
+        assert!(limits
+            .check(&[THREE_A_MINUTE.on("email:c@d.co")])
+            .await
+            .is_ok());
         assert!(!limits.is_shared());
     }
 

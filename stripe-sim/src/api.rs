@@ -2142,7 +2142,7 @@ fn list_events(st: &State, p: &Params) -> ApiResult<Value> {
     // that event no longer matches the filters (delivered meanwhile, say).
     let (limit, after, before) = p.paging()?;
     let newest_first = st.events.iter().rev();
-    let skip = match after.as_deref() {
+    let skip = match after {
         Some(id) => match st.events.iter().rev().position(|e| e.id == id) {
             Some(i) => i + 1,
             None => return Err(ApiError::no_such("event", id, "starting_after")),

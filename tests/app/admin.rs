@@ -173,14 +173,20 @@ async fn only_operators_ever_see_the_page(backend: Backend) {
     // Signing up with the address an operator will be granted gives nothing by itself.
     sign_up_as(&app, &app.client, ADMIN).await;
     let (status, body) = get_as(&app, &app.client, "/admin/billing").await;
-    assert_eq!(status, 404, "an email someone signed up with proves nothing");
+    assert_eq!(
+        status, 404,
+        "an email someone signed up with proves nothing"
+    );
     assert!(!body.contains("Billing operations"));
 
     // Granted on the server: the page opens, and the view is written down with who looked.
     let (ok, out) = app.cli(&["admin", "add", ADMIN]);
     assert!(ok && out.contains("is now an operator"), "{out}");
     let (ok, out) = app.cli(&["admin", "add", ADMIN]);
-    assert!(ok && out.contains("already"), "granting twice changes nothing: {out}");
+    assert!(
+        ok && out.contains("already"),
+        "granting twice changes nothing: {out}"
+    );
     let body = page(&app, "/admin/billing?outcome=failed").await;
     assert!(body.contains("Billing operations"), "{body}");
     assert!(body.contains(ADMIN), "the operator's email in the header");

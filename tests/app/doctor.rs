@@ -2,6 +2,7 @@
 //! passes every check, and each check fails when its cause is set up.
 
 use billfold::{
+    auth::validate::{Email, Password},
     config::{Config, Secret},
     db::{
         clock::now,
@@ -66,8 +67,20 @@ async fn good_setup(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
         .await
         .expect("a cycle");
     assert!(report.succeeded());
+    // An operator (an account made without a Stripe customer), granted on the server.
+    billfold::auth::ssr::create_user(
+        &app.db,
+        &Email::parse(OPERATOR).expect("an email"),
+        Password::parse("correct horse battery").expect("a password"),
+    )
+    .await
+    .expect("the operator's account");
+    let (ok, out) = app.cli(&["admin", "add", OPERATOR]);
+    assert!(ok, "{out}");
     app
 }
+
+const OPERATOR: &str = "ops@billfold.test";
 
 async fn post(rest: &Rest, path: &str, form: &[(&str, &str)]) -> Value {
     let form: Vec<(String, String)> = form
@@ -89,6 +102,11 @@ async fn doctor_passes_a_good_setup_and_fails_each_broken_one(backend: Backend) 
         "a good setup passes everything:\n{report}"
     );
     assert!(report.contains("0 failed"), "{report}");
+    let operators = good
+        .iter()
+        .find(|c| c.name == "operators")
+        .expect("an operators check");
+    assert_eq!(operators.detail, format!("1: {OPERATOR}"), "{report}");
 
     // The clock: a minute off Stripe's.
     only_fails(&checks_at(&app, &rest, || now() + 60).await, "clock");

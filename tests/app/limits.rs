@@ -57,21 +57,45 @@ async fn a_client_cannot_choose_its_own_address(backend: Backend) {
         let forged = format!("for=203.0.113.{n}");
         let mut xff = vec![b'1', b'.', b'2', 0xff, 0xfe, n + b'0'];
         xff.extend_from_slice(b", 198.51.100.1");
-        let status = log_in(&app, &email, "wrong password", &xff, &[("Forwarded", &forged)]).await;
+        let status = log_in(
+            &app,
+            &email,
+            "wrong password",
+            &xff,
+            &[("Forwarded", &forged)],
+        )
+        .await;
         assert_eq!(status, 403, "attempt {n}: a wrong password, counted");
     }
     assert_eq!(
-        log_in(&app, &email, PASSWORD, b"198.51.100.1", &[("Forwarded", "for=203.0.113.99")]).await,
+        log_in(
+            &app,
+            &email,
+            PASSWORD,
+            b"198.51.100.1",
+            &[("Forwarded", "for=203.0.113.99")]
+        )
+        .await,
         429,
         "the same client, whatever it claims"
     );
     assert_eq!(
-        log_in(&app, &email, "wrong password", b"\xc3\x28, 198.51.100.1", &[]).await,
+        log_in(
+            &app,
+            &email,
+            "wrong password",
+            b"\xc3\x28, 198.51.100.1",
+            &[]
+        )
+        .await,
         429,
         "non-ASCII before the proxy's hop hides nothing"
     );
     let other = log_in(&app, &email, PASSWORD, b"198.51.100.2", &[]).await;
-    assert!((200..400).contains(&other), "another client logs in: {other}");
+    assert!(
+        (200..400).contains(&other),
+        "another client logs in: {other}"
+    );
     app.stop().await;
 }
 
@@ -87,14 +111,21 @@ async fn an_attacker_cannot_lock_the_owner_out(backend: Backend) {
         statuses.push(log_in(&app, &victim, "guess", attacker, &[]).await);
     }
     assert_eq!(&statuses[..10], &[403; 10], "{statuses:?}");
-    assert_eq!(&statuses[10..], &[429; 5], "the attacker is stopped: {statuses:?}");
+    assert_eq!(
+        &statuses[10..],
+        &[429; 5],
+        "the attacker is stopped: {statuses:?}"
+    );
 
     let owner = log_in(&app, &victim, PASSWORD, b"198.51.100.7", &[]).await;
     assert!((200..400).contains(&owner), "the owner logs in: {owner}");
 
     // Nine typos and a success from the owner's address leave the owner a full ten again.
     for _ in 0..9 {
-        assert_eq!(log_in(&app, &victim, "typo", b"198.51.100.7", &[]).await, 403);
+        assert_eq!(
+            log_in(&app, &victim, "typo", b"198.51.100.7", &[]).await,
+            403
+        );
     }
     let owner = log_in(&app, &victim, PASSWORD, b"198.51.100.7", &[]).await;
     assert!((200..400).contains(&owner), "{owner}");
@@ -116,10 +147,20 @@ async fn one_ipv6_64_is_one_client(backend: Backend) {
     app.sign_up(&email, PASSWORD).await;
     for n in 0..10 {
         let from = format!("2001:db8:1:2::{:x}", n * 4099 + 1);
-        assert_eq!(log_in(&app, &email, "guess", from.as_bytes(), &[]).await, 403);
+        assert_eq!(
+            log_in(&app, &email, "guess", from.as_bytes(), &[]).await,
+            403
+        );
     }
     assert_eq!(
-        log_in(&app, &email, "guess", b"2001:db8:1:2:ffff:ffff:ffff:fffe", &[]).await,
+        log_in(
+            &app,
+            &email,
+            "guess",
+            b"2001:db8:1:2:ffff:ffff:ffff:fffe",
+            &[]
+        )
+        .await,
         429,
         "the same /64"
     );
@@ -131,10 +172,20 @@ async fn one_ipv6_64_is_one_client(backend: Backend) {
 
     let email = unique_email();
     for n in 0..10 {
-        let from = if n % 2 == 0 { "198.51.100.9" } else { "::ffff:198.51.100.9" };
-        assert_eq!(log_in(&app, &email, "guess", from.as_bytes(), &[]).await, 403);
+        let from = if n % 2 == 0 {
+            "198.51.100.9"
+        } else {
+            "::ffff:198.51.100.9"
+        };
+        assert_eq!(
+            log_in(&app, &email, "guess", from.as_bytes(), &[]).await,
+            403
+        );
     }
-    assert_eq!(log_in(&app, &email, "guess", b"198.51.100.9", &[]).await, 429);
+    assert_eq!(
+        log_in(&app, &email, "guess", b"198.51.100.9", &[]).await,
+        429
+    );
     app.stop().await;
 }
 

@@ -17,6 +17,7 @@ mod limits;
 mod operations;
 mod reconcile;
 mod resilience;
+mod standalone_stripe;
 mod startup;
 mod truth_ordering;
 mod webhooks;

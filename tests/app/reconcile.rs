@@ -9,76 +9,16 @@ use billfold::{
     reconcile,
 };
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
-use stripe_sim::{DeliveryOptions, SimOptions, StripeSim};
-use tokio::net::TcpListener;
+use stripe_sim::DeliveryOptions;
 
 use crate::{
     billing::{sign_up_with_customer, subscribe_in_stripe},
     helpers::{Backend, TestApp},
+    standalone_stripe::StandaloneStripe,
 };
 
 const KEY: &str = "sk_test_reconcile";
 const SECRET: &str = "whsec_reconcile";
-
-/// The Stripe test double on a port of its own, and a client for acting as Stripe's user.
-struct Stripe {
-    sim: StripeSim,
-    base: String,
-    client: stripe::Client,
-}
-
-impl Stripe {
-    async fn start(delivery: DeliveryOptions) -> Stripe {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let mut options = SimOptions::new(base.clone());
-        options.delivery = delivery;
-        let sim = StripeSim::open(options).await.expect("open the double");
-        let router = sim.router();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        let client = stripe::ClientBuilder::new(KEY)
-            .url(format!("{base}/"))
-            .build()
-            .expect("client");
-        Stripe { sim, base, client }
-    }
-
-    async fn app(&self, backend: Backend) -> TestApp {
-        TestApp::spawn_with(
-            backend,
-            &[
-                ("STRIPE_SECRET_KEY", KEY),
-                ("STRIPE_WEBHOOK_SECRET", SECRET),
-                ("STRIPE_API_BASE", self.base.as_str()),
-            ],
-        )
-        .await
-    }
-
-    /// Waits until every delivery so far has ended, delivered or given up on (a minute at
-    /// most: on a loaded machine, with many tests at once, a retry can take a while).
-    async fn settled(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let pending = self
-                .sim
-                .deliveries()
-                .iter()
-                .filter(|d| !d.delivered && !d.gave_up)
-                .count();
-            if pending == 0 {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{pending} deliveries still pending"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
 
 async fn cycle(app: &TestApp) -> reconcile::Report {
     let report = reconcile::run_cycle(&app.state).await.expect("a cycle");
@@ -98,7 +38,12 @@ async fn subscription(app: &TestApp, id: &str) -> Option<subscription::Model> {
 /// applies it through the pipeline, recorded like a delivery, once.
 async fn an_event_stripe_gave_up_on_is_applied_by_the_next_cycle(backend: Backend) {
     // One attempt and no retries, to an endpoint nobody listens on.
-    let stripe = Stripe::start(DeliveryOptions::exponential(Duration::from_millis(20), 0)).await;
+    let stripe = StandaloneStripe::start(
+        KEY,
+        SECRET,
+        DeliveryOptions::exponential(Duration::from_millis(20), 0),
+    )
+    .await;
     stripe
         .sim
         .add_webhook_endpoint("http://127.0.0.1:9/webhooks", SECRET);
@@ -157,7 +102,7 @@ async fn an_event_stripe_gave_up_on_is_applied_by_the_next_cycle(backend: Backen
 /// A subscription row changed by hand is put back within one full compare, and a drift
 /// record names each field, both values and the event that would have carried it.
 async fn a_row_changed_by_hand_is_healed_and_its_drift_recorded(backend: Backend) {
-    let stripe = Stripe::start(DeliveryOptions::default()).await;
+    let stripe = StandaloneStripe::start(KEY, SECRET, DeliveryOptions::default()).await;
     let app = stripe.app(backend).await;
     let (_, customer) = sign_up_with_customer(&app).await;
     let sub = subscribe_in_stripe(&stripe.client, &customer, 900).await;
@@ -229,7 +174,7 @@ async fn cycles_beside_deliveries_end_equal_to_stripe(backend: Backend) {
     let mut delivery = DeliveryOptions::exponential(Duration::from_millis(100), 6);
     delivery.reorder_window = Duration::from_millis(300);
     delivery.duplicate_probability = 0.3;
-    let stripe = Stripe::start(delivery).await;
+    let stripe = StandaloneStripe::start(KEY, SECRET, delivery).await;
     let app = stripe.app(backend).await;
     stripe
         .sim
@@ -337,7 +282,12 @@ async fn cycles_beside_deliveries_end_equal_to_stripe(backend: Backend) {
 /// server's clock, so a compare re-fetches each of them; however many there are, the heal
 /// goes through (it gave up after eight).
 async fn a_test_clock_customer_with_many_rows_is_compared(backend: Backend) {
-    let stripe = Stripe::start(DeliveryOptions::exponential(Duration::from_millis(50), 4)).await;
+    let stripe = StandaloneStripe::start(
+        KEY,
+        SECRET,
+        DeliveryOptions::exponential(Duration::from_millis(50), 4),
+    )
+    .await;
     let app = stripe.app(backend).await;
     stripe
         .sim

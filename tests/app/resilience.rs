@@ -18,12 +18,12 @@ use billfold::{
 };
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{json, Value};
-use stripe_sim::{DeliveryOptions, Fault, SimOptions, StripeSim};
-use tokio::net::TcpListener;
+use stripe_sim::{DeliveryOptions, Fault};
 
 use crate::{
     billing::{sign_up_with_customer, subscribe_in_stripe},
     helpers::{Backend, TestApp},
+    standalone_stripe::StandaloneStripe,
     webhooks::stripe_client,
     webhooks_events::user_with_customer,
     webhooks_support::{
@@ -32,78 +32,6 @@ use crate::{
 };
 
 const KEY: &str = "sk_test_resilience";
-
-/// The double on a port of its own, and a client for acting as Stripe's user.
-struct Stripe {
-    sim: StripeSim,
-    base: String,
-    client: stripe::Client,
-}
-
-impl Stripe {
-    async fn start(delivery: DeliveryOptions) -> Stripe {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let mut options = SimOptions::new(base.clone());
-        options.delivery = delivery;
-        let sim = StripeSim::open(options).await.expect("open the double");
-        let router = sim.router();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        let client = stripe::ClientBuilder::new(KEY)
-            .url(format!("{base}/"))
-            .build()
-            .expect("client");
-        Stripe { sim, base, client }
-    }
-
-    async fn app(&self, backend: Backend) -> TestApp {
-        TestApp::spawn_with(
-            backend,
-            &[
-                ("STRIPE_SECRET_KEY", KEY),
-                ("STRIPE_WEBHOOK_SECRET", SECRET),
-                ("STRIPE_API_BASE", self.base.as_str()),
-            ],
-        )
-        .await
-    }
-
-    /// An object as the double's API has it, as JSON.
-    async fn object(&self, path: &str) -> Value {
-        reqwest::Client::new()
-            .get(format!("{}/v1/{path}", self.base))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json")
-    }
-
-    /// Waits until every delivery so far has ended, delivered or given up on.
-    async fn settled(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let pending = self
-                .sim
-                .deliveries()
-                .iter()
-                .filter(|d| !d.delivered && !d.gave_up)
-                .count();
-            if pending == 0 {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{pending} deliveries still pending"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
 
 fn pipeline(app: &TestApp) -> Pipeline<'_> {
     Pipeline {
@@ -139,7 +67,7 @@ fn in_an_older_shape(mut sub: Value) -> Value {
 /// key is fixed, `billfold webhooks replay --outcome failed` applies it. A temporary failure
 /// (Stripe answering 500) is still a 500, for Stripe to retry.
 async fn a_permanent_stripe_refusal_is_recorded_answered_and_replayable(backend: Backend) {
-    let stripe = Stripe::start(DeliveryOptions::default()).await;
+    let stripe = StandaloneStripe::start(KEY, SECRET, DeliveryOptions::default()).await;
     let app = stripe.app(backend).await;
     let (_, customer) = sign_up_with_customer(&app).await;
     let sub = subscribe_in_stripe(&stripe.client, &customer, 900).await;
@@ -253,7 +181,12 @@ async fn a_permanent_stripe_refusal_is_recorded_answered_and_replayable(backend:
 /// types (at most 20 a request), lists at most its cap, and the listing goes on where it left
 /// off until every missed event is applied, once; an unhandled type is never listed.
 async fn the_reconciler_lists_handled_types_a_capped_page_at_a_time(backend: Backend) {
-    let stripe = Stripe::start(DeliveryOptions::exponential(Duration::from_millis(20), 0)).await;
+    let stripe = StandaloneStripe::start(
+        KEY,
+        SECRET,
+        DeliveryOptions::exponential(Duration::from_millis(20), 0),
+    )
+    .await;
     stripe
         .sim
         .add_webhook_endpoint("http://127.0.0.1:9/webhooks", SECRET);
@@ -345,7 +278,12 @@ async fn the_reconciler_lists_handled_types_a_capped_page_at_a_time(backend: Bac
 /// tried each cycle until it has failed five times, then set aside: the cycles after it
 /// succeed without it, the cursor is no longer held at it, and operators see it.
 async fn a_missed_event_that_keeps_failing_is_set_aside(backend: Backend) {
-    let stripe = Stripe::start(DeliveryOptions::exponential(Duration::from_millis(20), 0)).await;
+    let stripe = StandaloneStripe::start(
+        KEY,
+        SECRET,
+        DeliveryOptions::exponential(Duration::from_millis(20), 0),
+    )
+    .await;
     stripe
         .sim
         .add_webhook_endpoint("http://127.0.0.1:9/webhooks", SECRET);
@@ -438,7 +376,7 @@ async fn a_missed_event_that_keeps_failing_is_set_aside(backend: Backend) {
 /// sends, is applied rather than dropped as older than the re-sync.
 async fn a_server_clock_ahead_drops_no_event_after_a_resync(backend: Backend) {
     use stripe_billing::subscription::UpdateSubscription;
-    let stripe = Stripe::start(DeliveryOptions::default()).await;
+    let stripe = StandaloneStripe::start(KEY, SECRET, DeliveryOptions::default()).await;
     let app = stripe.app(backend).await;
     stripe
         .sim
@@ -467,7 +405,7 @@ async fn a_server_clock_ahead_drops_no_event_after_a_resync(backend: Backend) {
         .into_iter()
         .filter(|d| d.event_type == "customer.subscription.updated")
         .map(|d| d.event_id)
-        .last()
+        .next_back()
         .expect("the update's event");
     assert_eq!(
         recorded(&app, &update).await.outcome,

@@ -52,6 +52,8 @@ impl HeldApi {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
+        // A customer's re-sync lists its schedules; like Stripe, there are none to begin.
+        api.set_list("subscription_schedules", vec![]);
         // Only its base is used: `spawn` and `stripe_client` take a `StripeStub`.
         let mut stub = StripeStub::default();
         stub.base = format!("http://{addr}/");

@@ -46,6 +46,8 @@ impl StripeStub {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
+        // A customer's re-sync lists its schedules; like Stripe, the stub has none to begin.
+        stub.set_list("subscription_schedules", vec![]);
         stub
     }
 

@@ -1,0 +1,97 @@
+//! The Stripe test double on a port of its own (so the app under test is a Stripe client
+//! like any other), and a client for acting as Stripe's user.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use stripe_sim::{DeliveryOptions, SimOptions, StripeSim};
+use tokio::net::TcpListener;
+
+use crate::helpers::{Backend, TestApp};
+
+pub struct StandaloneStripe {
+    pub sim: StripeSim,
+    pub base: String,
+    pub client: stripe::Client,
+    key: &'static str,
+    webhook_secret: &'static str,
+}
+
+impl StandaloneStripe {
+    /// The double, answering to `key`; the app it starts verifies webhooks with
+    /// `webhook_secret`.
+    pub async fn start(
+        key: &'static str,
+        webhook_secret: &'static str,
+        delivery: DeliveryOptions,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let mut options = SimOptions::new(base.clone());
+        options.delivery = delivery;
+        let sim = StripeSim::open(options).await.expect("open the double");
+        let router = sim.router();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let client = stripe::ClientBuilder::new(key)
+            .url(format!("{base}/"))
+            .build()
+            .expect("client");
+        StandaloneStripe {
+            sim,
+            base,
+            client,
+            key,
+            webhook_secret,
+        }
+    }
+
+    /// The app in test mode against this double.
+    pub async fn app(&self, backend: Backend) -> TestApp {
+        TestApp::spawn_with(
+            backend,
+            &[
+                ("STRIPE_SECRET_KEY", self.key),
+                ("STRIPE_WEBHOOK_SECRET", self.webhook_secret),
+                ("STRIPE_API_BASE", self.base.as_str()),
+            ],
+        )
+        .await
+    }
+
+    /// An object as the double's API has it, as JSON.
+    pub async fn object(&self, path: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}/v1/{path}", self.base))
+            .bearer_auth(self.key)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// Waits until every delivery so far has ended, delivered or given up on (a minute at
+    /// most: on a loaded machine, with many tests at once, a retry can take a while).
+    pub async fn settled(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let pending = self
+                .sim
+                .deliveries()
+                .iter()
+                .filter(|d| !d.delivered && !d.gave_up)
+                .count();
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{pending} deliveries still pending"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
