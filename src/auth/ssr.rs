@@ -122,7 +122,9 @@ fn hashing_permits() -> usize {
 /// The slots for argon2, and how many requests wait for one.
 struct HashingGate {
     slots: tokio::sync::Semaphore,
+    permits: usize,
     waiting: AtomicUsize,
+    wait: Duration,
 }
 
 /// At most this many requests wait for a slot (per core); the next is refused at once.
@@ -130,33 +132,43 @@ const WAITING_PER_PERMIT: usize = 8;
 /// The longest a request waits for a slot before it is refused.
 const HASHING_WAIT: Duration = Duration::from_secs(2);
 
-fn hashing_gate() -> &'static HashingGate {
-    static GATE: OnceLock<HashingGate> = OnceLock::new();
-    GATE.get_or_init(|| HashingGate {
-        slots: tokio::sync::Semaphore::new(hashing_permits()),
-        waiting: AtomicUsize::new(0),
-    })
+impl HashingGate {
+    fn new(permits: usize, wait: Duration) -> Self {
+        HashingGate {
+            slots: tokio::sync::Semaphore::new(permits),
+            permits,
+            waiting: AtomicUsize::new(0),
+            wait,
+        }
+    }
+
+    /// A slot to run argon2 in, or a quick 503 with `Retry-After` when every slot is taken
+    /// and the queue is full (or the wait too long): a flood of log-ins costs the flood, not
+    /// the server's memory.
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, AppError> {
+        if let Ok(permit) = self.slots.try_acquire() {
+            return Ok(permit);
+        }
+        let busy = || AppError::busy(Duration::from_secs(1));
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= WAITING_PER_PERMIT * self.permits {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(busy());
+        }
+        let permit = tokio::time::timeout(self.wait, self.slots.acquire()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        match permit {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(busy()),
+        }
+    }
 }
 
-/// A slot to run argon2 in, or a quick 503 with `Retry-After` when every slot is taken and
-/// the queue is full (or the wait too long): a flood of log-ins costs the flood, not the
-/// server's memory.
+/// This process's gate: one slot per core.
 async fn hashing_slot() -> Result<tokio::sync::SemaphorePermit<'static>, AppError> {
-    let gate = hashing_gate();
-    if let Ok(permit) = gate.slots.try_acquire() {
-        return Ok(permit);
-    }
-    let busy = || AppError::busy(Duration::from_secs(1));
-    if gate.waiting.fetch_add(1, Ordering::AcqRel) >= WAITING_PER_PERMIT * hashing_permits() {
-        gate.waiting.fetch_sub(1, Ordering::AcqRel);
-        return Err(busy());
-    }
-    let permit = tokio::time::timeout(HASHING_WAIT, gate.slots.acquire()).await;
-    gate.waiting.fetch_sub(1, Ordering::AcqRel);
-    match permit {
-        Ok(Ok(permit)) => Ok(permit),
-        _ => Err(busy()),
-    }
+    static GATE: OnceLock<HashingGate> = OnceLock::new();
+    GATE.get_or_init(|| HashingGate::new(hashing_permits(), HASHING_WAIT))
+        .slot()
+        .await
 }
 
 /// argon2id with a fresh salt; runs on the blocking pool (it is deliberately slow), in one of
@@ -511,6 +523,32 @@ fn urlencode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn hashing_waits_briefly_for_a_slot_then_says_busy() {
+        let gate = HashingGate::new(2, Duration::from_millis(50));
+        let a = gate.slot().await.expect("a free slot");
+        let _b = gate.slot().await.expect("the other free slot");
+        // Every slot taken: a request waits for one, and gets it when one is freed.
+        let freed = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(a);
+        };
+        let (slot, ()) = tokio::join!(gate.slot(), freed);
+        let _c = slot.expect("the freed slot");
+        // None is freed within the wait: 503 with Retry-After, no hash computed.
+        let refused = gate.slot().await.expect_err("busy");
+        assert_eq!(refused.status(), 503);
+        assert_eq!(refused.retry_after(), Some(1));
+        // A full queue is refused at once: with an hour's wait, an answer at all says it
+        // did not wait.
+        let patient = HashingGate::new(1, Duration::from_secs(3600));
+        let _held = patient.slot().await.expect("the one slot");
+        patient.waiting.store(WAITING_PER_PERMIT, Ordering::Release);
+        let answer = tokio::time::timeout(Duration::from_secs(30), patient.slot()).await;
+        let refused = answer.expect("answered without waiting").expect_err("busy");
+        assert_eq!(refused.status(), 503);
+    }
 
     #[test]
     fn tokens_are_random_256_bit_and_only_hashes_are_stored() {

@@ -562,7 +562,40 @@ async fn on_sqlite_limits_stay_in_the_process() {
     app.stop().await;
 }
 
+/// A link can carry a form's error (`?__path=…&__err=…`, how a plain form post comes back
+/// refused); anyone can make one, so the form shows our text for that kind of error, never
+/// the text the link carries.
+async fn an_error_in_a_link_shows_our_text(backend: Backend) {
+    use base64::{engine::general_purpose::URL_SAFE, Engine};
+    let app = TestApp::spawn(backend).await;
+    let forged = "Your account is locked. Call +1 555 0100 and read them your password.";
+    for (page, path, error, ours) in [
+        (
+            "/login",
+            "/api/login",
+            serde_json::json!({ "Forbidden": forged }),
+            "Email or password is incorrect.",
+        ),
+        (
+            "/signup",
+            "/api/signup",
+            serde_json::json!({ "Invalid": { "field": "email", "message": forged } }),
+            "Enter a valid email address, like name@example.com.",
+        ),
+    ] {
+        let err = URL_SAFE.encode(error.to_string());
+        let url = format!("{page}?__path={path}&__err={err}");
+        let res = app.get(&url).await;
+        assert_eq!(res.status(), 200, "{url}");
+        let body = res.text().await.expect("body");
+        assert!(!body.contains("555 0100"), "{page} shows the link's text");
+        assert!(body.contains(ours), "{page} shows our message: {body}");
+    }
+    app.stop().await;
+}
+
 crate::on_both_databases!(
+    an_error_in_a_link_shows_our_text,
     sign_ups_are_limited_per_client,
     the_log_in_limit_is_per_client_behind_a_trusted_proxy,
     pages_carry_security_headers,
