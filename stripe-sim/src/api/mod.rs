@@ -1,6 +1,9 @@
 //! `/v1/...`: authentication, request parsing, idempotency, and one handler per endpoint.
 //! Every request is answered in JSON; every failure in Stripe's error envelope.
 
+mod catalogue;
+mod customers;
+
 use axum::{
     body::Body,
     extract::State as AxumState,
@@ -12,8 +15,8 @@ use serde_json::{json, Value};
 
 use super::{
     billing::{
-        CustomerFields, ItemPatch, NewSubscription, PaymentBehavior, SubscriptionPatch,
-        TrialRequest, CHECKOUT_SESSION_LIFETIME, PORTAL_SESSION_LIFETIME,
+        ItemPatch, NewSubscription, PaymentBehavior, SubscriptionPatch, TrialRequest,
+        CHECKOUT_SESSION_LIFETIME, PORTAL_SESSION_LIFETIME,
     },
     clock,
     error::{ApiError, ApiResult},
@@ -199,20 +202,11 @@ pub(super) fn route(
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let m = method.as_str();
     let value = match (m, segments.as_slice()) {
-        ("POST", ["customers"]) => create_customer(st, &p),
-        ("GET", ["customers"]) => list_customers(st, &p),
-        ("GET", ["customers", id]) => {
-            p.allow(&["expand"])?;
-            st.customer(id)
-                .map(|c| st.customer_json(c))
-                .ok_or_else(|| ApiError::no_such("customer", id, "id"))
-        }
-        ("POST", ["customers", id]) => update_customer(st, id, &p),
-        ("DELETE", ["customers", id]) => {
-            p.allow(&[])?;
-            st.delete_customer(id)?;
-            Ok(json!({"id": id, "object": "customer", "deleted": true}))
-        }
+        ("POST", ["customers"]) => customers::create_customer(st, &p),
+        ("GET", ["customers"]) => customers::list_customers(st, &p),
+        ("GET", ["customers", id]) => customers::retrieve_customer(st, id, &p),
+        ("POST", ["customers", id]) => customers::update_customer(st, id, &p),
+        ("DELETE", ["customers", id]) => customers::delete_customer(st, id, &p),
         ("GET", ["customers", id, "payment_methods"]) => {
             st.require_customer(id, "customer")?;
             list_payment_methods(
@@ -222,24 +216,14 @@ pub(super) fn route(
                 &format!("/v1/customers/{id}/payment_methods"),
             )
         }
-        ("GET", ["products"]) => list_products(st, &p),
-        ("GET", ["products", id]) => {
-            p.allow(&["expand"])?;
-            st.product(id)
-                .map(|x| st.product_json(x))
-                .ok_or_else(|| ApiError::no_such("product", id, "id"))
-        }
-        ("POST", ["products"]) => create_product(st, &p),
-        ("POST", ["products", id]) => update_product(st, id, &p),
-        ("DELETE", ["products", id]) => delete_product(st, id),
-        ("GET", ["prices"]) => list_prices(st, &p),
-        ("GET", ["prices", id]) => {
-            p.allow(&["expand"])?;
-            st.price(id)
-                .map(|x| st.price_json(x))
-                .ok_or_else(|| ApiError::no_such("price", id, "price"))
-        }
-        ("POST", ["prices", id]) => update_price(st, id, &p),
+        ("GET", ["products"]) => catalogue::list_products(st, &p),
+        ("GET", ["products", id]) => catalogue::retrieve_product(st, id, &p),
+        ("POST", ["products"]) => catalogue::create_product(st, &p),
+        ("POST", ["products", id]) => catalogue::update_product(st, id, &p),
+        ("DELETE", ["products", id]) => catalogue::delete_product(st, id),
+        ("GET", ["prices"]) => catalogue::list_prices(st, &p),
+        ("GET", ["prices", id]) => catalogue::retrieve_price(st, id, &p),
+        ("POST", ["prices", id]) => catalogue::update_price(st, id, &p),
         ("POST", ["subscriptions"]) => create_subscription(st, &p),
         ("GET", ["subscriptions"]) => list_subscriptions(st, &p),
         ("GET", ["subscriptions", id]) => {
@@ -403,335 +387,6 @@ fn allow_list(p: &Params, extra: &[&str]) -> ApiResult<()> {
 fn page(p: &Params, url: &str, items: Vec<(String, Value)>) -> ApiResult<Value> {
     let (limit, after, before) = p.paging()?;
     Ok(list_page(url, items, limit, after, before))
-}
-
-// ----- customers -------------------------------------------------------------------------
-
-const CUSTOMER_FIELDS: &[&str] = &[
-    "address",
-    "description",
-    "email",
-    "metadata",
-    "name",
-    "phone",
-    "invoice_settings",
-    "preferred_locales",
-    "expand",
-    "balance",
-    "shipping",
-    "tax",
-    "tax_exempt",
-    "test_clock",
-    "validate",
-    "invoice_prefix",
-    "next_invoice_sequence",
-    "cash_balance",
-];
-
-fn customer_fields(p: &Params) -> ApiResult<(CustomerFields, Option<String>)> {
-    let mut default_pm = None;
-    if let Some(settings) = p.child("invoice_settings")? {
-        settings.allow(&[
-            "default_payment_method",
-            "custom_fields",
-            "footer",
-            "rendering_options",
-        ])?;
-        default_pm = settings.nullable("default_payment_method")?;
-    }
-    let email = p.nullable("email")?;
-    if let Some(Some(e)) = &email {
-        if !e.contains('@') || e.len() > 512 {
-            return Err(ApiError::invalid_param(
-                "email",
-                format!("Invalid email address: {e}"),
-            ));
-        }
-    }
-    let fields = CustomerFields {
-        email,
-        name: p.nullable("name")?,
-        phone: p.nullable("phone")?,
-        description: p.nullable("description")?,
-        address: p.address("address")?,
-        metadata: p.metadata("metadata")?,
-        default_payment_method: None,
-        preferred_locales: p
-            .has("preferred_locales")
-            .then(|| p.strings("preferred_locales"))
-            .transpose()?,
-    };
-    Ok((fields, default_pm.flatten()))
-}
-
-fn create_customer(st: &mut State, p: &Params) -> ApiResult<Value> {
-    let mut known = CUSTOMER_FIELDS.to_vec();
-    known.push("payment_method");
-    p.allow(&known)?;
-    let (fields, default_pm) = customer_fields(p)?;
-    let payment_method = p.text("payment_method")?;
-    let id = st.create_customer(fields)?;
-    if let Some(pm) = payment_method {
-        let attached = st.attach_payment_method(&pm, &id)?;
-        if default_pm
-            .as_deref()
-            .is_some_and(|d| d == pm || d == attached)
-        {
-            st.update_customer(
-                &id,
-                CustomerFields {
-                    default_payment_method: Some(Some(attached)),
-                    ..Default::default()
-                },
-            )?;
-        }
-    } else if let Some(d) = default_pm {
-        return Err(ApiError::invalid_param(
-            "invoice_settings[default_payment_method]",
-            format!("No such PaymentMethod: '{d}'; attach it with `payment_method` first."),
-        ));
-    }
-    st.customer_view(&id, "id")
-}
-
-fn update_customer(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
-    p.allow(CUSTOMER_FIELDS)?;
-    st.require_customer(id, "id")?;
-    let (mut fields, default_pm) = customer_fields(p)?;
-    if p.child("invoice_settings")?.is_some() {
-        let cleared = p
-            .child("invoice_settings")?
-            .map(|s| s.str("default_payment_method"))
-            .transpose()?
-            .flatten()
-            == Some("");
-        if default_pm.is_some() || cleared {
-            fields.default_payment_method = Some(default_pm);
-        }
-    }
-    st.update_customer(id, fields)?;
-    st.customer_view(id, "id")
-}
-
-fn list_customers(st: &State, p: &Params) -> ApiResult<Value> {
-    allow_list(p, &["email", "test_clock"])?;
-    let email = p.text("email")?;
-    let items = st
-        .customers
-        .iter()
-        .rev()
-        .filter(|c| !c.deleted)
-        .filter(|c| email.is_none() || c.email == email)
-        .map(|c| (c.id.clone(), st.customer_json(c)))
-        .collect();
-    page(p, "/v1/customers", items)
-}
-
-// ----- catalogue -------------------------------------------------------------------------
-
-/// `POST /v1/products`: a product of its own (prices are made separately); emits
-/// `product.created`.
-fn create_product(st: &mut State, p: &Params) -> ApiResult<Value> {
-    p.allow(&["id", "name", "active", "description", "metadata", "expand"])?;
-    let name = p
-        .text("name")?
-        .filter(|n| !n.trim().is_empty())
-        .ok_or_else(|| ApiError::missing_param("name"))?;
-    let id = p.text("id")?.unwrap_or_else(|| new_id("prod_", 14));
-    if st.products.iter().any(|x| x.id == id) {
-        return Err(ApiError::invalid_param(
-            "id",
-            format!("Product already exists: {id}"),
-        ));
-    }
-    let now = clock::now();
-    let product = Product {
-        id,
-        created: now,
-        updated: now,
-        name,
-        description: p.text("description")?.filter(|d| !d.is_empty()),
-        active: p.bool("active")?.unwrap_or(true),
-        default_price: None,
-        metadata: p.metadata("metadata")?.unwrap_or_default().into_new(),
-    };
-    let json = st.product_json(&product);
-    st.products.push(product);
-    st.emit("product.created", json.clone(), None, now);
-    Ok(json)
-}
-
-/// `POST /v1/products/{id}`: rename, describe, archive (`active=false`) or restore; emits
-/// `product.updated` with the changed fields' old values.
-fn update_product(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
-    p.allow(&["name", "active", "description", "metadata", "expand"])?;
-    let name = p.text("name")?;
-    if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-        return Err(ApiError::invalid_param(
-            "name",
-            "A product's name cannot be empty.",
-        ));
-    }
-    let active = p.bool("active")?;
-    let description = p.text("description")?;
-    let metadata = p.metadata("metadata")?;
-    let now = clock::now();
-    let product = st
-        .products
-        .iter_mut()
-        .find(|x| x.id == id)
-        .ok_or_else(|| ApiError::no_such("product", id, "id"))?;
-    let mut previous = serde_json::Map::new();
-    if let Some(name) = name.filter(|n| *n != product.name) {
-        previous.insert("name".into(), json!(product.name));
-        product.name = name;
-    }
-    if let Some(active) = active.filter(|a| *a != product.active) {
-        previous.insert("active".into(), json!(product.active));
-        product.active = active;
-    }
-    if let Some(description) = description {
-        let description = (!description.is_empty()).then_some(description);
-        if description != product.description {
-            previous.insert("description".into(), json!(product.description));
-            product.description = description;
-        }
-    }
-    if let Some(patch) = metadata {
-        let before = product.metadata.clone();
-        patch.apply(&mut product.metadata);
-        if before != product.metadata {
-            previous.insert("metadata".into(), json!(before));
-        }
-    }
-    product.updated = now;
-    let product = product.clone();
-    let json = st.product_json(&product);
-    if !previous.is_empty() {
-        st.emit(
-            "product.updated",
-            json.clone(),
-            Some(Value::Object(previous)),
-            now,
-        );
-    }
-    Ok(json)
-}
-
-/// `DELETE /v1/products/{id}`: like Stripe, only a product without prices can be deleted
-/// (archive one with prices instead); emits `product.deleted`.
-fn delete_product(st: &mut State, id: &str) -> ApiResult<Value> {
-    let Some(at) = st.products.iter().position(|x| x.id == id) else {
-        return Err(ApiError::no_such("product", id, "id"));
-    };
-    if st.prices.iter().any(|x| x.product == id) {
-        return Err(ApiError::state(
-            "This product cannot be deleted because it has one or more user-created prices.",
-        ));
-    }
-    let product = st.products.remove(at);
-    let json = st.product_json(&product);
-    st.emit("product.deleted", json, None, clock::now());
-    Ok(json!({"id": id, "object": "product", "deleted": true}))
-}
-
-fn list_products(st: &State, p: &Params) -> ApiResult<Value> {
-    allow_list(p, &["active", "ids", "shippable", "url", "type"])?;
-    let active = p.bool("active")?;
-    let ids = p.strings("ids")?;
-    let items = st
-        .products
-        .iter()
-        .rev()
-        .filter(|x| active.is_none_or(|a| x.active == a))
-        .filter(|x| ids.is_empty() || ids.contains(&x.id))
-        .map(|x| (x.id.clone(), st.product_json(x)))
-        .collect();
-    page(p, "/v1/products", items)
-}
-
-/// `POST /v1/prices/{id}`: archive (`active=false`) or restore a price, rename it, change
-/// its metadata; emits `price.updated` with the changed fields' old values. Subscriptions on
-/// an archived price go on; it can no longer be chosen.
-fn update_price(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
-    p.allow(&["active", "metadata", "nickname", "expand"])?;
-    let active = p.bool("active")?;
-    let nickname = p.nullable("nickname")?;
-    let metadata = p.metadata("metadata")?;
-    let price = st
-        .prices
-        .iter_mut()
-        .find(|x| x.id == id)
-        .ok_or_else(|| ApiError::no_such("price", id, "price"))?;
-    let mut previous = serde_json::Map::new();
-    if let Some(active) = active.filter(|a| *a != price.active) {
-        previous.insert("active".into(), json!(price.active));
-        price.active = active;
-    }
-    if let Some(nickname) = nickname.filter(|n| *n != price.nickname) {
-        previous.insert("nickname".into(), json!(price.nickname));
-        price.nickname = nickname;
-    }
-    if let Some(patch) = metadata {
-        let before = price.metadata.clone();
-        patch.apply(&mut price.metadata);
-        if before != price.metadata {
-            previous.insert("metadata".into(), json!(before));
-        }
-    }
-    let price = price.clone();
-    let json = st.price_json(&price);
-    if !previous.is_empty() {
-        st.emit(
-            "price.updated",
-            json.clone(),
-            Some(Value::Object(previous)),
-            clock::now(),
-        );
-    }
-    Ok(json)
-}
-
-fn list_prices(st: &State, p: &Params) -> ApiResult<Value> {
-    allow_list(
-        p,
-        &[
-            "active",
-            "product",
-            "lookup_keys",
-            "type",
-            "currency",
-            "recurring",
-        ],
-    )?;
-    let active = p.bool("active")?;
-    let product = p.text("product")?;
-    let lookup_keys = p.strings("lookup_keys")?;
-    let currency = p.text("currency")?;
-    let kind = p.text("type")?;
-    let interval = p
-        .child("recurring")?
-        .map(|r| r.text("interval"))
-        .transpose()?
-        .flatten();
-    let items = st
-        .prices
-        .iter()
-        .rev()
-        .filter(|x| active.is_none_or(|a| x.active == a))
-        .filter(|x| product.as_ref().is_none_or(|pr| &x.product == pr))
-        .filter(|x| {
-            lookup_keys.is_empty()
-                || x.lookup_key
-                    .as_ref()
-                    .is_some_and(|k| lookup_keys.contains(k))
-        })
-        .filter(|x| currency.as_ref().is_none_or(|c| &x.currency == c))
-        .filter(|_| kind.as_deref().is_none_or(|k| k == "recurring"))
-        .filter(|x| interval.as_ref().is_none_or(|i| &x.interval == i))
-        .map(|x| (x.id.clone(), st.price_json(x)))
-        .collect();
-    page(p, "/v1/prices", items)
 }
 
 // ----- subscriptions ---------------------------------------------------------------------
