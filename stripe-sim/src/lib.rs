@@ -46,13 +46,9 @@ use std::{
 
 use anyhow::Context;
 use axum::{
-    extract::{Path as UrlPath, State as AxumState},
-    http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
     routing::{any, get, post},
-    Json, Router,
+    Router,
 };
-use serde_json::json;
 use tokio::sync::Notify;
 
 pub use cli::{
@@ -63,7 +59,6 @@ pub use faults::{ApiRequest, Fault};
 pub use model::{DeliveryAttempt, DeliveryRecord, RetriesExhausted};
 pub use render::API_VERSION;
 
-use error::ApiError;
 use model::{new_id, State, WebhookEndpoint};
 
 /// How often real time is checked for renewals, trial ends and expired sessions.
@@ -161,9 +156,12 @@ impl StripeSim {
             .route("/v1/", any(api::handle))
             .route("/v1/{*rest}", any(api::handle))
             .merge(hosted::routes())
-            .route("/_admin/deliveries", get(admin_deliveries))
-            .route("/_admin/customers/{id}/advance", post(admin_advance))
-            .route("/_admin/settings", post(admin_settings))
+            .route("/_admin/deliveries", get(api::admin::deliveries))
+            .route(
+                "/_admin/customers/{id}/advance",
+                post(api::admin::advance_customer_clock),
+            )
+            .route("/_admin/settings", post(api::admin::settings))
             .with_state(self.clone())
     }
 
@@ -393,91 +391,4 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
-}
-
-// ----- admin endpoints -------------------------------------------------------------------
-
-async fn admin_deliveries(AxumState(sim): AxumState<StripeSim>, headers: HeaderMap) -> Response {
-    if let Err(e) = api::authenticate(&headers) {
-        return e.into_response();
-    }
-    Json(json!({"object": "list", "data": sim.deliveries()})).into_response()
-}
-
-fn admin_form(query: Option<&str>, body: &str) -> Result<form::FormValue, ApiError> {
-    let input = match query {
-        Some(q) if !q.is_empty() => format!("{q}&{body}"),
-        _ => body.to_string(),
-    };
-    form::parse(&input).map_err(|e| ApiError::invalid_request(e.to_string()))
-}
-
-async fn admin_advance(
-    AxumState(sim): AxumState<StripeSim>,
-    UrlPath(customer): UrlPath<String>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-    body: String,
-) -> Response {
-    let result = async {
-        api::authenticate(&headers)?;
-        let form = admin_form(uri.query(), &body)?;
-        let p = params::Params::root(&form);
-        p.allow(&["seconds", "days"])?;
-        let seconds = p.uint::<i64>("seconds")?.unwrap_or(0)
-            + p.uint::<i64>("days")?
-                .unwrap_or(0)
-                .saturating_mul(clock::DAY);
-        if seconds <= 0 {
-            return Err(ApiError::missing_param("seconds"));
-        }
-        let view = {
-            let mut st = sim.lock();
-            st.advance_clock(&customer, seconds)?;
-            let now = st.customer_now(&customer);
-            json!({"customer": customer, "now": now, "advanced_by": seconds})
-        };
-        sim.changed().await;
-        Ok::<_, ApiError>(view)
-    }
-    .await;
-    match result {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn admin_settings(
-    AxumState(sim): AxumState<StripeSim>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-    body: String,
-) -> Response {
-    let result = async {
-        api::authenticate(&headers)?;
-        let form = admin_form(uri.query(), &body)?;
-        let p = params::Params::root(&form);
-        p.allow(&["retries_exhausted"])?;
-        let outcome = match p.text("retries_exhausted")?.as_deref() {
-            Some("cancel") => Some(RetriesExhausted::Cancel),
-            Some("mark_unpaid") | Some("unpaid") => Some(RetriesExhausted::MarkUnpaid),
-            None => None,
-            Some(other) => {
-                return Err(ApiError::invalid_param(
-                    "retries_exhausted",
-                    format!("Use `cancel` or `mark_unpaid`, not `{other}`."),
-                ))
-            }
-        };
-        if let Some(outcome) = outcome {
-            sim.set_retries_exhausted(outcome).await;
-        }
-        let current = sim.lock().settings.retries_exhausted;
-        Ok::<_, ApiError>(json!({"retries_exhausted": current}))
-    }
-    .await;
-    match result {
-        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
-        Err(e) => e.into_response(),
-    }
 }

@@ -2,6 +2,7 @@
 //! are in one module per resource, grouped as Stripe's API reference groups them.
 //! Every request is answered in JSON; every failure in Stripe's error envelope.
 
+pub(crate) mod admin;
 mod billing_portal_configurations;
 mod billing_portal_sessions;
 mod catalogue;
@@ -319,7 +320,7 @@ fn allow_list(p: &Params, extra: &[&str]) -> ApiResult<()> {
     p.allow(&all)
 }
 
-/// The page of `items` (newest first) the request's `limit`/`starting_after`/`ending_before` ask for.
+/// The page of `items` (newest first) that `limit`, `starting_after` and `ending_before` ask for.
 fn page(p: &Params, url: &str, items: Vec<(String, Value)>) -> ApiResult<Value> {
     let (limit, after, before) = p.paging()?;
     Ok(list_page(url, items, limit, after, before))
