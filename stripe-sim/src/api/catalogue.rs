@@ -6,6 +6,7 @@ use super::{allow_list, page};
 use crate::{
     clock,
     error::{ApiError, ApiResult},
+    events::Changes,
     model::{new_id, Product, State},
     params::Params,
 };
@@ -70,40 +71,17 @@ pub(super) fn update_product(st: &mut State, id: &str, p: &Params) -> ApiResult<
         .iter_mut()
         .find(|x| x.id == id)
         .ok_or_else(|| ApiError::no_such("product", id, "id"))?;
-    let mut previous = serde_json::Map::new();
-    if let Some(name) = name.filter(|n| *n != product.name) {
-        previous.insert("name".into(), json!(product.name));
-        product.name = name;
-    }
-    if let Some(active) = active.filter(|a| *a != product.active) {
-        previous.insert("active".into(), json!(product.active));
-        product.active = active;
-    }
-    if let Some(description) = description {
-        let description = (!description.is_empty()).then_some(description);
-        if description != product.description {
-            previous.insert("description".into(), json!(product.description));
-            product.description = description;
-        }
-    }
-    if let Some(patch) = metadata {
-        let before = product.metadata.clone();
-        patch.apply(&mut product.metadata);
-        if before != product.metadata {
-            previous.insert("metadata".into(), json!(before));
-        }
-    }
+    let mut changes = Changes::default();
+    changes.set("name", &mut product.name, name);
+    changes.set("active", &mut product.active, active);
+    // An empty description removes it.
+    let description = description.map(|d| (!d.is_empty()).then_some(d));
+    changes.set("description", &mut product.description, description);
+    changes.metadata(&mut product.metadata, metadata);
     product.updated = now;
     let product = product.clone();
     let json = st.product_json(&product);
-    if !previous.is_empty() {
-        st.emit(
-            "product.updated",
-            json.clone(),
-            Some(Value::Object(previous)),
-            now,
-        );
-    }
+    st.emit_changes("product.updated", json.clone(), changes, now);
     Ok(json)
 }
 
@@ -160,32 +138,13 @@ pub(super) fn update_price(st: &mut State, id: &str, p: &Params) -> ApiResult<Va
         .iter_mut()
         .find(|x| x.id == id)
         .ok_or_else(|| ApiError::no_such("price", id, "price"))?;
-    let mut previous = serde_json::Map::new();
-    if let Some(active) = active.filter(|a| *a != price.active) {
-        previous.insert("active".into(), json!(price.active));
-        price.active = active;
-    }
-    if let Some(nickname) = nickname.filter(|n| *n != price.nickname) {
-        previous.insert("nickname".into(), json!(price.nickname));
-        price.nickname = nickname;
-    }
-    if let Some(patch) = metadata {
-        let before = price.metadata.clone();
-        patch.apply(&mut price.metadata);
-        if before != price.metadata {
-            previous.insert("metadata".into(), json!(before));
-        }
-    }
+    let mut changes = Changes::default();
+    changes.set("active", &mut price.active, active);
+    changes.set("nickname", &mut price.nickname, nickname);
+    changes.metadata(&mut price.metadata, metadata);
     let price = price.clone();
     let json = st.price_json(&price);
-    if !previous.is_empty() {
-        st.emit(
-            "price.updated",
-            json.clone(),
-            Some(Value::Object(previous)),
-            clock::now(),
-        );
-    }
+    st.emit_changes("price.updated", json.clone(), changes, clock::now());
     Ok(json)
 }
 
