@@ -8,10 +8,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{
-    billing::MetadataPatch,
     clock,
     model::{new_id, DeliveryAttempt, DeliveryRecord, Metadata, State, StoredEvent},
     render::{previous_attributes, API_VERSION},
+    state::MetadataPatch,
 };
 
 /// How webhooks are delivered: the retry schedule and the chaos options tests use.

@@ -21,7 +21,6 @@
 //! [`signature`] module.
 
 mod api;
-mod billing;
 mod cards;
 mod cli;
 mod clock;
@@ -37,6 +36,7 @@ mod proration;
 mod render;
 mod sample;
 pub mod signature;
+mod state;
 
 use std::{
     path::{Path, PathBuf},

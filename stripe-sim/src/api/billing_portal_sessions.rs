@@ -4,11 +4,11 @@
 use serde_json::{json, Value};
 
 use crate::{
-    billing::PORTAL_SESSION_LIFETIME,
     clock,
     error::{ApiError, ApiResult},
     model::{new_id, PortalConfiguration, PortalSession, State, SubStatus},
     params::Params,
+    state::PORTAL_SESSION_LIFETIME,
 };
 
 pub(super) fn create_portal_session(st: &mut State, p: &Params) -> ApiResult<Value> {

@@ -5,11 +5,11 @@ use serde_json::Value;
 
 use super::{allow_list, page};
 use crate::{
-    billing::CHECKOUT_SESSION_LIFETIME,
     clock,
     error::{ApiError, ApiResult},
     model::{new_id, CheckoutLine, CheckoutSession, CheckoutStatus, Metadata, State},
     params::Params,
+    state::CHECKOUT_SESSION_LIFETIME,
 };
 
 fn checkout_view(st: &State, id: &str) -> ApiResult<Value> {

@@ -4,10 +4,10 @@ use serde_json::{json, Value};
 
 use super::{allow_list, page};
 use crate::{
-    billing::CustomerFields,
     error::{ApiError, ApiResult},
     model::State,
     params::Params,
+    state::CustomerFields,
 };
 
 const CUSTOMER_FIELDS: &[&str] = &[

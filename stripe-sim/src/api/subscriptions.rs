@@ -5,11 +5,11 @@ use serde_json::Value;
 
 use super::{allow_list, page};
 use crate::{
-    billing::{ItemPatch, NewSubscription, PaymentBehavior, SubscriptionPatch, TrialRequest},
     error::{ApiError, ApiResult},
     model::{State, SubStatus},
     params::Params,
     plan_change::ProrationBehavior,
+    state::{ItemPatch, NewSubscription, PaymentBehavior, SubscriptionPatch, TrialRequest},
 };
 
 fn payment_behavior(p: &Params) -> ApiResult<PaymentBehavior> {

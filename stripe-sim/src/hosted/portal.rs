@@ -17,7 +17,6 @@ use super::{
     read_card, safe_redirect, see_other,
 };
 use crate::{
-    billing::{money, CustomerFields, SubscriptionPatch},
     clock,
     form::FormValue,
     model::{
@@ -25,6 +24,7 @@ use crate::{
         SubscriptionSchedule, OPENED_PORTAL_SESSION_LIFETIME,
     },
     plan_change::{PlanChange, ProrationBehavior, Timing},
+    state::{money, CustomerFields, SubscriptionPatch},
     StripeSim,
 };
 
