@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::{clock, error::ApiError, form, model::RetriesExhausted, params, StripeSim};
 
+/// `GET /_admin/deliveries`: the webhook delivery log, oldest first.
 pub(crate) async fn deliveries(
     AxumState(sim): AxumState<StripeSim>,
     headers: HeaderMap,
@@ -21,6 +22,7 @@ pub(crate) async fn deliveries(
     Json(json!({"object": "list", "data": sim.deliveries()})).into_response()
 }
 
+/// The query string and the form body, read as one form.
 fn admin_form(query: Option<&str>, body: &str) -> Result<form::FormValue, ApiError> {
     let input = match query {
         Some(q) if !q.is_empty() => format!("{q}&{body}"),
@@ -29,6 +31,8 @@ fn admin_form(query: Option<&str>, body: &str) -> Result<form::FormValue, ApiErr
     form::parse(&input).map_err(|e| ApiError::invalid_request(e.to_string()))
 }
 
+/// `POST /_admin/customers/{id}/advance` (`seconds`, `days`): moves that customer's test
+/// clock forward and runs what fell due.
 pub(crate) async fn advance_customer_clock(
     AxumState(sim): AxumState<StripeSim>,
     UrlPath(customer): UrlPath<String>,
@@ -64,6 +68,8 @@ pub(crate) async fn advance_customer_clock(
     }
 }
 
+/// `POST /_admin/settings` (`retries_exhausted=cancel|mark_unpaid`): what happens once a
+/// renewal's retries are spent; answers the current setting.
 pub(crate) async fn settings(
     AxumState(sim): AxumState<StripeSim>,
     headers: HeaderMap,
