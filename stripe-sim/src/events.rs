@@ -4,12 +4,14 @@
 use std::time::Duration;
 
 use rand::Rng;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{
     clock,
-    model::{new_id, DeliveryAttempt, DeliveryRecord, State, StoredEvent},
+    model::{new_id, DeliveryAttempt, DeliveryRecord, Metadata, State, StoredEvent},
     render::{previous_attributes, API_VERSION},
+    state::MetadataPatch,
 };
 
 /// How webhooks are delivered: the retry schedule and the chaos options tests use.
@@ -156,6 +158,13 @@ impl State {
         }
     }
 
+    /// Emits an update event with the old values `changes` gathered, when there are any.
+    pub fn emit_changes(&mut self, event_type: &str, object: Value, changes: Changes, at: i64) {
+        if let Some(previous) = changes.into_previous() {
+            self.emit(event_type, object, Some(previous), at);
+        }
+    }
+
     /// Deliveries due now, marked as in flight; and when the next one falls due.
     pub fn take_due_deliveries(&mut self, now_millis: i64) -> (Vec<String>, Option<i64>) {
         let mut due = Vec::new();
@@ -231,6 +240,37 @@ pub(super) fn chaos_from(options: &DeliveryOptions) -> super::model::Chaos {
         duplicate_probability: options.duplicate_probability,
         reorder_window_millis: millis(options.reorder_window),
         extra_delay_millis: millis(options.extra_delay),
+    }
+}
+
+/// An update event's `previous_attributes`, gathered field by field as an update handler
+/// applies its parameters: the old value of each field it changed, none for one it left alone.
+#[derive(Debug, Default)]
+pub struct Changes(serde_json::Map<String, Value>);
+
+impl Changes {
+    /// Sets `field` to `new` when one is given and it differs, keeping the old value as `name`.
+    pub fn set<T: PartialEq + Serialize>(&mut self, name: &str, field: &mut T, new: Option<T>) {
+        if let Some(new) = new.filter(|n| *n != *field) {
+            self.0.insert(name.into(), json!(field));
+            *field = new;
+        }
+    }
+
+    /// Applies a metadata patch, keeping the old metadata when it changed any of it.
+    pub fn metadata(&mut self, field: &mut Metadata, patch: Option<MetadataPatch>) {
+        if let Some(patch) = patch {
+            let before = field.clone();
+            patch.apply(field);
+            if before != *field {
+                self.0.insert("metadata".into(), json!(before));
+            }
+        }
+    }
+
+    /// The `previous_attributes`, or `None` when nothing changed.
+    pub fn into_previous(self) -> Option<Value> {
+        (!self.0.is_empty()).then_some(Value::Object(self.0))
     }
 }
 

@@ -21,8 +21,8 @@
 //! [`signature`] module.
 
 mod api;
-mod billing;
 mod cards;
+mod cli;
 mod clock;
 mod error;
 mod events;
@@ -36,9 +36,9 @@ mod proration;
 mod render;
 mod sample;
 pub mod signature;
+mod state;
 
 use std::{
-    net::SocketAddr,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard, Weak},
     time::Duration,
@@ -46,21 +46,19 @@ use std::{
 
 use anyhow::Context;
 use axum::{
-    extract::{Path as UrlPath, State as AxumState},
-    http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
     routing::{any, get, post},
-    Json, Router,
+    Router,
 };
-use serde_json::json;
 use tokio::sync::Notify;
 
+pub use cli::{
+    run_standalone, trigger, trigger_and_report, trigger_event_types, ServeArgs, TriggerArgs,
+};
 pub use events::DeliveryOptions;
 pub use faults::{ApiRequest, Fault};
 pub use model::{DeliveryAttempt, DeliveryRecord, RetriesExhausted};
 pub use render::API_VERSION;
 
-use error::ApiError;
 use model::{new_id, State, WebhookEndpoint};
 
 /// How often real time is checked for renewals, trial ends and expired sessions.
@@ -158,9 +156,12 @@ impl StripeSim {
             .route("/v1/", any(api::handle))
             .route("/v1/{*rest}", any(api::handle))
             .merge(hosted::routes())
-            .route("/_admin/deliveries", get(admin_deliveries))
-            .route("/_admin/customers/{id}/advance", post(admin_advance))
-            .route("/_admin/settings", post(admin_settings))
+            .route("/_admin/deliveries", get(api::admin::deliveries))
+            .route(
+                "/_admin/customers/{id}/advance",
+                post(api::admin::advance_customer_clock),
+            )
+            .route("/_admin/settings", post(api::admin::settings))
             .with_state(self.clone())
     }
 
@@ -390,197 +391,4 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
-}
-
-// ----- admin endpoints -------------------------------------------------------------------
-
-async fn admin_deliveries(AxumState(sim): AxumState<StripeSim>, headers: HeaderMap) -> Response {
-    if let Err(e) = api::authenticate(&headers) {
-        return e.into_response();
-    }
-    Json(json!({"object": "list", "data": sim.deliveries()})).into_response()
-}
-
-fn admin_form(query: Option<&str>, body: &str) -> Result<form::FormValue, ApiError> {
-    let input = match query {
-        Some(q) if !q.is_empty() => format!("{q}&{body}"),
-        _ => body.to_string(),
-    };
-    form::parse(&input).map_err(|e| ApiError::invalid_request(e.to_string()))
-}
-
-async fn admin_advance(
-    AxumState(sim): AxumState<StripeSim>,
-    UrlPath(customer): UrlPath<String>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-    body: String,
-) -> Response {
-    let result = async {
-        api::authenticate(&headers)?;
-        let form = admin_form(uri.query(), &body)?;
-        let p = params::Params::root(&form);
-        p.allow(&["seconds", "days"])?;
-        let seconds = p.uint::<i64>("seconds")?.unwrap_or(0)
-            + p.uint::<i64>("days")?
-                .unwrap_or(0)
-                .saturating_mul(clock::DAY);
-        if seconds <= 0 {
-            return Err(ApiError::missing_param("seconds"));
-        }
-        let view = {
-            let mut st = sim.lock();
-            st.advance_clock(&customer, seconds)?;
-            let now = st.customer_now(&customer);
-            json!({"customer": customer, "now": now, "advanced_by": seconds})
-        };
-        sim.changed().await;
-        Ok::<_, ApiError>(view)
-    }
-    .await;
-    match result {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn admin_settings(
-    AxumState(sim): AxumState<StripeSim>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-    body: String,
-) -> Response {
-    let result = async {
-        api::authenticate(&headers)?;
-        let form = admin_form(uri.query(), &body)?;
-        let p = params::Params::root(&form);
-        p.allow(&["retries_exhausted"])?;
-        let outcome = match p.text("retries_exhausted")?.as_deref() {
-            Some("cancel") => Some(RetriesExhausted::Cancel),
-            Some("mark_unpaid") | Some("unpaid") => Some(RetriesExhausted::MarkUnpaid),
-            None => None,
-            Some(other) => {
-                return Err(ApiError::invalid_param(
-                    "retries_exhausted",
-                    format!("Use `cancel` or `mark_unpaid`, not `{other}`."),
-                ))
-            }
-        };
-        if let Some(outcome) = outcome {
-            sim.set_retries_exhausted(outcome).await;
-        }
-        let current = sim.lock().settings.retries_exhausted;
-        Ok::<_, ApiError>(json!({"retries_exhausted": current}))
-    }
-    .await;
-    match result {
-        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-// ----- standalone and trigger --------------------------------------------------------------
-
-/// What `serve` takes on the command line (the `stripe-sim` binary, or `billfold stripe-sim`).
-#[derive(Debug, Clone, clap::Args)]
-pub struct ServeArgs {
-    /// Where to listen.
-    #[arg(long, default_value = "127.0.0.1:12111")]
-    pub addr: SocketAddr,
-    /// A webhook endpoint to deliver every event to.
-    #[arg(long, requires = "webhook_secret")]
-    pub webhook_url: Option<String>,
-    /// The signing secret for that endpoint (`whsec_…`).
-    #[arg(long)]
-    pub webhook_secret: Option<String>,
-    /// JSON file that keeps the double's state across restarts.
-    #[arg(long = "state")]
-    pub state: Option<PathBuf>,
-}
-
-/// What `trigger` takes on the command line.
-#[derive(Debug, Clone, clap::Args)]
-pub struct TriggerArgs {
-    /// The event type, e.g. `customer.subscription.updated`.
-    pub event_type: String,
-    /// The webhook endpoint URL.
-    #[arg(long)]
-    pub url: String,
-    /// The endpoint's signing secret.
-    #[arg(long)]
-    pub secret: String,
-}
-
-/// Runs the double on its own port until Ctrl-C, optionally with one webhook endpoint
-/// registered and its state in a file.
-pub async fn run_standalone(args: ServeArgs) -> anyhow::Result<()> {
-    let ServeArgs {
-        addr,
-        webhook_url,
-        webhook_secret,
-        state: state_file,
-    } = args;
-    if !addr.ip().is_loopback() {
-        tracing::warn!(
-            "the Stripe test double is listening on {addr}, which is not a loopback address; \
-             anyone who can reach it can read and change its data"
-        );
-    }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let local = listener.local_addr()?;
-    let sim = StripeSim::open(SimOptions {
-        public_base: format!("http://{local}"),
-        state_file,
-        delivery: DeliveryOptions::default(),
-    })
-    .await?;
-    if let Some(url) = webhook_url {
-        let secret = webhook_secret.unwrap_or_else(|| new_id("whsec_", 32));
-        let id = sim.add_webhook_endpoint(&url, &secret);
-        tracing::info!("webhook endpoint {id} → {url}");
-    }
-    tracing::info!("Stripe test double listening on http://{local} (API base http://{local}/)");
-    println!("Stripe test double: http://{local}/  (use STRIPE_API_BASE=http://{local}/ and any sk_test_ key)");
-    axum::serve(listener, sim.router())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("serving the Stripe test double")?;
-    Ok(())
-}
-
-/// Sends one realistic, signed sample event of `event_type` to `url` (like `stripe trigger`);
-/// returns the HTTP status the endpoint answered with.
-pub async fn trigger(event_type: &str, url: &str, secret: &str) -> anyhow::Result<u16> {
-    let payload = sample::event_payload(event_type)?;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    events::send_signed(&http, url, secret, payload, Duration::from_secs(20))
-        .await
-        .map_err(|e| anyhow::anyhow!("delivering {event_type} to {url}: {e}"))
-}
-
-/// The event types `trigger` can send.
-pub fn trigger_event_types() -> Vec<&'static str> {
-    sample::EVENT_TYPES.to_vec()
-}
-
-/// [`trigger`], printing what the endpoint answered; an answer other than 2xx is an error.
-pub async fn trigger_and_report(args: TriggerArgs) -> anyhow::Result<()> {
-    let TriggerArgs {
-        event_type,
-        url,
-        secret,
-    } = args;
-    let status = trigger(&event_type, &url, &secret).await?;
-    println!("{event_type} → {url}: HTTP {status}");
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        Err(anyhow::anyhow!("the endpoint answered HTTP {status}"))
-    }
 }

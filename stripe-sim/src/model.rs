@@ -1,5 +1,5 @@
 //! The double's state: every object it holds, in a form that serialises to its state file.
-//! The JSON Stripe sends is made from these by `render`; the rules that change them are in `billing`.
+//! The JSON Stripe sends is made from these by `render`; the rules that change them are in `state`.
 
 use std::collections::BTreeMap;
 

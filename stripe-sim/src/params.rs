@@ -2,10 +2,10 @@
 //! (`flow_data[subscription_cancel][subscription]`) when a value is missing or malformed.
 
 use super::{
-    billing::MetadataPatch,
     error::{ApiError, ApiResult},
     form::FormValue,
     model::{Address, Metadata},
+    state::MetadataPatch,
 };
 
 /// A view of one level of a form; `prefix` is how errors name it.

@@ -12,11 +12,11 @@
 use serde_json::Value;
 
 use super::{
-    billing::money,
     clock,
     error::{ApiError, ApiResult},
     model::*,
     proration,
+    state::money,
 };
 
 /// `proration_behavior`, as the API and the portal configuration name it.
@@ -900,7 +900,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::billing::{CustomerFields, NewSubscription, PaymentBehavior, TrialRequest};
+    use crate::state::{CustomerFields, NewSubscription, PaymentBehavior, TrialRequest};
 
     fn seeded() -> State {
         let mut st = State::default();

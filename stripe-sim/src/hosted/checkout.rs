@@ -13,10 +13,10 @@ use super::{
     read_card, safe_redirect, see_other,
 };
 use crate::{
-    billing::money,
     clock,
     form::FormValue,
     model::{CheckoutSession, CheckoutStatus, State},
+    state::money,
     StripeSim,
 };
 

@@ -11,10 +11,10 @@ use super::{
     card_fields, escape, message_page, mount_path, page, parse_form, read_card, see_other,
 };
 use crate::{
-    billing::money,
     clock,
     form::FormValue,
     model::{Invoice, InvoiceStatus, State},
+    state::money,
     StripeSim,
 };
 

@@ -15,10 +15,10 @@ use axum::{
 };
 
 use super::{
-    billing::money,
     cards::{self, TestCard, TEST_CARDS},
     form::{self, FormValue},
     model::State,
+    state::money,
     StripeSim,
 };
 

@@ -1,0 +1,336 @@
+//! Invoices: drafted for a period, finalized against the customer's balance, charged, retried
+//! on Stripe's schedule, and what a payment or its failure does to the subscription.
+
+use crate::{cards::Decline, clock::DAY, model::*};
+
+/// Days between automatic retries of a failed renewal; one more failure after the last ends dunning.
+pub const RETRY_DAYS: [i64; 3] = [3, 5, 7];
+
+impl State {
+    /// Creates a draft invoice for the subscription's items over a period (and its pending
+    /// invoice items); returns its id.
+    pub(super) fn new_invoice(
+        &mut self,
+        sub_id: &str,
+        billing_reason: &str,
+        period_start: i64,
+        period_end: i64,
+        at: i64,
+        free: bool,
+    ) -> String {
+        let Some(sub) = self.subscription(sub_id).cloned() else {
+            return String::new();
+        };
+        let lines: Vec<InvoiceLine> = sub
+            .items
+            .iter()
+            .map(|it| {
+                let price = self.price(&it.price);
+                let unit = if free {
+                    0
+                } else {
+                    price.map_or(0, |p| p.unit_amount)
+                };
+                let description = if free && price.is_some() {
+                    format!("Trial period for {}", self.product_name(&it.price))
+                } else {
+                    self.period_line_description(&it.price, it.quantity)
+                };
+                InvoiceLine {
+                    id: new_id("il_", 24),
+                    price: it.price.clone(),
+                    quantity: it.quantity,
+                    amount: unit * i64::try_from(it.quantity).unwrap_or(1),
+                    description,
+                    period_start,
+                    period_end,
+                    subscription_item: Some(it.id.clone()),
+                    proration: false,
+                    invoice_item: None,
+                }
+            })
+            .collect();
+        self.record_invoice(
+            sub_id,
+            billing_reason,
+            lines,
+            (period_start, period_end),
+            at,
+            None,
+        )
+    }
+
+    /// Records a draft invoice of `lines` plus every invoice item of the subscription still
+    /// pending (prorations wait for the next invoice); returns its id.
+    pub(crate) fn record_invoice(
+        &mut self,
+        sub_id: &str,
+        billing_reason: &str,
+        lines: Vec<InvoiceLine>,
+        period: (i64, i64),
+        at: i64,
+        proration_date: Option<i64>,
+    ) -> String {
+        let Some(sub) = self.subscription(sub_id).cloned() else {
+            return String::new();
+        };
+        let id = new_id("in_", 24);
+        let mut swept: Vec<InvoiceLine> = Vec::new();
+        for item in self
+            .invoice_items
+            .iter_mut()
+            .filter(|i| i.subscription.as_deref() == Some(sub_id) && i.invoice.is_none())
+        {
+            item.invoice = Some(id.clone());
+            swept.push(InvoiceLine {
+                id: new_id("il_", 24),
+                price: item.price.clone(),
+                quantity: item.quantity,
+                amount: item.amount,
+                description: item.description.clone(),
+                period_start: item.period_start,
+                period_end: item.period_end,
+                subscription_item: item.subscription_item.clone(),
+                proration: item.proration,
+                invoice_item: Some(item.id.clone()),
+            });
+        }
+        let proration_date = proration_date.or_else(|| {
+            swept
+                .iter()
+                .filter(|l| l.proration)
+                .map(|l| l.period_start)
+                .max()
+        });
+        swept.extend(lines);
+        let lines = swept;
+        let total: i64 = lines.iter().map(|l| l.amount).sum();
+        let (number, email, name) = match self.customer_mut(&sub.customer) {
+            Some(c) => {
+                let n = format!("{}-{:04}", c.invoice_prefix, c.next_invoice_sequence);
+                c.next_invoice_sequence += 1;
+                (n, c.email.clone(), c.name.clone())
+            }
+            None => (new_id("", 8), None, None),
+        };
+        self.invoices.push(Invoice {
+            id: id.clone(),
+            number,
+            customer: sub.customer.clone(),
+            customer_email: email,
+            customer_name: name,
+            subscription: Some(sub.id.clone()),
+            status: InvoiceStatus::Draft,
+            currency: sub.currency.clone(),
+            lines,
+            amount_due: total,
+            amount_paid: 0,
+            created: at,
+            period_start: period.0,
+            period_end: period.1,
+            billing_reason: billing_reason.to_string(),
+            attempt_count: 0,
+            attempted: false,
+            next_payment_attempt: None,
+            finalized_at: None,
+            paid_at: None,
+            marked_uncollectible_at: None,
+            voided_at: None,
+            last_payment_error: None,
+            metadata: Metadata::new(),
+            starting_balance: 0,
+            ending_balance: None,
+            subscription_proration_date: proration_date,
+        });
+        id
+    }
+
+    /// `invoice.created` for the draft, then finalizes it (`invoice.finalized`).
+    pub(crate) fn emit_invoice_opened(&mut self, invoice: &str, at: i64) {
+        if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
+            self.emit("invoice.created", json, None, at);
+        }
+        self.apply_customer_balance(invoice, at);
+        if let Some(inv) = self.invoice_mut(invoice) {
+            inv.status = InvoiceStatus::Open;
+            inv.finalized_at = Some(at);
+        }
+        if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
+            self.emit("invoice.finalized", json, None, at);
+        }
+    }
+
+    /// On finalizing: the customer's balance (a credit from earlier prorations, say) is applied
+    /// to the invoice, and what the invoice does not use (or a negative invoice adds) stays.
+    fn apply_customer_balance(&mut self, invoice: &str, at: i64) {
+        let Some(inv) = self.invoice(invoice) else {
+            return;
+        };
+        let customer = inv.customer.clone();
+        let total: i64 = inv.lines.iter().map(|l| l.amount).sum();
+        let starting = self.customer(&customer).map_or(0, |c| c.balance);
+        let owed = total + starting;
+        if let Some(inv) = self.invoice_mut(invoice) {
+            inv.starting_balance = starting;
+            inv.amount_due = owed.max(0);
+            inv.ending_balance = Some(owed.min(0));
+        }
+        if owed.min(0) != starting {
+            let Ok(before) = self.customer_view(&customer, "customer") else {
+                return;
+            };
+            if let Some(c) = self.customer_mut(&customer) {
+                c.balance = owed.min(0);
+            }
+            if let Ok(after) = self.customer_view(&customer, "customer") {
+                self.emit_update("customer.updated", &before, after, at);
+            }
+        }
+    }
+
+    /// Charges an open invoice; `true` if it is now paid. A failure schedules the next retry
+    /// when `with_retries` (renewals) and records the attempt either way.
+    pub(crate) fn attempt_invoice_payment(
+        &mut self,
+        invoice: &str,
+        at: i64,
+        with_retries: bool,
+    ) -> bool {
+        let Some(inv) = self.invoice(invoice).cloned() else {
+            return false;
+        };
+        if inv.status != InvoiceStatus::Open {
+            return inv.status == InvoiceStatus::Paid;
+        }
+        let pm = self.payment_method_for(&inv.customer, inv.subscription.as_deref());
+        let owed = inv.amount_due - inv.amount_paid;
+        let outcome = self.charge(pm.as_deref(), owed);
+        self.settle_invoice(invoice, outcome, at, with_retries)
+    }
+
+    fn settle_invoice(
+        &mut self,
+        invoice: &str,
+        outcome: Result<(), Decline>,
+        at: i64,
+        with_retries: bool,
+    ) -> bool {
+        let Some(inv) = self.invoice_mut(invoice) else {
+            return false;
+        };
+        let charged = inv.amount_due - inv.amount_paid > 0;
+        if charged {
+            inv.attempted = true;
+            inv.attempt_count += 1;
+        }
+        match outcome {
+            Ok(()) => {
+                inv.status = InvoiceStatus::Paid;
+                inv.amount_paid = inv.amount_due;
+                inv.paid_at = Some(at);
+                inv.next_payment_attempt = None;
+                inv.last_payment_error = None;
+                if !charged {
+                    inv.attempted = true;
+                }
+                if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
+                    self.emit("invoice.paid", json.clone(), None, at);
+                    self.emit("invoice.payment_succeeded", json, None, at);
+                }
+                true
+            }
+            Err(decline) => {
+                inv.last_payment_error = Some(decline.message.to_string());
+                let retry_index =
+                    usize::try_from(inv.attempt_count.saturating_sub(1)).unwrap_or(usize::MAX);
+                inv.next_payment_attempt = if with_retries {
+                    RETRY_DAYS.get(retry_index).map(|d| at + d * DAY)
+                } else {
+                    None
+                };
+                if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
+                    self.emit("invoice.payment_failed", json, None, at);
+                }
+                false
+            }
+        }
+    }
+
+    /// Tries an open invoice again (the automatic retry, a new default card, or `POST /pay`),
+    /// and moves its subscription on: paid → active; out of retries → the dunning outcome.
+    pub fn retry_invoice(&mut self, invoice: &str, at: i64) -> bool {
+        let Some(inv) = self.invoice(invoice).cloned() else {
+            return false;
+        };
+        let paid = self.attempt_invoice_payment(invoice, at, true);
+        self.after_payment(&inv, paid, at);
+        paid
+    }
+
+    /// Pays an open invoice with a specific card (the hosted invoice page).
+    pub fn pay_invoice_with(&mut self, invoice: &str, pm: &str, at: i64) -> Result<(), Decline> {
+        let Some(inv) = self.invoice(invoice).cloned() else {
+            return Err(Decline::generic());
+        };
+        let owed = inv.amount_due - inv.amount_paid;
+        let outcome = self.charge(Some(pm), owed);
+        let failed = outcome.err();
+        let paid = self.settle_invoice(
+            invoice,
+            failed.map_or(Ok(()), Err),
+            at,
+            inv.next_payment_attempt.is_some(),
+        );
+        self.after_payment(&inv, paid, at);
+        match failed {
+            Some(d) => Err(d),
+            None => Ok(()),
+        }
+    }
+
+    fn after_payment(&mut self, inv: &Invoice, paid: bool, at: i64) {
+        let Some(sub_id) = inv.subscription.clone() else {
+            return;
+        };
+        if paid {
+            let still_open = self.invoices.iter().any(|i| {
+                i.subscription.as_deref() == Some(sub_id.as_str())
+                    && i.status == InvoiceStatus::Open
+            });
+            if !still_open {
+                self.change_subscription(&sub_id, at, |s| {
+                    if matches!(
+                        s.status,
+                        SubStatus::PastDue | SubStatus::Unpaid | SubStatus::Incomplete
+                    ) {
+                        s.status = SubStatus::Active;
+                    }
+                });
+            }
+            return;
+        }
+        let exhausted = self
+            .invoice(&inv.id)
+            .is_some_and(|i| i.status == InvoiceStatus::Open && i.next_payment_attempt.is_none());
+        let sub_status = self.subscription(&sub_id).map(|s| s.status);
+        if exhausted && matches!(sub_status, Some(SubStatus::PastDue | SubStatus::Active)) {
+            if let Some(i) = self.invoice_mut(&inv.id) {
+                i.status = InvoiceStatus::Uncollectible;
+                i.marked_uncollectible_at = Some(at);
+            }
+            if let Some(json) = self.invoice(&inv.id).map(|i| self.invoice_json(i)) {
+                self.emit("invoice.marked_uncollectible", json, None, at);
+            }
+            match self.settings.retries_exhausted {
+                RetriesExhausted::Cancel => {
+                    self.cancel_subscription_now(&sub_id, Some("payment_failed"), at)
+                }
+                RetriesExhausted::MarkUnpaid => self.change_subscription(&sub_id, at, |s| {
+                    s.status = SubStatus::Unpaid;
+                }),
+            }
+        } else if sub_status == Some(SubStatus::Active) {
+            self.change_subscription(&sub_id, at, |s| s.status = SubStatus::PastDue);
+        }
+    }
+}
