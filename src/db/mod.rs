@@ -4,6 +4,9 @@ pub mod cache;
 pub mod clock;
 pub mod entities;
 pub mod installation;
+pub mod write;
+
+pub use write::{begin_write, WriteTxn};
 
 use std::{path::Path, time::Duration};
 

@@ -17,8 +17,9 @@ use sea_orm::{
 
 use super::{CycleError, Report};
 use crate::{
-    billing::sync::{self, begin_write},
+    billing::sync,
     config::DEFAULT_RECONCILE_EVERY,
+    db::begin_write,
     db::{
         clock::now,
         entities::{

@@ -24,7 +24,8 @@ use super::{
     CycleError, Report,
 };
 use crate::{
-    billing::sync::{self, begin_write},
+    billing::sync,
+    db::begin_write,
     db::entities::webhook_event::{self, Outcome},
     state::AppState,
     webhooks::{

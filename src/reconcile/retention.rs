@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use crate::{
-    billing::sync::begin_write,
+    db::begin_write,
     db::{clock::now, entities::webhook_event},
 };
 

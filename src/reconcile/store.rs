@@ -8,7 +8,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    billing::sync::begin_write,
+    db::begin_write,
     db::entities::{reconcile_run, reconcile_state},
 };
 

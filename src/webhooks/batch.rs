@@ -33,7 +33,7 @@ use super::{
     event::{Envelope, Scope},
     pipeline::{self, AttemptError, Delivery, Outcome, Pipeline, ProcessError, Processed},
 };
-use crate::billing::sync::{self, Fetched, MayNeedFetch};
+use crate::billing::sync::{Fetched, MayNeedFetch};
 
 /// The most events one SQLite transaction takes: enough for every connection Stripe opens
 /// at once, small enough that one commit never waits long.
@@ -239,7 +239,7 @@ async fn write_batch(mut batch: Vec<Job>) {
 
 /// Every event of the batch in one transaction, in order; the first error rolls it all back.
 async fn apply_all(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Outcome>, AttemptError> {
-    let txn = sync::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
         let applied = pipeline::record_and_apply(

@@ -216,7 +216,7 @@ async fn attempt_once(
 ) -> Result<Outcome, AttemptError> {
     let mut writes = FetchLoop::default();
     loop {
-        let txn = sync::begin_write(p.db).await?;
+        let txn = crate::db::begin_write(p.db).await?;
         let result =
             record_and_apply(&*txn, writes.fetched(), p.livemode, envelope, delivery).await;
         if let Some(outcome) = writes.settle(txn, result, p.stripe).await? {
@@ -355,7 +355,7 @@ async fn record_failure(
     let now = now();
     let mut row = event_row(envelope, Outcome::Failed, Some(error.to_owned()), now);
     row.stripe_refused = Set(refused);
-    let txn = sync::begin_write(db).await?;
+    let txn = crate::db::begin_write(db).await?;
     webhook_event::Entity::insert(row)
         .on_conflict(
             OnConflict::column(C::Id)

@@ -26,9 +26,10 @@ mod schedule;
 mod subscription;
 mod write;
 
+pub use crate::db::write::{begin_write, WriteTxn};
 pub use alert::{raise_alert, Alert, CUSTOMER_NOT_IN_ACCOUNT, SECOND_LIVE_SUBSCRIPTION};
 pub use checkout::apply_checkout_session;
-pub use customer::{apply_customer, apply_customer_deleted, replace_customer};
+pub use customer::{apply_customer, apply_customer_deleted, link_customer, replace_customer};
 pub use fetch::{FetchLoop, Fetched, FetchedObject, MayNeedFetch, Wanted};
 pub use invoice::{apply_invoice, DELETED as INVOICE_DELETED};
 pub use open_checkout::{checkout_expiry_done, checkout_expiry_failed, record_open_checkout};
@@ -37,7 +38,6 @@ pub use price::{apply_price, apply_product};
 pub use resync::{sync_all, sync_catalogue, sync_customer, SyncReport};
 pub use schedule::{apply_schedule, ScheduleFacts};
 pub use subscription::apply_subscription;
-pub use write::{begin_write, WriteTxn};
 
 use sea_orm::DbErr;
 

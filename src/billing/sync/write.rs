@@ -1,71 +1,12 @@
-//! Writing the billing tables: the write transaction, and the guarded upsert every
-//! `apply_*` ends in.
-
-use std::sync::{Arc, LazyLock};
-
-use sea_orm::{
-    sea_query::{Expr, ExprTrait, OnConflict},
-    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, Iterable, PrimaryKeyToColumn, PrimaryKeyTrait, QuerySelect, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
-};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+//! Writing the billing tables: the guarded upsert every `apply_*` ends in (inside the
+//! database's one write transaction, [`crate::db::write`]).
 
 use super::{Applied, Source};
-
-/// SQLite has one writer at a time. Queueing writers here, in process, is much faster than
-/// letting them collide in SQLite and back off on its busy timeout.
-static SQLITE_WRITER: LazyLock<Arc<Mutex<()>>> = LazyLock::new(|| Arc::new(Mutex::new(())));
-
-/// A transaction that may write the billing tables. On SQLite it holds the in-process
-/// writer lock and the database's write lock (`BEGIN IMMEDIATE`) from the start, so a
-/// transaction that reads before it writes can never fail to upgrade.
-pub struct WriteTxn {
-    txn: DatabaseTransaction,
-    _writer: Option<OwnedMutexGuard<()>>,
-}
-
-impl WriteTxn {
-    pub async fn commit(self) -> Result<(), DbErr> {
-        let WriteTxn { txn, _writer } = self;
-        txn.commit().await
-    }
-
-    pub async fn rollback(self) -> Result<(), DbErr> {
-        let WriteTxn { txn, _writer } = self;
-        txn.rollback().await
-    }
-}
-
-impl std::ops::Deref for WriteTxn {
-    type Target = DatabaseTransaction;
-    fn deref(&self) -> &DatabaseTransaction {
-        &self.txn
-    }
-}
-
-/// Starts a [`WriteTxn`].
-pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
-    if db.get_database_backend() == DbBackend::Sqlite {
-        let writer = SQLITE_WRITER.clone().lock_owned().await;
-        let txn = db
-            .begin_with_options(TransactionOptions {
-                isolation_level: None,
-                access_mode: None,
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            })
-            .await?;
-        Ok(WriteTxn {
-            txn,
-            _writer: Some(writer),
-        })
-    } else {
-        Ok(WriteTxn {
-            txn: db.begin().await?,
-            _writer: None,
-        })
-    }
-}
+use sea_orm::{
+    sea_query::{Expr, ExprTrait, OnConflict},
+    ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, Iterable, PrimaryKeyToColumn,
+    PrimaryKeyTrait, QuerySelect,
+};
 
 /// The watermark (`column`, the row's `stripe_event_at`) of the row `id` of `E`: `None` when
 /// there is no such row or it has none yet.
