@@ -96,7 +96,7 @@ pub struct Config {
     pub billing_file: PathBuf,
     /// How long a subscription whose payment failed keeps access (`PAST_DUE_GRACE`): while
     /// Stripe retries (the default), or a grace period from the first failed attempt.
-    pub past_due: crate::billing::model::PastDuePolicy,
+    pub past_due: crate::domain::PastDuePolicy,
 }
 
 /// How `/metrics` is reachable. Never public by default: without a setting there is none.
@@ -316,8 +316,8 @@ impl Config {
         };
 
         let past_due = match get("PAST_DUE_GRACE") {
-            None => crate::billing::model::PastDuePolicy::WhileRetrying,
-            Some(raw) => crate::billing::model::PastDuePolicy::Grace {
+            None => crate::domain::PastDuePolicy::WhileRetrying,
+            Some(raw) => crate::domain::PastDuePolicy::Grace {
                 secs: parse_grace(&raw).map_err(|problem| invalid("PAST_DUE_GRACE", problem))?,
             },
         };
@@ -701,7 +701,7 @@ mod tests {
 
     #[test]
     fn past_due_grace_is_while_retrying_unless_set() {
-        use crate::billing::model::PastDuePolicy;
+        use crate::domain::PastDuePolicy;
         let with = |raw: Option<&'static str>| {
             let mut vars = TEST_KEY.to_vec();
             vars.extend(raw.map(|r| ("PAST_DUE_GRACE", r)));

@@ -14,6 +14,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod billing;
+pub mod domain;
 pub mod error;
 pub mod forms;
 pub mod settings;
@@ -27,6 +28,8 @@ pub mod config;
 pub mod db;
 #[cfg(feature = "stripe-sim")]
 pub mod demo;
+#[cfg(feature = "ssr")]
+pub mod limits;
 #[cfg(feature = "ssr")]
 pub mod metrics;
 #[cfg(feature = "ssr")]

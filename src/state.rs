@@ -10,7 +10,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     config::Config,
     db::{cache::Cached, entities::price},
-    web::limit::Limiter,
+    limits::Limiter,
 };
 
 /// Everything a request handler may need; cheap to clone.

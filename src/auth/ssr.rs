@@ -35,8 +35,9 @@ use crate::{
         entities::{session, user},
     },
     error::AppError,
+    limits::Rule,
     state::AppState,
-    web::{limit::Rule, set_response_header, CurrentUser, SignedIn},
+    web::{set_response_header, CurrentUser, SignedIn},
 };
 
 pub const SESSION_COOKIE: &str = "billfold_session";

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::PastDuePolicy;
+
 /// A subscription's status as Stripe names it. Billfold keeps Stripe's string in the
 /// database; this is how code reads it.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug, Hash)]
@@ -160,27 +162,5 @@ mod tests {
                 SubscriptionStatus::IncompleteExpired
             ]
         );
-    }
-}
-
-/// How long a subscription whose payment failed (past_due) keeps its access
-/// (`PAST_DUE_GRACE`).
-#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub enum PastDuePolicy {
-    /// For as long as Stripe retries the payment (the status stays past_due).
-    #[default]
-    WhileRetrying,
-    /// For this many seconds after the unpaid invoice's first attempt (0: none at all), or
-    /// until Stripe stops retrying, whichever comes first.
-    Grace { secs: i64 },
-}
-
-impl PastDuePolicy {
-    /// When access ends for a payment that first failed at `failed_at`, if the policy says.
-    pub fn access_ends(self, failed_at: Option<i64>) -> Option<i64> {
-        match self {
-            PastDuePolicy::WhileRetrying => None,
-            PastDuePolicy::Grace { secs } => failed_at.map(|t| t.saturating_add(secs)),
-        }
     }
 }

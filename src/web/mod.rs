@@ -1,12 +1,12 @@
 //! The web layer every feature stands on: who is asking (the signed-in user, the client's
 //! address), the app state, response headers from inside a server function, and the guards
-//! that cut across features (the cross-origin check, rate limits, security headers).
+//! that cut across features (the cross-origin check, security headers). Rate limits are
+//! their own module ([`crate::limits`]), below this one and the app state.
 //!
 //! It imports no feature; features import it.
 
 pub mod client;
 pub mod headers;
-pub mod limit;
 pub mod origin;
 
 use std::net::SocketAddr;
