@@ -29,7 +29,7 @@ pub async fn sign_up(
 pub mod ssr {
     use crate::{
         auth::ssr::{register, start_session},
-        billing::ssr::create_customer_at_sign_up,
+        billing::customer::create_customer_at_sign_up,
         error::AppError,
         state::AppState,
         web::CurrentUser,

@@ -8,7 +8,7 @@ use crate::{
         ssr::create_user,
         validate::{Email, Password},
     },
-    billing::ssr::ensure_customer,
+    billing::customer::ensure_customer,
     db::entities::user,
     state::AppState,
     web::CurrentUser,

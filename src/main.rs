@@ -181,7 +181,7 @@ async fn portal_apply_command(config: &Config, dry_run: bool) -> anyhow::Result<
     let db = billfold::db::connect_and_migrate(config.database_url.expose()).await?;
     if !portal::catalogue_is_loaded(&db).await? {
         let state = billfold::server::build_state(config.clone()).await?;
-        billfold::billing::ssr::sync_catalogue(&state).await?;
+        billfold::billing::plans::sync_catalogue(&state).await?;
     }
     let rest = Rest::new(config)?;
     let applied = portal::apply(&rest, config, &db, &spec, dry_run).await?;

@@ -136,7 +136,7 @@ pub fn router(state: AppState) -> Router {
     let for_users = Router::new()
         .route(
             "/app/pro-report",
-            get(crate::billing::ssr::pro_report_route),
+            get(crate::billing::pro_report::pro_report_route),
         )
         .merge(pages_only(SIGNED_IN_PAGES).route_layer(from_fn(require_sign_in)))
         .merge(pages_only(SIGNED_OUT_PAGES).route_layer(from_fn(signed_out_only)))
@@ -271,7 +271,7 @@ pub async fn serve_on(
     tokio::spawn({
         let state = state.clone();
         async move {
-            match crate::billing::ssr::sync_catalogue(&state).await {
+            match crate::billing::plans::sync_catalogue(&state).await {
                 Ok(n) => tracing::debug!(prices = n, "plan catalogue loaded from Stripe"),
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "could not load the plan catalogue from Stripe")

@@ -43,7 +43,7 @@ impl PortalFlow {
 #[server(name = GetProReport, prefix = "/api", endpoint = "pro/report")]
 pub async fn get_pro_report() -> Result<ProReport, AppError> {
     let paid = super::guard::require_access().await?;
-    super::ssr::pro_report(&crate::web::app_state()?, &paid).await
+    super::pro_report::pro_report(&crate::web::app_state()?, &paid).await
 }
 
 /// What the billing page renders. `from=portal|checkout` first re-syncs from Stripe.
@@ -53,9 +53,9 @@ pub async fn get_billing_summary(from: Option<String>) -> Result<BillingSummary,
     let user = require_user()?.user;
     let state = app_state()?;
     if matches!(from.as_deref(), Some("portal" | "checkout")) {
-        super::ssr::resync_on_return(&state, &user).await?;
+        super::summary_load::resync_on_return(&state, &user).await?;
     }
-    super::ssr::load_summary(&state, &user).await
+    super::summary_load::load_summary(&state, &user).await
 }
 
 /// Opens the Stripe Customer Portal, or one of its flows (`flow`). Answers with the portal
@@ -78,7 +78,7 @@ pub async fn open_billing_portal(
         })?),
     };
     let price_id = price_id.as_deref().map(str::trim).filter(|p| !p.is_empty());
-    let url = super::ssr::open_portal(&app_state()?, &user, flow, price_id).await?;
+    let url = super::portal::open_portal(&app_state()?, &user, flow, price_id).await?;
     redirect_plain_form(&url);
     Ok(url)
 }
@@ -93,7 +93,7 @@ pub async fn start_checkout(#[server(default)] price_id: String) -> Result<Strin
     if price_id.is_empty() {
         return Err(AppError::invalid("price_id", "Choose a plan."));
     }
-    let url = super::ssr::start_checkout(&app_state()?, &user, price_id).await?;
+    let url = super::checkout::start_checkout(&app_state()?, &user, price_id).await?;
     redirect_plain_form(&url);
     Ok(url)
 }
@@ -103,7 +103,7 @@ pub async fn start_checkout(#[server(default)] price_id: String) -> Result<Strin
 pub async fn create_billing_account() -> Result<(), AppError> {
     use crate::web::{app_state, require_user};
     let user = require_user()?.user;
-    super::ssr::ensure_customer(&app_state()?, &user).await?;
+    super::customer::ensure_customer(&app_state()?, &user).await?;
     leptos_axum::redirect("/settings/billing");
     Ok(())
 }

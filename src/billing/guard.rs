@@ -17,7 +17,7 @@ use axum::{
 };
 use serde_json::json;
 
-use super::{access::Access, ssr::load_summary};
+use super::{access::Access, summary_load::load_summary};
 use crate::{
     error::AppError,
     state::AppState,

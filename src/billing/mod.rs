@@ -13,8 +13,22 @@ pub mod summary;
 pub use api::PortalFlow;
 
 #[cfg(feature = "ssr")]
+pub mod checkout;
+#[cfg(feature = "ssr")]
+pub mod customer;
+#[cfg(feature = "ssr")]
 pub mod guard;
 #[cfg(feature = "ssr")]
-pub mod ssr;
+pub mod limits;
+#[cfg(feature = "ssr")]
+pub mod plans;
+#[cfg(feature = "ssr")]
+pub mod portal;
+#[cfg(feature = "ssr")]
+pub mod pro_report;
+#[cfg(feature = "ssr")]
+pub mod stripe_errors;
+#[cfg(feature = "ssr")]
+pub mod summary_load;
 #[cfg(feature = "ssr")]
 pub mod sync;

@@ -163,7 +163,7 @@ pub type Plans = BTreeMap<String, BTreeSet<String>>;
 
 /// The picker's prices, grouped by product.
 pub async fn picker_plans(db: &DatabaseConnection, livemode: bool) -> anyhow::Result<Plans> {
-    let prices = crate::billing::ssr::picker_prices(livemode)
+    let prices = crate::billing::plans::picker_prices(livemode)
         .all(db)
         .await
         .context("cannot read the plan catalogue")?;

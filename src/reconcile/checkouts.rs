@@ -7,7 +7,7 @@ use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrde
 use super::Report;
 use crate::{
     billing::{
-        ssr::{expire_checkout_session, CheckoutEnd},
+        checkout::{expire_checkout_session, CheckoutEnd},
         sync,
     },
     db::{clock::now, entities::checkout_expiry},

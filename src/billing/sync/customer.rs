@@ -3,6 +3,7 @@
 
 use sea_orm::{
     sea_query::{Expr, ExprTrait},
+    ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
 };
 use stripe_core::customer::RetrieveCustomerReturned;
@@ -13,7 +14,10 @@ use super::{
     write::{newer_than, written},
     Applied, Fetched, Plan, Source, SyncError,
 };
-use crate::db::entities::{payment_method, stripe_customer};
+use crate::db::{
+    clock,
+    entities::{payment_method, stripe_customer},
+};
 
 /// Applies `customer.updated` (or a customer read from the API): email, name, and which
 /// payment method is the default. The default is remembered on the customer's row, so a
@@ -144,6 +148,34 @@ pub async fn apply_customer_deleted(
     } else {
         Applied::Ignored
     })
+}
+
+/// Links the user to their first Stripe customer in this mode. A row already there for the
+/// user and mode (a concurrent request made the same customer) is kept as it is.
+pub async fn link_customer(
+    db: &sea_orm::DatabaseConnection,
+    user_id: i64,
+    livemode: bool,
+    customer_id: String,
+    email: &str,
+) -> Result<(), DbErr> {
+    let row = stripe_customer::ActiveModel {
+        user_id: Set(user_id),
+        livemode: Set(livemode),
+        customer_id: Set(customer_id),
+        email: Set(Some(email.to_owned())),
+        deleted: Set(false),
+        created_at: Set(clock::now()),
+        ..Default::default()
+    };
+    stripe_customer::Entity::insert(row)
+        .on_conflict_do_nothing_on([
+            stripe_customer::Column::UserId,
+            stripe_customer::Column::Livemode,
+        ])
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Links the user to `new` in place of `old`, a customer Stripe said is deleted, keeping

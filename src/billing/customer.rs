@@ -1,0 +1,247 @@
+//! The user's Stripe customer: found, created on first need or at sign-up, and replaced when
+//! Stripe deleted it ([`on_the_customer`] runs a call on it and recovers from that).
+
+use std::collections::HashMap;
+
+use ::stripe::StripeError;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use super::{
+    limits::USER_STRIPE_CALLS,
+    stripe_errors::{send_idempotent, stripe_failure},
+};
+use crate::{db::entities::stripe_customer, error::AppError, state::AppState, web::CurrentUser};
+
+pub(super) fn livemode(state: &AppState) -> bool {
+    state.config.stripe.mode.livemode()
+}
+
+/// The user's Stripe customer in this mode, unless Stripe deleted it.
+pub(super) fn live_customer(
+    state: &AppState,
+    user_id: i64,
+) -> sea_orm::Select<stripe_customer::Entity> {
+    stripe_customer::Entity::find()
+        .filter(stripe_customer::Column::UserId.eq(user_id))
+        .filter(stripe_customer::Column::Livemode.eq(livemode(state)))
+        .filter(stripe_customer::Column::Deleted.eq(false))
+}
+
+/// The user's customer id in the current mode, if they have one.
+pub async fn find_customer(state: &AppState, user_id: i64) -> Result<Option<String>, AppError> {
+    Ok(live_customer(state, user_id)
+        .one(&state.db)
+        .await?
+        .map(|c| c.customer_id))
+}
+
+/// The user's Stripe customer, created on first need. One per user per mode, whatever the
+/// concurrency: Stripe replays the same idempotency key's customer, and the database keeps
+/// one row per (user, mode).
+pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<String, AppError> {
+    let existing = stripe_customer::Entity::find()
+        .filter(stripe_customer::Column::UserId.eq(user.id))
+        .filter(stripe_customer::Column::Livemode.eq(livemode(state)))
+        .one(&state.db)
+        .await?;
+    // A customer deleted in Stripe is replaced: the new one gets a key of its own.
+    let replaces = match existing {
+        Some(row) if !row.deleted => return Ok(row.customer_id),
+        Some(row) => Some(row.customer_id),
+        None => None,
+    };
+    // Tied to this installation: another database on the same Stripe account has users with
+    // the same ids, and must never be handed this one's customer.
+    let mode = if livemode(state) { "live" } else { "test" };
+    let base = format!(
+        "billfold-{}-customer-{mode}-{}",
+        state.installation_id, user.id
+    );
+    let key = match &replaces {
+        None => base,
+        Some(old) => format!("{base}-after-{old}"),
+    };
+    let request = stripe_core::customer::CreateCustomer::new()
+        .email(user.email.clone())
+        .metadata(HashMap::from([("user_id".to_owned(), user.id.to_string())]));
+    let created = send_idempotent(state, &request, &key).await;
+    crate::metrics::stripe_request("customers.create", &created);
+    let customer = created
+        .map_err(|e| stripe_failure("create_customer", e))?
+        .id
+        .to_string();
+
+    match replaces {
+        None => {
+            crate::billing::sync::link_customer(
+                &state.db,
+                user.id,
+                livemode(state),
+                customer,
+                &user.email,
+            )
+            .await?;
+        }
+        Some(old) => {
+            crate::billing::sync::replace_customer(&state.db, user.id, &old, &customer).await?;
+        }
+    }
+    find_customer(state, user.id)
+        .await?
+        .ok_or_else(|| AppError::internal("customer row missing right after insert"))
+}
+
+/// Sign-up creates the customer, but never fails or hangs because Stripe is slow or down:
+/// the first billing action creates it then (same idempotency key, so still one customer).
+pub async fn create_customer_at_sign_up(state: &AppState, user: &CurrentUser) {
+    // Within the budget of user-triggered Stripe calls; else made when first needed.
+    if let Err(refused) = state.limits.check(&[USER_STRIPE_CALLS.on("all")]).await {
+        tracing::info!(
+            user_id = user.id,
+            ?refused,
+            "customer deferred: Stripe budget spent"
+        );
+        return;
+    }
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        ensure_customer(state, user),
+    )
+    .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(user_id = user.id, error = %e, "no Stripe customer at sign-up")
+        }
+        Err(_) => tracing::warn!(
+            user_id = user.id,
+            "Stripe too slow at sign-up; customer deferred"
+        ),
+    }
+}
+
+/// Whether Stripe no longer knows the customer Billfold holds for the user (deleted in
+/// Stripe's Dashboard, or the database was pointed at another Stripe account): no retry with
+/// that id can ever succeed.
+fn customer_missing(err: &StripeError) -> bool {
+    matches!(
+        err,
+        StripeError::Stripe(e, 400 | 404)
+            if e.code.as_ref().is_some_and(|c| c.as_str() == "resource_missing")
+                && e.param.as_deref() == Some("customer")
+    )
+}
+
+/// What Stripe says of a customer it answered `resource_missing` for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CustomerStanding {
+    /// Stripe deleted it: reading it answers `deleted: true`.
+    Deleted,
+    /// The key's account has no such customer, deleted or not.
+    NotInAccount,
+    /// It is there after all.
+    Present,
+}
+
+/// Reads the customer (`GET /v1/customers/{id}`): only Stripe's own word that it is
+/// deleted lets Billfold replace it.
+async fn customer_standing(
+    state: &AppState,
+    customer_id: &str,
+) -> Result<CustomerStanding, StripeError> {
+    use stripe_core::customer::{RetrieveCustomer, RetrieveCustomerReturned};
+    let read = RetrieveCustomer::new(customer_id).send(&state.stripe).await;
+    crate::metrics::stripe_request("customers.retrieve", &read);
+    match read {
+        Ok(RetrieveCustomerReturned::DeletedCustomer(_)) => Ok(CustomerStanding::Deleted),
+        Ok(RetrieveCustomerReturned::Customer(_)) => Ok(CustomerStanding::Present),
+        Err(StripeError::Stripe(e, 404))
+            if e.code
+                .as_ref()
+                .is_some_and(|c| c.as_str() == "resource_missing") =>
+        {
+            Ok(CustomerStanding::NotInAccount)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The key's Stripe account has no such customer, not even a deleted one: the key is another
+/// account's than the one the customer was made in. Replacing the customer would hand the user
+/// a new, empty one, on every click, and cut them off from the plan they pay for; so the link
+/// is kept, the operators get an alert, and the user an error that is not theirs to fix.
+async fn customer_not_in_account(
+    state: &AppState,
+    user: &CurrentUser,
+    customer_id: &str,
+    action: &str,
+) -> AppError {
+    tracing::error!(
+        customer = %customer_id,
+        user_id = user.id,
+        action,
+        "Stripe's account has no such customer, not even a deleted one: STRIPE_SECRET_KEY is \
+         most likely another account's. The customer is kept; billing is refused until the \
+         key is fixed"
+    );
+    let detail = format!(
+        "Stripe's account has no customer {customer_id} (user {}), not even a deleted one: \
+         STRIPE_SECRET_KEY is most likely another account's than the one it was made in. \
+         The user cannot open billing until the key is fixed (`billfold doctor` checks it).",
+        user.id
+    );
+    let alert = crate::billing::sync::Alert {
+        kind: crate::billing::sync::CUSTOMER_NOT_IN_ACCOUNT,
+        customer_id,
+        object_id: customer_id,
+        detail: &detail,
+    };
+    if let Err(e) = crate::billing::sync::raise_alert(&state.db, alert).await {
+        tracing::error!(error = %e, customer = %customer_id, "could not record the alert");
+    }
+    AppError::Upstream(
+        "Billing is misconfigured; the operators have been told. Please try again later.".into(),
+    )
+}
+
+/// Runs `call` on the user's customer. If Stripe answers that the customer does not exist,
+/// Billfold reads it: one Stripe says is deleted is marked so (as `customer.deleted` does),
+/// the user gets a new one, and `call` runs once more on that, so the user is never stuck.
+/// One the account has never had is kept, and refused ([`customer_not_in_account`]).
+pub(super) async fn on_the_customer<T, F, Fut>(
+    state: &AppState,
+    user: &CurrentUser,
+    customer_id: String,
+    action: &str,
+    call: F,
+) -> Result<T, AppError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Result<T, StripeError>, AppError>>,
+{
+    match call(customer_id.clone()).await? {
+        Err(e) if customer_missing(&e) => {
+            match customer_standing(state, &customer_id).await {
+                Ok(CustomerStanding::Deleted) => {}
+                Ok(CustomerStanding::NotInAccount) => {
+                    return Err(customer_not_in_account(state, user, &customer_id, action).await)
+                }
+                Ok(CustomerStanding::Present) => return Err(stripe_failure(action, e)),
+                Err(read) => return Err(stripe_failure(action, read)),
+            }
+            tracing::warn!(
+                customer = %customer_id,
+                action,
+                "Stripe deleted the customer; replacing it"
+            );
+            crate::billing::sync::apply_customer_deleted(&state.db, &customer_id)
+                .await
+                .map_err(AppError::internal)?;
+            let replacement = ensure_customer(state, user).await?;
+            call(replacement)
+                .await?
+                .map_err(|e| stripe_failure(action, e))
+        }
+        answer => answer.map_err(|e| stripe_failure(action, e)),
+    }
+}

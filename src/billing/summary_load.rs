@@ -1,0 +1,237 @@
+//! The billing page's summary, read from the database in a few queries (no Stripe call), and
+//! the re-sync from Stripe when the user comes back from Checkout or the portal.
+
+use sea_orm::{ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect};
+
+use super::{
+    customer::{find_customer, live_customer, livemode},
+    limits::{RESYNCS_PER_CUSTOMER, USER_STRIPE_CALLS},
+    model::{Subscription, SubscriptionStatus},
+    plans::picker_prices,
+    summary::{BillingSummary, CardView, InvoiceView, PlanView, SubscriptionView},
+};
+use crate::{
+    db::{
+        clock,
+        entities::{invoice, payment_method, price, stripe_customer, subscription},
+    },
+    error::AppError,
+    state::AppState,
+    web::CurrentUser,
+};
+
+/// How many invoices the page lists.
+const INVOICES_SHOWN: u64 = 6;
+
+/// The user's live Stripe customer in this mode and its subscriptions, in one statement.
+async fn customer_and_subscriptions(
+    state: &AppState,
+    user_id: i64,
+) -> Result<Option<(String, Vec<subscription::Model>)>, AppError> {
+    let to_subscriptions = stripe_customer::Entity::belongs_to(subscription::Entity)
+        .from(stripe_customer::Column::CustomerId)
+        .to(subscription::Column::CustomerId)
+        .into();
+    let rows = live_customer(state, user_id)
+        .select_also(subscription::Entity)
+        .join(JoinType::LeftJoin, to_subscriptions)
+        .all(&state.db)
+        .await?;
+    let Some(customer_id) = rows.first().map(|(c, _)| c.customer_id.clone()) else {
+        return Ok(None);
+    };
+    let subscriptions = rows
+        .into_iter()
+        .filter(|(c, _)| c.customer_id == customer_id)
+        .filter_map(|(_, s)| s)
+        .collect();
+    Ok(Some((customer_id, subscriptions)))
+}
+
+pub(super) fn subscription_view(s: subscription::Model) -> SubscriptionView {
+    SubscriptionView {
+        subscription: Subscription {
+            status: SubscriptionStatus::parse(&s.status),
+            id: s.id,
+            current_period_start: s.current_period_start,
+            current_period_end: s.current_period_end,
+            cancel_at_period_end: s.cancel_at_period_end,
+            cancel_at: s.cancel_at,
+            canceled_at: s.canceled_at,
+            ended_at: s.ended_at,
+            trial_end: s.trial_end,
+        },
+        plan_name: s.plan_name,
+        price_id: s.price_id,
+        unit_amount: s.unit_amount,
+        currency: s.currency,
+        interval: s.interval,
+        switches_to: None,
+    }
+}
+
+/// Fills in the switches Stripe has scheduled for these subscriptions (one statement, plus
+/// one per price the picker does not know).
+async fn scheduled_switches(
+    state: &AppState,
+    subscriptions: &mut [SubscriptionView],
+) -> Result<(), AppError> {
+    use crate::db::entities::subscription_schedule as schedule;
+    if subscriptions.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = subscriptions
+        .iter()
+        .map(|s| s.subscription.id.clone())
+        .collect();
+    let planned = schedule::Entity::find()
+        .filter(schedule::Column::SubscriptionId.is_in(ids))
+        .filter(schedule::Column::Status.is_in(["not_started", "active"]))
+        .filter(schedule::Column::SwitchAt.gt(clock::now()))
+        .all(&state.db)
+        .await?;
+    for row in planned {
+        let (Some(sub_id), Some(price_id), Some(at)) =
+            (row.subscription_id, row.next_price_id, row.switch_at)
+        else {
+            continue;
+        };
+        let Some(view) = subscriptions
+            .iter_mut()
+            .find(|s| s.subscription.id == sub_id)
+        else {
+            continue;
+        };
+        if view.price_id.as_deref() == Some(price_id.as_str()) {
+            continue;
+        }
+        let name = price::Entity::find_by_id(price_id.clone())
+            .one(&state.db)
+            .await?
+            .map(|p| p.product_name)
+            .unwrap_or(price_id);
+        view.switches_to = Some((name, at));
+    }
+    Ok(())
+}
+
+/// Reads everything the page shows, in five queries and no Stripe call.
+pub async fn load_summary(
+    state: &AppState,
+    user: &CurrentUser,
+) -> Result<BillingSummary, AppError> {
+    let customer = customer_and_subscriptions(state, user.id).await?;
+    let plans = state
+        .plans
+        .get_or_load(|| picker_prices(livemode(state)).all(&state.db))
+        .await?
+        .iter()
+        .map(|p| PlanView {
+            price_id: p.id.clone(),
+            product_name: p.product_name.clone(),
+            unit_amount: p.unit_amount,
+            currency: p.currency.clone(),
+            interval: p.interval.clone(),
+            trial_period_days: p.trial_period_days,
+        })
+        .collect();
+
+    let Some((customer_id, subscriptions)) = customer else {
+        return Ok(BillingSummary {
+            email: user.email.clone(),
+            has_customer: false,
+            subscriptions: vec![],
+            card: None,
+            invoices: vec![],
+            plans,
+            now: clock::now(),
+            past_due: state.config.past_due,
+        });
+    };
+
+    // The card on file: the customer's default; else the one a live subscription pays with;
+    // else the newest.
+    let paying: Vec<String> = subscriptions
+        .iter()
+        .filter(|s| !s.deleted)
+        .filter_map(|s| s.default_payment_method.clone())
+        .collect();
+    let mut subscriptions = subscriptions
+        .into_iter()
+        .map(subscription_view)
+        .collect::<Vec<_>>();
+    scheduled_switches(state, &mut subscriptions).await?;
+    let card = payment_method::Entity::find()
+        .filter(payment_method::Column::CustomerId.eq(customer_id.clone()))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .max_by_key(|pm| (pm.is_default, paying.contains(&pm.id), pm.updated_at))
+        .and_then(|pm| {
+            Some(CardView {
+                brand: pm.brand.unwrap_or_else(|| "card".into()),
+                last4: pm.last4?,
+                exp_month: pm.exp_month,
+                exp_year: pm.exp_year,
+            })
+        });
+
+    let invoices = invoice::Entity::find()
+        .filter(invoice::Column::CustomerId.eq(customer_id))
+        // Drafts are not bills yet, and deleted ones never will be.
+        .filter(invoice::Column::Status.is_not_in(["draft", super::sync::INVOICE_DELETED]))
+        .order_by_desc(invoice::Column::Created)
+        .limit(INVOICES_SHOWN)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|i| InvoiceView {
+            id: i.id,
+            created: i.created,
+            amount_due: i.amount_due,
+            amount_paid: i.amount_paid,
+            currency: i.currency,
+            status: i.status,
+            hosted_invoice_url: i.hosted_invoice_url,
+            attempt_count: i.attempt_count,
+            next_payment_attempt: i.next_payment_attempt,
+            finalized_at: i.finalized_at,
+        })
+        .collect();
+
+    Ok(BillingSummary {
+        email: user.email.clone(),
+        has_customer: true,
+        subscriptions,
+        card,
+        invoices,
+        plans,
+        now: clock::now(),
+        past_due: state.config.past_due,
+    })
+}
+
+/// After Checkout or the Portal, pulls the customer's state from Stripe before rendering, so
+/// the page is right even before the webhooks land. At most once every few seconds per user.
+pub async fn resync_on_return(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
+    let Some(customer_id) = find_customer(state, user.id).await? else {
+        return Ok(());
+    };
+    // De-duplicated across replicas, and within the budget every user shares: when either is
+    // spent, the page shows what the database holds and the webhooks catch up.
+    let charges = [
+        RESYNCS_PER_CUSTOMER.on(customer_id.as_str()),
+        USER_STRIPE_CALLS.on("all"),
+    ];
+    if let Err(refused) = state.limits.check(&charges).await {
+        tracing::debug!(customer = %customer_id, ?refused, "re-sync on return skipped");
+        return Ok(());
+    }
+    if let Err(e) =
+        crate::billing::sync::sync_customer(&state.db, &state.stripe, &customer_id).await
+    {
+        // The page still renders what the database holds; webhooks will catch up.
+        tracing::warn!(error = %e, customer = %customer_id, "re-sync on return failed");
+    }
+    Ok(())
+}
