@@ -9,12 +9,16 @@
 //! `cancel_at`) grants until it takes effect; past_due grants for as long as Stripe is still
 //! retrying the payment (while the status stays past_due); unpaid, canceled, incomplete, incomplete_expired and paused deny.
 //!
-//! The rules read [`Subscription`], billing's own model, so any list of things that hold one
-//! (the page's DTO, a row mapped to it) can be asked.
+//! **The grace clock.** Under `PAST_DUE_GRACE`, a past_due subscription keeps access for the
+//! grace period from the first attempt of its **oldest** unpaid invoice
+//! ([`grace_started_at`]): a plan that fails again next week does not restart the clock.
+//!
+//! The rules read [`Subscription`] and [`Invoice`], billing's own model, so any list of
+//! things that hold one (the page's DTO, a row mapped to it) can be asked.
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{PastDuePolicy, Subscription, SubscriptionStatus as Status};
+use super::model::{Invoice, PastDuePolicy, Subscription, SubscriptionStatus as Status};
 
 /// How a status ranks when picking the primary subscription (lower first).
 fn rank(status: Status) -> u8 {
@@ -103,6 +107,16 @@ pub fn access<S: AsRef<Subscription>>(subs: &[S], now: i64) -> Access {
     access_under(subs, now, PastDuePolicy::WhileRetrying, None)
 }
 
+/// When the grace clock of `subscription_id` started: the first attempt of the oldest of its
+/// invoices still owed. `None` when none is owed.
+pub fn grace_started_at(invoices: &[Invoice], subscription_id: &str) -> Option<i64> {
+    invoices
+        .iter()
+        .filter(|i| i.subscription_id.as_deref() == Some(subscription_id) && i.is_unpaid())
+        .map(Invoice::first_attempt)
+        .min()
+}
+
 /// [`access`] under a past-due policy: a payment that first failed at `failed_at` keeps access
 /// for as long as the policy says (and never beyond Stripe's own retries).
 pub fn access_under<S: AsRef<Subscription>>(
@@ -169,6 +183,45 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000;
     const DAY: i64 = 86_400;
+
+    fn invoice(sub: &str, status: &str, finalized: i64) -> Invoice {
+        Invoice {
+            subscription_id: Some(sub.into()),
+            status: status.into(),
+            created: finalized - 3_600,
+            finalized_at: Some(finalized),
+        }
+    }
+
+    #[test]
+    fn the_grace_clock_starts_at_the_oldest_unpaid_invoice_of_the_subscription() {
+        let weekly = [
+            invoice("sub_1", "paid", NOW - 21 * DAY),
+            invoice("sub_1", "open", NOW - 14 * DAY),
+            invoice("sub_1", "uncollectible", NOW - 7 * DAY),
+            invoice("sub_1", "open", NOW),
+            invoice("sub_other", "open", NOW - 30 * DAY),
+            invoice("sub_1", "void", NOW - 40 * DAY),
+            invoice("sub_1", "draft", NOW - 50 * DAY),
+        ];
+        assert_eq!(grace_started_at(&weekly, "sub_1"), Some(NOW - 14 * DAY));
+        assert_eq!(grace_started_at(&weekly, "sub_other"), Some(NOW - 30 * DAY));
+        assert_eq!(grace_started_at(&weekly, "sub_none"), None);
+        let mut unfinalized = invoice("sub_2", "open", NOW);
+        unfinalized.finalized_at = None;
+        assert_eq!(grace_started_at(&[unfinalized], "sub_2"), Some(NOW - 3_600));
+
+        // A weekly plan failing every week: the grace counts from the first failure.
+        let grace = PastDuePolicy::Grace { secs: 10 * DAY };
+        let subs = [sub("sub_1", "past_due", NOW + 7 * DAY)];
+        let access = access_under(&subs, NOW, grace, grace_started_at(&weekly, "sub_1"));
+        assert!(!access.granted, "{access:?}");
+        let access = access_under(&subs, NOW, grace, Some(NOW));
+        assert!(
+            access.granted,
+            "the newest failure alone would have granted"
+        );
+    }
 
     fn sub(id: &str, status: &str, period_end: i64) -> Subscription {
         let mut s = Subscription::new(id, Status::parse(status));

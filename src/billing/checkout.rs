@@ -10,8 +10,8 @@ use stripe_checkout::checkout_session::{
 
 use super::{
     customer::{ensure_customer, livemode, on_the_customer},
+    entitlement,
     limits::limit_sessions,
-    summary_load::load_summary,
 };
 use crate::{
     db::{clock, entities::price},
@@ -76,11 +76,7 @@ pub async fn start_checkout(
 
 /// A user with a live plan switches plans in the portal, never through a second Checkout.
 async fn refuse_if_plan_is_live(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
-    if load_summary(state, user)
-        .await?
-        .plan_state()
-        .offers_new_plan()
-    {
+    if entitlement::load(state, user.id).await?.may_start_plan {
         return Ok(());
     }
     Err(AppError::Conflict(

@@ -17,7 +17,7 @@ use axum::{
 };
 use serde_json::json;
 
-use super::{access::Access, summary_load::load_summary};
+use super::{access::Access, entitlement};
 use crate::{
     error::AppError,
     state::AppState,
@@ -34,9 +34,9 @@ pub struct Paid {
     pub access: Access,
 }
 
-/// The user's access now, from the database (the page's own rule and clock).
+/// The user's access now, by the entitlement loader (the rule the page reads too).
 pub async fn access_of(state: &AppState, user: &CurrentUser) -> Result<Access, AppError> {
-    Ok(load_summary(state, user).await?.access())
+    Ok(entitlement::load(state, user.id).await?.access)
 }
 
 /// Why a request was refused the feature: no session, or no access.

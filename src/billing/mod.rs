@@ -17,6 +17,8 @@ pub mod checkout;
 #[cfg(feature = "ssr")]
 pub mod customer;
 #[cfg(feature = "ssr")]
+pub mod entitlement;
+#[cfg(feature = "ssr")]
 pub mod guard;
 #[cfg(feature = "ssr")]
 pub mod limits;

@@ -99,6 +99,30 @@ pub struct Subscription {
     pub trial_end: Option<i64>,
 }
 
+/// What the grace rule knows of one invoice: whose it is, whether it is still owed, and
+/// when its first collection attempt was made.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct Invoice {
+    pub subscription_id: Option<String>,
+    /// Stripe's status: `draft`, `open`, `paid`, `uncollectible` or `void`.
+    pub status: String,
+    pub created: i64,
+    pub finalized_at: Option<i64>,
+}
+
+impl Invoice {
+    /// Still owed: finalized and neither paid nor voided.
+    pub fn is_unpaid(&self) -> bool {
+        matches!(self.status.as_str(), "open" | "uncollectible")
+    }
+
+    /// When its first collection attempt was made: at finalization (or, for an invoice
+    /// without that, its creation).
+    pub fn first_attempt(&self) -> i64 {
+        self.finalized_at.unwrap_or(self.created)
+    }
+}
+
 impl Subscription {
     /// A subscription with this status and nothing else known yet.
     pub fn new(id: impl Into<String>, status: SubscriptionStatus) -> Self {

@@ -94,6 +94,10 @@ pub struct BillingSummary {
     pub now: i64,
     /// How long a failed payment keeps access (`PAST_DUE_GRACE`).
     pub past_due: PastDuePolicy,
+    /// When the primary subscription's grace clock started (the first attempt of its oldest
+    /// invoice still owed), read by the entitlement's rule, not from the invoices listed.
+    #[serde(default)]
+    pub grace_started_at: Option<i64>,
 }
 
 /// How urgent the payment-failed banner is.
@@ -155,6 +159,31 @@ impl PlanState {
             PlanState::None | PlanState::Ended { .. } | PlanState::RetriesStopped
         )
     }
+
+    /// The state of the primary subscription (`None`: no plan).
+    pub fn of(primary: Option<&Subscription>) -> PlanState {
+        let Some(sub) = primary else {
+            return PlanState::None;
+        };
+        match sub.status {
+            Status::Active | Status::Trialing if sub.cancels_at().is_some() => {
+                PlanState::Cancelling {
+                    ends: sub.cancels_at().unwrap_or_default(),
+                }
+            }
+            Status::Trialing => PlanState::Trial {
+                ends: sub.trial_end.or(sub.current_period_end),
+            },
+            Status::Active => PlanState::Active {
+                renews: sub.current_period_end,
+            },
+            Status::PastDue | Status::Incomplete => PlanState::PaymentFailed,
+            Status::Unpaid => PlanState::RetriesStopped,
+            Status::Canceled | Status::IncompleteExpired | Status::Paused => PlanState::Ended {
+                ended: sub.ended_at.or(sub.canceled_at).or(sub.current_period_end),
+            },
+        }
+    }
 }
 
 impl BillingSummary {
@@ -162,9 +191,15 @@ impl BillingSummary {
         access::primary(&self.subscriptions)
     }
 
+    /// The user's access as the server decided it ([`crate::billing::access`] over the
+    /// subscriptions and the grace clock the entitlement loader read).
     pub fn access(&self) -> Access {
-        let failed_at = self.open_invoice().map(InvoiceView::first_attempt);
-        access::access_under(&self.subscriptions, self.now, self.past_due, failed_at)
+        access::access_under(
+            &self.subscriptions,
+            self.now,
+            self.past_due,
+            self.grace_started_at,
+        )
     }
 
     /// The payment-failed banner's facts, when a payment failed.
@@ -189,8 +224,7 @@ impl BillingSummary {
         let retries_stopped =
             stopped || (sub.status == Status::PastDue && invoice.is_some() && next_retry.is_none());
         let access_ends = if sub.status == Status::PastDue {
-            self.past_due
-                .access_ends(invoice.map(InvoiceView::first_attempt))
+            self.past_due.access_ends(self.grace_started_at)
         } else {
             None
         };
@@ -214,27 +248,7 @@ impl BillingSummary {
     }
 
     pub fn plan_state(&self) -> PlanState {
-        let Some(sub) = self.primary().map(|s| &s.subscription) else {
-            return PlanState::None;
-        };
-        match sub.status {
-            Status::Active | Status::Trialing if sub.cancels_at().is_some() => {
-                PlanState::Cancelling {
-                    ends: sub.cancels_at().unwrap_or_default(),
-                }
-            }
-            Status::Trialing => PlanState::Trial {
-                ends: sub.trial_end.or(sub.current_period_end),
-            },
-            Status::Active => PlanState::Active {
-                renews: sub.current_period_end,
-            },
-            Status::PastDue | Status::Incomplete => PlanState::PaymentFailed,
-            Status::Unpaid => PlanState::RetriesStopped,
-            Status::Canceled | Status::IncompleteExpired | Status::Paused => PlanState::Ended {
-                ended: sub.ended_at.or(sub.canceled_at).or(sub.current_period_end),
-            },
-        }
+        PlanState::of(self.primary().map(|s| &s.subscription))
     }
 
     /// The newest unpaid invoice, for the "pay it" link in the payment-failed banner.
@@ -243,14 +257,6 @@ impl BillingSummary {
             .iter()
             .filter(|i| i.status == "open" || i.status == "uncollectible")
             .max_by_key(|i| i.created)
-    }
-}
-
-impl InvoiceView {
-    /// When its first collection attempt was made: at finalization (or, for an invoice
-    /// without that, its creation).
-    pub fn first_attempt(&self) -> i64 {
-        self.finalized_at.unwrap_or(self.created)
     }
 }
 
@@ -332,6 +338,7 @@ mod tests {
             plans: vec![],
             now: 1_800_000_000,
             past_due: PastDuePolicy::WhileRetrying,
+            grace_started_at: None,
         }
     }
 
@@ -367,6 +374,7 @@ mod tests {
             next_payment_attempt: next,
             finalized_at: Some(NOW - 4 * DAY),
         }];
+        s.grace_started_at = Some(NOW - 4 * DAY);
         s
     }
 

@@ -1,19 +1,19 @@
 //! The billing page's summary, read from the database in a few queries (no Stripe call), and
 //! the re-sync from Stripe when the user comes back from Checkout or the portal.
 
-use sea_orm::{ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{
-    customer::{find_customer, live_customer, livemode},
+    customer::{find_customer, livemode},
+    entitlement::{self, customer_and_subscriptions, to_model},
     limits::{RESYNCS_PER_CUSTOMER, USER_STRIPE_CALLS},
-    model::{Subscription, SubscriptionStatus},
     plans::picker_prices,
     summary::{BillingSummary, CardView, InvoiceView, PlanView, SubscriptionView},
 };
 use crate::{
     db::{
         clock,
-        entities::{invoice, payment_method, price, stripe_customer, subscription},
+        entities::{invoice, payment_method, price, subscription},
     },
     error::AppError,
     state::AppState,
@@ -23,44 +23,9 @@ use crate::{
 /// How many invoices the page lists.
 const INVOICES_SHOWN: u64 = 6;
 
-/// The user's live Stripe customer in this mode and its subscriptions, in one statement.
-async fn customer_and_subscriptions(
-    state: &AppState,
-    user_id: i64,
-) -> Result<Option<(String, Vec<subscription::Model>)>, AppError> {
-    let to_subscriptions = stripe_customer::Entity::belongs_to(subscription::Entity)
-        .from(stripe_customer::Column::CustomerId)
-        .to(subscription::Column::CustomerId)
-        .into();
-    let rows = live_customer(state, user_id)
-        .select_also(subscription::Entity)
-        .join(JoinType::LeftJoin, to_subscriptions)
-        .all(&state.db)
-        .await?;
-    let Some(customer_id) = rows.first().map(|(c, _)| c.customer_id.clone()) else {
-        return Ok(None);
-    };
-    let subscriptions = rows
-        .into_iter()
-        .filter(|(c, _)| c.customer_id == customer_id)
-        .filter_map(|(_, s)| s)
-        .collect();
-    Ok(Some((customer_id, subscriptions)))
-}
-
 pub(super) fn subscription_view(s: subscription::Model) -> SubscriptionView {
     SubscriptionView {
-        subscription: Subscription {
-            status: SubscriptionStatus::parse(&s.status),
-            id: s.id,
-            current_period_start: s.current_period_start,
-            current_period_end: s.current_period_end,
-            cancel_at_period_end: s.cancel_at_period_end,
-            cancel_at: s.cancel_at,
-            canceled_at: s.canceled_at,
-            ended_at: s.ended_at,
-            trial_end: s.trial_end,
-        },
+        subscription: to_model(&s),
         plan_name: s.plan_name,
         price_id: s.price_id,
         unit_amount: s.unit_amount,
@@ -146,6 +111,7 @@ pub async fn load_summary(
             plans,
             now: clock::now(),
             past_due: state.config.past_due,
+            grace_started_at: None,
         });
     };
 
@@ -199,6 +165,12 @@ pub async fn load_summary(
         })
         .collect();
 
+    // Access, and the banner's deadline, by the entitlement's own rule: not from the
+    // invoices this page happens to list.
+    let now = clock::now();
+    let grace_started_at = entitlement::decide(state, &subscriptions, now)
+        .await?
+        .grace_started_at;
     Ok(BillingSummary {
         email: user.email.clone(),
         has_customer: true,
@@ -206,8 +178,9 @@ pub async fn load_summary(
         card,
         invoices,
         plans,
-        now: clock::now(),
+        now,
         past_due: state.config.past_due,
+        grace_started_at,
     })
 }
 

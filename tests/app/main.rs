@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod access;
 mod accounts;
 mod admin;
 mod billing;
