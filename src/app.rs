@@ -12,7 +12,7 @@ use crate::{
     admin::page::AdminBillingPage,
     auth::LoginPage,
     billing::page::{AppPage, BillingPage},
-    ui::Brand,
+    ui::{Brand, NotFound},
 };
 
 /// Pages only a signed-in user may see; anyone else is sent to log in first. The server
@@ -92,24 +92,5 @@ fn HomePage() -> impl IntoView {
                 <A href="/settings/billing" attr:class="rounded-md border border-slate-300 bg-white px-5 py-2.5 font-medium text-slate-700 hover:bg-slate-50">"Go to billing"</A>
             </div>
         </section>
-    }
-}
-
-/// The page any unknown address gets, with status 404.
-#[component]
-pub fn NotFound() -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    {
-        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
-            res.set_status(axum::http::StatusCode::NOT_FOUND);
-        }
-    }
-    view! {
-        <Title text="Page not found · Billfold"/>
-        <div class="mx-auto mt-24 max-w-md text-center">
-            <h1 class="text-2xl font-semibold">"Page not found"</h1>
-            <p class="mt-2 text-slate-600">"There is nothing at this address."</p>
-            <A href="/" attr:class="mt-6 inline-block font-medium text-indigo-600">"Back to Billfold"</A>
-        </div>
     }
 }

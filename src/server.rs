@@ -140,7 +140,11 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(pages_only(SIGNED_IN_PAGES).route_layer(from_fn(require_sign_in)))
         .merge(pages_only(SIGNED_OUT_PAGES).route_layer(from_fn(signed_out_only)))
-        .merge(crate::admin::ssr::routes(pages_only(ADMIN_PAGES), &state))
+        .merge(crate::admin::ssr::routes(
+            pages_only(ADMIN_PAGES),
+            &state,
+            not_found_page,
+        ))
         .merge(everything_else)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(from_fn(server_fn_error_status))
@@ -259,6 +263,22 @@ async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<()> {
         }
     });
     Ok(())
+}
+
+/// A path no route matches.
+const NOWHERE: &str = "/.not-found";
+
+/// The app's not-found page (404) for a request, rendered exactly as for any unknown address:
+/// what the operators' guard shows everyone who is not an operator.
+fn not_found_page(
+    state: AppState,
+    mut req: Request<Body>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>> {
+    Box::pin(async move {
+        let nowhere = axum::http::Uri::from_static(NOWHERE);
+        *req.uri_mut() = nowhere.clone();
+        leptos_axum::file_and_error_handler::<AppState, _>(shell)(nowhere, State(state), req).await
+    })
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.

@@ -9,7 +9,11 @@ use super::{
     AlertRow, DriftRow, EventInbox, EventRow, InboxFilter, ReplayFlash, RunRow, ADMIN_BILLING,
     DRIFT_LIMIT, EVENT_LIMIT, OUTCOMES, REPLAY_PATH,
 };
-use crate::{app::NotFound, auth::LogoutButton, error::AppError, ui::Brand};
+use crate::{
+    auth::LogoutButton,
+    error::AppError,
+    ui::{Brand, NotFound},
+};
 
 const CARD: &str = "rounded-xl border border-slate-200 bg-white p-6 shadow-sm";
 const HEADING: &str = "text-sm font-semibold uppercase tracking-wide text-slate-500";

@@ -1,10 +1,12 @@
 //! Server side of operations: who is an operator, what `/admin/billing` shows, the replay
 //! route, and the guard that shows everyone else the not-found page.
 
+use std::{future::Future, pin::Pin};
+
 use axum::{
     body::Body,
     extract::{FromRequest, State},
-    http::{Extensions, Request, Uri},
+    http::{Extensions, Request},
     middleware::{from_fn_with_state, Next},
     response::{IntoResponse, Redirect, Response},
     routing::post,
@@ -226,37 +228,48 @@ fn run_row(r: reconcile_run::Model) -> RunRow {
     }
 }
 
+/// How the app renders its not-found page for a request: handed over by the composition
+/// root, so this feature needs nothing of the app's shell.
+pub type NotFoundPage =
+    fn(AppState, Request<Body>) -> Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// What the operators' guard needs: the state, and the page everyone else gets.
+#[derive(Clone)]
+pub struct Guard {
+    state: AppState,
+    not_found: NotFoundPage,
+}
+
 /// The operators' routes: their pages (from the app's route list) and the replay action, all
-/// behind [`admin_only`]. Mounted with the other browser routes, under the session and the
-/// cross-origin guard.
-pub fn routes(pages: Router<AppState>, state: &AppState) -> Router<AppState> {
+/// behind [`admin_only`], which shows anyone else `not_found`. Mounted with the other browser
+/// routes, under the session and the cross-origin guard.
+pub fn routes(
+    pages: Router<AppState>,
+    state: &AppState,
+    not_found: NotFoundPage,
+) -> Router<AppState> {
+    let guard = Guard {
+        state: state.clone(),
+        not_found,
+    };
     pages
         .route(REPLAY_PATH, post(replay_event))
-        .route_layer(from_fn_with_state(state.clone(), admin_only))
+        .route_layer(from_fn_with_state(guard, admin_only))
 }
 
-/// Route layer: an operator goes on; anyone else gets the not-found page.
-pub async fn admin_only(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {
-    if admin_of(&state, req.extensions()).await.is_some() {
+/// Route layer: an operator goes on (the not-found page travels with the request, for the
+/// replay's own check); anyone else gets the not-found page.
+pub async fn admin_only(
+    State(guard): State<Guard>,
+    mut req: Request<Body>,
+    next: Next,
+) -> Response {
+    if admin_of(&guard.state, req.extensions()).await.is_some() {
+        req.extensions_mut().insert(guard.not_found);
         next.run(req).await
     } else {
-        not_found(state, req).await
+        (guard.not_found)(guard.state, req).await
     }
-}
-
-/// A path no route matches.
-const NOWHERE: &str = "/.not-found";
-
-/// The app's not-found page (404), rendered exactly as for any unknown address.
-pub async fn not_found(state: AppState, mut req: Request<Body>) -> Response {
-    let nowhere = Uri::from_static(NOWHERE);
-    *req.uri_mut() = nowhere.clone();
-    leptos_axum::file_and_error_handler::<AppState, _>(crate::app::shell)(
-        nowhere,
-        State(state),
-        req,
-    )
-    .await
 }
 
 /// A replay form's fields: the event, and the page's filters to come back to.
@@ -275,7 +288,10 @@ pub struct ReplayForm {
 /// (303) with the result and the filters it came from. Operators only, checked here again.
 pub async fn replay_event(State(state): State<AppState>, req: Request<Body>) -> Response {
     let Some(operator) = admin_of(&state, req.extensions()).await else {
-        return not_found(state, req).await;
+        return match req.extensions().get::<NotFoundPage>().copied() {
+            Some(not_found) => not_found(state, req).await,
+            None => axum::http::StatusCode::NOT_FOUND.into_response(),
+        };
     };
     let form = match Form::<ReplayForm>::from_request(req, &state).await {
         Ok(Form(form)) => form,
