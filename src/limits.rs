@@ -178,9 +178,21 @@ impl Limiter {
 
     /// How many keys the in-memory store holds (0 when the counts are in the database).
     pub fn local_keys(&self) -> usize {
+        self.local_key_sizes().0
+    }
+
+    /// The in-memory store's key count and its longest key in bytes ((0, 0) when the counts
+    /// are in the database).
+    pub fn local_key_sizes(&self) -> (usize, usize) {
         match &self.store {
-            Store::Local(store) => store.lock().map(|s| s.tats.len()).unwrap_or(0),
-            Store::Shared(_) => 0,
+            Store::Local(store) => store
+                .lock()
+                .map(|s| {
+                    let longest = s.tats.keys().map(String::len).max().unwrap_or(0);
+                    (s.tats.len(), longest)
+                })
+                .unwrap_or((0, 0)),
+            Store::Shared(_) => (0, 0),
         }
     }
 
@@ -253,15 +265,18 @@ impl Limiter {
                 Ok(())
             }
             Store::Shared(pool) => {
-                for charge in charges {
-                    sqlx::query("UPDATE rate_limits SET tat_ms = tat_ms - $2 WHERE key = $1")
-                        .bind(charge.stored_key())
-                        .bind(charge.rule.interval_ms())
-                        .execute(pool)
-                        .await
-                        .map_err(|e| Refused::Database(e.to_string()))?;
-                }
-                Ok(())
+                let keys: Vec<String> = charges.iter().map(Charge::stored_key).collect();
+                let intervals: Vec<i64> = charges.iter().map(|c| c.rule.interval_ms()).collect();
+                sqlx::query(
+                    "UPDATE rate_limits AS r SET tat_ms = r.tat_ms - v.ms \
+                     FROM unnest($1::text[], $2::bigint[]) AS v(key, ms) WHERE r.key = v.key",
+                )
+                .bind(&keys)
+                .bind(&intervals)
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .map_err(|e| Refused::Database(e.to_string()))
             }
         }
     }

@@ -57,13 +57,19 @@ pub async fn decide<S: AsRef<Subscription>>(
     })
 }
 
-/// When the primary subscription's grace clock started: the first attempt of its oldest
-/// invoice still owed ([`access::grace_started_at`]), whatever else the customer has.
+/// When the primary subscription's grace clock started, if it is past_due: the first attempt
+/// of its oldest invoice still owed ([`access::grace_started_at`]), whatever else the
+/// customer has.
 async fn grace_clock<S: AsRef<Subscription>>(
     db: &impl ConnectionTrait,
     subscriptions: &[S],
 ) -> Result<Option<i64>, DbErr> {
-    let Some(primary) = access::primary(subscriptions).map(AsRef::as_ref) else {
+    // Only a past_due plan's access depends on the clock: every other page view and guard
+    // check is spared the query.
+    let Some(primary) = access::primary(subscriptions)
+        .map(AsRef::as_ref)
+        .filter(|p| p.status == SubscriptionStatus::PastDue)
+    else {
         return Ok(None);
     };
     let unpaid: Vec<Invoice> = invoice::Entity::find()
