@@ -23,13 +23,10 @@ use billfold::{
     db::entities::{stripe_customer, user},
     reconcile,
 };
+use billfold_test_support::Scratch;
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use stripe_sim::{SimOptions, StripeSim};
 use tokio::net::TcpListener;
-
-#[path = "support/mod.rs"]
-mod support;
-use support::Scratch;
 
 const KEY: &str = "sk_test_bench_reconcile";
 

@@ -19,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use billfold_test_support::Scratch;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{json, Value};
 use stripe_sim::signature;
@@ -180,27 +181,15 @@ async fn serve() -> Result<(), String> {
 async fn drive(o: Options) -> Result<(), String> {
     // A throw-away database.
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let (database_url, pg) = if o.db == "sqlite" {
-        (
-            format!("sqlite://{}/bench.db?mode=rwc", tmp.path().display()),
-            None,
-        )
-    } else {
+    let scratch = if o.db == "postgres" {
         let admin_url = std::env::var("BILLFOLD_BENCH_PG_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let admin = Database::connect(&admin_url)
-            .await
-            .map_err(|e| format!("{admin_url}: {e}"))?;
-        let name = format!("billfold_bench_{}", std::process::id());
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .map_err(|e| e.to_string())?;
-        let (prefix, _) = admin_url
-            .rsplit_once('/')
-            .ok_or("admin URL needs a database")?;
-        (format!("{prefix}/{name}"), Some((admin, name)))
-    };
+        Scratch::create_on(&admin_url, "billfold_bench").await
+    } else {
+        Scratch::create(&o.db, tmp.path(), "BILLFOLD_BENCH_PG_URL", "bench").await
+    }
+    .map_err(|e| format!("{e:#}"))?;
+    let database_url = scratch.url.clone();
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -212,11 +201,7 @@ async fn drive(o: Options) -> Result<(), String> {
     let result = run_load(&o, &base, child.id(), &database_url).await;
     let _ = child.kill();
     let _ = child.wait();
-    if let Some((admin, name)) = pg {
-        let _ = admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .await;
-    }
+    scratch.drop_database().await;
     result
 }
 

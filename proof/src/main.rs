@@ -22,7 +22,7 @@
 //! event answered 2xx before a kill or an outage must still be recorded after it; and no two
 //! reconciler cycles may have overlapped.
 //!
-//! `cargo run --release --example proof --features ssr,stripe-sim -- [--schedules N]
+//! `cargo run --release -p billfold-proof -- [--schedules N]
 //!  [--per-lifecycle N] [--customers N] [--db sqlite|postgres] [--seed N] [--only SEED]
 //!  [--replicas N] [--outage SECS] [--app-bin PATH]`
 //!
@@ -36,8 +36,6 @@ mod cluster;
 mod compare;
 mod faults;
 mod schedule;
-#[path = "../support/mod.rs"]
-mod support;
 mod world;
 
 use std::{collections::BTreeMap, path::PathBuf, process::ExitCode, time::Instant};
@@ -74,7 +72,9 @@ fn options() -> Result<Options, String> {
         only: None,
         replicas: 1,
         outage: None,
+        // This crate sits one level below the workspace, whose target directory it reads.
         app_bin: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
             .join("target")
             .join(profile)
             .join("billfold"),

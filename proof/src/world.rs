@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use billfold::{config::Config, state::AppState};
+use billfold_test_support::Scratch;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::Value;
@@ -13,9 +14,7 @@ use tokio::net::TcpListener;
 use crate::{
     apps::{AppEnv, Apps},
     cluster::Cluster,
-    faults,
-    support::Scratch,
-    Options, KEY, SECRET,
+    faults, Options, KEY, SECRET,
 };
 
 pub struct World {
