@@ -1,7 +1,7 @@
 use billfold::db::entities::session;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
-use crate::helpers::{location, set_cookies, unique_email, Backend, TestApp};
+use crate::support::app::{location, set_cookies, unique_email, Backend, TestApp};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -145,7 +145,7 @@ async fn wrong_password_and_unknown_email_read_the_same(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let email = unique_email();
     app.sign_up(&email, PASSWORD).await;
-    let fresh = crate::helpers::browser_client();
+    let fresh = crate::support::app::browser_client();
     let mut bodies = Vec::new();
     for (e, p) in [
         (email.as_str(), "wrong password!"),
@@ -316,7 +316,7 @@ async fn log_in_attempts_are_rate_limited(backend: Backend) {
     app.sign_up(&email, PASSWORD).await;
     let mut last = None;
     for _ in 0..11 {
-        let res = crate::helpers::browser_client()
+        let res = crate::support::app::browser_client()
             .post(app.url("/api/login"))
             .form(&[("email", email.as_str()), ("password", "wrong password")])
             .send()
@@ -338,7 +338,7 @@ async fn log_in_attempts_are_rate_limited(backend: Backend) {
         .expect("body")
         .contains("Too many log-in attempts"));
     // Even the right password waits out the limit.
-    let res = crate::helpers::browser_client()
+    let res = crate::support::app::browser_client()
         .post(app.url("/api/login"))
         .form(&[("email", email.as_str()), ("password", PASSWORD)])
         .send()
@@ -414,7 +414,7 @@ async fn pages_carry_security_headers(backend: Backend) {
 async fn junk_log_ins_from(app: &TestApp, forwarded_for: &str) -> u16 {
     let mut status = 0;
     for _ in 0..=billfold::auth::ssr::LOGIN_PER_CLIENT.burst {
-        status = crate::helpers::browser_client()
+        status = crate::support::app::browser_client()
             .post(app.url("/api/login"))
             .header("X-Forwarded-For", forwarded_for)
             .form(&[
@@ -431,7 +431,7 @@ async fn junk_log_ins_from(app: &TestApp, forwarded_for: &str) -> u16 {
 }
 
 async fn log_in_as(app: &TestApp, email: &str, forwarded_for: &str) -> u16 {
-    crate::helpers::browser_client()
+    crate::support::app::browser_client()
         .post(app.url("/api/login"))
         .header("X-Forwarded-For", forwarded_for)
         .form(&[("email", email), ("password", PASSWORD)])
@@ -483,7 +483,7 @@ async fn sign_ups_are_limited_per_client(backend: Backend) {
     let sign_up_from = |client: &'static str, email: String| {
         let url = app.url("/api/signup");
         async move {
-            crate::helpers::browser_client()
+            crate::support::app::browser_client()
                 .post(url)
                 .header("X-Forwarded-For", client)
                 .form(&[("email", email.as_str()), ("password", PASSWORD)])
@@ -530,7 +530,7 @@ async fn replicas_on_postgres_share_the_log_in_limit() {
         let url = app.url("/api/login");
         let email = email.clone();
         async move {
-            crate::helpers::browser_client()
+            crate::support::app::browser_client()
                 .post(url)
                 .form(&[("email", email.as_str()), ("password", "wrong password")])
                 .send()
@@ -594,7 +594,7 @@ async fn an_error_in_a_link_shows_our_text(backend: Backend) {
     app.stop().await;
 }
 
-crate::on_both_databases!(
+crate::support::on_both_databases!(
     an_error_in_a_link_shows_our_text,
     sign_ups_are_limited_per_client,
     the_log_in_limit_is_per_client_behind_a_trusted_proxy,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use billfold::db::entities::{drift_record, operator_action, webhook_event};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
-use crate::helpers::{browser_client, location, unique_email, Backend, TestApp};
+use crate::support::app::{browser_client, location, unique_email, Backend, TestApp};
 
 const ADMIN: &str = "ops@billfold.test";
 const PASSWORD: &str = "correct horse battery";
@@ -493,7 +493,7 @@ async fn drift_and_the_last_cycle_are_shown(backend: Backend) {
     app.stop().await;
 }
 
-crate::on_both_databases!(
+crate::support::on_both_databases!(
     only_operators_ever_see_the_page,
     the_operator_sees_events_and_narrows_them,
     a_replay_works_without_javascript,

@@ -8,10 +8,10 @@ use billfold::db::entities::{billing_alert, checkout_expiry, subscription, user}
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use stripe_checkout::checkout_session::RetrieveCheckoutSession;
 
-use crate::{
-    billing::{call, monthly_price, now, sign_up_with_customer, subscribe_in_stripe},
-    billing_support::{stripe_error, Mode, StripeStandIn},
-    helpers::{unique_email, Backend, TestApp},
+use crate::support::{
+    app::{unique_email, Backend, TestApp},
+    billing::{call, customer_of, monthly_price, now, sign_up_with_customer, subscribe_in_stripe},
+    stripe_stand_in::{stripe_error, Mode, StripeStandIn},
 };
 
 async fn checkout_status(
@@ -124,7 +124,7 @@ async fn new_checkout_sessions_expire_within_the_hour(backend: Backend) {
     app.stop().await;
 }
 
-crate::on_both_databases!(
+crate::support::on_both_databases!(
     a_replaced_checkout_stripe_would_not_expire_is_expired_by_the_next_cycle,
     new_checkout_sessions_expire_within_the_hour,
 );
@@ -142,9 +142,7 @@ async fn a_checkout_that_makes_a_second_live_subscription_is_flagged(backend: Ba
         app.sign_up(&email, "correct horse battery").await.status(),
         302
     );
-    let customer = crate::billing::customer_of(&app, &email)
-        .await
-        .expect("customer");
+    let customer = customer_of(&app, &email).await.expect("customer");
     let user_id = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
         .one(&app.db)
@@ -231,4 +229,4 @@ async fn a_checkout_that_makes_a_second_live_subscription_is_flagged(backend: Ba
     app.stop().await;
 }
 
-crate::on_both_databases!(a_checkout_that_makes_a_second_live_subscription_is_flagged);
+crate::support::on_both_databases!(a_checkout_that_makes_a_second_live_subscription_is_flagged);

@@ -18,7 +18,10 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp};
+use crate::support::{
+    app::{unique_email, Backend, TestApp},
+    billing::{sign_up_with_customer, subscribe_in_stripe},
+};
 
 async fn checks_at(app: &TestApp, rest: &Rest, clock: fn() -> i64) -> Vec<Check> {
     doctor::run(&app.state.config, &app.db, rest, clock).await
@@ -357,12 +360,12 @@ async fn the_portal_is_configured_from_billing_toml(backend: Backend) {
         .await
         .expect("apply");
 
-    let (_, customer) = crate::billing::sign_up_with_customer(&app).await;
+    let (_, customer) = sign_up_with_customer(&app).await;
     let stripe = stripe::ClientBuilder::new("sk_test_through_the_double")
         .url(app.url("/_stripe-sim/"))
         .build()
         .expect("client");
-    crate::billing::subscribe_in_stripe(&stripe, &customer, 900).await;
+    subscribe_in_stripe(&stripe, &customer, 900).await;
     let session = post(
         &rest,
         "billing_portal/sessions",
@@ -389,7 +392,7 @@ async fn the_portal_is_configured_from_billing_toml(backend: Backend) {
     app.stop().await;
 }
 
-crate::on_both_databases!(
+crate::support::on_both_databases!(
     doctor_passes_a_good_setup_and_fails_each_broken_one,
     the_portal_is_configured_from_billing_toml,
 );
@@ -398,7 +401,7 @@ crate::on_both_databases!(
 /// (a key of another account than the one they were made in) fails the doctor, with a fix.
 async fn doctor_fails_on_a_stored_customer_the_account_does_not_know(backend: Backend) {
     let app = good_setup(backend, &[]).await;
-    let email = crate::helpers::unique_email();
+    let email = unique_email();
     assert_eq!(
         app.sign_up(&email, "correct horse battery").await.status(),
         302
@@ -450,4 +453,4 @@ async fn doctor_fails_on_a_stored_customer_the_account_does_not_know(backend: Ba
     app.stop().await;
 }
 
-crate::on_both_databases!(doctor_fails_on_a_stored_customer_the_account_does_not_know);
+crate::support::on_both_databases!(doctor_fails_on_a_stored_customer_the_account_does_not_know);

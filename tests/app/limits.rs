@@ -7,7 +7,7 @@
 use futures_util::StreamExt;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use crate::helpers::{browser_client, unique_email, Backend, TestApp};
+use crate::support::app::{browser_client, unique_email, Backend, TestApp};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -248,7 +248,7 @@ async fn a_flood_of_huge_emails_is_refused_and_stores_little(backend: Backend) {
     app.stop().await;
 }
 
-crate::on_both_databases!(
+crate::support::on_both_databases!(
     a_client_cannot_choose_its_own_address,
     an_attacker_cannot_lock_the_owner_out,
     one_ipv6_64_is_one_client,

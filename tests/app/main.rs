@@ -1,27 +1,33 @@
 //! Integration tests: the real router on a real port, on a temporary SQLite database and,
-//! when one answers, on a fresh PostgreSQL database per test.
+//! when one answers, on a fresh PostgreSQL database per test; and the property tests of the
+//! parsers strangers feed. One test binary, one module per story.
+//!
+//! What the stories share lives in `support/` (the app under test, the Stripe stand-ins,
+//! billing helpers); a story imports `crate::support::…` and never another story.
 
 // Stripe-shaped fixtures are large `json!` literals.
 #![recursion_limit = "256"]
 
-mod helpers;
+mod support;
 
 mod access;
 mod accounts;
 mod admin;
-mod billing;
-mod billing_support;
+mod billing_page;
+mod checkout;
 mod checkout_expiries;
+mod customer_at_sign_up;
 mod customer_links;
 mod doctor;
 mod limits;
 mod operations;
+mod parsers;
+mod plan_switch;
+mod portal;
 mod reconcile;
 mod resilience;
-mod standalone_stripe;
 mod startup;
 mod truth_ordering;
 mod webhooks;
 mod webhooks_events;
-mod webhooks_support;
 mod webhooks_versions;

@@ -1,4 +1,4 @@
-use crate::helpers::{Backend, TestApp};
+use crate::support::app::{Backend, TestApp};
 use sea_orm::ConnectionTrait;
 
 async fn healthz_reports_the_database(backend: Backend) {
@@ -65,7 +65,7 @@ async fn unknown_pages_are_404(backend: Backend) {
     app.stop().await;
 }
 
-crate::on_both_databases!(
+crate::support::on_both_databases!(
     healthz_reports_the_database,
     migrations_are_idempotent,
     unknown_pages_are_404
@@ -121,7 +121,7 @@ fn series(text: &str, name_and_labels: &str) -> f64 {
 }
 
 async fn scrape(app: &TestApp) -> String {
-    let res = crate::helpers::browser_client()
+    let res = crate::support::app::browser_client()
         .get(app.url("/metrics"))
         .bearer_auth(METRICS_TOKEN)
         .send()
@@ -146,7 +146,7 @@ async fn metrics_are_private_and_count_what_happens(backend: Backend) {
     let anonymous = app.get("/metrics").await;
     assert_eq!(anonymous.status(), 401);
     assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
-    let wrong = crate::helpers::browser_client()
+    let wrong = crate::support::app::browser_client()
         .get(app.url("/metrics"))
         .bearer_auth("metrics-token-for-the-tests-0123456780")
         .send()
@@ -157,7 +157,7 @@ async fn metrics_are_private_and_count_what_happens(backend: Backend) {
     let before = scrape(&app).await;
     let portal = r#"billfold_billing_sessions_total{kind="portal"}"#;
     let customers = r#"billfold_stripe_requests_total{endpoint="customers.create",result="ok"}"#;
-    let email = crate::helpers::unique_email();
+    let email = crate::support::app::unique_email();
     assert_eq!(
         app.sign_up(&email, "correct horse battery").await.status(),
         302
@@ -213,7 +213,7 @@ async fn metrics_can_have_an_address_of_their_own(backend: Backend) {
     let addr = format!("127.0.0.1:{port}");
     let app = TestApp::spawn_with(backend, &[("METRICS_ADDR", addr.as_str())]).await;
     assert_eq!(app.get("/metrics").await.status(), 404);
-    let email = crate::helpers::unique_email();
+    let email = crate::support::app::unique_email();
     assert_eq!(
         app.sign_up(&email, "correct horse battery").await.status(),
         302
@@ -230,7 +230,7 @@ async fn metrics_can_have_an_address_of_their_own(backend: Backend) {
     app.stop().await;
 }
 
-crate::on_both_databases!(
+crate::support::on_both_databases!(
     metrics_are_private_and_count_what_happens,
     metrics_can_have_an_address_of_their_own
 );

@@ -11,9 +11,9 @@ use billfold::{
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use stripe_sim::DeliveryOptions;
 
-use crate::{
+use crate::support::{
+    app::{Backend, TestApp},
     billing::{sign_up_with_customer, subscribe_in_stripe},
-    helpers::{Backend, TestApp},
     standalone_stripe::StandaloneStripe,
 };
 
@@ -325,7 +325,7 @@ async fn a_test_clock_customer_with_many_rows_is_compared(backend: Backend) {
     app.stop().await;
 }
 
-crate::on_both_databases!(
+crate::support::on_both_databases!(
     a_test_clock_customer_with_many_rows_is_compared,
     an_event_stripe_gave_up_on_is_applied_by_the_next_cycle,
     a_row_changed_by_hand_is_healed_and_its_drift_recorded,

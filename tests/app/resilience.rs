@@ -20,15 +20,13 @@ use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{json, Value};
 use stripe_sim::{DeliveryOptions, Fault};
 
-use crate::{
+use crate::support::{
+    app::{Backend, TestApp},
     billing::{sign_up_with_customer, subscribe_in_stripe},
-    helpers::{Backend, TestApp},
+    rows::{scalar, user_with_customer},
     standalone_stripe::StandaloneStripe,
-    webhooks::stripe_client,
-    webhooks_events::user_with_customer,
-    webhooks_support::{
-        deliver, deliver_expect, event, now, rand_id, scalar, spawn, StripeStub, Sub, SECRET,
-    },
+    stripe_objects::{event, rand_id, Sub},
+    stripe_stub::{deliver, deliver_expect, now, spawn, stripe_client, StripeStub, SECRET},
 };
 
 const KEY: &str = "sk_test_resilience";
@@ -523,16 +521,16 @@ async fn schedules_are_refetched_on_a_tie_and_healed_by_a_resync(backend: Backen
         .expect("drift by hand");
     stub.set(
         "customers/cus_sched",
-        crate::webhooks_support::customer("cus_sched", "sched@example.com", None),
+        crate::support::stripe_objects::customer("cus_sched", "sched@example.com", None),
     );
     stub.set_list("subscriptions", vec![Sub::new("sub_s", "cus_sched").json()]);
     stub.set_list("payment_methods", vec![]);
     stub.set_list("invoices", vec![]);
     stub.set(
         "prices/price_pro",
-        crate::webhooks_support::price(
+        crate::support::stripe_objects::price(
             "price_pro",
-            crate::webhooks_support::product("prod_pro", "Pro"),
+            crate::support::stripe_objects::product("prod_pro", "Pro"),
             2000,
             "month",
         ),
@@ -619,7 +617,7 @@ async fn an_old_payload_is_removed_and_its_event_still_counts(backend: Backend) 
     app.stop().await;
 }
 
-crate::on_both_databases!(
+crate::support::on_both_databases!(
     a_permanent_stripe_refusal_is_recorded_answered_and_replayable,
     the_reconciler_lists_handled_types_a_capped_page_at_a_time,
     a_missed_event_that_keeps_failing_is_set_aside,

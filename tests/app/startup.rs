@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{billing_support::StripeStandIn, helpers::browser_client};
+use crate::support::{app::browser_client, stripe_stand_in::StripeStandIn};
 
 const BIN: &str = env!("CARGO_BIN_EXE_billfold");
 

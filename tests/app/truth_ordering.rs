@@ -18,10 +18,12 @@ use sea_orm::EntityTrait;
 use serde_json::{json, Value};
 use tokio::{net::TcpListener, sync::oneshot};
 
-use crate::helpers::{Backend, TestApp};
-use crate::webhooks::stripe_client;
-use crate::webhooks_events::user_with_customer;
-use crate::webhooks_support::*;
+use crate::support::{
+    app::{Backend, TestApp},
+    rows::*,
+    stripe_objects::*,
+    stripe_stub::*,
+};
 
 /// A canned Stripe API that can hold one request: the test then acts while the app waits
 /// for Stripe's answer, the way a slow list read leaves room for a webhook.
@@ -569,7 +571,7 @@ async fn a_slow_refetch_holds_up_nothing(backend: Backend) {
     let (api, stub) = HeldApi::start().await;
     let app = spawn(backend, SECRET, &stub).await;
     seed_price(&app).await;
-    let email = crate::helpers::unique_email();
+    let email = crate::support::app::unique_email();
     let password = "correct horse battery staple";
     let signed_up = app.sign_up(&email, password).await;
     assert!(
@@ -622,7 +624,7 @@ async fn a_slow_refetch_holds_up_nothing(backend: Backend) {
             "applied",
         )
         .await;
-        let fresh = crate::helpers::browser_client();
+        let fresh = crate::support::app::browser_client();
         let login = fresh
             .post(app.url("/api/login"))
             .header("Accept", "text/html")
@@ -804,7 +806,7 @@ async fn a_price_written_during_a_rename_takes_the_new_name(backend: Backend) {
     app.stop().await;
 }
 
-crate::on_both_databases!(
+crate::support::on_both_databases!(
     a_price_written_during_a_rename_takes_the_new_name,
     a_rename_reaches_subscriptions_without_a_price_row,
     concurrent_events_of_one_second_end_in_stripes_state,

@@ -8,8 +8,7 @@ use billfold::webhooks::{
 use sea_orm::ConnectionTrait;
 use stripe_sim::signature;
 
-use crate::helpers::Backend;
-use crate::webhooks_support::*;
+use crate::support::{app::Backend, rows::*, stripe_objects::*, stripe_stub::*};
 
 fn sub_event(id: &str, event_type: &str, created: i64, sub: &Sub) -> String {
     event(id, event_type, created, sub.json())
@@ -508,15 +507,7 @@ async fn list_and_replay_recorded_events(backend: Backend) {
     app.stop().await;
 }
 
-/// The app's own kind of client, pointed at the stub.
-pub fn stripe_client(stub: &StripeStub) -> ::stripe::Client {
-    ::stripe::ClientBuilder::new("sk_test_webhooks")
-        .url(stub.base.as_str())
-        .build()
-        .expect("client")
-}
-
-crate::on_both_databases!(
+crate::support::on_both_databases!(
     signatures_are_checked,
     an_event_is_applied_exactly_once,
     every_order_converges,

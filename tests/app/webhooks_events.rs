@@ -8,48 +8,7 @@ use billfold::{
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde_json::json;
 
-use crate::helpers::{unique_email, Backend, TestApp};
-use crate::webhooks::stripe_client;
-use crate::webhooks_support::*;
-
-/// A user with a Stripe customer in test mode, the way sign-up records one.
-pub(crate) async fn user_with_customer(app: &TestApp, customer_id: &str) -> i64 {
-    let email = unique_email();
-    let res = app.sign_up(&email, "correct horse battery staple").await;
-    assert!(
-        res.status().is_redirection() || res.status().is_success(),
-        "{}",
-        res.status()
-    );
-    let user_id: i64 = scalar(
-        app,
-        &format!("SELECT id FROM users WHERE email = '{email}'"),
-    )
-    .await
-    .expect("user")
-    .parse()
-    .expect("id");
-    // Sign-up may already have made a customer for the user; this test wants its own.
-    let _ = sea_orm::ConnectionTrait::execute_unprepared(
-        &app.db,
-        &format!("DELETE FROM stripe_customers WHERE user_id = {user_id}"),
-    )
-    .await;
-    if !customer_id.is_empty() {
-        stripe_customer::Entity::insert(stripe_customer::ActiveModel {
-            user_id: Set(user_id),
-            livemode: Set(false),
-            customer_id: Set(customer_id.to_owned()),
-            email: Set(Some(email)),
-            created_at: Set(now()),
-            ..Default::default()
-        })
-        .exec(&app.db)
-        .await
-        .expect("customer row");
-    }
-    user_id
-}
+use crate::support::{app::Backend, rows::*, stripe_objects::*, stripe_stub::*};
 
 #[test]
 fn fixtures_parse_as_stripe_types() {
@@ -965,7 +924,7 @@ async fn a_customer_resyncs_from_the_api(backend: Backend) {
     app.stop().await;
 }
 
-crate::on_both_databases!(
+crate::support::on_both_databases!(
     subscription_events,
     checkout_applies_only_sessions_billfold_created,
     invoices_end_in_stripes_state_and_the_banner_offers_only_payable_ones,

@@ -5,8 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::Backend;
-use crate::webhooks_support::*;
+use crate::support::{app::Backend, rows::*, stripe_objects::*, stripe_stub::*};
 
 /// A subscription as an endpoint on API version 2024-06-20 receives it: the period on the
 /// subscription, not on its items, and none of the newer fields.
@@ -107,4 +106,4 @@ async fn an_event_in_another_api_versions_shape_is_applied_from_the_api(backend:
     app.stop().await;
 }
 
-crate::on_both_databases!(an_event_in_another_api_versions_shape_is_applied_from_the_api);
+crate::support::on_both_databases!(an_event_in_another_api_versions_shape_is_applied_from_the_api);

@@ -1,151 +1,14 @@
-//! For the webhook tests: an app configured with a webhook secret, a tiny stand-in for the
-//! Stripe API (for re-fetches), Stripe-shaped objects, and signed deliveries.
+//! Stripe-shaped JSON objects for the canned APIs ([`super::stripe_stub`], and the held API of
+//! `truth_ordering`): an event around an object, products, prices, subscriptions ([`Sub`],
+//! changed field by field with `with`), customers, cards, invoices and Checkout sessions, each
+//! with every field async-stripe's types require (`webhooks_events` checks that they parse).
+//!
+//! Use them where a test writes the exact object Stripe would send or answer; a test against
+//! a double gets real objects from it instead.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
-
-use axum::{extract::State, http::Uri, response::IntoResponse, Router};
-use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{json, Value};
-use stripe_sim::signature;
-use tokio::net::TcpListener;
 
-use crate::helpers::{Backend, TestApp};
-
-pub const SECRET: &str = "whsec_test_secret";
-
-pub fn now() -> i64 {
-    billfold::db::clock::now()
-}
-
-/// A canned Stripe API: `GET path` answers what `set` put there (404 otherwise) and counts
-/// the requests it got.
-#[derive(Clone, Default)]
-pub struct StripeStub {
-    inner: Arc<Mutex<StubState>>,
-    pub base: String,
-}
-
-#[derive(Default)]
-struct StubState {
-    answers: HashMap<String, (u16, String)>,
-    hits: HashMap<String, usize>,
-}
-
-impl StripeStub {
-    pub async fn start() -> StripeStub {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind stub");
-        let addr = listener.local_addr().expect("addr");
-        let stub = StripeStub {
-            inner: Arc::default(),
-            base: format!("http://{addr}/"),
-        };
-        let app = Router::new().fallback(answer).with_state(stub.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        // A customer's re-sync lists its schedules; like Stripe, the stub has none to begin.
-        stub.set_list("subscription_schedules", vec![]);
-        stub
-    }
-
-    /// What `GET /v1/{path}` answers from now on.
-    pub fn set(&self, path: &str, body: Value) {
-        self.inner
-            .lock()
-            .expect("stub lock")
-            .answers
-            .insert(format!("/v1/{path}"), (200, body.to_string()));
-    }
-
-    /// A list answer, the way Stripe pages them.
-    pub fn set_list(&self, path: &str, items: Vec<Value>) {
-        self.set(
-            path,
-            json!({"object": "list", "data": items, "has_more": false, "url": format!("/v1/{path}")}),
-        );
-    }
-
-    pub fn hits(&self, path: &str) -> usize {
-        self.inner
-            .lock()
-            .expect("stub lock")
-            .hits
-            .get(&format!("/v1/{path}"))
-            .copied()
-            .unwrap_or(0)
-    }
-}
-
-async fn answer(State(stub): State<StripeStub>, uri: Uri) -> impl IntoResponse {
-    let mut state = stub.inner.lock().expect("stub lock");
-    *state.hits.entry(uri.path().to_owned()).or_default() += 1;
-    let (status, body) = state.answers.get(uri.path()).cloned().unwrap_or_else(|| {
-        (
-            404,
-            json!({"error": {"type": "invalid_request_error", "code": "resource_missing", "message": "No such object"}})
-                .to_string(),
-        )
-    });
-    (
-        axum::http::StatusCode::from_u16(status).expect("status"),
-        [("content-type", "application/json")],
-        body,
-    )
-}
-
-/// The app in test mode with `secrets` for webhooks and `stub` as the Stripe API.
-pub async fn spawn(backend: Backend, secrets: &str, stub: &StripeStub) -> TestApp {
-    TestApp::spawn_with(
-        backend,
-        &[
-            ("STRIPE_SECRET_KEY", "sk_test_webhooks"),
-            ("STRIPE_WEBHOOK_SECRET", secrets),
-            ("STRIPE_API_BASE", stub.base.as_str()),
-        ],
-    )
-    .await
-}
-
-/// Posts `body` to the webhook route with the given `Stripe-Signature` (if any).
-pub async fn post_raw(app: &TestApp, body: &[u8], header: Option<&str>) -> reqwest::Response {
-    let mut req = app
-        .client
-        .post(app.url("/api/webhooks/stripe"))
-        .header("content-type", "application/json")
-        .body(body.to_vec());
-    if let Some(h) = header {
-        req = req.header("stripe-signature", h);
-    }
-    req.send().await.expect("request")
-}
-
-/// Posts a correctly signed delivery; returns the status and the JSON answer.
-pub async fn deliver(app: &TestApp, body: &str) -> (u16, Value) {
-    let header = signature::header_value(SECRET, now(), body.as_bytes());
-    let res = post_raw(app, body.as_bytes(), Some(&header)).await;
-    let status = res.status().as_u16();
-    let json = res.json().await.unwrap_or(Value::Null);
-    (status, json)
-}
-
-/// Delivers and expects a 200 with `outcome`.
-pub async fn deliver_expect(app: &TestApp, body: &str, outcome: &str) {
-    let (status, json) = deliver(app, body).await;
-    if status != 200 {
-        // The recorded error says why, which the response rightly does not.
-        let id = serde_json::from_str::<Value>(body).expect("json")["id"].clone();
-        let error = scalar(
-            app,
-            &format!("SELECT error FROM webhook_events WHERE id = {id}").replace('"', "'"),
-        )
-        .await;
-        panic!("{status} {json}: {error:?}");
-    }
-    assert_eq!(json["outcome"], outcome, "{json}");
-}
+use crate::support::stripe_stub::now;
 
 /// A Stripe event around `object`.
 pub fn event(id: &str, event_type: &str, created: i64, object: Value) -> String {
@@ -353,52 +216,6 @@ pub fn checkout_session(id: &str, customer: &str, user_ref: &str, subscription: 
         "payment_status": "paid", "shipping_options": [], "status": "complete",
         "subscription": subscription, "success_url": "http://127.0.0.1/ok", "url": null,
     })
-}
-
-/// A raw query's first column, as text, for assertions.
-pub async fn scalar(app: &TestApp, sql: &str) -> Option<String> {
-    let backend = app.db.get_database_backend();
-    let row = app
-        .db
-        .query_one_raw(sea_orm::Statement::from_string(backend, sql))
-        .await
-        .expect("query")?;
-    row.try_get_by_index::<Option<String>>(0)
-        .ok()
-        .flatten()
-        .or_else(|| row.try_get_by_index::<i64>(0).ok().map(|n| n.to_string()))
-        .or_else(|| row.try_get_by_index::<i32>(0).ok().map(|n| n.to_string()))
-        .or_else(|| row.try_get_by_index::<bool>(0).ok().map(|b| b.to_string()))
-}
-
-pub async fn subscription_row(
-    app: &TestApp,
-    id: &str,
-) -> Option<billfold::db::entities::subscription::Model> {
-    billfold::db::entities::subscription::Entity::find_by_id(id)
-        .one(&app.db)
-        .await
-        .expect("query")
-}
-
-pub async fn event_row(app: &TestApp, id: &str) -> billfold::db::entities::webhook_event::Model {
-    billfold::db::entities::webhook_event::Entity::find_by_id(id)
-        .one(&app.db)
-        .await
-        .expect("query")
-        .expect("event recorded")
-}
-
-/// Seeds the product name for `price_pro` the way Stripe would: a `price.created` event
-/// with the product expanded.
-pub async fn seed_price(app: &TestApp) {
-    let body = event(
-        &format!("evt_seed_{:x}", rand_id()),
-        "price.created",
-        1_600_000_000,
-        price("price_pro", product("prod_pro", "Pro"), 2000, "month"),
-    );
-    deliver_expect(app, &body, "applied").await;
 }
 
 pub fn rand_id() -> u64 {

@@ -1,5 +1,11 @@
-//! The Stripe test double on a port of its own (so the app under test is a Stripe client
-//! like any other), and a client for acting as Stripe's user.
+//! [`StandaloneStripe`]: the Stripe test double on a port of its own (so the app under test,
+//! in test mode, is a Stripe client like any other), held by the test, with a client for
+//! acting as Stripe's user.
+//!
+//! Use it when the test needs "Stripe" in its own hands: the delivery schedule (retries,
+//! duplicates, reordering, delays), endpoints that nobody answers, injected refusals
+//! (`add_fault`), the delivery log, objects read as the API has them, and waiting until every
+//! delivery has settled: the reconciler and resilience stories.
 
 use std::time::Duration;
 
@@ -7,7 +13,7 @@ use serde_json::Value;
 use stripe_sim::{DeliveryOptions, SimOptions, StripeSim};
 use tokio::net::TcpListener;
 
-use crate::helpers::{Backend, TestApp};
+use crate::support::app::{Backend, TestApp};
 
 pub struct StandaloneStripe {
     pub sim: StripeSim,

@@ -1,5 +1,12 @@
-//! For billing tests: a standalone Stripe double, and a recording proxy in front of it that
-//! can also play a broken Stripe.
+//! [`StripeStandIn`]: a standalone Stripe double with a recording proxy in front of it, which
+//! can also play a broken Stripe (every request, the next n, or the next n to a path answered
+//! with a status and Stripe's error envelope, [`stripe_error`]). The app runs in test mode with
+//! the proxy as its `STRIPE_API_BASE`.
+//!
+//! Use it when the test asserts what the app sends to Stripe (a form field, an idempotency
+//! key, which customer a session is for) or what the app does when Stripe is down, rate
+//! limiting or refusing. For a user's story through a Stripe that works, the mounted double
+//! ([`super::app::TestApp::spawn`]) is enough.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +20,7 @@ use axum::{
 use stripe_sim::{SimOptions, StripeSim};
 use tokio::net::TcpListener;
 
-use crate::helpers::{Backend, TestApp};
+use crate::support::app::{Backend, TestApp};
 
 pub const KEY: &str = "sk_test_billfold_billing_tests";
 

@@ -1,7 +1,17 @@
+//! The app under test: [`TestApp`] starts the real router on a free port, on a throw-away
+//! database of its own (a temporary SQLite file, or a fresh PostgreSQL database removed when
+//! the test ends, even when it fails), in simulated mode (the Stripe double mounted in the app)
+//! unless the test hands it a Stripe of its own. [`on_both_databases!`] runs a test body on
+//! both databases; [`browser_client`] is a client that keeps cookies and does not follow
+//! redirects, as a browser's navigation looks to the server.
+//!
+//! Every story starts here. For another Stripe than the mounted double, see
+//! [`super::standalone_stripe`], [`super::stripe_stand_in`] and [`super::stripe_stub`].
+
 use std::collections::HashMap;
 
 use billfold::{config::Config, server};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{Database, DatabaseConnection};
 use tokio::{net::TcpListener, sync::oneshot};
 
 #[derive(Debug, Clone, Copy)]
@@ -10,35 +20,34 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs one async test body against SQLite and against PostgreSQL.
-#[macro_export]
+/// Runs one async test body against SQLite and against PostgreSQL: for each `name`, a module
+/// `name` with the tests `sqlite` and `postgres` calling `name(backend)`.
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    super::$name($crate::helpers::Backend::Sqlite).await
+                    super::$name($crate::support::app::Backend::Sqlite).await
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    super::$name($crate::helpers::Backend::Postgres).await
+                    super::$name($crate::support::app::Backend::Postgres).await
                 }
             }
         )*
     };
 }
+pub(crate) use on_both_databases;
 
-/// The admin connection for creating throw-away PostgreSQL databases.
-fn pg_admin_url() -> String {
-    std::env::var("BILLFOLD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
+/// The environment variable naming the PostgreSQL server the tests make databases on.
+const PG_ADMIN_VAR: &str = "BILLFOLD_TEST_PG_URL";
 
 /// A throw-away database, removed when the test ends (even when it fails).
 enum TestDb {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres {
+        admin_url: String,
         name: String,
     },
     /// Another app's database: that app removes it.
@@ -47,25 +56,10 @@ enum TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let TestDb::Postgres { name } = self {
-            let name = name.clone();
-            // Drop runs outside async context guarantees: use a private runtime on a thread.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async {
-                    if let Ok(admin) = Database::connect(pg_admin_url()).await {
-                        let _ = admin
-                            .execute_unprepared(&format!(
-                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                            ))
-                            .await;
-                    }
-                });
-            })
-            .join();
+        if let TestDb::Postgres { admin_url, name } = self {
+            // A `Drop` may run outside any runtime: this drops the database on a thread with
+            // a runtime of its own.
+            billfold_test_support::drop_database_blocking(admin_url, name);
         }
     }
 }
@@ -93,7 +87,7 @@ async fn database_for(backend: Backend) -> (String, TestDb) {
             (url, TestDb::Sqlite(dir))
         }
         Backend::Postgres => {
-            let admin_url = pg_admin_url();
+            let admin_url = billfold_test_support::pg_admin_url(PG_ADMIN_VAR);
             // Never a silent pass: without PostgreSQL this test fails. scripts/test leaves
             // the PostgreSQL variants out by name (and says so) when none answers, except in CI.
             let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {
@@ -104,12 +98,10 @@ async fn database_for(backend: Backend) -> (String, TestDb) {
                 )
             });
             let name = format!("billfold_test_{:016x}", rand_u64());
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            let url = billfold_test_support::create_database(&admin, &admin_url, &name)
                 .await
                 .expect("create test database");
-            let (prefix, _) = admin_url.rsplit_once('/').expect("database in url");
-            (format!("{prefix}/{name}"), TestDb::Postgres { name })
+            (url, TestDb::Postgres { admin_url, name })
         }
     }
 }

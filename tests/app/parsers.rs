@@ -8,11 +8,6 @@
 //! a redirect never leaves the site. `scripts/fuzz` runs coverage-guided fuzzing of the same
 //! parsers; these run with every `cargo test`.
 
-// Only the app starter is used here, not every helper the integration tests share.
-#[allow(dead_code)]
-#[path = "app/helpers.rs"]
-mod helpers;
-
 use std::{
     collections::BTreeMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -650,7 +645,7 @@ fn missing_form_fields_take_their_defaults() {
 /// refusal is a 4xx carrying the app's error, whose status it is.
 #[test]
 fn every_server_function_answers_any_body_without_a_server_error() {
-    use helpers::{browser_client, unique_email, Backend, TestApp};
+    use crate::support::app::{browser_client, unique_email, Backend, TestApp};
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

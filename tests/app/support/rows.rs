@@ -1,0 +1,87 @@
+//! The database read and written by hand around webhook stories: a raw query's first column
+//! as text ([`scalar`]), the subscription and event rows tests assert on, and a signed-up user
+//! linked to the customer the test's events name ([`user_with_customer`]).
+//!
+//! Use them to assert what a delivery or a re-sync left in the tables, or to set up the one
+//! row an event needs. Billing stories that go through the pages read the page instead.
+
+use billfold::db::entities::stripe_customer;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+
+use crate::support::{
+    app::{unique_email, TestApp},
+    stripe_stub::now,
+};
+
+/// A raw query's first column, as text, for assertions.
+pub async fn scalar(app: &TestApp, sql: &str) -> Option<String> {
+    let backend = app.db.get_database_backend();
+    let row = app
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(backend, sql))
+        .await
+        .expect("query")?;
+    row.try_get_by_index::<Option<String>>(0)
+        .ok()
+        .flatten()
+        .or_else(|| row.try_get_by_index::<i64>(0).ok().map(|n| n.to_string()))
+        .or_else(|| row.try_get_by_index::<i32>(0).ok().map(|n| n.to_string()))
+        .or_else(|| row.try_get_by_index::<bool>(0).ok().map(|b| b.to_string()))
+}
+
+pub async fn subscription_row(
+    app: &TestApp,
+    id: &str,
+) -> Option<billfold::db::entities::subscription::Model> {
+    billfold::db::entities::subscription::Entity::find_by_id(id)
+        .one(&app.db)
+        .await
+        .expect("query")
+}
+
+pub async fn event_row(app: &TestApp, id: &str) -> billfold::db::entities::webhook_event::Model {
+    billfold::db::entities::webhook_event::Entity::find_by_id(id)
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("event recorded")
+}
+
+/// A user with a Stripe customer in test mode, the way sign-up records one.
+pub async fn user_with_customer(app: &TestApp, customer_id: &str) -> i64 {
+    let email = unique_email();
+    let res = app.sign_up(&email, "correct horse battery staple").await;
+    assert!(
+        res.status().is_redirection() || res.status().is_success(),
+        "{}",
+        res.status()
+    );
+    let user_id: i64 = scalar(
+        app,
+        &format!("SELECT id FROM users WHERE email = '{email}'"),
+    )
+    .await
+    .expect("user")
+    .parse()
+    .expect("id");
+    // Sign-up may already have made a customer for the user; this test wants its own.
+    let _ = sea_orm::ConnectionTrait::execute_unprepared(
+        &app.db,
+        &format!("DELETE FROM stripe_customers WHERE user_id = {user_id}"),
+    )
+    .await;
+    if !customer_id.is_empty() {
+        stripe_customer::Entity::insert(stripe_customer::ActiveModel {
+            user_id: Set(user_id),
+            livemode: Set(false),
+            customer_id: Set(customer_id.to_owned()),
+            email: Set(Some(email)),
+            created_at: Set(now()),
+            ..Default::default()
+        })
+        .exec(&app.db)
+        .await
+        .expect("customer row");
+    }
+    user_id
+}
