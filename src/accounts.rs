@@ -7,9 +7,9 @@ use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_router::components::A;
 
 use crate::{
-    auth::{submit_class, AuthCard, Field, FormError},
     error::AppError,
     forms::FormState,
+    ui::form::{submit_class, AuthCard, Field, FormError},
 };
 
 /// Creates an account, signs it in and goes to the billing settings.

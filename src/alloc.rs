@@ -17,6 +17,9 @@
 //! set where mimalloc is compiled: `.cargo/config.toml`, since that option is read before
 //! `main`).
 
+// mimalloc's option table is set and read through its C API.
+#![allow(unsafe_code)]
+
 pub type Allocator = mimalloc::MiMalloc;
 pub const ALLOCATOR: Allocator = mimalloc::MiMalloc;
 

@@ -17,23 +17,23 @@ pub mod billing;
 pub mod domain;
 pub mod error;
 pub mod forms;
-pub mod settings;
+pub mod layout;
 pub mod ui;
 
 #[cfg(feature = "ssr")]
 pub mod alloc;
 #[cfg(feature = "ssr")]
+pub mod commands;
+#[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
 pub mod db;
 #[cfg(feature = "stripe-sim")]
-pub mod demo;
+pub mod demo_account;
 #[cfg(feature = "ssr")]
 pub mod limits;
 #[cfg(feature = "ssr")]
 pub mod metrics;
-#[cfg(feature = "ssr")]
-pub mod operate;
 #[cfg(feature = "ssr")]
 pub mod reconcile;
 #[cfg(feature = "ssr")]
@@ -41,7 +41,7 @@ pub mod server;
 #[cfg(feature = "ssr")]
 pub mod state;
 #[cfg(feature = "ssr")]
-pub mod stripe;
+pub mod stripe_api;
 #[cfg(feature = "ssr")]
 pub mod web;
 #[cfg(feature = "ssr")]

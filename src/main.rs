@@ -163,7 +163,7 @@ enum PortalCommand {
 }
 
 async fn doctor_command(config: &Config) -> anyhow::Result<()> {
-    use billfold::operate::{doctor, rest::Rest};
+    use billfold::{commands::doctor, stripe_api::raw::Rest};
     // Not migrated here: pending migrations are one of the things it reports.
     let db = billfold::db::connect(config.database_url.expose()).await?;
     let rest = Rest::new(config)?;
@@ -176,7 +176,7 @@ async fn doctor_command(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn portal_apply_command(config: &Config, dry_run: bool) -> anyhow::Result<()> {
-    use billfold::operate::{portal, rest::Rest};
+    use billfold::{commands::portal, stripe_api::raw::Rest};
     let spec = portal::BillingFile::load(&config.billing_file)?.portal;
     let db = billfold::db::connect_and_migrate(config.database_url.expose()).await?;
     if !portal::catalogue_is_loaded(&db).await? {
@@ -250,9 +250,9 @@ enum WebhooksCommand {
 }
 
 async fn webhooks_command(config: &Config, command: WebhooksCommand) -> anyhow::Result<()> {
-    use billfold::webhooks::{admin, pipeline::Pipeline};
+    use billfold::webhooks::{history, pipeline::Pipeline};
     let since = |raw: Option<String>| -> anyhow::Result<Option<i64>> {
-        raw.map(|r| admin::parse_since(&r, billfold::db::clock::now()))
+        raw.map(|r| history::parse_since(&r, billfold::db::clock::now()))
             .transpose()
             .map_err(|e| anyhow::anyhow!("--since: {e}"))
     };
@@ -264,13 +264,16 @@ async fn webhooks_command(config: &Config, command: WebhooksCommand) -> anyhow::
             since: raw_since,
             limit,
         } => {
-            let filter = admin::Filter {
+            let filter = history::Filter {
                 outcome,
                 event_type,
                 since: since(raw_since)?,
                 limit: Some(limit),
             };
-            print!("{}", admin::format_table(&admin::list(&db, &filter).await?));
+            print!(
+                "{}",
+                history::format_table(&history::list(&db, &filter).await?)
+            );
             Ok(())
         }
         WebhooksCommand::Replay {
@@ -278,23 +281,23 @@ async fn webhooks_command(config: &Config, command: WebhooksCommand) -> anyhow::
             outcome,
             since: raw_since,
         } => {
-            let stripe = billfold::stripe::client(config)?;
+            let stripe = billfold::stripe_api::client(config)?;
             let p = Pipeline {
                 db: &db,
                 stripe: &stripe,
                 livemode: config.stripe.mode.livemode(),
             };
             if let Some(id) = event_id {
-                let done = admin::replay(p, &id).await?;
+                let done = history::replay(p, &id).await?;
                 println!("{} {}: {}", done.event_id, done.event_type, done.outcome);
                 return Ok(());
             }
-            let filter = admin::Filter {
+            let filter = history::Filter {
                 outcome,
                 since: since(raw_since)?,
                 ..Default::default()
             };
-            let results = admin::replay_matching(p, &filter).await?;
+            let results = history::replay_matching(p, &filter).await?;
             let failed = results.iter().filter(|(_, r)| r.is_err()).count();
             for (id, result) in &results {
                 match result {
@@ -314,7 +317,7 @@ async fn webhooks_command(config: &Config, command: WebhooksCommand) -> anyhow::
 async fn sync_command(config: &Config, customer: Option<String>) -> anyhow::Result<()> {
     use billfold::billing::sync;
     let db = billfold::db::connect_and_migrate(config.database_url.expose()).await?;
-    let stripe = billfold::stripe::client(config)?;
+    let stripe = billfold::stripe_api::client(config)?;
     let report = match customer {
         Some(id) => sync::sync_customer(&db, &stripe, &id).await?,
         None => sync::sync_all(&db, &stripe, config.stripe.mode.livemode()).await?,
@@ -333,7 +336,7 @@ async fn sync_command(config: &Config, customer: Option<String>) -> anyhow::Resu
 }
 
 async fn drift_command(config: &Config, since: Option<String>, limit: u64) -> anyhow::Result<()> {
-    use billfold::{reconcile::drift, webhooks::admin::parse_since};
+    use billfold::{reconcile::drift, webhooks::history::parse_since};
     let since = since
         .map(|raw| parse_since(&raw, billfold::db::clock::now()))
         .transpose()

@@ -10,7 +10,7 @@ use axum::{
     http::{HeaderMap, Request, StatusCode},
     middleware::{from_fn, from_fn_with_state, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::get,
     Json, Router,
 };
 use leptos::prelude::*;
@@ -60,7 +60,7 @@ mod simulated {
 
     use crate::{
         config::{Config, Secret},
-        stripe::SIM_MOUNT,
+        stripe_api::SIM_MOUNT,
     };
 
     /// Opens the mounted double and points its webhooks at this app's own listener.
@@ -79,7 +79,7 @@ mod simulated {
             "whsec_{}",
             crate::auth::ssr::SessionToken::generate().as_str()
         );
-        sim.add_webhook_endpoint(&crate::stripe::webhook_url(config), &secret);
+        sim.add_webhook_endpoint(&crate::stripe_api::webhook_url(config), &secret);
         config.stripe.webhook_secrets = vec![Secret::new(secret)];
         Ok(sim)
     }
@@ -133,11 +133,7 @@ pub fn router(state: AppState) -> Router {
         ),
     );
 
-    let for_users = Router::new()
-        .route(
-            "/app/pro-report",
-            get(crate::billing::pro_report::pro_report_route),
-        )
+    let for_users = crate::billing::routes()
         .merge(pages_only(SIGNED_IN_PAGES).route_layer(from_fn(require_sign_in)))
         .merge(pages_only(SIGNED_OUT_PAGES).route_layer(from_fn(signed_out_only)))
         .merge(crate::admin::ssr::routes(
@@ -156,14 +152,11 @@ pub fn router(state: AppState) -> Router {
     let mut machines = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_with_token))
-        .route(
-            "/api/webhooks/stripe",
-            post(crate::webhooks::route::stripe_webhook),
-        )
+        .merge(crate::webhooks::routes())
         .nest_service("/pkg", ServeDir::new(state.config.site_root.join("pkg")));
     #[cfg(feature = "stripe-sim")]
     if let Some(sim) = &state.sim {
-        machines = machines.nest_service(crate::stripe::SIM_MOUNT, sim.router());
+        machines = machines.nest_service(crate::stripe_api::SIM_MOUNT, sim.router());
     }
 
     machines
@@ -332,7 +325,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         // Through the API like any client, so only once the listener (the double) is up.
         let state = state.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::demo::seed(&state).await {
+            if let Err(e) = crate::demo_account::seed(&state).await {
                 tracing::warn!(error = %format!("{e:#}"), "could not seed the demo account");
             }
         });

@@ -51,7 +51,7 @@ impl AppState {
         db: DatabaseConnection,
         installation_id: String,
     ) -> anyhow::Result<Self> {
-        let stripe = crate::stripe::client(&config)?;
+        let stripe = crate::stripe_api::client(&config)?;
         let leptos_options = LeptosOptions::builder()
             .output_name("billfold")
             .site_root(config.site_root.to_string_lossy().into_owned())

@@ -29,7 +29,7 @@ use crate::{
     state::AppState,
     web::{CurrentUser, SignedIn},
     webhooks::{
-        admin::{self, EventSummary, Filter, ReplayError},
+        history::{self, EventSummary, Filter, ReplayError},
         pipeline::{Outcome, Pipeline, ProcessError},
     },
 };
@@ -90,7 +90,7 @@ pub async fn load_inbox(
         .into_iter()
         .map(drift_row)
         .collect();
-    let attention = admin::attention(db).await?;
+    let attention = history::attention(db).await?;
     Ok(EventInbox {
         set_aside: attention.set_aside,
         refused_by_stripe: attention.refused_by_stripe,
@@ -98,7 +98,7 @@ pub async fn load_inbox(
         email: admin.email.clone(),
         events,
         filter_error,
-        event_types: admin::event_types(db).await?,
+        event_types: history::event_types(db).await?,
         drift,
         alerts: alerts(db).await?,
         last_run: reconcile::last_run(db).await?.map(run_row),
@@ -116,7 +116,7 @@ fn parse_filter(filter: &InboxFilter, now: i64) -> Result<Filter, String> {
     let since = filter
         .since
         .as_deref()
-        .map(|raw| admin::parse_since(raw, now))
+        .map(|raw| history::parse_since(raw, now))
         .transpose()
         .map_err(|e| format!("Received since: {e}"))?;
     Ok(Filter {
@@ -131,9 +131,9 @@ async fn events_with_payloads(
     state: &AppState,
     filter: &Filter,
 ) -> Result<Vec<EventRow>, AppError> {
-    let events = admin::list(&state.db, filter).await?;
+    let events = history::list(&state.db, filter).await?;
     let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-    let mut payloads = admin::payloads(&state.db, &ids).await?;
+    let mut payloads = history::payloads(&state.db, &ids).await?;
     Ok(events
         .into_iter()
         .map(|e| {
@@ -308,7 +308,7 @@ pub async fn replay_event(State(state): State<AppState>, req: Request<Body>) -> 
         stripe: &state.stripe,
         livemode: state.config.stripe.mode.livemode(),
     };
-    let result = match admin::replay(pipeline, event_id).await {
+    let result = match history::replay(pipeline, event_id).await {
         // Stripe refused again (the key still lacks the permission): recorded on the event.
         Ok(done) if done.outcome == Outcome::Failed => {
             tracing::warn!(

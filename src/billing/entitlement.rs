@@ -1,7 +1,7 @@
 //! Who gets the paid features, loaded by its own rule: the user's subscriptions, and the
 //! invoice whose first attempt starts the grace clock (the oldest still owed of the primary
 //! subscription), read from the database and handed to the pure rules in
-//! [`access`](super::access). The guard, the page and the page's API all go through here, so
+//! [`super::access`]. The guard, the page and the page's API all go through here, so
 //! what a page happens to list never changes who gets access.
 
 use sea_orm::{

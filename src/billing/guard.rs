@@ -58,7 +58,7 @@ impl Refused {
     }
 }
 
-/// "This needs a plan: <why>. Choose or fix your plan at /settings/billing."
+/// "This needs a plan: &lt;why&gt;. Choose or fix your plan at /settings/billing."
 pub fn refusal_message(access: &Access) -> String {
     format!(
         "This needs an active plan. {} Choose or fix your plan on the billing page: {BILLING_PAGE}",

@@ -34,3 +34,13 @@ pub mod stripe_errors;
 pub mod summary_load;
 #[cfg(feature = "ssr")]
 pub mod sync;
+
+/// Billing's plain Axum routes (its pages and server functions come through the app's route
+/// list): `GET /app/pro-report`, the paid-only report behind the guard.
+#[cfg(feature = "ssr")]
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    axum::Router::new().route(
+        "/app/pro-report",
+        axum::routing::get(pro_report::pro_report_route),
+    )
+}

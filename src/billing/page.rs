@@ -16,7 +16,7 @@ use super::{
         PlanView, Severity, SubscriptionView,
     },
 };
-use crate::{error::AppError, forms::FormState, settings::SettingsLayout};
+use crate::{error::AppError, forms::FormState, layout::SettingsLayout};
 
 const BUTTON: &str = "inline-flex items-center justify-center rounded-md px-4 py-2 text-sm font-medium shadow-sm disabled:cursor-wait disabled:opacity-60";
 const PRIMARY: &str = "bg-indigo-600 text-white hover:bg-indigo-500";

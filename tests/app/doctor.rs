@@ -3,16 +3,16 @@
 
 use billfold::{
     auth::validate::{Email, Password},
+    commands::{
+        doctor::{self, Check, Status},
+        portal::{self, BillingFile},
+    },
     config::{Config, Secret},
     db::{
         clock::now,
         entities::{price, stripe_customer},
     },
-    operate::{
-        doctor::{self, Check, Status},
-        portal::{self, BillingFile},
-        rest::Rest,
-    },
+    stripe_api::raw::Rest,
 };
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
@@ -139,7 +139,7 @@ async fn doctor_passes_a_good_setup_and_fails_each_broken_one(backend: Backend) 
     )
     .await;
     only_fails(&checks(&app).await, "webhook endpoint");
-    let url = billfold::stripe::webhook_url(&app.state.config);
+    let url = billfold::stripe_api::webhook_url(&app.state.config);
     let old = post(
         &rest,
         "webhook_endpoints",

@@ -91,7 +91,7 @@ impl Confirmation {
 /// back to the page on Pro, with the proration's invoice listed. A price the picker does not
 /// show is a 400, and the subscription is always the user's own.
 async fn switching_plans_from_the_card_confirms_in_stripe(backend: Backend) {
-    use billfold::operate::rest::Rest;
+    use billfold::stripe_api::raw::Rest;
     let app = TestApp::spawn(backend).await;
     let (_, customer) = sign_up_with_customer(&app).await;
     let stripe = stripe::ClientBuilder::new("sk_test_through_the_double")
@@ -217,7 +217,7 @@ async fn switching_plans_from_the_card_confirms_in_stripe(backend: Backend) {
 /// Pro → Starter with downgrades at the period's end: the page says Pro now and "Switches to
 /// Starter on <date>", and once the test clock passes that date, Starter.
 async fn a_downgrade_waits_for_the_period_end_and_the_page_says_when(backend: Backend) {
-    use billfold::operate::rest::Rest;
+    use billfold::stripe_api::raw::Rest;
     let app = TestApp::spawn(backend).await;
     let (_, customer) = sign_up_with_customer(&app).await;
     let stripe = stripe::ClientBuilder::new("sk_test_through_the_double")

@@ -11,8 +11,8 @@ use billfold::{
     db::entities::{subscription_schedule, webhook_event},
     reconcile,
     webhooks::{
-        admin::{self, Filter},
         event::HANDLED,
+        history::{self, Filter},
         pipeline::{Outcome, Pipeline},
     },
 };
@@ -102,9 +102,9 @@ async fn a_permanent_stripe_refusal_is_recorded_answered_and_replayable(backend:
     .await;
     assert_eq!(subscriptions.as_deref(), Some("0"), "nothing was applied");
     // Operators are told: the inbox and `billfold doctor` count it.
-    let attention = admin::attention(&app.db).await.expect("attention");
+    let attention = history::attention(&app.db).await.expect("attention");
     assert_eq!(attention.refused_by_stripe, 1);
-    let listed = admin::list(
+    let listed = history::list(
         &app.db,
         &Filter {
             outcome: Some(Outcome::Failed),
@@ -116,13 +116,15 @@ async fn a_permanent_stripe_refusal_is_recorded_answered_and_replayable(backend:
     assert!(listed.iter().any(|e| e.id == id && e.stripe_refused));
 
     // Replayed with the key still wrong: the same refusal, recorded again.
-    let again = admin::replay(pipeline(&app), &id).await.expect("replayed");
+    let again = history::replay(pipeline(&app), &id)
+        .await
+        .expect("replayed");
     assert_eq!(again.outcome, Outcome::Failed);
     assert_eq!(recorded(&app, &id).await.attempts, 2);
 
     // The key is fixed: replaying the failed events applies it.
     stripe.sim.clear_faults();
-    let results = admin::replay_matching(
+    let results = history::replay_matching(
         pipeline(&app),
         &Filter {
             outcome: Some(Outcome::Failed),
@@ -143,7 +145,7 @@ async fn a_permanent_stripe_refusal_is_recorded_answered_and_replayable(backend:
     .await;
     assert_eq!(status.as_deref(), Some("active"));
     assert_eq!(
-        admin::attention(&app.db)
+        history::attention(&app.db)
             .await
             .expect("attention")
             .refused_by_stripe,
@@ -292,7 +294,7 @@ async fn a_missed_event_that_keeps_failing_is_set_aside(backend: Backend) {
     // The catalogue the app loads from Stripe when it starts has landed (it would bring the
     // product back otherwise).
     for _ in 0..600 {
-        if billfold::operate::portal::catalogue_is_loaded(&app.db)
+        if billfold::commands::portal::catalogue_is_loaded(&app.db)
             .await
             .expect("query")
         {
@@ -365,9 +367,9 @@ async fn a_missed_event_that_keeps_failing_is_set_aside(backend: Backend) {
     );
 
     // Operators see it.
-    let attention = admin::attention(&app.db).await.expect("attention");
+    let attention = history::attention(&app.db).await.expect("attention");
     assert!(attention.set_aside >= 1, "{attention:?}");
-    let listed = admin::list(
+    let listed = history::list(
         &app.db,
         &Filter {
             outcome: Some(Outcome::SetAside),
@@ -602,7 +604,7 @@ async fn an_old_payload_is_removed_and_its_event_still_counts(backend: Backend) 
             .expect("sweep"),
         0
     );
-    let listed = admin::list(&app.db, &Filter::default())
+    let listed = history::list(&app.db, &Filter::default())
         .await
         .expect("list");
     let shown = listed
@@ -611,8 +613,8 @@ async fn an_old_payload_is_removed_and_its_event_still_counts(backend: Backend) 
         .expect("listed");
     assert!(shown.payload_removed_at.is_some());
     assert!(matches!(
-        admin::replay(pipeline(&app), "evt_old_personal").await,
-        Err(admin::ReplayError::PayloadRemoved(_))
+        history::replay(pipeline(&app), "evt_old_personal").await,
+        Err(history::ReplayError::PayloadRemoved(_))
     ));
     app.stop().await;
 }

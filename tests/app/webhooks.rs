@@ -2,7 +2,7 @@
 //! list/replay, through the real HTTP route on SQLite and PostgreSQL.
 
 use billfold::webhooks::{
-    admin,
+    history,
     pipeline::{Outcome, Pipeline},
 };
 use sea_orm::ConnectionTrait;
@@ -423,13 +423,13 @@ async fn list_and_replay_recorded_events(backend: Backend) {
         .await
         .expect("rename back");
 
-    let all = admin::list(&app.db, &admin::Filter::default())
+    let all = history::list(&app.db, &history::Filter::default())
         .await
         .expect("list");
     assert_eq!(all.len(), 3);
-    let failed = admin::list(
+    let failed = history::list(
         &app.db,
-        &admin::Filter {
+        &history::Filter {
             outcome: Some(Outcome::Failed),
             ..Default::default()
         },
@@ -438,9 +438,9 @@ async fn list_and_replay_recorded_events(backend: Backend) {
     .expect("list");
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].id, "evt_later");
-    let by_type = admin::list(
+    let by_type = history::list(
         &app.db,
-        &admin::Filter {
+        &history::Filter {
             event_type: Some("customer.created".into()),
             ..Default::default()
         },
@@ -448,9 +448,9 @@ async fn list_and_replay_recorded_events(backend: Backend) {
     .await
     .expect("list");
     assert_eq!(by_type.len(), 1);
-    let future = admin::list(
+    let future = history::list(
         &app.db,
-        &admin::Filter {
+        &history::Filter {
             since: Some(now() + 3_600),
             ..Default::default()
         },
@@ -465,9 +465,9 @@ async fn list_and_replay_recorded_events(backend: Backend) {
         stripe: &stripe,
         livemode: false,
     };
-    let results = admin::replay_matching(
+    let results = history::replay_matching(
         p,
-        &admin::Filter {
+        &history::Filter {
             outcome: Some(Outcome::Failed),
             ..Default::default()
         },
@@ -492,7 +492,7 @@ async fn list_and_replay_recorded_events(backend: Backend) {
         &Sub::new("sub_replay", "cus_l"),
     );
     deliver_expect(&app, &newer, "applied").await;
-    let done = admin::replay(p, "evt_later").await.expect("replay");
+    let done = history::replay(p, "evt_later").await.expect("replay");
     assert_eq!(done.outcome, Outcome::Stale);
     assert!(
         !subscription_row(&app, "sub_replay")
@@ -501,8 +501,8 @@ async fn list_and_replay_recorded_events(backend: Backend) {
             .cancel_at_period_end
     );
     assert!(matches!(
-        admin::replay(p, "evt_nope").await,
-        Err(admin::ReplayError::NotFound(_))
+        history::replay(p, "evt_nope").await,
+        Err(history::ReplayError::NotFound(_))
     ));
     app.stop().await;
 }

@@ -70,7 +70,7 @@ async fn an_event_in_another_api_versions_shape_is_applied_from_the_api(backend:
         recorded.applied_from_api,
         "the row says the payload was not used"
     );
-    let listed = billfold::webhooks::admin::list(&app.db, &Default::default())
+    let listed = billfold::webhooks::history::list(&app.db, &Default::default())
         .await
         .expect("list");
     let shown = listed.iter().find(|e| e.id == "evt_v1").expect("listed");

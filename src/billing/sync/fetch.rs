@@ -5,7 +5,7 @@
 //! log-in behind it. When a write needs an object from the API (a re-fetch the clocks ask
 //! for, a product's name, the subscription of a Checkout Session) it looks in [`Fetched`].
 //! If the object is not there it fails with [`SyncError::NeedsFetch`], naming what it
-//! wants; [`write_fetching`] rolls the transaction back, fetches that with nothing held,
+//! wants; the caller ([`FetchLoop`]) rolls the transaction back, fetches that with nothing held,
 //! and runs the write again, which decides afresh against the row as it is then.
 //!
 //! A re-fetch is keyed by the watermark of the row it was asked for against: if the row

@@ -1,4 +1,7 @@
-//! Small pieces of UI that pages of every feature share. A leaf: it imports no feature.
+//! Small pieces of UI that pages of every feature share. It imports no feature (only the
+//! error type the forms show).
+
+pub mod form;
 
 use leptos::prelude::*;
 use leptos_meta::Title;

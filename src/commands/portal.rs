@@ -15,8 +15,8 @@ use sea_orm::{DatabaseConnection, EntityTrait};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::rest::Rest;
 use crate::config::Config;
+use crate::stripe_api::raw::Rest;
 
 /// Marks the configuration Billfold created, so a later run finds it again.
 const MANAGED: (&str, &str) = ("billfold", "managed");

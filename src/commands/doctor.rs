@@ -12,13 +12,11 @@ use sea_orm::{
 };
 use serde_json::Value;
 
-use super::{
-    portal::{self, BillingFile, PortalSpec},
-    rest::Rest,
-};
+use super::portal::{self, BillingFile, PortalSpec};
 use crate::{
     config::{Config, StripeMode},
     db::entities::stripe_customer,
+    stripe_api::raw::Rest,
     webhooks::event::HANDLED,
 };
 
@@ -384,7 +382,7 @@ async fn check_operators(db: &DatabaseConnection) -> Check {
 /// a replay. Events set aside for other reasons are a warning.
 async fn check_refused_events(db: &DatabaseConnection) -> Check {
     const NAME: &str = "events refused by Stripe";
-    match crate::webhooks::admin::attention(db).await {
+    match crate::webhooks::history::attention(db).await {
         Ok(a) if a.refused_by_stripe > 0 => fail(
             NAME,
             format!(
@@ -413,7 +411,7 @@ async fn check_refused_events(db: &DatabaseConnection) -> Check {
 /// An enabled endpoint for this app, on the pinned version, with every handled event type.
 async fn check_webhook_endpoint(config: &Config, rest: &Rest) -> Check {
     const NAME: &str = "webhook endpoint";
-    let url = crate::stripe::webhook_url(config);
+    let url = crate::stripe_api::webhook_url(config);
     let pinned = stripe_shared::version::VERSION.as_str();
     let endpoints = match rest.list_all("webhook_endpoints", 1_000).await {
         Ok(e) => e,

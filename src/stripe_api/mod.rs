@@ -1,6 +1,9 @@
 //! The Stripe API client: one per app, pointed at Stripe, a standalone double
 //! (`STRIPE_API_BASE`) or the double mounted in this app (simulated mode). Billing code uses
-//! it the same way in every mode: only the base URL and the key differ.
+//! it the same way in every mode: only the base URL and the key differ. [`raw`] reads the
+//! same API as raw JSON, for the operator commands.
+
+pub mod raw;
 
 use std::time::Duration;
 

@@ -43,14 +43,14 @@ impl Answer {
 impl Rest {
     pub fn new(config: &Config) -> anyhow::Result<Rest> {
         let http = reqwest::Client::builder()
-            .timeout(crate::stripe::REQUEST_TIMEOUT)
+            .timeout(super::REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             .build()
             .context("cannot build an HTTP client")?;
         Ok(Rest {
             http,
-            base: crate::stripe::api_base(config).unwrap_or_else(|| STRIPE.to_owned()),
-            key: crate::stripe::secret_key(config),
+            base: super::api_base(config).unwrap_or_else(|| STRIPE.to_owned()),
+            key: super::secret_key(config),
         })
     }
 
