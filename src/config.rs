@@ -91,9 +91,11 @@ pub struct Config {
     pub trusted_proxy_header: Option<ProxyHeader>,
     /// Where the Prometheus metrics are served, if anywhere (never by default).
     pub metrics: MetricsExposure,
-    /// The portal as code (`BILLING_FILE`, default `billing.toml`), read by
-    /// `billfold portal apply` and `billfold doctor`.
+    /// Billing as code (`BILLING_FILE`, default `billing.toml`): the portal, read by
+    /// `billfold portal apply` and `billfold doctor`, and the catalogue of plans for sale.
     pub billing_file: PathBuf,
+    /// The catalogue `billing_file` holds, read once at start: nothing else is for sale.
+    pub catalog: std::sync::Arc<crate::billing_file::Catalog>,
     /// How long a subscription whose payment failed keeps access (`PAST_DUE_GRACE`): while
     /// Stripe retries (the default), or a grace period from the first failed attempt.
     pub past_due: crate::domain::PastDuePolicy,
@@ -355,6 +357,17 @@ impl Config {
             }
         };
 
+        let billing_file =
+            PathBuf::from(get("BILLING_FILE").unwrap_or_else(|| "billing.toml".into()));
+        let catalog = crate::billing_file::BillingFile::load(&billing_file)
+            .map(|file| std::sync::Arc::new(file.catalog))
+            .map_err(|e| {
+                invalid(
+                    "BILLING_FILE",
+                    format!("{e:#} (billing as code: the portal and the plans for sale)"),
+                )
+            })?;
+
         if get("ADMIN_EMAILS").is_some() {
             return Err(invalid(
                 "ADMIN_EMAILS",
@@ -385,9 +398,8 @@ impl Config {
             trusted_proxies,
             trusted_proxy_header,
             metrics,
-            billing_file: PathBuf::from(
-                get("BILLING_FILE").unwrap_or_else(|| "billing.toml".into()),
-            ),
+            billing_file,
+            catalog,
             past_due,
         })
     }

@@ -107,7 +107,7 @@ pub fn fixed_refusal(path: &str, claimed: AppError) -> AppError {
                 Some("email") => "Enter a valid email address, like name@example.com.",
                 Some("password") if login => "Enter your password.",
                 Some("password") => "Use between 8 and 1024 characters for your password.",
-                Some("price_id") => "That plan is not available.",
+                Some("price_id") => "That plan is not for sale. Choose one of the plans on the billing page.",
                 _ => "Check what you entered and try again.",
             };
             AppError::Invalid {

@@ -23,6 +23,8 @@ pub mod ui;
 #[cfg(feature = "ssr")]
 pub mod alloc;
 #[cfg(feature = "ssr")]
+pub mod billing_file;
+#[cfg(feature = "ssr")]
 pub mod commands;
 #[cfg(feature = "ssr")]
 pub mod config;

@@ -177,7 +177,7 @@ async fn doctor_command(config: &Config) -> anyhow::Result<()> {
 
 async fn portal_apply_command(config: &Config, dry_run: bool) -> anyhow::Result<()> {
     use billfold::{commands::portal, stripe_api::raw::Rest};
-    let spec = portal::BillingFile::load(&config.billing_file)?.portal;
+    let spec = billfold::billing_file::BillingFile::load(&config.billing_file)?.portal;
     let db = billfold::db::connect_and_migrate(config.database_url.expose()).await?;
     if !portal::catalogue_is_loaded(&db).await? {
         let state = billfold::server::build_state(config.clone()).await?;

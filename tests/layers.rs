@@ -21,7 +21,8 @@ const MAP: &[(&str, &[&str])] = &[
     ("db", &[]),
     ("metrics", &[]),
     ("limits", &["error"]),
-    ("config", &["domain"]),
+    ("billing_file", &[]),
+    ("config", &["billing_file", "domain"]),
     ("stripe_api", &["config"]),
     ("state", &["config", "db", "limits", "stripe_api"]),
     // The web layer every feature stands on.
@@ -35,7 +36,16 @@ const MAP: &[(&str, &[&str])] = &[
     (
         "billing",
         &[
-            "db", "domain", "error", "forms", "layout", "limits", "metrics", "state", "web",
+            "billing_file",
+            "db",
+            "domain",
+            "error",
+            "forms",
+            "layout",
+            "limits",
+            "metrics",
+            "state",
+            "web",
         ],
     ),
     (
@@ -66,6 +76,7 @@ const MAP: &[(&str, &[&str])] = &[
         &[
             "admin",
             "billing",
+            "billing_file",
             "config",
             "db",
             "reconcile",

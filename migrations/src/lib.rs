@@ -14,6 +14,7 @@ mod m20261205_150000_subscription_schedules;
 mod m20261206_010000_operators;
 mod m20261206_020000_customer_links_and_checkout_expiries;
 mod m20261206_030000_event_retention_and_set_aside;
+mod m20261206_040000_price_lookup_keys;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_010000_operators::Migration),
             Box::new(m20261206_020000_customer_links_and_checkout_expiries::Migration),
             Box::new(m20261206_030000_event_retention_and_set_aside::Migration),
+            Box::new(m20261206_040000_price_lookup_keys::Migration),
         ]
     }
 }

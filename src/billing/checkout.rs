@@ -9,12 +9,13 @@ use stripe_checkout::checkout_session::{
 };
 
 use super::{
-    customer::{ensure_customer, livemode, on_the_customer},
+    customer::{ensure_customer, on_the_customer},
     entitlement,
     limits::limit_sessions,
+    plans::{find_for_sale, may_have_trial},
 };
 use crate::{
-    db::{clock, entities::price},
+    db::{clock, entities::subscription},
     error::AppError,
     state::AppState,
     web::CurrentUser,
@@ -32,17 +33,25 @@ pub async fn start_checkout(
     user: &CurrentUser,
     price_id: &str,
 ) -> Result<String, AppError> {
-    let plan = price::Entity::find_by_id(price_id.to_owned())
-        .filter(price::Column::Active.eq(true))
-        .filter(price::Column::Livemode.eq(livemode(state)))
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| AppError::invalid("price_id", "That plan is not available."))?;
+    let plan = find_for_sale(state, price_id).await?;
     refuse_if_plan_is_live(state, user).await?;
     limit_sessions(state, user).await?;
     let customer_id = ensure_customer(state, user).await?;
+    // One trial per billing customer (the catalogue's rule), whatever the price says.
+    let trial_days = match plan.trial_days {
+        Some(days) => {
+            let subscriptions = subscription::Entity::find()
+                .filter(subscription::Column::CustomerId.eq(customer_id.as_str()))
+                .all(&state.db)
+                .await?;
+            may_have_trial(state, Some((&customer_id, &subscriptions)))
+                .await?
+                .then_some(days)
+        }
+        None => None,
+    };
     let (customer_id, session) = on_the_customer(state, user, customer_id, "checkout", |c| {
-        let request = checkout_request(state, user, &plan, &c);
+        let request = checkout_request(state, user, &plan.price.id, trial_days, &c);
         async move {
             let session = request.send(&state.stripe).await;
             crate::metrics::stripe_request("checkout.sessions.create", &session);
@@ -94,11 +103,12 @@ const CHECKOUT_LIFETIME_SECS: i64 = 3_600;
 fn checkout_request(
     state: &AppState,
     user: &CurrentUser,
-    plan: &price::Model,
+    price_id: &str,
+    trial_days: Option<u32>,
     customer_id: &str,
 ) -> CreateCheckoutSession {
     let mut item = CreateCheckoutSessionLineItems::new();
-    item.price = Some(plan.id.clone());
+    item.price = Some(price_id.to_owned());
     item.quantity = Some(1);
     let mut request = CreateCheckoutSession::new()
         .mode(stripe_checkout::CheckoutSessionMode::Subscription)
@@ -108,9 +118,9 @@ fn checkout_request(
         .success_url(state.config.url_for("/settings/billing?from=checkout"))
         .cancel_url(state.config.url_for("/settings/billing"))
         .expires_at(clock::now() + CHECKOUT_LIFETIME_SECS);
-    if let Some(days) = plan.trial_period_days.filter(|d| *d > 0) {
+    if let Some(days) = trial_days {
         let mut data = CreateCheckoutSessionSubscriptionData::new();
-        data.trial_period_days = u32::try_from(days).ok();
+        data.trial_period_days = Some(days);
         request = request.subscription_data(data);
     }
     request

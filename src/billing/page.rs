@@ -94,7 +94,16 @@ fn render_billing(s: BillingSummary) -> AnyView {
             <section class=CARD aria-labelledby="plan-heading" data-testid="subscription-card">
                 <h2 id="plan-heading" class="text-sm font-semibold uppercase tracking-wide text-slate-500">"Plan"</h2>
                 {match primary {
-                    Some(sub) if !matches!(state, PlanState::None) => view! { <SubscriptionCard sub state=state.clone()/> }.into_any(),
+                    Some(sub) if !matches!(state, PlanState::None) => {
+                        // What the current plan includes, as the catalogue says (a plan it
+                        // does not sell lists nothing).
+                        let includes = plans
+                            .iter()
+                            .find(|p| Some(&p.price_id) == sub.price_id.as_ref())
+                            .or_else(|| plans.iter().find(|p| Some(&p.product_name) == sub.plan_name.as_ref()))
+                            .cloned();
+                        view! { <SubscriptionCard sub state=state.clone()/><PlanIncludes plan=includes/> }.into_any()
+                    }
                     _ => view! {
                         <p class="mt-2 text-lg font-medium">"No active subscription"</p>
                         <p class="text-slate-600">"Choose a plan below to get started."</p>
@@ -375,6 +384,7 @@ fn PlanOption(plan: PlanGroup) -> impl IntoView {
             <p class="font-semibold">{plan.name.clone()}</p>
             <p class="text-slate-600">{price}</p>
             <p class="text-sm text-sky-700">{trial}</p>
+            <PlanIncludes plan=plan.prices.first().cloned()/>
             // Starts Checkout for this price; "Opening…" until the browser leaves for Stripe.
             {match choice {
                 Some(choice) => view! {
@@ -403,6 +413,27 @@ fn PlanOption(plan: PlanGroup) -> impl IntoView {
             }}
         </div>
     }
+}
+
+/// What a plan includes, as the catalogue says: its description, features and limits.
+#[component]
+fn PlanIncludes(plan: Option<PlanView>) -> impl IntoView {
+    let plan = plan?;
+    let limits = plan
+        .limits
+        .iter()
+        .map(|(name, value)| format!("Up to {value} {}", name.replace('_', " ")));
+    let lines: Vec<String> = plan.features.iter().cloned().chain(limits).collect();
+    Some(view! {
+        <div class="mt-1 text-sm text-slate-600" data-testid="plan-includes">
+            {plan.description.map(|d| view! { <p>{d}</p> })}
+            <ul class="mt-2 space-y-1">
+                {lines.into_iter().map(|line| view! {
+                    <li class="flex gap-2"><span aria-hidden="true" class="text-emerald-600">"✓"</span>{line}</li>
+                }).collect_view()}
+            </ul>
+        </div>
+    })
 }
 
 /// One plan of the picker, with the prices of its intervals (monthly, yearly…).
@@ -476,6 +507,7 @@ fn SwitchPlans(plans: Vec<PlanView>, current: Option<String>) -> impl IntoView {
                     view! {
                         <div class="flex flex-col rounded-lg border border-slate-200 p-4" data-testid="switch-option">
                             <p class="font-semibold">{g.name.clone()}</p>
+                            <PlanIncludes plan=g.prices.first().cloned()/>
                             <PostButton
                                 action=OpenBillingPortal::PATH.to_owned()
                                 field=Some(("flow".to_owned(), PortalFlow::SubscriptionUpdateConfirm.as_str().to_owned()))

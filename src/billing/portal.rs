@@ -17,19 +17,14 @@ use stripe_billing::billing_portal_session::{
 
 use super::{
     access,
-    customer::{find_customer, livemode, on_the_customer},
+    customer::{find_customer, on_the_customer},
     limits::limit_sessions,
-    plans::picker_prices,
+    plans::find_for_sale,
     summary::SubscriptionView,
     summary_load::subscription_view,
     PortalFlow,
 };
-use crate::{
-    db::entities::{price, subscription},
-    error::AppError,
-    state::AppState,
-    web::CurrentUser,
-};
+use crate::{db::entities::subscription, error::AppError, state::AppState, web::CurrentUser};
 
 /// The subscription a deep link acts on: the user's own primary one, looked up here.
 async fn primary_subscription_id(
@@ -58,15 +53,7 @@ pub async fn open_portal(
     // A switch is to one of the prices the picker shows, checked before anything else.
     let switch_to = match (flow, price_id) {
         (Some(PortalFlow::SubscriptionUpdateConfirm), Some(price)) => {
-            let offered = picker_prices(livemode(state))
-                .filter(price::Column::Id.eq(price))
-                .one(&state.db)
-                .await?;
-            Some(
-                offered
-                    .ok_or_else(|| AppError::invalid("price_id", "That plan is not available."))?
-                    .id,
-            )
+            Some(find_for_sale(state, price).await?.price.id)
         }
         (Some(PortalFlow::SubscriptionUpdateConfirm), None) => {
             return Err(AppError::invalid(

@@ -74,10 +74,17 @@ pub struct ProReport {
 pub struct PlanView {
     pub price_id: String,
     pub product_name: String,
+    /// The catalogue's description of the plan.
+    pub description: Option<String>,
     pub unit_amount: Option<i64>,
     pub currency: String,
     pub interval: Option<String>,
+    /// The free trial this user would get: none when the catalogue's trial rule says they
+    /// have had theirs.
     pub trial_period_days: Option<i32>,
+    /// What the plan includes (the features' names), and its limits.
+    pub features: Vec<String>,
+    pub limits: Vec<(String, u64)>,
 }
 
 /// Everything `/settings/billing` renders, read from the database in a fixed number of queries.

@@ -4,10 +4,10 @@
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{
-    customer::{find_customer, livemode},
+    customer::find_customer,
     entitlement::{self, customer_and_subscriptions, to_model},
     limits::{RESYNCS_PER_CUSTOMER, USER_STRIPE_CALLS},
-    plans::picker_prices,
+    plans::{for_sale, may_have_trial},
     summary::{BillingSummary, CardView, InvoiceView, PlanView, SubscriptionView},
 };
 use crate::{
@@ -86,18 +86,29 @@ pub async fn load_summary(
     user: &CurrentUser,
 ) -> Result<BillingSummary, AppError> {
     let customer = customer_and_subscriptions(state, user.id).await?;
-    let plans = state
-        .plans
-        .get_or_load(|| picker_prices(livemode(state)).all(&state.db))
+    let trial = may_have_trial(
+        state,
+        customer
+            .as_ref()
+            .map(|(id, subscriptions)| (id.as_str(), subscriptions.as_slice())),
+    )
+    .await?;
+    let plans = for_sale(state)
         .await?
-        .iter()
+        .into_iter()
         .map(|p| PlanView {
-            price_id: p.id.clone(),
-            product_name: p.product_name.clone(),
-            unit_amount: p.unit_amount,
-            currency: p.currency.clone(),
-            interval: p.interval.clone(),
-            trial_period_days: p.trial_period_days,
+            price_id: p.price.id,
+            product_name: p.plan_name,
+            description: p.description,
+            unit_amount: p.price.unit_amount,
+            currency: p.price.currency,
+            interval: p.price.interval,
+            trial_period_days: p
+                .trial_days
+                .filter(|_| trial)
+                .and_then(|d| i32::try_from(d).ok()),
+            features: p.features,
+            limits: p.limits,
         })
         .collect();
 

@@ -5,173 +5,36 @@
 //! The configuration Billfold manages is the one `STRIPE_PORTAL_CONFIGURATION_ID` names, else
 //! the one it created before (marked `metadata[billfold]=managed`), else a new one.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    path::Path,
-};
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context;
 use sea_orm::{DatabaseConnection, EntityTrait};
-use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::Config;
-use crate::stripe_api::raw::Rest;
+use crate::{billing_file::PortalSpec, config::Config, stripe_api::raw::Rest};
 
 /// Marks the configuration Billfold created, so a later run finds it again.
 const MANAGED: (&str, &str) = ("billfold", "managed");
 
-/// What Stripe lets a customer edit in the portal.
-const CUSTOMER_FIELDS: &[&str] = &["email", "name", "address", "phone", "shipping", "tax_id"];
-/// The reasons Stripe can offer when a customer cancels.
-const CANCEL_REASONS: &[&str] = &[
-    "too_expensive",
-    "missing_features",
-    "switched_service",
-    "unused",
-    "customer_service",
-    "too_complex",
-    "low_quality",
-    "other",
-];
-
-/// `billing.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BillingFile {
-    pub portal: PortalSpec,
-}
-
-/// The portal, as `billing.toml`'s `[portal]` describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PortalSpec {
-    pub headline: Option<String>,
-    pub privacy_policy_url: Option<String>,
-    pub terms_of_service_url: Option<String>,
-    /// Where the portal's "return" link goes; the billing page when absent.
-    pub default_return_url: Option<String>,
-    pub payment_method_update: Toggle,
-    pub invoice_history: Toggle,
-    pub customer_update: CustomerUpdate,
-    pub cancellation: Cancellation,
-    pub plan_switching: PlanSwitching,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Toggle {
-    pub enabled: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CustomerUpdate {
-    pub enabled: bool,
-    /// Among `email`, `name`, `address`, `phone`, `shipping`, `tax_id`.
-    #[serde(default)]
-    pub allowed: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Cancellation {
-    pub enabled: bool,
-    /// `at_period_end` or `immediately`.
-    pub mode: String,
-    /// The reasons offered (none: the question is not asked).
-    #[serde(default)]
-    pub reasons: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlanSwitching {
-    pub enabled: bool,
-    /// `none`, `create_prorations` or `always_invoice`.
-    pub proration_behavior: String,
-    /// A switch to a cheaper plan (or a shorter interval) waits for the period's end.
-    #[serde(default)]
-    pub downgrades_at_period_end: bool,
-}
-
-impl BillingFile {
-    /// Reads and checks the file; every problem is named with its field.
-    pub fn load(path: &Path) -> anyhow::Result<BillingFile> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("{} is not valid", path.display()))
-    }
-
-    pub fn parse(text: &str) -> anyhow::Result<BillingFile> {
-        let file: BillingFile = toml::from_str(text)?;
-        file.portal.check()?;
-        Ok(file)
-    }
-}
-
-impl PortalSpec {
-    fn check(&self) -> anyhow::Result<()> {
-        let one_of = |field: &str, value: &str, allowed: &[&str]| {
-            if allowed.contains(&value) {
-                Ok(())
-            } else {
-                Err(anyhow::anyhow!(
-                    "portal.{field}: `{value}` is not one of {}",
-                    allowed.join(", ")
-                ))
-            }
-        };
-        for f in &self.customer_update.allowed {
-            one_of("customer_update.allowed", f, CUSTOMER_FIELDS)?;
-        }
-        if self.customer_update.enabled && self.customer_update.allowed.is_empty() {
-            anyhow::bail!("portal.customer_update.allowed: name at least one field, or disable it");
-        }
-        one_of(
-            "cancellation.mode",
-            &self.cancellation.mode,
-            &["at_period_end", "immediately"],
-        )?;
-        for r in &self.cancellation.reasons {
-            one_of("cancellation.reasons", r, CANCEL_REASONS)?;
-        }
-        one_of(
-            "plan_switching.proration_behavior",
-            &self.plan_switching.proration_behavior,
-            &["none", "create_prorations", "always_invoice"],
-        )?;
-        for (field, url) in [
-            ("privacy_policy_url", &self.privacy_policy_url),
-            ("terms_of_service_url", &self.terms_of_service_url),
-            ("default_return_url", &self.default_return_url),
-        ] {
-            if let Some(url) = url {
-                let parsed = url::Url::parse(url)
-                    .map_err(|e| anyhow::anyhow!("portal.{field}: `{url}` is not a URL ({e})"))?;
-                if !matches!(parsed.scheme(), "http" | "https") {
-                    anyhow::bail!("portal.{field}: `{url}` is not an http(s) URL");
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// The plans the portal may switch between: product → its prices, as the picker shows them.
 pub type Plans = BTreeMap<String, BTreeSet<String>>;
 
-/// The picker's prices, grouped by product.
-pub async fn picker_plans(db: &DatabaseConnection, livemode: bool) -> anyhow::Result<Plans> {
-    let prices = crate::billing::plans::picker_prices(livemode)
+/// The prices for sale (the catalogue's, as [`crate::billing::plans::for_sale_among`] decides),
+/// grouped by product: exactly what the portal may switch between.
+pub async fn picker_plans(db: &DatabaseConnection, config: &Config) -> anyhow::Result<Plans> {
+    use crate::billing::plans;
+    let prices = plans::recurring_prices(config.stripe.mode.livemode())
         .all(db)
         .await
-        .context("cannot read the plan catalogue")?;
-    let mut plans = Plans::new();
-    for p in prices {
-        plans.entry(p.product_id).or_default().insert(p.id);
+        .context("cannot read the prices loaded from Stripe")?;
+    let mut by_product = Plans::new();
+    for p in plans::for_sale_among(&config.catalog, &prices) {
+        by_product
+            .entry(p.price.product_id)
+            .or_default()
+            .insert(p.price.id);
     }
-    Ok(plans)
+    Ok(by_product)
 }
 
 /// A configuration as comparable fields: dotted path → value (lists sorted and joined).
@@ -547,7 +410,7 @@ pub async fn apply(
     spec: &PortalSpec,
     dry_run: bool,
 ) -> anyhow::Result<Applied> {
-    let plans = picker_plans(db, config.stripe.mode.livemode()).await?;
+    let plans = picker_plans(db, config).await?;
     let return_url = config.url_for("/settings/billing");
     let desired = desired_fields(spec, &plans, &return_url);
     let current = managed_configuration(rest, config).await?;
@@ -623,25 +486,9 @@ pub async fn catalogue_is_loaded(db: &DatabaseConnection) -> anyhow::Result<bool
 mod tests {
     use super::*;
 
+    use crate::billing_file::BillingFile;
+
     const EXAMPLE: &str = include_str!("../../billing.toml");
-
-    #[test]
-    fn the_example_file_is_valid() {
-        let file = BillingFile::parse(EXAMPLE).expect("billing.toml parses");
-        assert!(file.portal.cancellation.enabled);
-    }
-
-    #[test]
-    fn bad_values_are_named() {
-        let bad = EXAMPLE.replace("mode = \"at_period_end\"", "mode = \"whenever\"");
-        let err = format!("{:#}", BillingFile::parse(&bad).expect_err("bad mode"));
-        assert!(err.contains("portal.cancellation.mode"), "{err}");
-        let unknown = format!("{EXAMPLE}\n[portal.extra]\nx = 1\n");
-        assert!(
-            BillingFile::parse(&unknown).is_err(),
-            "unknown fields are refused"
-        );
-    }
 
     #[test]
     fn what_stripe_holds_after_applying_is_what_the_file_says() {

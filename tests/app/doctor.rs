@@ -3,9 +3,10 @@
 
 use billfold::{
     auth::validate::{Email, Password},
+    billing_file::BillingFile,
     commands::{
         doctor::{self, Check, Status},
-        portal::{self, BillingFile},
+        portal,
     },
     config::{Config, Secret},
     db::{
@@ -221,13 +222,23 @@ async fn doctor_passes_a_good_setup_and_fails_each_broken_one(backend: Backend) 
         .await
         .expect("query")
         .expect("a price");
+    // The ghost takes the real price's lookup key, so it is the one the catalogue sells.
     price::Entity::insert(price::ActiveModel {
         id: Set("price_ghost".into()),
-        ..price::ActiveModel::from(some)
+        ..price::ActiveModel::from(some.clone())
     })
     .exec(&app.db)
     .await
     .expect("ghost price");
+    let unkeyed = |key: Option<String>| price::ActiveModel {
+        id: Set(some.id.clone()),
+        lookup_key: Set(key),
+        ..Default::default()
+    };
+    price::Entity::update(unkeyed(None))
+        .exec(&app.db)
+        .await
+        .expect("the real price without its key");
     let broken = checks(&app).await;
     assert_eq!(
         status_of(&broken, "prices"),
@@ -240,6 +251,10 @@ async fn doctor_passes_a_good_setup_and_fails_each_broken_one(backend: Backend) 
         .exec(&app.db)
         .await
         .expect("delete");
+    price::Entity::update(unkeyed(some.lookup_key.clone()))
+        .exec(&app.db)
+        .await
+        .expect("the real price's key back");
 
     // Customers of the other mode only.
     let user = billfold::auth::ssr::create_user(
@@ -339,7 +354,9 @@ async fn the_portal_is_configured_from_billing_toml(backend: Backend) {
             .map(Vec::len),
         Some(2)
     );
-    let picker = portal::picker_plans(&app.db, false).await.expect("plans");
+    let picker = portal::picker_plans(&app.db, &app.state.config)
+        .await
+        .expect("plans");
     assert_eq!(portal::switchable_plans(&stored), picker);
 
     // Cancellation turned off in the file: the diff names the field, and the portal the app

@@ -14,6 +14,7 @@ mod access;
 mod accounts;
 mod admin;
 mod billing_page;
+mod catalog;
 mod checkout;
 mod checkout_expiries;
 mod customer_at_sign_up;

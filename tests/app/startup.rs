@@ -9,6 +9,8 @@ use std::{
 use crate::support::{app::browser_client, stripe_stand_in::StripeStandIn};
 
 const BIN: &str = env!("CARGO_BIN_EXE_billfold");
+/// The repository's billing file (the plans for sale), wherever the binary runs.
+const BILLING_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/billing.toml");
 
 /// The binary with only these settings: a clean environment and a directory of its own, so
 /// no `.env` of the developer's leaks in.
@@ -22,6 +24,7 @@ fn billfold(dir: &std::path::Path, vars: &[(&str, &str)]) -> Command {
             format!("sqlite://{}/billfold.db?mode=rwc", dir.display()),
         )
         .env("LOG_LEVEL", "warn")
+        .env("BILLING_FILE", BILLING_FILE)
         .stdin(Stdio::null());
     for (k, v) in vars {
         cmd.env(k, v);
@@ -122,6 +125,38 @@ fn it_refuses_to_start_without_a_mode_and_names_the_setting() {
     }
     let (_, stderr) = refused(&[], &[]);
     assert!(stderr.contains("STRIPE_MODE=simulated"), "{stderr}");
+}
+
+#[test]
+fn it_refuses_to_start_without_a_valid_catalogue() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("nowhere.toml");
+    let invalid = dir.path().join("billing.toml");
+    let text = std::fs::read_to_string(BILLING_FILE).expect("the repository's billing.toml");
+    std::fs::write(
+        &invalid,
+        text.replace("currency = \"usd\"", "currency = \"dollars\""),
+    )
+    .expect("write");
+    for (file, says) in [
+        (&missing, "cannot read"),
+        (
+            &invalid,
+            "currency `dollars` must be three lowercase letters",
+        ),
+    ] {
+        let file = file.to_str().expect("utf-8 path");
+        let (code, stderr) = refused(
+            &[("STRIPE_MODE", "simulated"), ("BILLING_FILE", file)],
+            &["migrate"],
+        );
+        assert_eq!(code, Some(2), "{file}: {stderr}");
+        assert!(
+            stderr.contains("configuration error: BILLING_FILE"),
+            "{file}: {stderr}"
+        );
+        assert!(stderr.contains(says), "{file}: {stderr}");
+    }
 }
 
 /// A free loopback port (bound, then released for the child to take).

@@ -120,6 +120,7 @@ fn price_row(
             .and_then(|r| r.trial_period_days)
             .and_then(|d| i32::try_from(d).ok())),
         active: Set(p.active),
+        lookup_key: Set(p.lookup_key.clone()),
         livemode: Set(p.livemode),
         stripe_event_at: Set(at),
         updated_at: Set(now()),
@@ -191,6 +192,7 @@ async fn apply_price_once(
         C::IntervalCount,
         C::TrialPeriodDays,
         C::Active,
+        C::LookupKey,
         C::Livemode,
         C::StripeEventAt,
         C::UpdatedAt,

@@ -19,6 +19,8 @@ pub struct Model {
     pub interval_count: Option<i32>,
     pub trial_period_days: Option<i32>,
     pub active: bool,
+    /// How the catalogue (`billing.toml`) names the price; none for a price it does not sell.
+    pub lookup_key: Option<String>,
     pub livemode: bool,
     /// `created` of the Stripe event that last wrote this row (ordering watermark).
     pub stripe_event_at: Option<i64>,

@@ -7,7 +7,7 @@ use crate::{
     clock,
     error::{ApiError, ApiResult},
     events::Changes,
-    model::{new_id, Product, State},
+    model::{new_id, Price, Product, State},
     params::Params,
 };
 
@@ -125,14 +125,145 @@ pub(super) fn retrieve_price(st: &State, id: &str, p: &Params) -> ApiResult<Valu
         .ok_or_else(|| ApiError::no_such("price", id, "price"))
 }
 
-/// `POST /v1/prices/{id}`: archive (`active=false`) or restore a price, rename it, change
-/// its metadata; emits `price.updated` with the changed fields' old values. Subscriptions on
-/// an archived price go on; it can no longer be chosen.
+/// `POST /v1/prices`: a recurring price of an existing product (the double sells nothing
+/// else); emits `price.created`. A `lookup_key` another price holds is refused unless
+/// `transfer_lookup_key=true`, which moves it (that price's `price.updated` says so).
+pub(super) fn create_price(st: &mut State, p: &Params) -> ApiResult<Value> {
+    p.allow(&[
+        "product",
+        "unit_amount",
+        "currency",
+        "recurring",
+        "lookup_key",
+        "transfer_lookup_key",
+        "nickname",
+        "active",
+        "metadata",
+        "expand",
+    ])?;
+    let product = p.required("product")?.to_owned();
+    if st.product(&product).is_none() {
+        return Err(ApiError::no_such("product", &product, "product"));
+    }
+    let unit_amount = p
+        .int("unit_amount")?
+        .ok_or_else(|| ApiError::missing_param("unit_amount"))?;
+    if !(0..=99_999_999).contains(&unit_amount) {
+        return Err(ApiError::invalid_param(
+            "unit_amount",
+            "unit_amount must be between 0 and 99999999.",
+        ));
+    }
+    let currency = p.required("currency")?.to_ascii_lowercase();
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(ApiError::invalid_param(
+            "currency",
+            format!("Invalid currency: {currency}."),
+        ));
+    }
+    let Some(recurring) = p.child("recurring")? else {
+        return Err(ApiError::invalid_request(
+            "This test double makes recurring prices only: pass recurring[interval].",
+        ));
+    };
+    recurring.allow(&[
+        "interval",
+        "interval_count",
+        "trial_period_days",
+        "usage_type",
+    ])?;
+    let interval = recurring.required("interval")?.to_owned();
+    if !matches!(interval.as_str(), "day" | "week" | "month" | "year") {
+        return Err(ApiError::invalid_param(
+            "recurring[interval]",
+            format!("Invalid recurring[interval]: must be one of day, week, month, or year ({interval})."),
+        ));
+    }
+    let interval_count = recurring.uint::<u32>("interval_count")?.unwrap_or(1).max(1);
+    let lookup_key = p.text("lookup_key")?.filter(|k| !k.is_empty());
+    let transfer = p.bool("transfer_lookup_key")?.unwrap_or(false);
+    let now = clock::now();
+    if let Some(key) = &lookup_key {
+        take_lookup_key(st, key, transfer, None, now)?;
+    }
+    let price = Price {
+        id: new_id("price_", 24),
+        created: now,
+        product,
+        active: p.bool("active")?.unwrap_or(true),
+        currency,
+        unit_amount,
+        interval,
+        interval_count,
+        lookup_key,
+        nickname: p.text("nickname")?.filter(|n| !n.is_empty()),
+        trial_period_days: recurring.uint::<u32>("trial_period_days")?,
+        metadata: p.metadata("metadata")?.unwrap_or_default().into_new(),
+    };
+    let json = st.price_json(&price);
+    st.prices.push(price);
+    st.emit("price.created", json.clone(), None, now);
+    Ok(json)
+}
+
+/// Frees `key` for the price `for_price` (or a new one): refused while another price holds it,
+/// unless `transfer`, which takes it from that price (emitting its `price.updated`).
+fn take_lookup_key(
+    st: &mut State,
+    key: &str,
+    transfer: bool,
+    for_price: Option<&str>,
+    now: i64,
+) -> ApiResult<()> {
+    let Some(holder) = st
+        .prices
+        .iter_mut()
+        .find(|x| x.lookup_key.as_deref() == Some(key) && Some(x.id.as_str()) != for_price)
+    else {
+        return Ok(());
+    };
+    if !transfer {
+        return Err(ApiError::invalid_param(
+            "lookup_key",
+            format!(
+                "A price (`{}`) already uses that lookup key. Pass transfer_lookup_key=true to move it.",
+                holder.id
+            ),
+        ));
+    }
+    let mut changes = Changes::default();
+    changes.set("lookup_key", &mut holder.lookup_key, Some(None));
+    let holder = holder.clone();
+    let json = st.price_json(&holder);
+    st.emit_changes("price.updated", json, changes, now);
+    Ok(())
+}
+
+/// `POST /v1/prices/{id}`: archive (`active=false`) or restore a price, rename it, change its
+/// lookup key (`transfer_lookup_key` as on create) or metadata; emits `price.updated` with the
+/// changed fields' old values. Subscriptions on an archived price go on; it can no longer be
+/// chosen. Its amount, like Stripe's, never changes.
 pub(super) fn update_price(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
-    p.allow(&["active", "metadata", "nickname", "expand"])?;
+    p.allow(&[
+        "active",
+        "metadata",
+        "nickname",
+        "lookup_key",
+        "transfer_lookup_key",
+        "expand",
+    ])?;
     let active = p.bool("active")?;
     let nickname = p.nullable("nickname")?;
     let metadata = p.metadata("metadata")?;
+    let lookup_key = p.nullable("lookup_key")?;
+    if st.price(id).is_none() {
+        return Err(ApiError::no_such("price", id, "price"));
+    }
+    let now = clock::now();
+    if let Some(Some(key)) = &lookup_key {
+        let transfer = p.bool("transfer_lookup_key")?.unwrap_or(false);
+        take_lookup_key(st, key, transfer, Some(id), now)?;
+    }
     let price = st
         .prices
         .iter_mut()
@@ -141,6 +272,7 @@ pub(super) fn update_price(st: &mut State, id: &str, p: &Params) -> ApiResult<Va
     let mut changes = Changes::default();
     changes.set("active", &mut price.active, active);
     changes.set("nickname", &mut price.nickname, nickname);
+    changes.set("lookup_key", &mut price.lookup_key, lookup_key);
     changes.metadata(&mut price.metadata, metadata);
     let price = price.clone();
     let json = st.price_json(&price);

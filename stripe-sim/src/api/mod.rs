@@ -222,6 +222,7 @@ pub(super) fn route(
         ("POST", ["products", id]) => catalogue::update_product(st, id, &p),
         ("DELETE", ["products", id]) => catalogue::delete_product(st, id),
         ("GET", ["prices"]) => catalogue::list_prices(st, &p),
+        ("POST", ["prices"]) => catalogue::create_price(st, &p),
         ("GET", ["prices", id]) => catalogue::retrieve_price(st, id, &p),
         ("POST", ["prices", id]) => catalogue::update_price(st, id, &p),
         ("POST", ["subscriptions"]) => subscriptions::create_subscription(st, &p),

@@ -778,3 +778,115 @@ async fn products_are_renamed_archived_and_deleted_as_stripe_allows() {
         assert_eq!(about_lone, 1, "{t}");
     }
 }
+
+#[tokio::test]
+async fn prices_are_created_and_lookup_keys_move_only_when_asked() {
+    use stripe_product::price::{
+        CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval, ListPrice, UpdatePrice,
+    };
+    let sim = start().await;
+    let client = &sim.client;
+    let old = price(&sim, "pro_monthly").await;
+    let product = stripe_product::price::RetrievePrice::new(old.as_str())
+        .send(client)
+        .await
+        .expect("price")
+        .product
+        .id()
+        .to_string();
+    let create = |key: &str| {
+        CreatePrice::new(stripe_types::Currency::USD)
+            .product(product.as_str())
+            .unit_amount(3900)
+            .recurring(CreatePriceRecurring::new(
+                CreatePriceRecurringInterval::Month,
+            ))
+            .lookup_key(key)
+    };
+
+    // A lookup key another price holds is refused, and nothing is made.
+    let refused = create("pro_monthly").send(client).await.err();
+    assert!(
+        matches!(refused, Some(stripe::StripeError::Stripe(_, 400))),
+        "{refused:?}"
+    );
+    // Moved on request: the new price has it, the old one no longer.
+    let new = create("pro_monthly")
+        .transfer_lookup_key(true)
+        .send(client)
+        .await
+        .expect("create with the key moved");
+    assert_eq!(new.unit_amount, Some(3900));
+    assert_eq!(new.lookup_key.as_deref(), Some("pro_monthly"));
+    assert_eq!(
+        new.recurring.as_ref().map(|r| r.interval.as_str()),
+        Some("month")
+    );
+    let listed = ListPrice::new()
+        .lookup_keys(vec!["pro_monthly".to_owned()])
+        .send(client)
+        .await
+        .expect("list");
+    assert_eq!(
+        listed
+            .data
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect::<Vec<_>>(),
+        [new.id.as_str()]
+    );
+    // The old price is archived (never edited: its amount stays).
+    let archived = UpdatePrice::new(old.as_str())
+        .active(false)
+        .send(client)
+        .await
+        .expect("archive");
+    assert!(!archived.active);
+    assert_eq!(archived.lookup_key, None);
+    assert_eq!(archived.unit_amount, Some(2900));
+
+    assert_eq!(
+        events_of(&sim, "price.created")
+            .await
+            .iter()
+            .filter(|e| e["data"]["object"]["id"] == new.id.as_str())
+            .count(),
+        1
+    );
+    let moved: Vec<_> = events_of(&sim, "price.updated")
+        .await
+        .into_iter()
+        .filter(|e| e["data"]["object"]["id"] == old.as_str())
+        .collect();
+    assert_eq!(moved.len(), 2, "the key moved, then the archive");
+    assert_eq!(
+        moved[0]["data"]["previous_attributes"]["lookup_key"],
+        "pro_monthly"
+    );
+    assert_eq!(moved[1]["data"]["previous_attributes"]["active"], true);
+
+    // Anything but a recurring price of a product that exists is refused with Stripe's error.
+    let one_time = CreatePrice::new(stripe_types::Currency::USD)
+        .product(product.as_str())
+        .unit_amount(100)
+        .send(client)
+        .await
+        .err();
+    assert!(
+        matches!(one_time, Some(stripe::StripeError::Stripe(_, 400))),
+        "{one_time:?}"
+    );
+    let no_product = CreatePrice::new(stripe_types::Currency::USD)
+        .product("prod_nope")
+        .unit_amount(100)
+        .recurring(CreatePriceRecurring::new(
+            CreatePriceRecurringInterval::Month,
+        ))
+        .send(client)
+        .await
+        .err();
+    assert!(
+        matches!(no_product, Some(stripe::StripeError::Stripe(_, 404))),
+        "{no_product:?}"
+    );
+}

@@ -240,6 +240,10 @@ impl TestApp {
             .env("STRIPE_MODE", "simulated")
             .env("STRIPE_SIM_STATE", dir.path().join("stripe-sim.json"))
             .env("LOG_LEVEL", "warn")
+            .env(
+                "BILLING_FILE",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/billing.toml"),
+            )
             .args(args)
             .stdin(std::process::Stdio::null())
             .output()

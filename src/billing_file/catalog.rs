@@ -1,0 +1,372 @@
+//! `[catalog]`: the plans for sale. Each plan has its product (name, description), its prices
+//! (amount, currency, interval, free-trial days, and a stable `lookup_key` each), the features
+//! it includes (by lookup key) and its numeric limits. Only what this section lists is ever
+//! sold: [`Catalog::offers`] is the one rule that says whether a Stripe price is for sale.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+/// The plans for sale, the features they include, and who may have a free trial.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Who may start a plan with its free trial.
+    #[serde(default)]
+    pub trials: TrialRule,
+    /// Every feature a plan can include.
+    #[serde(default)]
+    pub features: Vec<Feature>,
+    pub plans: Vec<Plan>,
+}
+
+/// Who may start a plan with its free trial. Either way a billing customer has one trial at
+/// most: Stripe would otherwise give a new one to anyone who cancels and starts again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialRule {
+    /// One trial per billing customer.
+    #[default]
+    OncePerCustomer,
+    /// One trial per billing customer, and none for a customer who has paid for a plan.
+    NeverAfterPaid,
+}
+
+/// What a customer did before, as far as trials go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrialHistory {
+    /// Any subscription of the customer's had a trial.
+    pub had_trial: bool,
+    /// The customer has paid an invoice (of any amount above zero).
+    pub paid_before: bool,
+}
+
+impl TrialRule {
+    /// Whether a customer with this history may start a plan with its trial.
+    pub fn allows(self, history: TrialHistory) -> bool {
+        match self {
+            TrialRule::OncePerCustomer => !history.had_trial,
+            TrialRule::NeverAfterPaid => !history.had_trial && !history.paid_before,
+        }
+    }
+}
+
+/// A feature a plan can include, as Stripe's Entitlements name it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feature {
+    /// Stable and unique, e.g. `export`; what the app's code asks for.
+    pub lookup_key: String,
+    /// What users read, e.g. "Export to CSV".
+    pub name: String,
+}
+
+/// One plan: a product, its prices, what it includes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Stable and unique, e.g. `pro` (the product's `metadata[billfold_plan]` in Stripe).
+    pub key: String,
+    /// The product's name.
+    pub name: String,
+    pub description: Option<String>,
+    /// The lookup keys of the features it includes.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Numeric limits, e.g. `projects = 10`. A limit the plan does not name has no cap.
+    #[serde(default)]
+    pub limits: BTreeMap<String, u64>,
+    pub prices: Vec<PlanPrice>,
+}
+
+/// One price of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanPrice {
+    /// Stable and unique, e.g. `pro_monthly`: the price's `lookup_key` in Stripe. A new amount
+    /// is a new price under the same lookup key (Stripe never edits a price's amount).
+    pub lookup_key: String,
+    /// In the currency's smallest unit (cents).
+    pub amount: i64,
+    /// Three lowercase letters, e.g. `usd`.
+    pub currency: String,
+    pub interval: Interval,
+    /// Days of free trial when the plan is started (and [`TrialRule`] allows one).
+    pub trial_days: Option<u32>,
+}
+
+/// How often a price bills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interval {
+    Month,
+    Year,
+}
+
+impl Interval {
+    /// As Stripe spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interval::Month => "month",
+            Interval::Year => "year",
+        }
+    }
+}
+
+/// What the rule needs to know of a price in the Stripe account (from the database's copy).
+#[derive(Debug, Clone, Copy)]
+pub struct AccountPrice<'a> {
+    pub lookup_key: Option<&'a str>,
+    pub active: bool,
+    pub product_active: bool,
+    pub unit_amount: Option<i64>,
+    pub currency: &'a str,
+    /// `month`, `year`, …; none for a one-time price.
+    pub interval: Option<&'a str>,
+    pub interval_count: Option<i32>,
+}
+
+/// A price for sale: the catalogue's plan and price it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Offer<'a> {
+    pub plan: &'a Plan,
+    pub price: &'a PlanPrice,
+}
+
+/// Stripe's longest lookup key.
+const MAX_LOOKUP_KEY: usize = 200;
+/// Stripe's longest free trial.
+const MAX_TRIAL_DAYS: u32 = 730;
+
+impl Catalog {
+    /// The catalogue's price with this lookup key.
+    pub fn price(&self, lookup_key: &str) -> Option<Offer<'_>> {
+        self.plans.iter().find_map(|plan| {
+            plan.prices
+                .iter()
+                .find(|p| p.lookup_key == lookup_key)
+                .map(|price| Offer { plan, price })
+        })
+    }
+
+    /// The one rule of what is for sale: a price of the account is for sale when it carries a
+    /// lookup key of the catalogue, is active, belongs to an active product, recurs once per
+    /// the catalogue's interval, and costs what the catalogue says in its currency. Anything
+    /// else (a price made in the Dashboard for one deal, a one-time price, an archived
+    /// product's, one whose amount differs from the file) is not.
+    pub fn offers(&self, p: AccountPrice<'_>) -> Option<Offer<'_>> {
+        let offer = self.price(p.lookup_key?)?;
+        let want = offer.price;
+        let sells = p.active
+            && p.product_active
+            && p.interval == Some(want.interval.as_str())
+            && p.interval_count == Some(1)
+            && p.unit_amount == Some(want.amount)
+            && p.currency == want.currency;
+        sells.then_some(offer)
+    }
+
+    /// A feature's name for users (its lookup key if the catalogue has no such feature).
+    pub fn feature_name<'a>(&'a self, lookup_key: &'a str) -> &'a str {
+        self.features
+            .iter()
+            .find(|f| f.lookup_key == lookup_key)
+            .map_or(lookup_key, |f| f.name.as_str())
+    }
+
+    /// Checks what serde cannot: unique keys, features that exist, values Stripe accepts.
+    /// Every problem names its place in the file.
+    pub(super) fn check(&self) -> anyhow::Result<()> {
+        let key_like = |what: &str, key: &str, max: usize| -> anyhow::Result<()> {
+            let ok = !key.is_empty()
+                && key.len() <= max
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b));
+            if ok {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "{what}: `{key}` must be 1 to {max} of a-z, 0-9, `_`, `-`, `.`"
+                ))
+            }
+        };
+        let mut features = BTreeSet::new();
+        for f in &self.features {
+            key_like("catalog.features.lookup_key", &f.lookup_key, 80)?;
+            if f.name.trim().is_empty() {
+                anyhow::bail!("catalog.features `{}`: name is empty", f.lookup_key);
+            }
+            if !features.insert(f.lookup_key.as_str()) {
+                anyhow::bail!("catalog.features: `{}` is listed twice", f.lookup_key);
+            }
+        }
+        if self.plans.is_empty() {
+            anyhow::bail!("catalog.plans: list at least one plan (nothing else is for sale)");
+        }
+        let mut plans = BTreeSet::new();
+        let mut lookup_keys = BTreeSet::new();
+        for plan in &self.plans {
+            key_like("catalog.plans.key", &plan.key, 40)?;
+            let at = format!("catalog.plans `{}`", plan.key);
+            if !plans.insert(plan.key.as_str()) {
+                anyhow::bail!("{at}: the key is used by two plans");
+            }
+            if plan.name.trim().is_empty() {
+                anyhow::bail!("{at}: name is empty");
+            }
+            for f in &plan.features {
+                if !features.contains(f.as_str()) {
+                    anyhow::bail!(
+                        "{at}: feature `{f}` is not among catalog.features (add it there)"
+                    );
+                }
+            }
+            for limit in plan.limits.keys() {
+                key_like(&format!("{at}: limits"), limit, 40)?;
+            }
+            if plan.prices.is_empty() {
+                anyhow::bail!("{at}: list at least one price");
+            }
+            for price in &plan.prices {
+                key_like(
+                    &format!("{at}: prices.lookup_key"),
+                    &price.lookup_key,
+                    MAX_LOOKUP_KEY,
+                )?;
+                let at = format!("{at}: price `{}`", price.lookup_key);
+                if !lookup_keys.insert(price.lookup_key.as_str()) {
+                    anyhow::bail!("{at}: the lookup key is used twice");
+                }
+                if !(0..=99_999_999).contains(&price.amount) {
+                    anyhow::bail!("{at}: amount must be 0 to 99999999 (in cents)");
+                }
+                if price.currency.len() != 3
+                    || !price.currency.bytes().all(|b| b.is_ascii_lowercase())
+                {
+                    anyhow::bail!(
+                        "{at}: currency `{}` must be three lowercase letters, e.g. usd",
+                        price.currency
+                    );
+                }
+                if price
+                    .trial_days
+                    .is_some_and(|d| d == 0 || d > MAX_TRIAL_DAYS)
+                {
+                    anyhow::bail!("{at}: trial_days must be 1 to {MAX_TRIAL_DAYS} (or left out)");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::billing_file::BillingFile;
+
+    fn example() -> Catalog {
+        BillingFile::parse(include_str!("../../billing.toml"))
+            .expect("billing.toml")
+            .catalog
+    }
+
+    fn account_price<'a>(lookup_key: &'a str, amount: i64, interval: &'a str) -> AccountPrice<'a> {
+        AccountPrice {
+            lookup_key: Some(lookup_key),
+            active: true,
+            product_active: true,
+            unit_amount: Some(amount),
+            currency: "usd",
+            interval: Some(interval),
+            interval_count: Some(1),
+        }
+    }
+
+    #[test]
+    fn only_what_the_catalogue_lists_is_for_sale() {
+        let c = example();
+        let pro = c.price("pro_monthly").expect("pro_monthly in the example");
+        let (amount, interval) = (pro.price.amount, pro.price.interval.as_str());
+        assert!(c
+            .offers(account_price("pro_monthly", amount, interval))
+            .is_some());
+        // A price made for one deal: no lookup key, another lookup key, another amount.
+        let mut deal = account_price("pro_monthly", 100, interval);
+        assert!(c.offers(deal).is_none(), "another amount");
+        deal.unit_amount = Some(amount);
+        deal.lookup_key = None;
+        assert!(c.offers(deal).is_none(), "no lookup key");
+        assert!(c
+            .offers(account_price("pro_deal", amount, interval))
+            .is_none());
+        // A one-time price, an archived price, an archived product, every third month.
+        let mut p = account_price("pro_monthly", amount, interval);
+        p.interval = None;
+        assert!(c.offers(p).is_none(), "one-time");
+        let mut p = account_price("pro_monthly", amount, interval);
+        p.active = false;
+        assert!(c.offers(p).is_none(), "archived price");
+        let mut p = account_price("pro_monthly", amount, interval);
+        p.product_active = false;
+        assert!(c.offers(p).is_none(), "archived product");
+        let mut p = account_price("pro_monthly", amount, interval);
+        p.interval_count = Some(3);
+        assert!(c.offers(p).is_none(), "another cadence");
+        let mut p = account_price("pro_monthly", amount, interval);
+        p.currency = "eur";
+        assert!(c.offers(p).is_none(), "another currency");
+    }
+
+    #[test]
+    fn a_customer_has_one_trial_at_most() {
+        let none = TrialHistory::default();
+        let trial = TrialHistory {
+            had_trial: true,
+            paid_before: false,
+        };
+        let paid = TrialHistory {
+            had_trial: false,
+            paid_before: true,
+        };
+        assert!(TrialRule::OncePerCustomer.allows(none));
+        assert!(!TrialRule::OncePerCustomer.allows(trial));
+        assert!(TrialRule::OncePerCustomer.allows(paid));
+        assert!(TrialRule::NeverAfterPaid.allows(none));
+        assert!(!TrialRule::NeverAfterPaid.allows(trial));
+        assert!(!TrialRule::NeverAfterPaid.allows(paid));
+    }
+
+    #[test]
+    fn mistakes_in_the_catalogue_are_named() {
+        let text = include_str!("../../billing.toml");
+        let cases = [
+            (
+                "features = [\"export\"",
+                "features = [\"exprot\"",
+                "`exprot` is not among",
+            ),
+            (
+                "currency = \"usd\"",
+                "currency = \"USD\"",
+                "three lowercase letters",
+            ),
+            ("trial_days = 14", "trial_days = 0", "trial_days must be"),
+            (
+                "lookup_key = \"starter_yearly\"",
+                "lookup_key = \"starter_monthly\"",
+                "used twice",
+            ),
+        ];
+        for (from, to, says) in cases {
+            assert!(text.contains(from), "the example has {from}");
+            let err = format!(
+                "{:#}",
+                BillingFile::parse(&text.replacen(from, to, 1)).expect_err(to)
+            );
+            assert!(err.contains(says), "{to}: {err}");
+            assert!(err.contains("catalog"), "{to}: {err}");
+        }
+    }
+}
