@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: PortalCommand,
     },
+    /// The plans for sale (billing.toml's [catalog]) made real in the Stripe account.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
     /// The operators: the accounts that may open /admin/billing. Granted only here, on the
     /// server, to an account that exists.
     Admin {
@@ -162,6 +167,34 @@ enum PortalCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Create or update the products and prices so the account sells what billing.toml's
+    /// catalogue says (a changed amount: a new price, the old one archived); prints each
+    /// change. Running it again changes nothing.
+    Apply {
+        /// Print what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+async fn catalog_apply_command(config: &Config, dry_run: bool) -> anyhow::Result<()> {
+    use billfold::{commands::catalog, stripe_api::raw::Rest};
+    let rest = Rest::new(config)?;
+    let account = catalog::read_account(&rest, &config.catalog).await?;
+    let steps = catalog::plan(&config.catalog, &account);
+    if !dry_run && !steps.is_empty() {
+        catalog::execute(&rest, &config.catalog, &steps).await?;
+        // The app learns of the new prices from their webhooks too; reading them now means
+        // `billfold portal apply`, run next, already sees them.
+        let state = billfold::server::build_state(config.clone()).await?;
+        billfold::billing::plans::sync_catalogue(&state).await?;
+    }
+    print!("{}", catalog::format(&steps, dry_run));
+    Ok(())
+}
+
 async fn doctor_command(config: &Config) -> anyhow::Result<()> {
     use billfold::{commands::doctor, stripe_api::raw::Rest};
     // Not migrated here: pending migrations are one of the things it reports.
@@ -212,6 +245,9 @@ async fn app_command(config: &Config, command: Command) -> anyhow::Result<()> {
         Command::Portal {
             command: PortalCommand::Apply { dry_run },
         } => portal_apply_command(config, dry_run).await,
+        Command::Catalog {
+            command: CatalogCommand::Apply { dry_run },
+        } => catalog_apply_command(config, dry_run).await,
         #[cfg(feature = "stripe-sim")]
         Command::StripeSim(_) | Command::Trigger(_) => {
             anyhow::bail!("this command reads no app settings and is run on its own")

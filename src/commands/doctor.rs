@@ -105,6 +105,7 @@ pub async fn run(
             portal.retain(|c| c.name != "portal: plan switching");
         }
         checks.extend(portal);
+        checks.push(check_catalog(config, rest).await);
         if schema_current {
             checks.push(check_prices(config, db, rest).await);
         }
@@ -647,6 +648,49 @@ async fn check_portal(config: &Config, db: &DatabaseConnection, rest: &Rest) -> 
 }
 
 /// Every price the picker shows is an active price in Stripe.
+/// The account sells what billing.toml's catalogue says: the steps `billfold catalog apply`
+/// would take, if any, are the differences.
+async fn check_catalog(config: &Config, rest: &Rest) -> Check {
+    const NAME: &str = "catalogue";
+    let account = match super::catalog::read_account(rest, &config.catalog).await {
+        Ok(a) => a,
+        Err(e) => {
+            return fail(
+                NAME,
+                format!("cannot read the account's products and prices: {e:#}"),
+                "Give the key read access to Products and Prices.",
+            )
+        }
+    };
+    let steps = super::catalog::plan(&config.catalog, &account);
+    if steps.is_empty() {
+        let prices: usize = config.catalog.plans.iter().map(|p| p.prices.len()).sum();
+        return pass(
+            NAME,
+            format!(
+                "Stripe sells the {} plans and {prices} prices of billing.toml",
+                config.catalog.plans.len()
+            ),
+        );
+    }
+    let shown: Vec<String> = steps.iter().take(5).map(|s| s.describe()).collect();
+    let more = steps.len().saturating_sub(shown.len());
+    fail(
+        NAME,
+        format!(
+            "Stripe differs from billing.toml in {} place(s): {}{}",
+            steps.len(),
+            shown.join("; "),
+            if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            }
+        ),
+        "Run `billfold catalog apply --dry-run` to see the changes, then `billfold catalog apply`.",
+    )
+}
+
 async fn check_prices(config: &Config, db: &DatabaseConnection, rest: &Rest) -> Check {
     const NAME: &str = "prices";
     let plans = match portal::picker_plans(db, config).await {
@@ -657,8 +701,8 @@ async fn check_prices(config: &Config, db: &DatabaseConnection, rest: &Rest) -> 
     if shown.is_empty() {
         return warn(
             NAME,
-            "the plan picker shows no prices",
-            "Create recurring prices in Stripe, then run `billfold sync --all` (the app also loads them at start).",
+            "the plan picker shows no prices (none of the account's prices is one the catalogue sells)",
+            "Run `billfold catalog apply` (it makes billing.toml's plans in Stripe); the app loads them at start.",
         );
     }
     let active: BTreeSet<String> = match rest.list_all("prices?active=true", 10_000).await {

@@ -22,6 +22,9 @@ pub struct ServeArgs {
     /// JSON file that keeps the double's state across restarts.
     #[arg(long = "state")]
     pub state: Option<PathBuf>,
+    /// Start an empty account (no demo catalogue), e.g. to try `billfold catalog apply`.
+    #[arg(long)]
+    pub empty: bool,
 }
 
 /// What `trigger` takes on the command line.
@@ -45,6 +48,7 @@ pub async fn run_standalone(args: ServeArgs) -> anyhow::Result<()> {
         webhook_url,
         webhook_secret,
         state: state_file,
+        empty,
     } = args;
     if !addr.ip().is_loopback() {
         tracing::warn!(
@@ -60,6 +64,7 @@ pub async fn run_standalone(args: ServeArgs) -> anyhow::Result<()> {
         public_base: format!("http://{local}"),
         state_file,
         delivery: DeliveryOptions::default(),
+        seed: !empty,
     })
     .await?;
     if let Some(url) = webhook_url {

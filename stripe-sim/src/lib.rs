@@ -75,6 +75,8 @@ pub struct SimOptions {
     pub state_file: Option<PathBuf>,
     /// Webhook retry schedule, timeouts and chaos.
     pub delivery: DeliveryOptions,
+    /// Whether a fresh state starts with the demo catalogue (true) or an empty account.
+    pub seed: bool,
 }
 
 impl SimOptions {
@@ -84,6 +86,7 @@ impl SimOptions {
             public_base: public_base.into(),
             state_file: None,
             delivery: DeliveryOptions::default(),
+            seed: true,
         }
     }
 }
@@ -124,7 +127,7 @@ impl StripeSim {
             public_base,
             chaos: events::chaos_from(&opts.delivery),
         };
-        if fresh {
+        if fresh && opts.seed {
             st.seed();
         }
         let http = reqwest::Client::builder()

@@ -157,3 +157,154 @@ async fn a_customer_gets_one_free_trial(backend: Backend) {
     );
 }
 crate::support::on_both_databases!(a_customer_gets_one_free_trial);
+
+/// `billfold catalog apply` against an empty account: everything is made, a second run changes
+/// nothing, a dry run changes nothing, and a new amount is a new price under the same lookup
+/// key with the old price archived and its subscription untouched.
+#[tokio::test]
+async fn catalog_apply_makes_the_account_sell_the_file() {
+    use billfold::{
+        commands::catalog::{self, Step},
+        config::Config,
+        stripe_api::raw::Rest,
+    };
+    use stripe_sim::{SimOptions, StripeSim};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut options = SimOptions::new(base.clone());
+    options.seed = false;
+    let sim = StripeSim::open(options).await.expect("an empty account");
+    let router = sim.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vars = [
+        ("STRIPE_SECRET_KEY", "sk_test_catalog_apply".to_owned()),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_catalog_apply".to_owned()),
+        ("STRIPE_API_BASE", base.clone()),
+        ("APP_URL", "http://127.0.0.1:3000".to_owned()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}/b.db?mode=rwc", dir.path().display()),
+        ),
+        (
+            "BILLING_FILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/billing.toml").to_owned(),
+        ),
+    ];
+    let config = Config::from_lookup(|k| {
+        vars.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("config");
+    let rest = Rest::new(&config).expect("client");
+    let file = config.catalog.as_ref().clone();
+    let read = |c: billfold::billing_file::Catalog| {
+        let rest = &rest;
+        async move {
+            catalog::read_account(rest, &c)
+                .await
+                .expect("read the account")
+        }
+    };
+
+    // A dry run reports everything and makes nothing.
+    let steps = catalog::plan(&file, &read(file.clone()).await);
+    let prices_in_file: usize = file.plans.iter().map(|p| p.prices.len()).sum();
+    assert_eq!(steps.len(), file.plans.len() + prices_in_file, "{steps:?}");
+    assert!(catalog::format(&steps, true).contains("dry run"));
+    assert!(read(file.clone()).await.products.is_empty(), "nothing made");
+
+    // Applied: every plan's product (marked) and price (by lookup key); again: nothing to do.
+    catalog::execute(&rest, &file, &steps).await.expect("apply");
+    let account = read(file.clone()).await;
+    assert_eq!(catalog::plan(&file, &account), vec![]);
+    assert!(catalog::format(&[], false).contains("nothing to change"));
+    assert_eq!(account.products.len(), file.plans.len());
+    for plan in &file.plans {
+        let product = account
+            .products
+            .iter()
+            .find(|p| p["metadata"][catalog::PLAN_KEY] == plan.key.as_str())
+            .expect("the plan's product");
+        assert_eq!(product["name"], plan.name.as_str());
+        for want in &plan.prices {
+            let price = account
+                .prices
+                .iter()
+                .find(|p| p["lookup_key"] == want.lookup_key.as_str())
+                .expect("the price");
+            assert_eq!(price["unit_amount"], want.amount);
+            assert_eq!(price["product"], product["id"]);
+        }
+    }
+
+    // A customer on Pro monthly, then Pro monthly costs more.
+    let pro_monthly = |a: &catalog::Account| {
+        a.prices
+            .iter()
+            .find(|p| p["lookup_key"] == "pro_monthly")
+            .map(|p| p["id"].as_str().expect("id").to_owned())
+            .expect("pro_monthly")
+    };
+    let old = pro_monthly(&account);
+    let client = stripe::ClientBuilder::new("sk_test_catalog_apply")
+        .url(format!("{base}/"))
+        .build()
+        .expect("client");
+    let customer = stripe_core::customer::CreateCustomer::new()
+        .email("catalog@example.com")
+        .send(&client)
+        .await
+        .expect("customer");
+    let card = stripe_payment::payment_method::AttachPaymentMethod::new("pm_card_visa")
+        .customer(customer.id.as_str())
+        .send(&client)
+        .await
+        .expect("card");
+    let mut item = stripe_billing::subscription::CreateSubscriptionItems::new();
+    item.price = Some(old.clone());
+    let sub = stripe_billing::subscription::CreateSubscription::new()
+        .customer(customer.id.as_str())
+        .items(vec![item])
+        .default_payment_method(card.id.as_str())
+        .send(&client)
+        .await
+        .expect("subscribe");
+
+    let mut dearer = file.clone();
+    let pro = dearer
+        .plans
+        .iter_mut()
+        .find(|p| p.key == "pro")
+        .expect("pro");
+    pro.prices[0].amount = 3900;
+    let steps = catalog::plan(&dearer, &read(dearer.clone()).await);
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert!(matches!(&steps[0], Step::CreatePrice { takes_key_from: Some(id), .. } if *id == old));
+    assert!(matches!(&steps[1], Step::ArchivePrice { id, .. } if *id == old));
+    catalog::execute(&rest, &dearer, &steps)
+        .await
+        .expect("apply the new amount");
+    let account = read(dearer.clone()).await;
+    assert_eq!(catalog::plan(&dearer, &account), vec![]);
+    let new = pro_monthly(&account);
+    assert_ne!(new, old);
+    let archived = stripe_product::price::RetrievePrice::new(old.as_str())
+        .send(&client)
+        .await
+        .expect("old price");
+    assert!(!archived.active);
+    assert_eq!(archived.unit_amount, Some(2900), "never edited");
+    let still = stripe_billing::subscription::RetrieveSubscription::new(sub.id.as_str())
+        .send(&client)
+        .await
+        .expect("subscription");
+    assert_eq!(still.items.data[0].price.id.as_str(), old, "untouched");
+    assert_eq!(still.status, stripe_shared::SubscriptionStatus::Active);
+}

@@ -5,6 +5,7 @@ use billfold::{
     auth::validate::{Email, Password},
     billing_file::BillingFile,
     commands::{
+        catalog,
         doctor::{self, Check, Status},
         portal,
     },
@@ -214,6 +215,20 @@ async fn doctor_passes_a_good_setup_and_fails_each_broken_one(backend: Backend) 
     post(&rest, &path, &[("active", "false")]).await;
     only_fails(&checks(&app).await, "portal configuration");
     post(&rest, &path, &[("active", "true")]).await;
+
+    // A plan renamed in the Dashboard: the catalogue check names it, and applying the
+    // catalogue puts it back.
+    post(&rest, "products/prod_pro", &[("name", "Pro (old)")]).await;
+    let broken = checks(&app).await;
+    only_fails(&broken, "catalogue");
+    assert!(doctor::format(&broken).contains("\"Pro (old)\" -> \"Pro\""));
+    let account = catalog::read_account(&rest, &app.state.config.catalog)
+        .await
+        .expect("account");
+    let steps = catalog::plan(&app.state.config.catalog, &account);
+    catalog::execute(&rest, &app.state.config.catalog, &steps)
+        .await
+        .expect("apply");
 
     // A price the picker shows that Stripe does not have.
     let some = price::Entity::find()

@@ -16,13 +16,7 @@ impl State {
                 900,
                 None,
             ),
-            (
-                "prod_pro",
-                "Pro",
-                "For growing teams; 14-day free trial.",
-                2900,
-                Some(14),
-            ),
+            ("prod_pro", "Pro", "For growing teams.", 2900, Some(14)),
             ("prod_team", "Team", "For whole organisations.", 9900, None),
         ];
         let mut portal_products = Vec::new();

@@ -46,6 +46,7 @@ pub async fn start_with(delivery: DeliveryOptions, state_file: Option<std::path:
         public_base: base.clone(),
         state_file,
         delivery,
+        seed: true,
     })
     .await
     .expect("open the double");

@@ -264,6 +264,7 @@ async fn state_survives_a_restart() {
         public_base: "http://127.0.0.1:1".into(),
         state_file: Some(file),
         delivery: DeliveryOptions::default(),
+        seed: true,
     })
     .await;
     assert!(
