@@ -82,6 +82,18 @@ fn millis(d: Duration) -> i64 {
 impl State {
     /// Records an event about `object` and queues it for every interested endpoint.
     pub fn emit(&mut self, event_type: &str, object: Value, previous: Option<Value>, at: i64) {
+        // A subscription that changed may change what its customer is entitled to.
+        let subscriber = event_type
+            .starts_with("customer.subscription.")
+            .then(|| object["customer"].as_str().map(str::to_owned))
+            .flatten();
+        self.record_event(event_type, object, previous, at);
+        if let Some(customer) = subscriber {
+            self.refresh_entitlements(&customer, at);
+        }
+    }
+
+    fn record_event(&mut self, event_type: &str, object: Value, previous: Option<Value>, at: i64) {
         let id = new_id("evt_", 24);
         let endpoints: Vec<(String, String)> = self
             .webhook_endpoints

@@ -72,6 +72,33 @@ pub struct Product {
     pub metadata: Metadata,
 }
 
+/// An Entitlements feature (`entitlements.feature`): something a product can include.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Feature {
+    pub id: String,
+    /// Unique among features, at most 80 characters.
+    pub lookup_key: String,
+    pub name: String,
+    pub active: bool,
+    pub metadata: Metadata,
+}
+
+/// A feature attached to a product (`product_feature`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProductFeature {
+    pub id: String,
+    pub product: String,
+    pub feature: String,
+}
+
+/// What a customer is entitled to, as last announced (`entitlements.active_entitlement_summary`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CustomerEntitlements {
+    pub customer: String,
+    /// (active entitlement id `ent_…`, feature id), in the features' order.
+    pub active: Vec<(String, String)>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Price {
     pub id: String,
@@ -619,6 +646,12 @@ pub struct State {
     pub invoice_items: Vec<InvoiceItem>,
     #[serde(default)]
     pub subscription_schedules: Vec<SubscriptionSchedule>,
+    #[serde(default)]
+    pub features: Vec<Feature>,
+    #[serde(default)]
+    pub product_features: Vec<ProductFeature>,
+    #[serde(default)]
+    pub entitlements: Vec<CustomerEntitlements>,
     /// Not persisted: who caused the current change (events carry it as `request`).
     #[serde(skip)]
     pub request: RequestTag,

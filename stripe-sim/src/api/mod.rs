@@ -8,6 +8,7 @@ mod billing_portal_sessions;
 mod catalogue;
 mod checkout;
 mod customers;
+mod entitlements;
 mod events;
 mod invoices;
 mod payment_methods;
@@ -221,6 +222,21 @@ pub(super) fn route(
         ("POST", ["products"]) => catalogue::create_product(st, &p),
         ("POST", ["products", id]) => catalogue::update_product(st, id, &p),
         ("DELETE", ["products", id]) => catalogue::delete_product(st, id),
+        ("POST", ["products", id, "features"]) => entitlements::attach_feature(st, id, &p),
+        ("GET", ["products", id, "features"]) => entitlements::list_product_features(st, id, &p),
+        ("DELETE", ["products", product, "features", id]) => {
+            entitlements::detach_feature(st, product, id)
+        }
+        ("POST", ["entitlements", "features"]) => entitlements::create_feature(st, &p),
+        ("GET", ["entitlements", "features"]) => entitlements::list_features(st, &p),
+        ("GET", ["entitlements", "features", id]) => entitlements::retrieve_feature(st, id, &p),
+        ("POST", ["entitlements", "features", id]) => entitlements::update_feature(st, id, &p),
+        ("GET", ["entitlements", "active_entitlements"]) => {
+            entitlements::list_active_entitlements(st, &p)
+        }
+        ("GET", ["entitlements", "active_entitlements", id]) => {
+            entitlements::retrieve_active_entitlement(st, id, &p)
+        }
         ("GET", ["prices"]) => catalogue::list_prices(st, &p),
         ("POST", ["prices"]) => catalogue::create_price(st, &p),
         ("GET", ["prices", id]) => catalogue::retrieve_price(st, id, &p),

@@ -5,6 +5,7 @@
 mod catalogue;
 mod checkout;
 mod customers;
+mod entitlements;
 mod invoices;
 mod payment_methods;
 mod subscriptions;

@@ -3,6 +3,7 @@
 //! that async-stripe cannot parse fails here.
 
 mod clock;
+mod entitlements;
 mod errors;
 mod events;
 mod helpers;
