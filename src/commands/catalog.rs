@@ -36,9 +36,40 @@ pub enum ProductRef {
     New(String),
 }
 
+/// Where a feature is: one Stripe has, or the one a step before makes (by lookup key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeatureRef {
+    Existing(String),
+    New(String),
+}
+
 /// One change to the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    CreateFeature {
+        lookup_key: String,
+        name: String,
+    },
+    /// A feature's name to set, or an archived feature to restore.
+    UpdateFeature {
+        lookup_key: String,
+        id: String,
+        fields: Vec<(String, String, String)>,
+    },
+    /// A plan's product comes to include a feature.
+    AttachFeature {
+        plan: String,
+        product: ProductRef,
+        feature: FeatureRef,
+        lookup_key: String,
+    },
+    /// A plan's product no longer includes a feature of the catalogue.
+    DetachFeature {
+        plan: String,
+        product: String,
+        id: String,
+        lookup_key: String,
+    },
     CreateProduct {
         plan: String,
         name: String,
@@ -58,15 +89,39 @@ pub enum Step {
         takes_key_from: Option<String>,
     },
     /// A price the catalogue no longer sells at its lookup key (replaced above).
-    ArchivePrice { lookup_key: String, id: String },
+    ArchivePrice {
+        lookup_key: String,
+        id: String,
+    },
     /// A price that matches the file but was archived: sold again.
-    RestorePrice { lookup_key: String, id: String },
+    RestorePrice {
+        lookup_key: String,
+        id: String,
+    },
 }
 
 impl Step {
     /// What the step does, in one line.
     pub fn describe(&self) -> String {
         match self {
+            Step::CreateFeature { lookup_key, name } => {
+                format!("create feature {lookup_key}: \"{name}\"")
+            }
+            Step::UpdateFeature {
+                lookup_key, fields, ..
+            } => {
+                let changes: Vec<String> = fields
+                    .iter()
+                    .map(|(f, have, want)| format!("{f}: {have:?} -> {want:?}"))
+                    .collect();
+                format!("update feature {lookup_key}: {}", changes.join(", "))
+            }
+            Step::AttachFeature {
+                plan, lookup_key, ..
+            } => format!("plan `{plan}` includes feature {lookup_key}"),
+            Step::DetachFeature {
+                plan, lookup_key, ..
+            } => format!("plan `{plan}` no longer includes feature {lookup_key}"),
             Step::CreateProduct { plan, name, .. } => {
                 format!("create product for plan `{plan}`: \"{name}\"")
             }
@@ -113,6 +168,10 @@ impl Step {
 pub struct Account {
     pub products: Vec<Value>,
     pub prices: Vec<Value>,
+    /// Every Entitlements feature.
+    pub features: Vec<Value>,
+    /// The features each plan's product includes (`product_feature` objects), by product id.
+    pub product_features: BTreeMap<String, Vec<Value>>,
 }
 
 /// Reads what [`plan`] compares.
@@ -143,7 +202,26 @@ pub async fn read_account(rest: &Rest, catalog: &Catalog) -> anyhow::Result<Acco
                 .context("listing the catalogue's prices")?,
         );
     }
-    Ok(Account { products, prices })
+    let features = rest
+        .list_all("entitlements/features", 10_000)
+        .await
+        .context("listing the account's features")?;
+    let mut account = Account {
+        products,
+        prices,
+        features,
+        product_features: BTreeMap::new(),
+    };
+    for plan in &catalog.plans {
+        if let Some(id) = product_of(&account, plan).map(|p| text(&p["id"])) {
+            let attached = rest
+                .list_all(&format!("products/{id}/features"), 1_000)
+                .await
+                .with_context(|| format!("listing the features of {id}"))?;
+            account.product_features.insert(id, attached);
+        }
+    }
+    Ok(account)
 }
 
 fn text(v: &Value) -> String {
@@ -197,9 +275,77 @@ fn price_matches(price: &Value, want: &PlanPrice, product: Option<&str>) -> bool
 /// The steps that make the account say what the catalogue says (none when it already does).
 pub fn plan(catalog: &Catalog, account: &Account) -> Vec<Step> {
     let mut steps = Vec::new();
+    for feature in &catalog.features {
+        let have = account
+            .features
+            .iter()
+            .find(|f| f["lookup_key"].as_str() == Some(feature.lookup_key.as_str()));
+        match have {
+            None => steps.push(Step::CreateFeature {
+                lookup_key: feature.lookup_key.clone(),
+                name: feature.name.clone(),
+            }),
+            Some(f) => {
+                let mut fields = Vec::new();
+                if text(&f["name"]) != feature.name {
+                    fields.push(("name".into(), text(&f["name"]), feature.name.clone()));
+                }
+                if f["active"].as_bool() != Some(true) {
+                    fields.push(("active".into(), "false".into(), "true".into()));
+                }
+                if !fields.is_empty() {
+                    steps.push(Step::UpdateFeature {
+                        lookup_key: feature.lookup_key.clone(),
+                        id: text(&f["id"]),
+                        fields,
+                    });
+                }
+            }
+        }
+    }
     for plan in &catalog.plans {
         let product = product_of(account, plan);
         let product_id = product.map(|p| text(&p["id"]));
+        let attached: &[Value] = product_id
+            .as_ref()
+            .and_then(|id| account.product_features.get(id))
+            .map_or(&[], Vec::as_slice);
+        let mut feature_steps = Vec::new();
+        let key_of = |pf: &Value| text(&pf["entitlement_feature"]["lookup_key"]);
+        for key in &plan.features {
+            if attached.iter().any(|pf| key_of(pf) == *key) {
+                continue;
+            }
+            let feature = account
+                .features
+                .iter()
+                .find(|f| f["lookup_key"].as_str() == Some(key.as_str()))
+                .map_or(FeatureRef::New(key.clone()), |f| {
+                    FeatureRef::Existing(text(&f["id"]))
+                });
+            feature_steps.push(Step::AttachFeature {
+                plan: plan.key.clone(),
+                product: match &product_id {
+                    Some(id) => ProductRef::Existing(id.clone()),
+                    None => ProductRef::New(plan.key.clone()),
+                },
+                feature,
+                lookup_key: key.clone(),
+            });
+        }
+        // Only the catalogue's features are managed: one it does not list stays attached.
+        for pf in attached {
+            let key = key_of(pf);
+            let managed = catalog.features.iter().any(|f| f.lookup_key == key);
+            if managed && !plan.features.contains(&key) {
+                feature_steps.push(Step::DetachFeature {
+                    plan: plan.key.clone(),
+                    product: product_id.clone().unwrap_or_default(),
+                    id: text(&pf["id"]),
+                    lookup_key: key,
+                });
+            }
+        }
         match product {
             None => steps.push(Step::CreateProduct {
                 plan: plan.key.clone(),
@@ -233,6 +379,7 @@ pub fn plan(catalog: &Catalog, account: &Account) -> Vec<Step> {
                 }
             }
         }
+        steps.extend(feature_steps);
         for want in &plan.prices {
             let held = holder(account, &want.lookup_key);
             match held {
@@ -287,6 +434,7 @@ fn nickname(plan: &str, price: &PlanPrice) -> String {
 /// before it are done, and a second run picks up from there).
 pub async fn execute(rest: &Rest, catalog: &Catalog, steps: &[Step]) -> anyhow::Result<()> {
     let mut made: BTreeMap<String, String> = BTreeMap::new();
+    let mut made_features: BTreeMap<String, String> = BTreeMap::new();
     let names: BTreeMap<&str, &str> = catalog
         .plans
         .iter()
@@ -295,6 +443,60 @@ pub async fn execute(rest: &Rest, catalog: &Catalog, steps: &[Step]) -> anyhow::
     for step in steps {
         let s = |k: &str, v: &str| (k.to_owned(), v.to_owned());
         let done = match step {
+            Step::CreateFeature { lookup_key, name } => post(
+                rest,
+                "entitlements/features",
+                vec![s("lookup_key", lookup_key), s("name", name)],
+            )
+            .await
+            .map(|created| {
+                made_features.insert(lookup_key.clone(), text(&created["id"]));
+            }),
+            Step::UpdateFeature { id, fields, .. } => {
+                let form = fields
+                    .iter()
+                    .map(|(field, _, want)| s(field, want))
+                    .collect();
+                post(rest, &format!("entitlements/features/{id}"), form)
+                    .await
+                    .map(drop)
+            }
+            Step::AttachFeature {
+                product, feature, ..
+            } => {
+                let product = match product {
+                    ProductRef::Existing(id) => Some(id.clone()),
+                    ProductRef::New(plan) => made.get(plan).cloned(),
+                };
+                let feature = match feature {
+                    FeatureRef::Existing(id) => Some(id.clone()),
+                    FeatureRef::New(key) => made_features.get(key).cloned(),
+                };
+                let (Some(product), Some(feature)) = (product, feature) else {
+                    anyhow::bail!("{}: its product or feature was not made", step.describe());
+                };
+                post(
+                    rest,
+                    &format!("products/{product}/features"),
+                    vec![s("entitlement_feature", &feature)],
+                )
+                .await
+                .map(drop)
+            }
+            Step::DetachFeature { product, id, .. } => {
+                let answer = rest
+                    .delete(&format!("products/{product}/features/{id}"))
+                    .await?;
+                if answer.ok() {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!(
+                        "DELETE /v1/products/{product}/features/{id}: Stripe answered {} ({})",
+                        answer.status,
+                        answer.error_message()
+                    ))
+                }
+            }
             Step::CreateProduct {
                 plan,
                 name,
@@ -393,8 +595,23 @@ mod tests {
     /// The account as `apply` leaves it: a marked product per plan, a matching price per key.
     fn applied(c: &Catalog) -> Account {
         let mut account = Account::default();
+        for f in &c.features {
+            account.features.push(json!({
+                "id": format!("feat_{}", f.lookup_key), "lookup_key": f.lookup_key,
+                "name": f.name, "active": true,
+            }));
+        }
         for plan in &c.plans {
             let id = format!("prod_{}", plan.key);
+            let attached = plan
+                .features
+                .iter()
+                .map(|key| {
+                    json!({"id": format!("prodft_{}_{key}", plan.key),
+                        "entitlement_feature": {"id": format!("feat_{key}"), "lookup_key": key}})
+                })
+                .collect();
+            account.product_features.insert(id.clone(), attached);
             account.products.push(json!({
                 "id": id, "name": plan.name, "description": plan.description, "active": true,
                 "metadata": {PLAN_KEY: plan.key},
@@ -436,7 +653,37 @@ mod tests {
             prices,
             c.plans.iter().map(|p| p.prices.len()).sum::<usize>()
         );
-        assert_eq!(steps.len(), products + prices);
+        let features = steps
+            .iter()
+            .filter(|s| matches!(s, Step::CreateFeature { .. }))
+            .count();
+        let attached = steps
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s,
+                    Step::AttachFeature {
+                        product: ProductRef::New(_),
+                        feature: FeatureRef::New(_),
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(features, c.features.len());
+        assert_eq!(
+            attached,
+            c.plans.iter().map(|p| p.features.len()).sum::<usize>()
+        );
+        assert_eq!(steps.len(), products + prices + features + attached);
+        // Features are made before the plans that include them.
+        let first_product = steps
+            .iter()
+            .position(|s| matches!(s, Step::CreateProduct { .. }));
+        let last_feature = steps
+            .iter()
+            .rposition(|s| matches!(s, Step::CreateFeature { .. }));
+        assert!(last_feature < first_product);
         assert_eq!(plan(&c, &applied(&c)), vec![]);
     }
 
@@ -457,6 +704,29 @@ mod tests {
                 lookup_key: key.clone(),
                 id: format!("price_{key}")
             }
+        );
+    }
+
+    #[test]
+    fn a_feature_a_plan_drops_is_detached_and_an_unmanaged_one_stays() {
+        let mut c = catalog();
+        let mut account = applied(&c);
+        let team = c.plans.iter_mut().find(|p| p.key == "team").expect("team");
+        team.features.retain(|f| f != "sso");
+        account
+            .product_features
+            .get_mut("prod_team")
+            .expect("team's features")
+            .push(json!({"id": "prodft_x", "entitlement_feature": {"id": "feat_x", "lookup_key": "beta"}}));
+        let steps = plan(&c, &account);
+        assert_eq!(
+            steps,
+            vec![Step::DetachFeature {
+                plan: "team".into(),
+                product: "prod_team".into(),
+                id: "prodft_team_sso".into(),
+                lookup_key: "sso".into()
+            }]
         );
     }
 

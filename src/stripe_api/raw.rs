@@ -88,6 +88,11 @@ impl Rest {
         self.send(self.http.post(self.url(path)).form(form)).await
     }
 
+    /// `DELETE /v1/{path}`.
+    pub async fn delete(&self, path: &str) -> Result<Answer, reqwest::Error> {
+        self.send(self.http.delete(self.url(path))).await
+    }
+
     /// Every item of a list endpoint, page after page (at most `max` items).
     pub async fn list_all(&self, path: &str, max: usize) -> anyhow::Result<Vec<Value>> {
         let mut items: Vec<Value> = Vec::new();

@@ -216,9 +216,16 @@ async fn catalog_apply_makes_the_account_sell_the_file() {
     // A dry run reports everything and makes nothing.
     let steps = catalog::plan(&file, &read(file.clone()).await);
     let prices_in_file: usize = file.plans.iter().map(|p| p.prices.len()).sum();
-    assert_eq!(steps.len(), file.plans.len() + prices_in_file, "{steps:?}");
+    let included: usize = file.plans.iter().map(|p| p.features.len()).sum();
+    assert_eq!(
+        steps.len(),
+        file.features.len() + file.plans.len() + included + prices_in_file,
+        "{steps:?}"
+    );
     assert!(catalog::format(&steps, true).contains("dry run"));
-    assert!(read(file.clone()).await.products.is_empty(), "nothing made");
+    let untouched = read(file.clone()).await;
+    assert!(untouched.products.is_empty(), "nothing made");
+    assert!(untouched.features.is_empty(), "nothing made");
 
     // Applied: every plan's product (marked) and price (by lookup key); again: nothing to do.
     catalog::execute(&rest, &file, &steps).await.expect("apply");
@@ -233,6 +240,19 @@ async fn catalog_apply_makes_the_account_sell_the_file() {
             .find(|p| p["metadata"][catalog::PLAN_KEY] == plan.key.as_str())
             .expect("the plan's product");
         assert_eq!(product["name"], plan.name.as_str());
+        let mut included: Vec<String> = account.product_features
+            [product["id"].as_str().expect("id")]
+        .iter()
+        .filter_map(|pf| {
+            pf["entitlement_feature"]["lookup_key"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+        included.sort();
+        let mut want = plan.features.clone();
+        want.sort();
+        assert_eq!(included, want, "{}", plan.key);
         for want in &plan.prices {
             let price = account
                 .prices

@@ -103,6 +103,34 @@ impl State {
         };
         let json = self.portal_configuration_json(&config);
         self.portal_configurations.push(config);
+        self.seed_features();
         self.emit("billing_portal.configuration.created", json, None, now);
+    }
+
+    /// The demo features, included as the demo `billing.toml` says: Pro has export and API
+    /// access, Team those and single sign-on.
+    fn seed_features(&mut self) {
+        let features = [
+            ("export", "Export to CSV", &["prod_pro", "prod_team"][..]),
+            ("api", "API access", &["prod_pro", "prod_team"][..]),
+            ("sso", "Single sign-on", &["prod_team"][..]),
+        ];
+        for (lookup_key, name, products) in features {
+            let feature = Feature {
+                id: new_id("feat_", 24),
+                lookup_key: lookup_key.into(),
+                name: name.into(),
+                active: true,
+                metadata: Metadata::new(),
+            };
+            for product in products {
+                self.product_features.push(ProductFeature {
+                    id: new_id("prodft_", 24),
+                    product: (*product).into(),
+                    feature: feature.id.clone(),
+                });
+            }
+            self.features.push(feature);
+        }
     }
 }

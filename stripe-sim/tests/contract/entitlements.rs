@@ -27,12 +27,18 @@ async fn active_keys(sim: &Sim, customer: &str) -> Vec<String> {
 async fn a_subscription_entitles_its_customer_to_its_products_features() {
     let sim = start().await;
     let client = &sim.client;
-    let export = CreateEntitlementsFeature::new("export", "Export to CSV")
+    // The demo catalogue's features are seeded: Pro includes export and api, Team also sso.
+    let seeded = ListEntitlementsFeature::new()
+        .send(client)
+        .await
+        .expect("list");
+    assert_eq!(seeded.data.len(), 3);
+    let beta = CreateEntitlementsFeature::new("beta", "Beta programme")
         .send(client)
         .await
         .expect("feature");
-    assert_eq!(export.lookup_key, "export");
-    let refused = CreateEntitlementsFeature::new("export", "Again")
+    assert_eq!(beta.lookup_key, "beta");
+    let refused = CreateEntitlementsFeature::new("beta", "Again")
         .send(client)
         .await
         .err();
@@ -40,17 +46,6 @@ async fn a_subscription_entitles_its_customer_to_its_products_features() {
         matches!(refused, Some(stripe::StripeError::Stripe(_, 400))),
         "a lookup key is unique: {refused:?}"
     );
-    let sso = CreateEntitlementsFeature::new("sso", "Single sign-on")
-        .send(client)
-        .await
-        .expect("feature");
-    let listed = ListEntitlementsFeature::new()
-        .send(client)
-        .await
-        .expect("list");
-    assert_eq!(listed.data.len(), 2);
-
-    // Pro includes export; Team export and sso.
     let product_of = |key: &'static str| {
         let sim = &sim;
         async move {
@@ -65,18 +60,18 @@ async fn a_subscription_entitles_its_customer_to_its_products_features() {
     };
     let pro = product_of("pro_monthly").await;
     let team = product_of("team_monthly").await;
-    let attached = CreateProductProductFeature::new(pro.as_str(), export.id.as_str())
+    let on_team = ListProductProductFeature::new(team.as_str())
+        .send(client)
+        .await
+        .expect("list");
+    assert_eq!(on_team.data.len(), 3);
+    // Beta on Pro, attached once.
+    let attached = CreateProductProductFeature::new(pro.as_str(), beta.id.as_str())
         .send(client)
         .await
         .expect("attach");
-    assert_eq!(attached.entitlement_feature.id, export.id);
-    for f in [&export, &sso] {
-        CreateProductProductFeature::new(team.as_str(), f.id.as_str())
-            .send(client)
-            .await
-            .expect("attach");
-    }
-    let again = CreateProductProductFeature::new(pro.as_str(), export.id.as_str())
+    assert_eq!(attached.entitlement_feature.id, beta.id);
+    let again = CreateProductProductFeature::new(pro.as_str(), beta.id.as_str())
         .send(client)
         .await
         .err();
@@ -84,15 +79,13 @@ async fn a_subscription_entitles_its_customer_to_its_products_features() {
         matches!(again, Some(stripe::StripeError::Stripe(_, 400))),
         "{again:?}"
     );
-    let on_team = ListProductProductFeature::new(team.as_str())
-        .send(client)
-        .await
-        .expect("list");
-    assert_eq!(on_team.data.len(), 2);
 
-    // Subscribing to Pro: export; moving to Team: export and sso; cancelling: nothing.
+    // Subscribing to Pro: api, beta, export; moving to Team: api, export, sso; cancelling: none.
     let (customer, sub) = subscribed(&sim, "pm_card_visa", "pro_monthly").await;
-    assert_eq!(active_keys(&sim, &customer).await, ["export"]);
+    assert_eq!(
+        active_keys(&sim, &customer).await,
+        ["api", "beta", "export"]
+    );
     let mut item = stripe_billing::subscription::UpdateSubscriptionItems::new();
     item.id = Some(sub.items.data[0].id.to_string());
     item.price = Some(price(&sim, "team_monthly").await);
@@ -101,7 +94,7 @@ async fn a_subscription_entitles_its_customer_to_its_products_features() {
         .send(client)
         .await
         .expect("to Team");
-    assert_eq!(active_keys(&sim, &customer).await, ["export", "sso"]);
+    assert_eq!(active_keys(&sim, &customer).await, ["api", "export", "sso"]);
     stripe_billing::subscription::CancelSubscription::new(sub.id.as_str())
         .send(client)
         .await
@@ -124,11 +117,14 @@ async fn a_subscription_entitles_its_customer_to_its_products_features() {
                 .map_or(0, Vec::len)
         })
         .collect();
-    assert_eq!(counts, [1, 2, 0]);
-    assert_eq!(
-        summaries[1]["data"]["previous_attributes"]["entitlements"]["data"][0]["lookup_key"],
-        "export"
-    );
+    assert_eq!(counts, [3, 3, 0]);
+    let previous: Vec<&str> = summaries[1]["data"]["previous_attributes"]["entitlements"]["data"]
+        .as_array()
+        .expect("the previous list")
+        .iter()
+        .filter_map(|e| e["lookup_key"].as_str())
+        .collect();
+    assert!(previous.contains(&"beta"), "{previous:?}");
     for e in &summaries {
         let event = Webhook::insecure(&e.to_string()).expect("parses");
         let EventObject::EntitlementsActiveEntitlementSummaryUpdated(summary) = event.data.object
