@@ -15,6 +15,7 @@ mod m20261206_010000_operators;
 mod m20261206_020000_customer_links_and_checkout_expiries;
 mod m20261206_030000_event_retention_and_set_aside;
 mod m20261206_040000_price_lookup_keys;
+mod m20261206_050000_customer_entitlements;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_020000_customer_links_and_checkout_expiries::Migration),
             Box::new(m20261206_030000_event_retention_and_set_aside::Migration),
             Box::new(m20261206_040000_price_lookup_keys::Migration),
+            Box::new(m20261206_050000_customer_entitlements::Migration),
         ]
     }
 }

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     db::{
         clock,
-        entities::{invoice, stripe_customer, subscription},
+        entities::{customer_entitlement, invoice, stripe_customer, subscription},
     },
     error::AppError,
     state::AppState,
@@ -31,6 +31,27 @@ pub struct Entitlement {
     pub grace_started_at: Option<i64>,
     /// No plan, or only one that ended: anything live is changed in the portal instead.
     pub may_start_plan: bool,
+}
+
+/// The features (their lookup keys) a user has now: those Stripe's Entitlements list for the
+/// user's customer, while the access rule grants access (so `PAST_DUE_GRACE` still ends them,
+/// whatever Stripe still lists). Empty without access or without a customer.
+pub async fn features(state: &AppState, user_id: i64) -> Result<(Access, Vec<String>), AppError> {
+    let Some((customer_id, rows)) = customer_and_subscriptions(state, user_id).await? else {
+        let none: [Subscription; 0] = [];
+        return Ok((decide(state, &none, clock::now()).await?.access, vec![]));
+    };
+    let subscriptions: Vec<Subscription> = rows.iter().map(to_model).collect();
+    let access = decide(state, &subscriptions, clock::now()).await?.access;
+    if !access.granted {
+        return Ok((access, vec![]));
+    }
+    let listed = customer_entitlement::Entity::find_by_id(customer_id)
+        .one(&state.db)
+        .await?
+        .map(|row| row.keys().map(str::to_owned).collect())
+        .unwrap_or_default();
+    Ok((access, listed))
 }
 
 /// The user's access now.

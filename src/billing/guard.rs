@@ -6,7 +6,12 @@
 //! - A server function calls [`require_access`] first, which answers the same refusal as an
 //!   [`AppError`].
 //!
-//! Both read the pure [`access`](super::access) rule over the database's copy of Stripe's
+//! - One feature (by its lookup key in the catalogue, e.g. `export`): a handler takes
+//!   [`Entitled<F>`] for a [`FeatureKey`] `F`, a server function calls [`require_feature`]. A
+//!   feature is granted when Stripe's Entitlements list it for the user's customer *and* the
+//!   access rule grants access; the refusal names the plans that include it.
+//!
+//! All read the pure [`access`](super::access) rule over the database's copy of Stripe's
 //! state, with the same clock as the pages: no Stripe call on the request's path.
 
 use axum::{
@@ -39,11 +44,13 @@ pub async fn access_of(state: &AppState, user: &CurrentUser) -> Result<Access, A
     Ok(entitlement::load(state, user.id).await?.access)
 }
 
-/// Why a request was refused the feature: no session, or no access.
+/// Why a request was refused the feature: no session, no access, or a plan without it.
 #[derive(Debug)]
 pub enum Refused {
     SignedOut,
     NoAccess(Access),
+    /// Access, but not to this feature: its message names the plans that include it.
+    NotIncluded(String),
     Failed(AppError),
 }
 
@@ -53,6 +60,7 @@ impl Refused {
         match self {
             Refused::SignedOut => AppError::Unauthorized,
             Refused::NoAccess(access) => AppError::Forbidden(refusal_message(&access)),
+            Refused::NotIncluded(message) => AppError::Forbidden(message),
             Refused::Failed(e) => e,
         }
     }
@@ -79,6 +87,15 @@ impl IntoResponse for Refused {
                 Json(json!({
                     "error": refusal_message(&access),
                     "reason": access.reason,
+                    "billing_url": BILLING_PAGE,
+                })),
+            )
+                .into_response(),
+            Refused::NotIncluded(message) => (
+                StatusCode::FORBIDDEN,
+                Json(json!({
+                    "error": message,
+                    "reason": "feature_not_included",
                     "billing_url": BILLING_PAGE,
                 })),
             )
@@ -111,6 +128,80 @@ impl FromRequestParts<AppState> for Paid {
 pub async fn require_access() -> Result<Paid, AppError> {
     let state = crate::web::app_state()?;
     check(&state, crate::web::signed_in().as_ref())
+        .await
+        .map_err(Refused::into_app_error)
+}
+
+/// A feature of the catalogue, named by its lookup key, for [`Entitled`].
+///
+/// ```ignore
+/// struct Export;
+/// impl FeatureKey for Export {
+///     const KEY: &'static str = "export";
+/// }
+/// async fn export_csv(Entitled(paid, _): Entitled<Export>) -> … { … }
+/// ```
+pub trait FeatureKey: Send + Sync + 'static {
+    const KEY: &'static str;
+}
+
+/// A signed-in user whose plan includes the feature `F` now.
+#[derive(Debug, Clone)]
+pub struct Entitled<F: FeatureKey>(pub Paid, pub std::marker::PhantomData<F>);
+
+/// "Export to CSV is included in Pro and Team. Choose a plan on the billing page: …"
+fn not_included(state: &AppState, key: &str) -> String {
+    let catalog = &state.config.catalog;
+    let plans: Vec<&str> = catalog
+        .plans
+        .iter()
+        .filter(|p| p.features.iter().any(|f| f == key))
+        .map(|p| p.name.as_str())
+        .collect();
+    let feature = catalog.feature_name(key);
+    let which = match plans.as_slice() {
+        [] => format!("{feature} is not included in any plan for sale."),
+        [one] => format!("{feature} is included in {one}."),
+        [rest @ .., last] => format!("{feature} is included in {} and {last}.", rest.join(", ")),
+    };
+    format!("{which} Choose a plan on the billing page: {BILLING_PAGE}")
+}
+
+async fn check_feature(
+    state: &AppState,
+    signed_in: Option<&SignedIn>,
+    key: &str,
+) -> Result<Paid, Refused> {
+    let user = signed_in.ok_or(Refused::SignedOut)?.user.clone();
+    let (access, features) = entitlement::features(state, user.id)
+        .await
+        .map_err(Refused::Failed)?;
+    if !access.granted {
+        return Err(Refused::NoAccess(access));
+    }
+    if features.iter().any(|f| f == key) {
+        Ok(Paid { user, access })
+    } else {
+        Err(Refused::NotIncluded(not_included(state, key)))
+    }
+}
+
+impl<F: FeatureKey> FromRequestParts<AppState> for Entitled<F> {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refused> {
+        check_feature(state, parts.extensions.get::<SignedIn>(), F::KEY)
+            .await
+            .map(|paid| Entitled(paid, std::marker::PhantomData))
+    }
+}
+
+/// For a server function: the signed-in user whose plan includes the feature `key` (a
+/// lookup key of the catalogue), or the refusal as an [`AppError`] (401; 403 with the reason
+/// and the billing page; or 403 naming the plans that include it).
+pub async fn require_feature(key: &str) -> Result<Paid, AppError> {
+    let state = crate::web::app_state()?;
+    check_feature(&state, crate::web::signed_in().as_ref(), key)
         .await
         .map_err(Refused::into_app_error)
 }

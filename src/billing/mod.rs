@@ -19,6 +19,8 @@ pub mod customer;
 #[cfg(feature = "ssr")]
 pub mod entitlement;
 #[cfg(feature = "ssr")]
+pub mod export;
+#[cfg(feature = "ssr")]
 pub mod guard;
 #[cfg(feature = "ssr")]
 pub mod limits;
@@ -36,11 +38,14 @@ pub mod summary_load;
 pub mod sync;
 
 /// Billing's plain Axum routes (its pages and server functions come through the app's route
-/// list): `GET /app/pro-report`, the paid-only report behind the guard.
+/// list): `GET /app/pro-report`, the paid-only report behind the access guard, and
+/// `GET /app/export.csv`, behind the `export` feature.
 #[cfg(feature = "ssr")]
 pub fn routes() -> axum::Router<crate::state::AppState> {
-    axum::Router::new().route(
-        "/app/pro-report",
-        axum::routing::get(pro_report::pro_report_route),
-    )
+    axum::Router::new()
+        .route(
+            "/app/pro-report",
+            axum::routing::get(pro_report::pro_report_route),
+        )
+        .route("/app/export.csv", axum::routing::get(export::export_csv))
 }

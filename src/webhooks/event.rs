@@ -172,6 +172,8 @@ pub enum Kind {
     },
     /// A subscription schedule: the switch it plans (a downgrade at the period's end).
     Schedule,
+    /// What Stripe's Entitlements say a customer has.
+    Entitlements,
 }
 
 /// Every event type Billfold acts on, and how: the one list the pipeline, `billfold doctor`'s
@@ -251,6 +253,10 @@ pub const HANDLED: &[(&str, Kind)] = &[
     ("subscription_schedule.canceled", Kind::Schedule),
     ("subscription_schedule.completed", Kind::Schedule),
     ("subscription_schedule.aborted", Kind::Schedule),
+    (
+        "entitlements.active_entitlement_summary.updated",
+        Kind::Entitlements,
+    ),
 ];
 
 impl Kind {
@@ -383,6 +389,15 @@ pub async fn apply(
                 .ok_or(ApplyError::BadObject("subscription_schedule"))?;
             (
                 sync::apply_schedule(conn, f, &facts, Source::Event(envelope.created)).await?,
+                ObjectFrom::Event,
+            )
+        }
+        Kind::Entitlements => {
+            let facts = sync::EntitlementFacts::read(&envelope.object).ok_or(
+                ApplyError::BadObject("entitlements.active_entitlement_summary"),
+            )?;
+            (
+                sync::apply_entitlements(conn, f, &facts, Source::Event(envelope.created)).await?,
                 ObjectFrom::Event,
             )
         }

@@ -20,6 +20,7 @@ mod checkout_expiries;
 mod customer_at_sign_up;
 mod customer_links;
 mod doctor;
+mod entitlements;
 mod limits;
 mod operations;
 mod parsers;

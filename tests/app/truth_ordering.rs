@@ -56,6 +56,8 @@ impl HeldApi {
         });
         // A customer's re-sync lists its schedules; like Stripe, there are none to begin.
         api.set_list("subscription_schedules", vec![]);
+        // And its active entitlements: none.
+        api.set_list("entitlements/active_entitlements", vec![]);
         // Only its base is used: `spawn` and `stripe_client` take a `StripeStub`.
         let mut stub = StripeStub::default();
         stub.base = format!("http://{addr}/");

@@ -17,7 +17,10 @@ use sea_orm::DbErr;
 use stripe_core::customer::{RetrieveCustomer, RetrieveCustomerReturned};
 use stripe_shared::{CheckoutSession, Invoice, PaymentMethod, Price, Product, Subscription};
 
-use super::{is_missing, read_clock, schedule::ScheduleFacts, SyncError, WriteTxn};
+use super::{
+    entitlements::EntitlementFacts, is_missing, read_clock, schedule::ScheduleFacts, SyncError,
+    WriteTxn,
+};
 
 /// How often one object may be fetched again for one write because its row kept moving
 /// before the write gives up (and fails, to be retried later).
@@ -41,6 +44,8 @@ pub enum Kind {
     CheckoutSession,
     /// Read as JSON, like a schedule event's object (see [`ScheduleFacts::read`]).
     Schedule,
+    /// A customer's active entitlements (keyed by the customer's id), read as JSON.
+    Entitlements,
 }
 
 impl Kind {
@@ -55,6 +60,7 @@ impl Kind {
             Kind::Product => "products.retrieve",
             Kind::CheckoutSession => "checkout.sessions.retrieve",
             Kind::Schedule => "subscription_schedules.retrieve",
+            Kind::Entitlements => "entitlements.active_entitlements.list",
         }
     }
 }
@@ -95,6 +101,7 @@ pub enum Object {
     Product(Box<Product>),
     CheckoutSession(Box<CheckoutSession>),
     Schedule(Box<ScheduleFacts>),
+    Entitlements(Box<EntitlementFacts>),
 }
 
 /// A type of object [`Fetched::latest`] can hand back: which kind it is fetched as, and how
@@ -129,6 +136,7 @@ fetched_object!(
     Product => Product,
     CheckoutSession => CheckoutSession,
     ScheduleFacts => Schedule,
+    EntitlementFacts => Entitlements,
 );
 
 /// A fetched object (`None`: Stripe has no such object) and the second the request was
@@ -187,6 +195,9 @@ impl Fetched {
             Kind::Schedule => ScheduleFacts::retrieve(stripe, id)
                 .await
                 .map(|o| Object::Schedule(Box::new(o))),
+            Kind::Entitlements => EntitlementFacts::retrieve(stripe, id)
+                .await
+                .map(|o| Object::Entitlements(Box::new(o))),
         };
         crate::metrics::stripe_request(wanted.kind.endpoint(), &got);
         let object = match got {
@@ -272,6 +283,18 @@ impl Fetched {
     ) -> Result<Option<ScheduleFacts>, SyncError> {
         let got = self.get(Wanted::new(Kind::Schedule, id, after), ScheduleFacts::pick)?;
         Ok(got.map(|(s, _)| s))
+    }
+
+    pub fn entitlements(
+        &self,
+        customer: &str,
+        after: Option<i64>,
+    ) -> Result<Option<EntitlementFacts>, SyncError> {
+        let got = self.get(
+            Wanted::new(Kind::Entitlements, customer, after),
+            EntitlementFacts::pick,
+        )?;
+        Ok(got.map(|(e, _)| e))
     }
 
     /// An object as the API has it now (a plain read, not a re-fetch against a row), with

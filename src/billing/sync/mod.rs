@@ -16,6 +16,7 @@
 mod alert;
 mod checkout;
 mod customer;
+mod entitlements;
 mod fetch;
 mod invoice;
 mod open_checkout;
@@ -30,6 +31,7 @@ pub use crate::db::write::{begin_write, WriteTxn};
 pub use alert::{raise_alert, Alert, CUSTOMER_NOT_IN_ACCOUNT, SECOND_LIVE_SUBSCRIPTION};
 pub use checkout::apply_checkout_session;
 pub use customer::{apply_customer, apply_customer_deleted, link_customer, replace_customer};
+pub use entitlements::{apply_entitlements, EntitlementFacts};
 pub use fetch::{FetchLoop, Fetched, FetchedObject, MayNeedFetch, Wanted};
 pub use invoice::{apply_invoice, DELETED as INVOICE_DELETED};
 pub use open_checkout::{checkout_expiry_done, checkout_expiry_failed, record_open_checkout};

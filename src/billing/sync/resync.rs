@@ -9,12 +9,12 @@ use sea_orm::{
 use stripe_shared::Price;
 
 use super::{
-    apply_customer, apply_customer_deleted, apply_invoice, apply_payment_method, apply_price,
-    apply_schedule, apply_subscription, begin_write,
+    apply_customer, apply_customer_deleted, apply_entitlements, apply_invoice,
+    apply_payment_method, apply_price, apply_schedule, apply_subscription, begin_write,
     customer::{default_payment_method, set_default_payment_method},
     read_clock,
     write::newer_than,
-    Applied, FetchLoop, Fetched, ScheduleFacts, Source, SyncError,
+    Applied, EntitlementFacts, FetchLoop, Fetched, ScheduleFacts, Source, SyncError,
 };
 use crate::db::entities::{payment_method, stripe_customer};
 
@@ -108,6 +108,7 @@ pub async fn sync_customer(
         .await?
         .data;
     let schedules = ScheduleFacts::list(stripe, customer_id).await?;
+    let entitlements = EntitlementFacts::retrieve(stripe, customer_id).await?;
 
     // Prices the subscriptions use, with their products: read even when `prices` knows
     // them, so a rename or an archive whose event was lost is repaired.
@@ -138,6 +139,7 @@ pub async fn sync_customer(
         invoices,
         prices,
         schedules,
+        entitlements,
         read_at,
     };
     let mut writes = FetchLoop::default();
@@ -159,6 +161,7 @@ struct CustomerRead<'a> {
     invoices: Vec<stripe_shared::Invoice>,
     prices: Vec<Price>,
     schedules: Vec<ScheduleFacts>,
+    entitlements: EntitlementFacts,
     /// Taken before the first request.
     read_at: i64,
 }
@@ -177,6 +180,7 @@ async fn apply_read(
         invoices,
         prices,
         schedules,
+        entitlements,
         read_at,
     } = read;
     let (customer_id, read_at) = (*customer_id, *read_at);
@@ -259,6 +263,7 @@ async fn apply_read(
             apply_schedule(txn, fetched, schedule, source).await?,
         );
     }
+    apply_entitlements(txn, fetched, entitlements, source).await?;
     Ok(report)
 }
 

@@ -3,6 +3,7 @@
 pub mod billing_alert;
 pub mod checkout_expiry;
 pub mod customer_check;
+pub mod customer_entitlement;
 pub mod drift_record;
 pub mod invoice;
 pub mod operator;

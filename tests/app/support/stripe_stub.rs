@@ -57,8 +57,11 @@ impl StripeStub {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        // A customer's re-sync lists its schedules; like Stripe, the stub has none to begin.
+        // A customer's re-sync lists its schedules and entitlements; like Stripe, the stub has
+        // none to begin.
         stub.set_list("subscription_schedules", vec![]);
+        // And its active entitlements: none.
+        stub.set_list("entitlements/active_entitlements", vec![]);
         stub
     }
 
