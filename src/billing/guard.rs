@@ -139,7 +139,9 @@ pub async fn require_access() -> Result<Paid, AppError> {
 /// impl FeatureKey for Export {
 ///     const KEY: &'static str = "export";
 /// }
-/// async fn export_csv(Entitled(paid, _): Entitled<Export>) -> … { … }
+/// async fn export_csv(Entitled(paid, _): Entitled<Export>) -> String {
+///     format!("exporting for {}", paid.user.email)
+/// }
 /// ```
 pub trait FeatureKey: Send + Sync + 'static {
     const KEY: &'static str;
