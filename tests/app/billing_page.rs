@@ -200,10 +200,20 @@ async fn the_dunning_banner_tells_attempts_and_dates(backend: Backend) {
             )),
             "attempt {attempt}"
         );
-        let app_page = app.get("/app").await.text().await.expect("html");
+        // The same deadline on /app (read a bounded while: on a loaded machine the retry's
+        // last events may still be on their way when the billing page first says it).
+        let deadline = format!("access ends on {ends}");
+        let mut app_page = String::new();
+        for _ in 0..100 {
+            app_page = app.get("/app").await.text().await.expect("html");
+            if app_page.contains(&deadline) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         assert!(
-            app_page.contains(&format!("access ends on {ends}")),
-            "/app tells the deadline"
+            app_page.contains(&deadline),
+            "/app tells the deadline, attempt {attempt}"
         );
         assert!(
             app_page.contains("Pro reports: unlocked"),
