@@ -27,7 +27,7 @@ async function subscribeToStarter(page: Page) {
 }
 
 async function switchToPro(page: Page, screenshots: boolean) {
-  const card = page.getByTestId('switch-option').filter({ hasText: 'Pro' });
+  const card = page.getByTestId('switch-option').filter({ hasText: /^Pro/ }); // the card whose title is Pro (others may list projects)
   await expect(card).toHaveCount(1);
   if (screenshots) {
     await page.screenshot({ path: 'test-results/screens/billing-switch-plans.png', fullPage: true });
