@@ -38,8 +38,8 @@ pub struct Entitlement {
 /// whatever Stripe still lists). Empty without access or without a customer.
 pub async fn features(state: &AppState, user_id: i64) -> Result<(Access, Vec<String>), AppError> {
     let Some((customer_id, rows)) = customer_and_subscriptions(state, user_id).await? else {
-        let none: [Subscription; 0] = [];
-        return Ok((decide(state, &none, clock::now()).await?.access, vec![]));
+        let none: &[Subscription] = &[];
+        return Ok((decide(state, none, clock::now()).await?.access, vec![]));
     };
     let subscriptions: Vec<Subscription> = rows.iter().map(to_model).collect();
     let access = decide(state, &subscriptions, clock::now()).await?.access;

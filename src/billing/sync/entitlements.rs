@@ -6,7 +6,6 @@
 
 use miniserde::json::Value;
 use sea_orm::{sea_query::Expr, ActiveValue::Set, ConnectionTrait};
-use stripe_client_core::{RequestBuilder, StripeMethod};
 
 use super::{
     again_on_tie, decide_or_refetch,
@@ -74,48 +73,16 @@ impl EntitlementFacts {
         stripe: &::stripe::Client,
         customer: &str,
     ) -> Result<EntitlementFacts, ::stripe::StripeError> {
-        #[derive(serde::Serialize)]
-        struct Query<'a> {
-            customer: &'a str,
-            limit: u32,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            starting_after: Option<String>,
-        }
-        let mut all: Vec<Value> = Vec::new();
-        let mut livemode = false;
-        let mut after = None;
-        loop {
-            let query = Query {
-                customer,
-                limit: 100,
-                starting_after: after.take(),
-            };
-            let page: Value =
-                RequestBuilder::new(StripeMethod::Get, "/entitlements/active_entitlements")
-                    .query(&query)
-                    .customize::<Value>()
-                    .send(stripe)
-                    .await?;
-            let Value::Object(page) = page else {
-                return Err(unreadable());
-            };
-            let Some(Value::Array(data)) = page.get("data") else {
-                return Err(unreadable());
-            };
-            livemode |= data.iter().any(|e| {
-                matches!(e, Value::Object(e) if matches!(e.get("livemode"), Some(Value::Bool(true))))
-            });
-            let last = data.last().and_then(|e| match e {
-                Value::Object(e) => text(e.get("id")),
-                _ => None,
-            });
-            all.extend(data.iter().cloned());
-            let more = matches!(page.get("has_more"), Some(Value::Bool(true)));
-            match last {
-                Some(last) if more => after = Some(last),
-                _ => break,
-            }
-        }
+        let all = super::raw_list::list_for_customer(
+            stripe,
+            "/entitlements/active_entitlements",
+            customer,
+            unreadable,
+        )
+        .await?;
+        let livemode = all.iter().any(|e| {
+            matches!(e, Value::Object(e) if matches!(e.get("livemode"), Some(Value::Bool(true))))
+        });
         Ok(EntitlementFacts {
             customer: customer.to_owned(),
             livemode,

@@ -22,6 +22,7 @@ mod invoice;
 mod open_checkout;
 mod payment_method;
 mod price;
+mod raw_list;
 mod resync;
 mod schedule;
 mod subscription;

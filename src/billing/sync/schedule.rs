@@ -104,41 +104,11 @@ impl ScheduleFacts {
         stripe: &::stripe::Client,
         customer: &str,
     ) -> Result<Vec<ScheduleFacts>, ::stripe::StripeError> {
-        #[derive(serde::Serialize)]
-        struct Query<'a> {
-            customer: &'a str,
-            limit: u32,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            starting_after: Option<String>,
-        }
-        let mut all = Vec::new();
-        let mut after = None;
-        loop {
-            let query = Query {
-                customer,
-                limit: 100,
-                starting_after: after.take(),
-            };
-            let page: Value = RequestBuilder::new(StripeMethod::Get, "/subscription_schedules")
-                .query(&query)
-                .customize::<Value>()
-                .send(stripe)
-                .await?;
-            let Value::Object(page) = page else {
-                return Err(unreadable());
-            };
-            let Some(Value::Array(data)) = page.get("data") else {
-                return Err(unreadable());
-            };
-            for object in data {
-                all.push(ScheduleFacts::read(object).ok_or_else(unreadable)?);
-            }
-            let more = matches!(page.get("has_more"), Some(Value::Bool(true)));
-            match all.last() {
-                Some(last) if more => after = Some(last.id.clone()),
-                _ => return Ok(all),
-            }
-        }
+        super::raw_list::list_for_customer(stripe, "/subscription_schedules", customer, unreadable)
+            .await?
+            .iter()
+            .map(|object| ScheduleFacts::read(object).ok_or_else(unreadable))
+            .collect()
     }
 }
 
