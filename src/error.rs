@@ -9,6 +9,11 @@ use leptos::server_fn::{
 };
 use serde::{Deserialize, Serialize};
 
+/// What a request naming a price outside the catalogue is told (by Checkout and the plan
+/// switch, and by a form that carries the refusal in its address).
+pub const NOT_FOR_SALE: &str =
+    "That plan is not for sale. Choose one of the plans on the billing page.";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum AppError {
     /// Bad input; `field` names the form field it belongs to, when there is one.

@@ -99,6 +99,7 @@ fn refused_by(path: &str) -> Option<AppError> {
 pub fn fixed_refusal(path: &str, claimed: AppError) -> AppError {
     let login = path.ends_with("/login");
     let signup = path.ends_with("/signup");
+    let projects = path.ends_with("/app/projects/create");
     let text = |s: &str| s.to_owned();
     match claimed {
         AppError::Invalid { field, .. } => {
@@ -107,7 +108,8 @@ pub fn fixed_refusal(path: &str, claimed: AppError) -> AppError {
                 Some("email") => "Enter a valid email address, like name@example.com.",
                 Some("password") if login => "Enter your password.",
                 Some("password") => "Use between 8 and 1024 characters for your password.",
-                Some("price_id") => "That plan is not for sale. Choose one of the plans on the billing page.",
+                Some("price_id") => crate::error::NOT_FOR_SALE,
+                Some("name") if projects => "Give the project a name of up to 80 characters, on one line.",
                 _ => "Check what you entered and try again.",
             };
             AppError::Invalid {
@@ -116,6 +118,9 @@ pub fn fixed_refusal(path: &str, claimed: AppError) -> AppError {
             }
         }
         AppError::Forbidden(_) if login => AppError::Forbidden(text("Email or password is incorrect.")),
+        AppError::Forbidden(_) if projects => AppError::Forbidden(text(
+            "Your plan allows no more projects. A bigger plan on the billing page allows more.",
+        )),
         AppError::Forbidden(_) => AppError::Forbidden(text("That is not allowed for your account.")),
         AppError::NotFound(_) => {
             AppError::NotFound(text("That could not be found. Reload the page and try again."))

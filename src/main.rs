@@ -182,10 +182,13 @@ enum CatalogCommand {
 async fn catalog_apply_command(config: &Config, dry_run: bool) -> anyhow::Result<()> {
     use billfold::{commands::catalog, stripe_api::raw::Rest};
     let rest = Rest::new(config)?;
-    let account = catalog::read_account(&rest, &config.catalog).await?;
-    let steps = catalog::plan(&config.catalog, &account);
+    let steps = if dry_run {
+        let account = catalog::read_account(&rest, &config.catalog).await?;
+        catalog::plan(&config.catalog, &account)
+    } else {
+        catalog::apply(&rest, &config.catalog).await?
+    };
     if !dry_run && !steps.is_empty() {
-        catalog::execute(&rest, &config.catalog, &steps).await?;
         // The app learns of the new prices from their webhooks too; reading them now means
         // `billfold portal apply`, run next, already sees them.
         let state = billfold::server::build_state(config.clone()).await?;

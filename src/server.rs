@@ -83,6 +83,31 @@ mod simulated {
         config.stripe.webhook_secrets = vec![Secret::new(secret)];
         Ok(sim)
     }
+
+    /// `billfold catalog apply` against the double: an edited billing.toml is for sale at the
+    /// next start without a command (the double's own seed is the repository's catalogue, so
+    /// the demo's first start changes nothing). A failure is logged; the app serves anyway.
+    pub async fn apply_catalogue(state: &crate::state::AppState) {
+        use crate::{commands::catalog, stripe_api::raw::Rest};
+        let applied = async {
+            let rest = Rest::new(&state.config)?;
+            let steps = catalog::apply(&rest, &state.config.catalog).await?;
+            if !steps.is_empty() {
+                crate::billing::plans::sync_catalogue(state).await?;
+            }
+            anyhow::Ok(steps.len())
+        };
+        match applied.await {
+            Ok(0) => tracing::debug!("the double already sells the catalogue"),
+            Ok(n) => tracing::info!(
+                changes = n,
+                "applied billing.toml's catalogue to the double"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "could not apply the catalogue to the double")
+            }
+        }
+    }
 }
 
 /// The whole HTTP surface of Billfold, as route groups each under its own layers:
@@ -319,12 +344,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (set BIND_ADDR)"))?;
     tracing::info!(%addr, mode = ?state.config.stripe.mode, "Billfold is listening on http://{addr}");
-    // The demo account exists in simulated mode only.
+    // Simulated mode sells what billing.toml says, and has a demo account.
     #[cfg(feature = "stripe-sim")]
     if state.sim.is_some() {
         // Through the API like any client, so only once the listener (the double) is up.
         let state = state.clone();
         tokio::spawn(async move {
+            simulated::apply_catalogue(&state).await;
             if let Err(e) = crate::demo_account::seed(&state).await {
                 tracing::warn!(error = %format!("{e:#}"), "could not seed the demo account");
             }

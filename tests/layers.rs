@@ -98,6 +98,7 @@ const MAP: &[(&str, &[&str])] = &[
             "app",
             "auth",
             "billing",
+            "commands",
             "config",
             "db",
             "demo_account",

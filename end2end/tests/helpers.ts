@@ -10,3 +10,44 @@ export function uniqueEmail(tag: string): string {
 export async function hydrated(page: Page): Promise<void> {
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
 }
+
+/** Signs up a new account; the app lands it on the billing page. */
+export async function signUp(page: Page, email: string) {
+  await page.goto('/signup');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page).toHaveURL(/\/settings\/billing$/);
+}
+
+/** Starts Starter through the double's Checkout with a card that pays. */
+export async function subscribeToStarter(page: Page) {
+  await page.getByRole('button', { name: 'Choose Starter' }).click();
+  await expect(page).toHaveURL(/\/_stripe-sim\/checkout\//);
+  await page.getByLabel('Card number').fill('4242 4242 4242 4242');
+  await page.getByLabel('Expiry (MM / YY)').fill('12 / 34');
+  await page.getByLabel('CVC').fill('123');
+  await page.getByLabel('Cardholder name').fill('Ada Lovelace');
+  await page.getByRole('button', { name: /Subscribe|Pay/ }).click();
+  await expect(page).toHaveURL(/\/settings\/billing\?from=checkout$/);
+  await expect(page.getByTestId('plan-name')).toHaveText('Starter');
+}
+
+/** Switches to Pro from the plan card, confirming in the double's portal. */
+export async function switchToPro(page: Page, screenshots: boolean) {
+  const card = page.getByTestId('switch-option').filter({ hasText: /^Pro/ }); // the card whose title is Pro (others may list projects)
+  await expect(card).toHaveCount(1);
+  if (screenshots) {
+    await page.screenshot({ path: 'test-results/screens/billing-switch-plans.png', fullPage: true });
+  }
+  await card.getByRole('button', { name: 'Switch to Pro' }).click();
+  await expect(page).toHaveURL(/\/_stripe-sim\/portal\/.*\/update\/confirm/);
+  await expect(page.getByText('Prorated amount').first()).toBeVisible();
+  await expect(page.getByText('Due today').first()).toBeVisible();
+  if (screenshots) {
+    await page.screenshot({ path: 'test-results/screens/portal-confirm-switch.png', fullPage: true });
+  }
+  await page.getByRole('button', { name: 'Confirm' }).click();
+  await expect(page).toHaveURL(/\/settings\/billing\?from=portal$/);
+  await expect(page.getByTestId('plan-name')).toHaveText('Pro');
+}

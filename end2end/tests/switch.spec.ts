@@ -1,48 +1,10 @@
-import { APIRequestContext, expect, Page, test } from '@playwright/test';
-import { hydrated, PASSWORD, uniqueEmail } from './helpers';
+import { APIRequestContext, expect, test } from '@playwright/test';
+import { hydrated, signUp, subscribeToStarter, switchToPro, uniqueEmail } from './helpers';
 
 // Switching plans from the page's plan card straight into Stripe's confirmation (the double's
 // portal), with and without JavaScript; a dunning banner that escalates; and no console errors.
 
 const SIM_KEY = { Authorization: 'Bearer sk_test_end_to_end' };
-
-async function signUp(page: Page, email: string) {
-  await page.goto('/signup');
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await expect(page).toHaveURL(/\/settings\/billing$/);
-}
-
-async function subscribeToStarter(page: Page) {
-  await page.getByRole('button', { name: 'Choose Starter' }).click();
-  await expect(page).toHaveURL(/\/_stripe-sim\/checkout\//);
-  await page.getByLabel('Card number').fill('4242 4242 4242 4242');
-  await page.getByLabel('Expiry (MM / YY)').fill('12 / 34');
-  await page.getByLabel('CVC').fill('123');
-  await page.getByLabel('Cardholder name').fill('Ada Lovelace');
-  await page.getByRole('button', { name: /Subscribe|Pay/ }).click();
-  await expect(page).toHaveURL(/\/settings\/billing\?from=checkout$/);
-  await expect(page.getByTestId('plan-name')).toHaveText('Starter');
-}
-
-async function switchToPro(page: Page, screenshots: boolean) {
-  const card = page.getByTestId('switch-option').filter({ hasText: /^Pro/ }); // the card whose title is Pro (others may list projects)
-  await expect(card).toHaveCount(1);
-  if (screenshots) {
-    await page.screenshot({ path: 'test-results/screens/billing-switch-plans.png', fullPage: true });
-  }
-  await card.getByRole('button', { name: 'Switch to Pro' }).click();
-  await expect(page).toHaveURL(/\/_stripe-sim\/portal\/.*\/update\/confirm/);
-  await expect(page.getByText('Prorated amount').first()).toBeVisible();
-  await expect(page.getByText('Due today').first()).toBeVisible();
-  if (screenshots) {
-    await page.screenshot({ path: 'test-results/screens/portal-confirm-switch.png', fullPage: true });
-  }
-  await page.getByRole('button', { name: 'Confirm' }).click();
-  await expect(page).toHaveURL(/\/settings\/billing\?from=portal$/);
-  await expect(page.getByTestId('plan-name')).toHaveText('Pro');
-}
 
 async function customerId(request: APIRequestContext, email: string): Promise<string> {
   const res = await request.get(`/_stripe-sim/v1/customers?email=${encodeURIComponent(email)}`, {

@@ -16,6 +16,7 @@ mod m20261206_020000_customer_links_and_checkout_expiries;
 mod m20261206_030000_event_retention_and_set_aside;
 mod m20261206_040000_price_lookup_keys;
 mod m20261206_050000_customer_entitlements;
+mod m20261206_060000_projects;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_030000_event_retention_and_set_aside::Migration),
             Box::new(m20261206_040000_price_lookup_keys::Migration),
             Box::new(m20261206_050000_customer_entitlements::Migration),
+            Box::new(m20261206_060000_projects::Migration),
         ]
     }
 }

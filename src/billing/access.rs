@@ -32,6 +32,7 @@ fn rank(status: Status) -> u8 {
 
 /// Why access is granted or denied, for the user to read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reason {
     Active,
     Trial,

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::summary::{BillingSummary, ProReport};
+use super::summary::{BillingSummary, ProReport, Projects};
 use crate::error::AppError;
 
 /// A Customer Portal deep link.
@@ -44,6 +44,25 @@ impl PortalFlow {
 pub async fn get_pro_report() -> Result<ProReport, AppError> {
     let paid = super::guard::require_access().await?;
     super::pro_report::pro_report(&crate::web::app_state()?, &paid).await
+}
+
+/// The demo app's projects and how many the plan allows.
+#[server(name = GetProjects, prefix = "/api", endpoint = "app/projects")]
+pub async fn get_projects() -> Result<Projects, AppError> {
+    use crate::web::{app_state, require_user};
+    let user = require_user()?.user;
+    super::projects::list(&app_state()?, &user).await
+}
+
+/// Adds a project when the plan's `projects` limit allows one more (403 naming the plans that
+/// allow more otherwise); back to `/app`.
+#[server(name = CreateProject, prefix = "/api", endpoint = "app/projects/create")]
+pub async fn create_project(#[server(default)] name: String) -> Result<(), AppError> {
+    use crate::web::{app_state, require_user};
+    let user = require_user()?.user;
+    super::projects::create(&app_state()?, &user, &name).await?;
+    leptos_axum::redirect("/app");
+    Ok(())
 }
 
 /// What the billing page renders. `from=portal|checkout` first re-syncs from Stripe.

@@ -1,23 +1,25 @@
 //! Who gets the paid features, loaded by its own rule: the user's subscriptions, and the
 //! invoice whose first attempt starts the grace clock (the oldest still owed of the primary
 //! subscription), read from the database and handed to the pure rules in
-//! [`super::access`]. The guard, the page and the page's API all go through here, so
-//! what a page happens to list never changes who gets access.
+//! [`super::access`]; and what the plan includes (Stripe's Entitlements while access is
+//! granted, the catalogue's limits). The guards, the page and `GET /api/billing/state` all go
+//! through [`load_all`], so what a page happens to list never changes who gets access.
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter, QuerySelect,
 };
 
 use super::{
     access::{self, Access},
     customer::live_customer,
     model::{Invoice, Subscription, SubscriptionStatus},
-    summary::PlanState,
+    summary::{FeatureView, Included, PlanState},
 };
 use crate::{
+    billing_file::catalog::Plan,
     db::{
         clock,
-        entities::{customer_entitlement, invoice, stripe_customer, subscription},
+        entities::{customer_entitlement, invoice, price, stripe_customer, subscription},
     },
     error::AppError,
     state::AppState,
@@ -33,34 +35,120 @@ pub struct Entitlement {
     pub may_start_plan: bool,
 }
 
-/// The features (their lookup keys) a user has now: those Stripe's Entitlements list for the
-/// user's customer, while the access rule grants access (so `PAST_DUE_GRACE` still ends them,
-/// whatever Stripe still lists). Empty without access or without a customer.
-pub async fn features(state: &AppState, user_id: i64) -> Result<(Access, Vec<String>), AppError> {
-    let Some((customer_id, rows)) = customer_and_subscriptions(state, user_id).await? else {
-        let none: &[Subscription] = &[];
-        return Ok((decide(state, none, clock::now()).await?.access, vec![]));
+/// A user's billing as the rules read it: the live customer in this mode (if any), its
+/// subscriptions, and the access they grant at `now`.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub customer_id: Option<String>,
+    pub subscriptions: Vec<subscription::Model>,
+    pub entitlement: Entitlement,
+    /// The clock reading the access was decided at.
+    pub now: i64,
+}
+
+/// The one loader: the user's customer and subscriptions (one statement), and the access
+/// they grant now (plus the grace clock's statement when the plan is past_due).
+pub async fn load_all(state: &AppState, user_id: i64) -> Result<Loaded, AppError> {
+    let (customer_id, subscriptions) = match customer_and_subscriptions(state, user_id).await? {
+        Some((customer_id, rows)) => (Some(customer_id), rows),
+        None => (None, vec![]),
     };
-    let subscriptions: Vec<Subscription> = rows.iter().map(to_model).collect();
-    let access = decide(state, &subscriptions, clock::now()).await?.access;
-    if !access.granted {
-        return Ok((access, vec![]));
-    }
-    let listed = customer_entitlement::Entity::find_by_id(customer_id)
-        .one(&state.db)
-        .await?
-        .map(|row| row.keys().map(str::to_owned).collect())
-        .unwrap_or_default();
-    Ok((access, listed))
+    let models: Vec<Subscription> = subscriptions.iter().map(to_model).collect();
+    let now = clock::now();
+    let entitlement = decide(state, &models, now).await?;
+    Ok(Loaded {
+        customer_id,
+        subscriptions,
+        entitlement,
+        now,
+    })
 }
 
 /// The user's access now.
 pub async fn load(state: &AppState, user_id: i64) -> Result<Entitlement, AppError> {
-    let subscriptions: Vec<Subscription> = customer_and_subscriptions(state, user_id)
-        .await?
-        .map(|(_, rows)| rows.iter().map(to_model).collect())
-        .unwrap_or_default();
-    Ok(decide(state, &subscriptions, clock::now()).await?)
+    Ok(load_all(state, user_id).await?.entitlement)
+}
+
+/// What the plan includes now: the features Stripe's Entitlements list for the customer
+/// *while the access rule grants access* (so `PAST_DUE_GRACE` still ends them, whatever
+/// Stripe still lists), and the limits the catalogue sets for the primary subscription's plan.
+/// Without access, nothing.
+pub async fn included(state: &AppState, loaded: &Loaded) -> Result<Included, AppError> {
+    let granted = loaded.entitlement.access.granted;
+    let catalog = &state.config.catalog;
+    let locked_but = |features: &[FeatureView]| {
+        catalog
+            .features
+            .iter()
+            .filter(|f| !features.iter().any(|have| have.lookup_key == f.lookup_key))
+            .map(|f| (f.lookup_key.clone(), catalog.where_included(&f.lookup_key)))
+            .collect()
+    };
+    let Some(customer_id) = loaded.customer_id.as_deref() else {
+        return Ok(Included {
+            granted,
+            locked: locked_but(&[]),
+            ..Included::default()
+        });
+    };
+    let features: Vec<FeatureView> = if granted {
+        customer_entitlement::Entity::find_by_id(customer_id)
+            .one(&state.db)
+            .await?
+            .map(|row| {
+                row.keys()
+                    .map(|k| FeatureView {
+                        lookup_key: k.to_owned(),
+                        name: catalog.feature_name(k).to_owned(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        vec![]
+    };
+    let models: Vec<Subscription> = loaded.subscriptions.iter().map(to_model).collect();
+    let primary = access::primary(&models)
+        .and_then(|p| loaded.subscriptions.iter().find(|row| row.id == p.id));
+    let plan = match primary {
+        Some(row) => plan_of(state, row).await?,
+        None => None,
+    };
+    Ok(Included {
+        granted,
+        plan_key: plan.map(|p| p.key.clone()),
+        locked: locked_but(&features),
+        features,
+        limits: plan.map(|p| p.limits.clone()).unwrap_or_default(),
+    })
+}
+
+/// The catalogue's plan of a subscription ([`Catalog::plan_of`]) over the prices the database
+/// holds for its price and its product (archived ones too: a plan no longer sold still has
+/// its limits for those on it).
+///
+/// [`Catalog::plan_of`]: crate::billing_file::catalog::Catalog::plan_of
+async fn plan_of<'s>(
+    state: &'s AppState,
+    row: &subscription::Model,
+) -> Result<Option<&'s Plan>, DbErr> {
+    let mut which = Condition::any();
+    if let Some(id) = &row.price_id {
+        which = which.add(price::Column::Id.eq(id.as_str()));
+    }
+    if let Some(product) = &row.product_id {
+        which = which.add(price::Column::ProductId.eq(product.as_str()));
+    }
+    if row.price_id.is_none() && row.product_id.is_none() {
+        return Ok(None);
+    }
+    let prices = price::Entity::find().filter(which).all(&state.db).await?;
+    let own = prices
+        .iter()
+        .find(|p| row.price_id.as_deref() == Some(p.id.as_str()))
+        .and_then(|p| p.lookup_key.as_deref());
+    let siblings = prices.iter().filter_map(|p| p.lookup_key.as_deref());
+    Ok(state.config.catalog.plan_of(own, siblings))
 }
 
 /// Access over subscriptions already read: the grace clock is read here, by its rule.

@@ -19,7 +19,7 @@ use crate::{db::entities::invoice, error::AppError, state::AppState};
 pub struct Export;
 
 impl FeatureKey for Export {
-    const KEY: &'static str = "export";
+    const KEY: &'static str = super::summary::EXPORT_FEATURE;
 }
 
 /// `GET /app/export.csv`: 401 signed out; 403 without access, or with a plan that does not

@@ -11,6 +11,10 @@
 //!   feature is granted when Stripe's Entitlements list it for the user's customer *and* the
 //!   access rule grants access; the refusal names the plans that include it.
 //!
+//! - A limit (e.g. `projects = 10` in the catalogue): a handler takes [`Includes`] and asks
+//!   `included.limit("projects")`, a server function calls [`limit`]. `None` is no cap;
+//!   without access, or on a plan the catalogue does not know, every limit is 0.
+//!
 //! All read the pure [`access`](super::access) rule over the database's copy of Stripe's
 //! state, with the same clock as the pages: no Stripe call on the request's path.
 
@@ -22,7 +26,7 @@ use axum::{
 };
 use serde_json::json;
 
-use super::{access::Access, entitlement};
+use super::{access::Access, entitlement, summary::Included};
 use crate::{
     error::AppError,
     state::AppState,
@@ -153,20 +157,10 @@ pub struct Entitled<F: FeatureKey>(pub Paid, pub std::marker::PhantomData<F>);
 
 /// "Export to CSV is included in Pro and Team. Choose a plan on the billing page: …"
 fn not_included(state: &AppState, key: &str) -> String {
-    let catalog = &state.config.catalog;
-    let plans: Vec<&str> = catalog
-        .plans
-        .iter()
-        .filter(|p| p.features.iter().any(|f| f == key))
-        .map(|p| p.name.as_str())
-        .collect();
-    let feature = catalog.feature_name(key);
-    let which = match plans.as_slice() {
-        [] => format!("{feature} is not included in any plan for sale."),
-        [one] => format!("{feature} is included in {one}."),
-        [rest @ .., last] => format!("{feature} is included in {} and {last}.", rest.join(", ")),
-    };
-    format!("{which} Choose a plan on the billing page: {BILLING_PAGE}")
+    format!(
+        "{} Choose a plan on the billing page: {BILLING_PAGE}",
+        state.config.catalog.where_included(key)
+    )
 }
 
 async fn check_feature(
@@ -175,17 +169,22 @@ async fn check_feature(
     key: &str,
 ) -> Result<Paid, Refused> {
     let user = signed_in.ok_or(Refused::SignedOut)?.user.clone();
-    let (access, features) = entitlement::features(state, user.id)
-        .await
-        .map_err(Refused::Failed)?;
+    let (access, included) = includes_of(state, &user).await.map_err(Refused::Failed)?;
     if !access.granted {
         return Err(Refused::NoAccess(access));
     }
-    if features.iter().any(|f| f == key) {
+    if included.has(key) {
         Ok(Paid { user, access })
     } else {
         Err(Refused::NotIncluded(not_included(state, key)))
     }
+}
+
+/// The user's access and what the plan includes now, by the one loader.
+async fn includes_of(state: &AppState, user: &CurrentUser) -> Result<(Access, Included), AppError> {
+    let loaded = entitlement::load_all(state, user.id).await?;
+    let included = entitlement::included(state, &loaded).await?;
+    Ok((loaded.entitlement.access, included))
 }
 
 impl<F: FeatureKey> FromRequestParts<AppState> for Entitled<F> {
@@ -206,4 +205,34 @@ pub async fn require_feature(key: &str) -> Result<Paid, AppError> {
     check_feature(&state, crate::web::signed_in().as_ref(), key)
         .await
         .map_err(Refused::into_app_error)
+}
+
+/// A signed-in user and what the plan includes now, for a handler that reads a limit (or
+/// several features): `Includes(user, included)` then `included.limit("projects")`. Only a
+/// signed-out request is refused (401); without access every limit is 0.
+#[derive(Debug, Clone)]
+pub struct Includes(pub CurrentUser, pub Included);
+
+impl FromRequestParts<AppState> for Includes {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refused> {
+        let user = parts
+            .extensions
+            .get::<SignedIn>()
+            .ok_or(Refused::SignedOut)?
+            .user
+            .clone();
+        let (_, included) = includes_of(state, &user).await.map_err(Refused::Failed)?;
+        Ok(Includes(user, included))
+    }
+}
+
+/// For a server function: how many of `name` (a limit of the catalogue, e.g. `projects`) the
+/// signed-in user's plan allows now: `None` when it sets no cap, `Some(0)` without access
+/// ([`Included::limit`]); 401 when signed out.
+pub async fn limit(name: &str) -> Result<Option<u64>, AppError> {
+    let state = crate::web::app_state()?;
+    let user = crate::web::require_user()?.user;
+    Ok(includes_of(&state, &user).await?.1.limit(name))
 }

@@ -31,6 +31,10 @@ pub mod portal;
 #[cfg(feature = "ssr")]
 pub mod pro_report;
 #[cfg(feature = "ssr")]
+pub mod projects;
+#[cfg(feature = "ssr")]
+pub mod state_api;
+#[cfg(feature = "ssr")]
 pub mod stripe_errors;
 #[cfg(feature = "ssr")]
 pub mod summary_load;
@@ -39,7 +43,8 @@ pub mod sync;
 
 /// Billing's plain Axum routes (its pages and server functions come through the app's route
 /// list): `GET /app/pro-report`, the paid-only report behind the access guard, and
-/// `GET /app/export.csv`, behind the `export` feature.
+/// `GET /app/export.csv`, behind the `export` feature; and `GET /api/billing/state`, the
+/// billing page's summary as JSON.
 #[cfg(feature = "ssr")]
 pub fn routes() -> axum::Router<crate::state::AppState> {
     axum::Router::new()
@@ -48,4 +53,8 @@ pub fn routes() -> axum::Router<crate::state::AppState> {
             axum::routing::get(pro_report::pro_report_route),
         )
         .route("/app/export.csv", axum::routing::get(export::export_csv))
+        .route(
+            "/api/billing/state",
+            axum::routing::get(state_api::billing_state),
+        )
 }

@@ -7,13 +7,13 @@ use leptos_router::{components::Redirect, hooks::use_query_map};
 use super::{
     access::Reason,
     api::{
-        get_billing_summary, get_pro_report, CreateBillingAccount, OpenBillingPortal, PortalFlow,
-        StartCheckout,
+        get_billing_summary, get_pro_report, get_projects, CreateBillingAccount, CreateProject,
+        OpenBillingPortal, PortalFlow, StartCheckout,
     },
     model::SubscriptionStatus,
     summary::{
-        describe_card, format_date, format_money, format_price, BillingSummary, Dunning, PlanState,
-        PlanView, Severity, SubscriptionView,
+        describe_card, format_date, format_money, format_price, BillingSummary, Dunning, Included,
+        PlanState, PlanView, Projects, Severity, SubscriptionView, EXPORT_FEATURE,
     },
 };
 use crate::{error::AppError, forms::FormState, layout::SettingsLayout};
@@ -76,6 +76,8 @@ fn render_billing(s: BillingSummary) -> AnyView {
     let BillingSummary {
         has_customer,
         card,
+        included,
+        limit_names,
         invoices,
         plans,
         ..
@@ -95,14 +97,10 @@ fn render_billing(s: BillingSummary) -> AnyView {
                 <h2 id="plan-heading" class="text-sm font-semibold uppercase tracking-wide text-slate-500">"Plan"</h2>
                 {match primary {
                     Some(sub) if !matches!(state, PlanState::None) => {
-                        // What the current plan includes, as the catalogue says (a plan it
-                        // does not sell lists nothing).
-                        let includes = plans
-                            .iter()
-                            .find(|p| Some(&p.price_id) == sub.price_id.as_ref())
-                            .or_else(|| plans.iter().find(|p| Some(&p.product_name) == sub.plan_name.as_ref()))
-                            .cloned();
-                        view! { <SubscriptionCard sub state=state.clone()/><PlanIncludes plan=includes/> }.into_any()
+                        view! {
+                            <SubscriptionCard sub state=state.clone()/>
+                            <HaveNow included=included.clone() limit_names=limit_names.clone()/>
+                        }.into_any()
                     }
                     _ => view! {
                         <p class="mt-2 text-lg font-medium">"No active subscription"</p>
@@ -422,7 +420,7 @@ fn PlanIncludes(plan: Option<PlanView>) -> impl IntoView {
     let limits = plan
         .limits
         .iter()
-        .map(|(name, value)| format!("Up to {value} {}", name.replace('_', " ")));
+        .map(|(name, value)| describe_limit(name, Some(*value)));
     let lines: Vec<String> = plan.features.iter().cloned().chain(limits).collect();
     Some(view! {
         <div class="mt-1 text-sm text-slate-600" data-testid="plan-includes">
@@ -434,6 +432,52 @@ fn PlanIncludes(plan: Option<PlanView>) -> impl IntoView {
             </ul>
         </div>
     })
+}
+
+/// What the user has now, by the entitlement loader: the features Stripe lists while access
+/// is granted, and each of the catalogue's limits (capped, or not).
+#[component]
+fn HaveNow(included: Included, limit_names: Vec<String>) -> impl IntoView {
+    if !included.granted {
+        return view! {
+            <p class="mt-3 text-sm text-slate-600" data-testid="have-now-none">
+                "Your plan includes no features while it gives no access."
+            </p>
+        }
+        .into_any();
+    }
+    let limits: Vec<String> = limit_names
+        .iter()
+        .map(|name| describe_limit(name, included.limit(name)))
+        .collect();
+    view! {
+        <div class="mt-3 text-sm text-slate-700" data-testid="have-now">
+            <p class="font-medium">"You have now"</p>
+            <ul class="mt-1 space-y-1">
+                {included.features.into_iter().map(|f| view! {
+                    <li class="flex gap-2" data-testid="have-feature" data-key=f.lookup_key>
+                        <span aria-hidden="true" class="text-emerald-600">"✓"</span>{f.name}
+                    </li>
+                }).collect_view()}
+                {limits.into_iter().map(|line| view! {
+                    <li class="flex gap-2" data-testid="have-limit">
+                        <span aria-hidden="true" class="text-emerald-600">"✓"</span>{line}
+                    </li>
+                }).collect_view()}
+            </ul>
+        </div>
+    }
+    .into_any()
+}
+
+/// "Up to 20 projects", "Unlimited projects", "No projects".
+pub fn describe_limit(name: &str, limit: Option<u64>) -> String {
+    let name = name.replace('_', " ");
+    match limit {
+        None => format!("Unlimited {name}"),
+        Some(0) => format!("No {name}"),
+        Some(n) => format!("Up to {n} {name}"),
+    }
 }
 
 /// One plan of the picker, with the prices of its intervals (monthly, yearly…).
@@ -591,12 +635,17 @@ pub fn AppPage() -> impl IntoView {
         || (),
         |_| get_pro_report(),
     )));
+    provide_context(ProjectsResource(Resource::new(|| (), |_| get_projects())));
     view! { <WithBillingSummary title="Pro features · Billfold" here="/app" render=render_app/> }
 }
 
 /// The Pro report's resource, made by [`AppPage`] for [`ProReportSection`].
 #[derive(Clone, Copy)]
 struct ProReportResource(Resource<Result<super::summary::ProReport, AppError>>);
+
+/// The projects' resource, made by [`AppPage`] for [`ProjectsSection`].
+#[derive(Clone, Copy)]
+struct ProjectsResource(Resource<Result<Projects, AppError>>);
 
 fn render_app(s: BillingSummary) -> AnyView {
     let access = s.access();
@@ -627,9 +676,102 @@ fn render_app(s: BillingSummary) -> AnyView {
                 })}
             </section>
             <ProReportSection/>
+            <ExportSection included=s.included.clone()/>
+            <ProjectsSection/>
         </div>
     }
     .into_any()
+}
+
+/// A feature by entitlement: the export link when the plan includes `export`, else what
+/// includes it. The link's route checks again on the server ([`super::guard::Entitled`]):
+/// what this card shows decides nothing.
+#[component]
+fn ExportSection(included: Included) -> impl IntoView {
+    let has = included.has(EXPORT_FEATURE);
+    let locked = if included.granted {
+        included
+            .locked
+            .get(EXPORT_FEATURE)
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        "Export to CSV needs an active plan that includes it.".to_owned()
+    };
+    view! {
+        <section class=CARD data-testid="export" data-included=has.to_string()>
+            <h2 class="text-lg font-semibold">"Export to CSV"</h2>
+            {if has {
+                view! {
+                    <p class="mt-1 text-slate-600">"Your paid invoices, as a spreadsheet."</p>
+                    <a href="/app/export.csv" class=format!("{BUTTON} {SECONDARY} mt-3") download="invoices.csv">"Download invoices.csv"</a>
+                }.into_any()
+            } else {
+                view! {
+                    <p class="mt-1 text-slate-600" data-testid="export-locked">{locked}</p>
+                    <a href="/settings/billing" class="mt-3 inline-block font-medium text-indigo-600">"See plans"</a>
+                }.into_any()
+            }}
+        </section>
+    }
+}
+
+/// A limit: the projects the plan allows, the list, and a form that the server refuses once
+/// the limit is reached (with the plans that allow more).
+#[component]
+fn ProjectsSection() -> impl IntoView {
+    let ProjectsResource(projects) = expect_context::<ProjectsResource>();
+    view! {
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match projects.await {
+                    Ok(p) => {
+                        let used = match p.limit {
+                            Some(cap) => format!("{} of {cap} used", p.names.len()),
+                            None => format!("{} used, no limit", p.names.len()),
+                        };
+                        let at_limit = p.at_limit();
+                        view! {
+                            <section class=CARD data-testid="projects" data-limit=p.limit.map(|l| l.to_string()).unwrap_or_else(|| "none".into())>
+                                <div class="flex items-baseline justify-between">
+                                    <h2 class="text-lg font-semibold">"Projects"</h2>
+                                    <p class="text-sm text-slate-500" data-testid="projects-used">{used}</p>
+                                </div>
+                                <ul class="mt-2 space-y-1">
+                                    {p.names.into_iter().map(|name| view! { <li class="text-slate-700" data-testid="project">{name}</li> }).collect_view()}
+                                </ul>
+                                {at_limit.then(|| view! {
+                                    <p class="mt-2 text-sm text-amber-800" data-testid="projects-at-limit">{p.refusal.clone()}</p>
+                                })}
+                                <NewProjectForm/>
+                            </section>
+                        }
+                        .into_any()
+                    }
+                    Err(e) => view! { <p role="alert" class=ERROR_LINE>{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// The new-project form: a plain HTML form without JavaScript; in the browser, an island that
+/// shows the server's refusal in place.
+#[island]
+fn NewProjectForm() -> impl IntoView {
+    let form = FormState::new(CreateProject::PATH);
+    let error = form.error();
+    view! {
+        <form method="post" action=CreateProject::PATH class="mt-3 flex flex-wrap items-start gap-2" on:submit=form.on_submit()>
+            <label class="sr-only" for="project-name">"Project name"</label>
+            <input id="project-name" name="name" type="text" required=true maxlength="80" placeholder="New project name"
+                class="min-w-0 flex-1 rounded-md border border-slate-300 px-3 py-2 text-sm"/>
+            <button type="submit" class=format!("{BUTTON} {PRIMARY}") disabled=move || form.busy()>
+                {move || if form.busy() { "Adding…" } else { "Add project" }}
+            </button>
+            {move || error.get().map(|e| view! { <p role="alert" data-testid="project-error" class="w-full text-sm text-red-700">{e.to_string()}</p> })}
+        </form>
+    }
 }
 
 /// The Pro feature itself, fetched through the server's access guard: what is shown is what

@@ -100,12 +100,7 @@ pub async fn find_for_sale(state: &AppState, price_id: &str) -> Result<ForSale, 
         .await?
         .into_iter()
         .find(|p| p.price.id == price_id)
-        .ok_or_else(|| {
-            AppError::invalid(
-                "price_id",
-                "That plan is not for sale. Choose one of the plans on the billing page.",
-            )
-        })
+        .ok_or_else(|| AppError::invalid("price_id", crate::error::NOT_FOR_SALE))
 }
 
 /// Whether the customer may start a plan with its free trial, under the catalogue's rule

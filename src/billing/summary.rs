@@ -1,5 +1,7 @@
 //! What the billing page shows, as plain data that crosses the wire, and how it reads.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use time::{macros::format_description, OffsetDateTime};
 
@@ -69,6 +71,22 @@ pub struct ProReport {
     pub access_until: Option<i64>,
 }
 
+/// The demo app's projects: their names, how many the plan allows now (`None`: no cap), and
+/// what a user at the limit is told (which plans allow more).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Projects {
+    pub names: Vec<String>,
+    pub limit: Option<u64>,
+    pub refusal: Option<String>,
+}
+
+impl Projects {
+    /// The plan allows no more.
+    pub fn at_limit(&self) -> bool {
+        self.limit.is_some_and(|cap| self.names.len() as u64 >= cap)
+    }
+}
+
 /// A plan a user can start from the page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanView {
@@ -85,6 +103,53 @@ pub struct PlanView {
     /// What the plan includes (the features' names), and its limits.
     pub features: Vec<String>,
     pub limits: Vec<(String, u64)>,
+}
+
+/// The demo app's feature by entitlement (`GET /app/export.csv`), by its catalogue lookup key.
+pub const EXPORT_FEATURE: &str = "export";
+
+/// A feature the user has: its lookup key (what code asks for) and its name (what users read).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureView {
+    pub lookup_key: String,
+    pub name: String,
+}
+
+/// What the user's plan includes now: the features Stripe's Entitlements list for the customer
+/// (only while the access rule grants access) and the limits the catalogue sets for the plan of
+/// the primary subscription. Read by the entitlement loader for the page, the feature guard,
+/// `limit(…)` and `GET /api/billing/state` alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Included {
+    /// The access rule grants access now.
+    pub granted: bool,
+    /// The catalogue's plan of the primary subscription (`pro`), when the catalogue knows it.
+    pub plan_key: Option<String>,
+    /// The features, in the order Stripe lists them (sorted by lookup key).
+    pub features: Vec<FeatureView>,
+    /// The caps the plan sets, by limit name.
+    pub limits: BTreeMap<String, u64>,
+    /// The catalogue's features not included now, each with which plans include it ("Export
+    /// to CSV is included in Pro and Team."), by lookup key.
+    #[serde(default)]
+    pub locked: BTreeMap<String, String>,
+}
+
+impl Included {
+    /// Whether the feature (its lookup key) is included now.
+    pub fn has(&self, lookup_key: &str) -> bool {
+        self.features.iter().any(|f| f.lookup_key == lookup_key)
+    }
+
+    /// How many of `name` (e.g. `projects`) the user may have: `None` when the plan sets no
+    /// cap. Nothing (`Some(0)`) without access, or on a plan the catalogue does not know (a
+    /// product it does not sell): an allowance is only ever what the catalogue grants.
+    pub fn limit(&self, name: &str) -> Option<u64> {
+        if !self.granted || self.plan_key.is_none() {
+            return Some(0);
+        }
+        self.limits.get(name).copied()
+    }
 }
 
 /// Everything `/settings/billing` renders, read from the database in a fixed number of queries.
@@ -105,6 +170,13 @@ pub struct BillingSummary {
     /// invoice still owed), read by the entitlement's rule, not from the invoices listed.
     #[serde(default)]
     pub grace_started_at: Option<i64>,
+    /// What the plan includes now (features and limits), by the entitlement loader.
+    #[serde(default)]
+    pub included: Included,
+    /// Every limit the catalogue's plans name (`projects`), for saying what the user has of
+    /// each, capped or not.
+    #[serde(default)]
+    pub limit_names: Vec<String>,
 }
 
 /// How urgent the payment-failed banner is.

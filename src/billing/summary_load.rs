@@ -5,7 +5,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{
     customer::find_customer,
-    entitlement::{self, customer_and_subscriptions, to_model},
+    entitlement::{self, to_model, Loaded},
     limits::{RESYNCS_PER_CUSTOMER, USER_STRIPE_CALLS},
     plans::{for_sale, may_have_trial},
     summary::{BillingSummary, CardView, InvoiceView, PlanView, SubscriptionView},
@@ -80,17 +80,26 @@ async fn scheduled_switches(
     Ok(())
 }
 
-/// Reads everything the page shows, in five queries and no Stripe call.
+/// Reads everything the page shows, in a handful of queries and no Stripe call.
 pub async fn load_summary(
     state: &AppState,
     user: &CurrentUser,
 ) -> Result<BillingSummary, AppError> {
-    let customer = customer_and_subscriptions(state, user.id).await?;
+    // The one loader the guards read too: access and what the plan includes come from it,
+    // never from what this page happens to list.
+    let loaded = entitlement::load_all(state, user.id).await?;
+    let included = entitlement::included(state, &loaded).await?;
+    let Loaded {
+        customer_id,
+        subscriptions,
+        entitlement,
+        now,
+    } = loaded;
     let trial = may_have_trial(
         state,
-        customer
-            .as_ref()
-            .map(|(id, subscriptions)| (id.as_str(), subscriptions.as_slice())),
+        customer_id
+            .as_deref()
+            .map(|id| (id, subscriptions.as_slice())),
     )
     .await?;
     let plans = for_sale(state)
@@ -112,7 +121,8 @@ pub async fn load_summary(
         })
         .collect();
 
-    let Some((customer_id, subscriptions)) = customer else {
+    let limit_names = state.config.catalog.limit_names();
+    let Some(customer_id) = customer_id else {
         return Ok(BillingSummary {
             email: user.email.clone(),
             has_customer: false,
@@ -120,9 +130,11 @@ pub async fn load_summary(
             card: None,
             invoices: vec![],
             plans,
-            now: clock::now(),
+            now,
             past_due: state.config.past_due,
             grace_started_at: None,
+            included,
+            limit_names,
         });
     };
 
@@ -176,12 +188,6 @@ pub async fn load_summary(
         })
         .collect();
 
-    // Access, and the banner's deadline, by the entitlement's own rule: not from the
-    // invoices this page happens to list.
-    let now = clock::now();
-    let grace_started_at = entitlement::decide(state, &subscriptions, now)
-        .await?
-        .grace_started_at;
     Ok(BillingSummary {
         email: user.email.clone(),
         has_customer: true,
@@ -191,7 +197,10 @@ pub async fn load_summary(
         plans,
         now,
         past_due: state.config.past_due,
-        grace_started_at,
+        // The banner's deadline by the entitlement's own rule: not from the invoices listed.
+        grace_started_at: entitlement.grace_started_at,
+        included,
+        limit_names,
     })
 }
 

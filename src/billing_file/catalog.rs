@@ -166,6 +166,49 @@ impl Catalog {
         sells.then_some(offer)
     }
 
+    /// The plan a subscription is on: the plan of its own price's lookup key; else, for a price
+    /// the catalogue does not name (one made in the Dashboard for a deal, or an old price whose
+    /// lookup key moved to a new amount), the plan of any other price of the same product that
+    /// carries one of the catalogue's lookup keys. `None`: a product the catalogue does not sell.
+    pub fn plan_of<'a>(
+        &self,
+        own: Option<&str>,
+        product_prices: impl IntoIterator<Item = &'a str>,
+    ) -> Option<&Plan> {
+        own.and_then(|k| self.price(k))
+            .or_else(|| product_prices.into_iter().find_map(|k| self.price(k)))
+            .map(|offer| offer.plan)
+    }
+
+    /// Which plans include a feature, for someone who lacks it: "Export to CSV is included in
+    /// Pro and Team."
+    pub fn where_included(&self, lookup_key: &str) -> String {
+        let plans: Vec<&str> = self
+            .plans
+            .iter()
+            .filter(|p| p.features.iter().any(|f| f == lookup_key))
+            .map(|p| p.name.as_str())
+            .collect();
+        let feature = self.feature_name(lookup_key);
+        match plans.as_slice() {
+            [] => format!("{feature} is not included in any plan for sale."),
+            [one] => format!("{feature} is included in {one}."),
+            [rest @ .., last] => {
+                format!("{feature} is included in {} and {last}.", rest.join(", "))
+            }
+        }
+    }
+
+    /// Every limit any plan names, sorted.
+    pub fn limit_names(&self) -> Vec<String> {
+        self.plans
+            .iter()
+            .flat_map(|p| p.limits.keys().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
     /// A feature's name for users (its lookup key if the catalogue has no such feature).
     pub fn feature_name<'a>(&'a self, lookup_key: &'a str) -> &'a str {
         self.features
@@ -317,6 +360,26 @@ mod tests {
         let mut p = account_price("pro_monthly", amount, interval);
         p.currency = "eur";
         assert!(c.offers(p).is_none(), "another currency");
+    }
+
+    #[test]
+    fn a_subscription_is_on_the_plan_of_its_price_or_of_its_product() {
+        let c = example();
+        let key = |p: Option<&Plan>| p.map(|p| p.key.as_str());
+        assert_eq!(key(c.plan_of(Some("pro_yearly"), [])), Some("pro"));
+        // Its own price's lookup key comes first, whatever else the product sells.
+        assert_eq!(
+            key(c.plan_of(Some("team_monthly"), ["pro_monthly"])),
+            Some("team")
+        );
+        // A deal's price (no lookup key, or one the file does not name): the product's plan.
+        assert_eq!(key(c.plan_of(None, ["pro_monthly"])), Some("pro"));
+        assert_eq!(
+            key(c.plan_of(Some("pro_deal"), ["nope", "starter_yearly"])),
+            Some("starter")
+        );
+        assert_eq!(key(c.plan_of(Some("pro_deal"), ["nope"])), None);
+        assert_eq!(c.limit_names(), ["projects"]);
     }
 
     #[test]

@@ -430,6 +430,18 @@ fn nickname(plan: &str, price: &PlanPrice) -> String {
     format!("{plan} ({}ly)", price.interval.as_str())
 }
 
+/// Makes the account match the catalogue: reads it, plans, carries the steps out. Returns the
+/// steps (none: it already matched). What `billfold catalog apply` does, and simulated mode at
+/// start, so a newcomer's double sells what `billing.toml` says.
+pub async fn apply(rest: &Rest, catalog: &Catalog) -> anyhow::Result<Vec<Step>> {
+    let account = read_account(rest, catalog).await?;
+    let steps = plan(catalog, &account);
+    if !steps.is_empty() {
+        execute(rest, catalog, &steps).await?;
+    }
+    Ok(steps)
+}
+
 /// Carries the steps out, in order; stops at the first Stripe refuses, naming it (the steps
 /// before it are done, and a second run picks up from there).
 pub async fn execute(rest: &Rest, catalog: &Catalog, steps: &[Step]) -> anyhow::Result<()> {

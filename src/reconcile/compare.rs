@@ -23,8 +23,8 @@ use crate::{
     db::{
         clock::now,
         entities::{
-            customer_check, drift_record, invoice, payment_method, stripe_customer, subscription,
-            subscription_schedule,
+            customer_check, customer_entitlement, drift_record, invoice, payment_method,
+            stripe_customer, subscription, subscription_schedule,
         },
     },
     state::AppState,
@@ -157,6 +157,7 @@ impl Drift {
             ("invoice", "(row)") => "invoice.created".to_owned(),
             ("invoice", _) => "invoice.updated".to_owned(),
             ("customer", "deleted") => "customer.deleted".to_owned(),
+            ("entitlement", _) => "entitlements.active_entitlement_summary.updated".to_owned(),
             ("subscription_schedule", "(row)") => "subscription_schedule.created".to_owned(),
             (kind, _) => format!("{kind}.updated"),
         }
@@ -167,6 +168,9 @@ impl Drift {
 /// bookkeeping columns (watermarks, update times) left out.
 #[derive(Debug, Default)]
 struct Snapshot(BTreeMap<(&'static str, String), BTreeMap<String, Option<String>>>);
+
+/// A feature's value in an entitlement snapshot: Stripe lists it.
+const INCLUDED: &str = "included";
 
 const BOOKKEEPING: [&str; 4] = ["stripe_event_at", "updated_at", "created_at", "id"];
 
@@ -221,6 +225,18 @@ impl Snapshot {
         {
             s.add("invoice", &m.id.clone(), &m);
         }
+        // One field per feature (none without a row), so a drift names the feature that
+        // differed.
+        let features = customer_entitlement::Entity::find_by_id(customer_id)
+            .one(db)
+            .await?
+            .map(|m| {
+                m.keys()
+                    .map(|k| (k.to_owned(), Some(INCLUDED.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        s.0.insert(("entitlement", customer_id.to_owned()), features);
         Ok(s)
     }
 
@@ -255,8 +271,12 @@ impl Snapshot {
                 });
                 continue;
             };
-            for (field, value) in healed {
+            // A field only one side has (a feature granted or taken away) differs too.
+            let fields: std::collections::BTreeSet<&String> =
+                healed.keys().chain(held.keys()).collect();
+            for field in fields {
                 let before = held.get(field).cloned().flatten();
+                let value = &healed.get(field).cloned().flatten();
                 if &before != value {
                     found.push(Drift {
                         object_type: kind,
@@ -348,6 +368,10 @@ mod tests {
         assert_eq!(
             d("invoice", "status", Some("void")).carrier(),
             "invoice.voided"
+        );
+        assert_eq!(
+            d("entitlement", "export", None).carrier(),
+            "entitlements.active_entitlement_summary.updated"
         );
         assert_eq!(
             d("payment_method", "customer_id", None).carrier(),

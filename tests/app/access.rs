@@ -2,39 +2,14 @@
 //! read the same entitlement, whose grace clock starts at the oldest unpaid invoice of the
 //! primary subscription, whatever invoices the page happens to list.
 
-use billfold::db::{clock::now, entities::invoice};
-use sea_orm::{ActiveValue::Set, EntityTrait};
+use billfold::db::clock::now;
+use sea_orm::ActiveValue::Set;
 
 use crate::support::{
     app::{Backend, TestApp},
     billing::{a_subscription, page_for, pro_answers, sign_up_with_customer, DAY},
+    rows::invoice_row,
 };
-
-/// An invoice of the page test's subscription, finalized (first attempted) at `finalized`.
-async fn invoice(app: &TestApp, customer: &str, id: &str, status: &str, finalized: i64) {
-    invoice::Entity::insert(invoice::ActiveModel {
-        id: Set(id.into()),
-        customer_id: Set(customer.into()),
-        subscription_id: Set(Some("sub_page_test".into())),
-        status: Set(status.into()),
-        amount_due: Set(900),
-        amount_paid: Set(if status == "paid" { 900 } else { 0 }),
-        currency: Set("usd".into()),
-        hosted_invoice_url: Set(Some(format!("https://invoice.example/{id}"))),
-        period_start: Set(None),
-        period_end: Set(None),
-        created: Set(finalized - 60),
-        livemode: Set(false),
-        stripe_event_at: Set(Some(now())),
-        updated_at: Set(now()),
-        attempt_count: Set(i32::from(status != "paid")),
-        next_payment_attempt: Set((status == "open").then(|| now() + DAY)),
-        finalized_at: Set(Some(finalized)),
-    })
-    .exec(&app.db)
-    .await
-    .expect("invoice");
-}
 
 /// A weekly plan whose payment fails every week: each week's new unpaid invoice does not
 /// restart `PAST_DUE_GRACE`; the grace counts from the first failure, and ends.
@@ -44,7 +19,7 @@ async fn a_plan_failing_every_week_does_not_restart_the_grace(backend: Backend) 
     let mut weekly = a_subscription("past_due", now() + 7 * DAY);
     weekly.interval = sea_orm::ActiveValue::Set(Some("week".into()));
     for (id, days_ago) in [("in_week_1", 14), ("in_week_2", 7), ("in_week_3", 0)] {
-        invoice(&app, &customer, id, "open", now() - days_ago * DAY - 60).await;
+        invoice_row(&app, &customer, id, "open", now() - days_ago * DAY - 60).await;
     }
     let page = page_for(&app, &customer, weekly).await;
     assert!(page.contains("Your last payment failed"), "{page}");
@@ -60,10 +35,10 @@ async fn a_plan_failing_every_week_does_not_restart_the_grace(backend: Backend) 
 async fn no_grace_refuses_even_when_the_unpaid_invoice_is_not_listed(backend: Backend) {
     let app = TestApp::spawn_with(backend, &[("PAST_DUE_GRACE", "0")]).await;
     let (_, customer) = sign_up_with_customer(&app).await;
-    invoice(&app, &customer, "in_unpaid_old", "open", now() - 60 * DAY).await;
+    invoice_row(&app, &customer, "in_unpaid_old", "open", now() - 60 * DAY).await;
     for n in 0..8 {
         let id = format!("in_paid_{n}");
-        invoice(&app, &customer, &id, "paid", now() - n * DAY - 60).await;
+        invoice_row(&app, &customer, &id, "paid", now() - n * DAY - 60).await;
     }
     let page = page_for(
         &app,

@@ -14,6 +14,7 @@ mod access;
 mod accounts;
 mod admin;
 mod billing_page;
+mod billing_state;
 mod catalog;
 mod checkout;
 mod checkout_expiries;

@@ -5,115 +5,29 @@
 use crate::support::{
     app::{Backend, TestApp},
     billing::{call, monthly_price, page_saying, sign_up_with_customer, subscribe_in_stripe},
+    portal_confirm::{
+        attr_after, configure_default_portal, downgrades_at_period_end, Confirmation,
+    },
 };
-
-/// The value of `after` up to the next quote in a page.
-fn attr_after(html: &str, after: &str) -> String {
-    let start = html
-        .find(after)
-        .unwrap_or_else(|| panic!("the page lacks {after}"))
-        + after.len();
-    html[start..]
-        .split('"')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// Stripe's confirmation of a switch, opened as the page's "Switch to" card does.
-struct Confirmation {
-    browser: reqwest::Client,
-    /// The confirmation page (its form posts back to it, without the query).
-    url: String,
-    html: String,
-    price: String,
-}
-
-impl Confirmation {
-    async fn open(app: &TestApp, price: &str) -> Confirmation {
-        let (status, body) = call(
-            app,
-            "/api/billing/portal",
-            &[("flow", "subscription_update_confirm"), ("price_id", price)],
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        let portal: String = serde_json::from_str(&body).expect("url");
-        let browser = crate::support::app::browser_client();
-        let entry = browser.get(&portal).send().await.expect("entry");
-        let url = crate::support::app::location(&entry);
-        let url = if url.starts_with('/') {
-            app.url(&url)
-        } else {
-            url
-        };
-        let html = browser
-            .get(&url)
-            .send()
-            .await
-            .expect("confirmation")
-            .text()
-            .await
-            .expect("html");
-        Confirmation {
-            browser,
-            url,
-            html,
-            price: price.to_owned(),
-        }
-    }
-
-    fn proration_date(&self) -> String {
-        attr_after(&self.html, r#"name="proration_date" value=""#)
-    }
-
-    /// Posts the page's Confirm form; Stripe answers with a redirect (`after_completion`).
-    async fn confirm(&self) -> reqwest::Response {
-        let action = self.url.split('?').next().unwrap_or_default();
-        let done = self
-            .browser
-            .post(action)
-            .form(&[
-                ("price", self.price.as_str()),
-                ("quantity", "1"),
-                ("proration_date", self.proration_date().as_str()),
-            ])
-            .send()
-            .await
-            .expect("confirm");
-        assert!(done.status().is_redirection(), "confirm: {}", done.status());
-        done
-    }
-}
 
 /// Starter → Pro from the page's plan card: Stripe's confirmation shows the prorated amount,
 /// which equals `create_preview`'s for the same change at the same second; confirming comes
 /// back to the page on Pro, with the proration's invoice listed. A price the picker does not
 /// show is a 400, and the subscription is always the user's own.
 async fn switching_plans_from_the_card_confirms_in_stripe(backend: Backend) {
-    use billfold::stripe_api::raw::Rest;
     let app = TestApp::spawn(backend).await;
     let (_, customer) = sign_up_with_customer(&app).await;
     let stripe = stripe::ClientBuilder::new("sk_test_through_the_double")
         .url(app.url("/_stripe-sim/"))
         .build()
         .expect("client");
-    let rest = Rest::new(&app.state.config).expect("rest");
     // Prorations invoiced at once, so the switch leaves an invoice to see.
-    let configs = rest
-        .list_all("billing_portal/configurations", 10)
-        .await
-        .expect("configurations");
-    let default = configs[0]["id"].as_str().expect("id").to_owned();
-    let form = vec![(
-        "features[subscription_update][proration_behavior]".to_owned(),
-        "always_invoice".to_owned(),
-    )];
-    assert!(rest
-        .post(&format!("billing_portal/configurations/{default}"), &form)
-        .await
-        .expect("configure")
-        .ok());
+    configure_default_portal(
+        &app,
+        "features[subscription_update][proration_behavior]",
+        "always_invoice",
+    )
+    .await;
     let sub = subscribe_in_stripe(&stripe, &customer, 900).await;
     let html = page_saying(&app, "Switch to Pro").await;
     assert!(html.contains("Switch plan"));
@@ -161,6 +75,7 @@ async fn switching_plans_from_the_card_confirms_in_stripe(backend: Backend) {
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
+    let rest = billfold::stripe_api::raw::Rest::new(&app.state.config).expect("rest");
     let preview = rest
         .post("invoices/create_preview", &preview_form)
         .await
@@ -217,28 +132,13 @@ async fn switching_plans_from_the_card_confirms_in_stripe(backend: Backend) {
 /// Pro → Starter with downgrades at the period's end: the page says Pro now and "Switches to
 /// Starter on <date>", and once the test clock passes that date, Starter.
 async fn a_downgrade_waits_for_the_period_end_and_the_page_says_when(backend: Backend) {
-    use billfold::stripe_api::raw::Rest;
     let app = TestApp::spawn(backend).await;
     let (_, customer) = sign_up_with_customer(&app).await;
     let stripe = stripe::ClientBuilder::new("sk_test_through_the_double")
         .url(app.url("/_stripe-sim/"))
         .build()
         .expect("client");
-    let rest = Rest::new(&app.state.config).expect("rest");
-    let configs = rest
-        .list_all("billing_portal/configurations", 10)
-        .await
-        .expect("configurations");
-    let default = configs[0]["id"].as_str().expect("id").to_owned();
-    let form = vec![(
-        "features[subscription_update][schedule_at_period_end][conditions][0][type]".to_owned(),
-        "decreasing_item_amount".to_owned(),
-    )];
-    assert!(rest
-        .post(&format!("billing_portal/configurations/{default}"), &form)
-        .await
-        .expect("configure")
-        .ok());
+    downgrades_at_period_end(&app).await;
     let sub = subscribe_in_stripe(&stripe, &customer, 2900).await;
     page_saying(&app, "Switch to Starter").await;
     let period_end = stripe_billing::subscription::RetrieveSubscription::new(sub.as_str())

@@ -38,15 +38,7 @@ async fn subscription(app: &TestApp, id: &str) -> Option<subscription::Model> {
 /// applies it through the pipeline, recorded like a delivery, once.
 async fn an_event_stripe_gave_up_on_is_applied_by_the_next_cycle(backend: Backend) {
     // One attempt and no retries, to an endpoint nobody listens on.
-    let stripe = StandaloneStripe::start(
-        KEY,
-        SECRET,
-        DeliveryOptions::exponential(Duration::from_millis(20), 0),
-    )
-    .await;
-    stripe
-        .sim
-        .add_webhook_endpoint("http://127.0.0.1:9/webhooks", SECRET);
+    let stripe = StandaloneStripe::unheard(KEY, SECRET).await;
     let app = stripe.app(backend).await;
     let (_, customer) = sign_up_with_customer(&app).await;
     let sub = subscribe_in_stripe(&stripe.client, &customer, 900).await;

@@ -181,15 +181,7 @@ async fn a_permanent_stripe_refusal_is_recorded_answered_and_replayable(backend:
 /// types (at most 20 a request), lists at most its cap, and the listing goes on where it left
 /// off until every missed event is applied, once; an unhandled type is never listed.
 async fn the_reconciler_lists_handled_types_a_capped_page_at_a_time(backend: Backend) {
-    let stripe = StandaloneStripe::start(
-        KEY,
-        SECRET,
-        DeliveryOptions::exponential(Duration::from_millis(20), 0),
-    )
-    .await;
-    stripe
-        .sim
-        .add_webhook_endpoint("http://127.0.0.1:9/webhooks", SECRET);
+    let stripe = StandaloneStripe::unheard(KEY, SECRET).await;
     let app = stripe.app(backend).await;
     let (_, customer) = sign_up_with_customer(&app).await;
     subscribe_in_stripe(&stripe.client, &customer, 900).await;
@@ -278,15 +270,7 @@ async fn the_reconciler_lists_handled_types_a_capped_page_at_a_time(backend: Bac
 /// tried each cycle until it has failed five times, then set aside: the cycles after it
 /// succeed without it, the cursor is no longer held at it, and operators see it.
 async fn a_missed_event_that_keeps_failing_is_set_aside(backend: Backend) {
-    let stripe = StandaloneStripe::start(
-        KEY,
-        SECRET,
-        DeliveryOptions::exponential(Duration::from_millis(20), 0),
-    )
-    .await;
-    stripe
-        .sim
-        .add_webhook_endpoint("http://127.0.0.1:9/webhooks", SECRET);
+    let stripe = StandaloneStripe::unheard(KEY, SECRET).await;
     let app = stripe.app(backend).await;
     let (_, customer) = sign_up_with_customer(&app).await;
     let sub = subscribe_in_stripe(&stripe.client, &customer, 900).await;

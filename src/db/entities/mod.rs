@@ -11,6 +11,7 @@ pub mod operator_action;
 pub mod payment_method;
 pub mod price;
 pub mod product;
+pub mod project;
 pub mod reconcile_run;
 pub mod reconcile_state;
 pub mod session;

@@ -1,11 +1,12 @@
 //! The database read and written by hand around webhook stories: a raw query's first column
 //! as text ([`scalar`]), the subscription and event rows tests assert on, and a signed-up user
-//! linked to the customer the test's events name ([`user_with_customer`]).
+//! linked to the customer the test's events name ([`user_with_customer`]), and an invoice of
+//! the page tests' subscription ([`invoice_row`]).
 //!
 //! Use them to assert what a delivery or a re-sync left in the tables, or to set up the one
 //! row an event needs. Billing stories that go through the pages read the page instead.
 
-use billfold::db::entities::stripe_customer;
+use billfold::db::entities::{invoice, stripe_customer};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 
 use crate::support::{
@@ -84,4 +85,30 @@ pub async fn user_with_customer(app: &TestApp, customer_id: &str) -> i64 {
         .expect("customer row");
     }
     user_id
+}
+
+/// An invoice of the page test's subscription, finalized (first attempted) at `finalized`.
+pub async fn invoice_row(app: &TestApp, customer: &str, id: &str, status: &str, finalized: i64) {
+    invoice::Entity::insert(invoice::ActiveModel {
+        id: Set(id.into()),
+        customer_id: Set(customer.into()),
+        subscription_id: Set(Some("sub_page_test".into())),
+        status: Set(status.into()),
+        amount_due: Set(900),
+        amount_paid: Set(if status == "paid" { 900 } else { 0 }),
+        currency: Set("usd".into()),
+        hosted_invoice_url: Set(Some(format!("https://invoice.example/{id}"))),
+        period_start: Set(None),
+        period_end: Set(None),
+        created: Set(finalized - 60),
+        livemode: Set(false),
+        stripe_event_at: Set(Some(now())),
+        updated_at: Set(now()),
+        attempt_count: Set(i32::from(status != "paid")),
+        next_payment_attempt: Set((status == "open").then(|| now() + 86_400)),
+        finalized_at: Set(Some(finalized)),
+    })
+    .exec(&app.db)
+    .await
+    .expect("invoice");
 }

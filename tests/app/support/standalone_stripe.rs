@@ -53,6 +53,21 @@ impl StandaloneStripe {
         }
     }
 
+    /// The double whose deliveries nobody hears: one attempt each, to an endpoint nobody
+    /// listens on, then given up on (what the reconciler must make up for).
+    pub async fn unheard(key: &'static str, webhook_secret: &'static str) -> Self {
+        let stripe = Self::start(
+            key,
+            webhook_secret,
+            DeliveryOptions::exponential(Duration::from_millis(20), 0),
+        )
+        .await;
+        stripe
+            .sim
+            .add_webhook_endpoint("http://127.0.0.1:9/webhooks", webhook_secret);
+        stripe
+    }
+
     /// The app in test mode against this double.
     pub async fn app(&self, backend: Backend) -> TestApp {
         TestApp::spawn_with(
@@ -82,22 +97,27 @@ impl StandaloneStripe {
     /// Waits until every delivery so far has ended, delivered or given up on (a minute at
     /// most: on a loaded machine, with many tests at once, a retry can take a while).
     pub async fn settled(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let pending = self
-                .sim
-                .deliveries()
-                .iter()
-                .filter(|d| !d.delivered && !d.gave_up)
-                .count();
-            if pending == 0 {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{pending} deliveries still pending"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        settled(&self.sim).await;
+    }
+}
+
+/// Waits (a bounded while) until every delivery of this double is done or given up on: its
+/// events are in the app's database.
+pub async fn settled(sim: &StripeSim) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending = sim
+            .deliveries()
+            .iter()
+            .filter(|d| !d.delivered && !d.gave_up)
+            .count();
+        if pending == 0 {
+            return;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{pending} deliveries still pending"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
