@@ -418,10 +418,39 @@ mod tests {
             now: 1_800_000_000,
             past_due: PastDuePolicy::WhileRetrying,
             grace_started_at: None,
+            included: Included::default(),
+            limit_names: vec![],
         }
     }
 
     const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn a_limit_is_what_the_catalogue_grants_and_nothing_without_access() {
+        let pro = Included {
+            granted: true,
+            plan_key: Some("pro".into()),
+            limits: [("projects".to_owned(), 20)].into(),
+            ..Included::default()
+        };
+        assert_eq!(pro.limit("projects"), Some(20));
+        assert_eq!(
+            pro.limit("seats"),
+            None,
+            "a limit the plan does not name has no cap"
+        );
+        let lapsed = Included {
+            granted: false,
+            ..pro.clone()
+        };
+        assert_eq!(lapsed.limit("projects"), Some(0));
+        assert_eq!(lapsed.limit("seats"), Some(0));
+        let unknown_plan = Included {
+            plan_key: None,
+            ..pro
+        };
+        assert_eq!(unknown_plan.limit("seats"), Some(0));
+    }
 
     fn failing(
         status: &str,

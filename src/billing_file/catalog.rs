@@ -365,7 +365,9 @@ mod tests {
     #[test]
     fn a_subscription_is_on_the_plan_of_its_price_or_of_its_product() {
         let c = example();
-        let key = |p: Option<&Plan>| p.map(|p| p.key.as_str());
+        fn key(p: Option<&Plan>) -> Option<&str> {
+            p.map(|p| p.key.as_str())
+        }
         assert_eq!(key(c.plan_of(Some("pro_yearly"), [])), Some("pro"));
         // Its own price's lookup key comes first, whatever else the product sells.
         assert_eq!(

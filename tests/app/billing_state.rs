@@ -278,7 +278,10 @@ async fn a_feature_stripe_still_lists_is_refused_once_the_grace_is_over(backend:
     assert_eq!(state["access"]["reason"], "grace_over");
     assert_eq!(state["features"], serde_json::json!([]));
     same("grace over", &state, &billing, &app_page);
-    assert!(billing.contains("data-testid=\"have-now-none\""), "{billing}");
+    assert!(
+        billing.contains("data-testid=\"have-now-none\""),
+        "{billing}"
+    );
     assert!(app_page.contains("data-included=\"false\""));
     app.stop().await;
 }
