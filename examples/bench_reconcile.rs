@@ -117,6 +117,7 @@ async fn measure(
         ("DATABASE_URL", database_url),
         ("APP_URL", "http://127.0.0.1:3999"),
         ("BIND_ADDR", "127.0.0.1:3999"),
+        ("MAIL_DELIVERY", "log"),
         // One cycle a day compares every customer in it.
         ("RECONCILE_EVERY", "1d"),
         ("LOG_LEVEL", "error"),

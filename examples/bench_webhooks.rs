@@ -149,6 +149,7 @@ fn spawn_server(database_url: &str, addr: &str) -> Result<Child, String> {
         // No re-fetches happen in this run; nothing listens here.
         .env("STRIPE_API_BASE", "http://127.0.0.1:9")
         .env("LOG_LEVEL", "warn")
+        .env("MAIL_DELIVERY", "log")
         // Ingest alone is measured: no reconciler cycles against the address above.
         .env("RECONCILE_EVERY", "0")
         .spawn()

@@ -48,6 +48,7 @@ pub mod ssr {
         let user = CurrentUser {
             id: user.id,
             email: user.email,
+            email_verified: false,
         };
         create_customer_at_sign_up(state, &user).await;
         Ok(user)

@@ -10,7 +10,11 @@ use leptos_router::{
 use crate::{
     accounts::SignupPage,
     admin::page::AdminBillingPage,
-    auth::LoginPage,
+    auth::{
+        email_proof::VerifyEmailPage,
+        reset::{ForgotPasswordPage, ResetPasswordPage},
+        LoginPage,
+    },
     billing::page::{AppPage, BillingPage},
     ui::{Brand, NotFound},
 };
@@ -59,6 +63,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=HomePage/>
                     <Route path=path!("/signup") view=SignupPage/>
                     <Route path=path!("/login") view=LoginPage/>
+                    <Route path=path!("/forgot-password") view=ForgotPasswordPage/>
+                    // Each uses or checks the mailed link before it renders.
+                    <Route path=path!("/verify-email") view=VerifyEmailPage ssr=SsrMode::Async/>
+                    <Route path=path!("/reset-password") view=ResetPasswordPage ssr=SsrMode::Async/>
                     // Rendered whole before sending (not streamed), so the page reads the same
                     // without JavaScript.
                     <Route path=path!("/settings/billing") view=BillingPage ssr=SsrMode::Async/>

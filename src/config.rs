@@ -99,6 +99,97 @@ pub struct Config {
     /// How long a subscription whose payment failed keeps access (`PAST_DUE_GRACE`): while
     /// Stripe retries (the default), or a grace period from the first failed attempt.
     pub past_due: crate::domain::PastDuePolicy,
+    /// Where mail goes and who it is from.
+    pub mail: MailConfig,
+}
+
+/// Where mail goes (`SMTP_URL`, or `MAIL_DELIVERY=log`) and who it is from (`MAIL_FROM`).
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    pub delivery: MailDelivery,
+    /// The From header, `Name <address>` or a bare address.
+    pub from: String,
+}
+
+/// How mail leaves.
+#[derive(Debug, Clone)]
+pub enum MailDelivery {
+    /// Through this SMTP server: `smtp://[user:pass@]host[:port]` (add `?tls=required` for
+    /// STARTTLS) or `smtps://…` (TLS from the start).
+    Smtp(Secret),
+    /// Written to the log and not sent: chosen with `MAIL_DELIVERY=log` (development), or
+    /// simulated mode without an SMTP server.
+    Log,
+}
+
+/// The mail settings. In test and live mode mail must really leave: without `SMTP_URL` the app
+/// refuses to start unless `MAIL_DELIVERY=log` is chosen explicitly.
+fn mail_config(
+    smtp_url: Option<String>,
+    delivery: Option<String>,
+    from: Option<String>,
+    mode: StripeMode,
+    app_url: &Url,
+) -> Result<MailConfig, ConfigError> {
+    let delivery = match (delivery.as_deref(), smtp_url) {
+        (Some("log"), None) => MailDelivery::Log,
+        (Some("log"), Some(_)) => {
+            return Err(invalid(
+                "MAIL_DELIVERY",
+                "is log, but SMTP_URL is set too: unset one of them",
+            ))
+        }
+        (Some("smtp") | None, Some(raw)) => {
+            let url = Url::parse(&raw).map_err(|_| {
+                invalid(
+                    "SMTP_URL",
+                    "is not a URL like smtp://user:pass@host:587?tls=required",
+                )
+            })?;
+            if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none_or(str::is_empty)
+            {
+                return Err(invalid(
+                    "SMTP_URL",
+                    "must be smtp://host[:port] (with ?tls=required for STARTTLS) or smtps://host[:port]",
+                ));
+            }
+            MailDelivery::Smtp(Secret::new(raw))
+        }
+        (None, None) if mode == StripeMode::Simulated => MailDelivery::Log,
+        (Some("smtp") | None, None) => {
+            return Err(invalid(
+                "SMTP_URL",
+                "is required in test and live mode: the SMTP server mail is sent through, e.g. \
+                 smtp://user:pass@smtp.example.com:587?tls=required. For development only, \
+                 MAIL_DELIVERY=log writes mail to the log instead of sending it",
+            ))
+        }
+        (Some(other), _) => {
+            return Err(invalid(
+                "MAIL_DELIVERY",
+                format!("`{other}` is not one of: smtp, log"),
+            ))
+        }
+    };
+    let host = app_url.host_str().unwrap_or("localhost");
+    let from = match from {
+        Some(from) => from,
+        None if matches!(delivery, MailDelivery::Smtp(_)) && mode != StripeMode::Simulated => {
+            return Err(invalid(
+                "MAIL_FROM",
+                "is required with SMTP_URL: the address mail is sent from, e.g. \
+                 \"Example Billing <billing@example.com>\"",
+            ))
+        }
+        None => format!("Billfold <billfold@{host}>"),
+    };
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(invalid(
+            "MAIL_FROM",
+            "is not an address like \"Example Billing <billing@example.com>\"",
+        ));
+    }
+    Ok(MailConfig { delivery, from })
 }
 
 /// How `/metrics` is reachable. Never public by default: without a setting there is none.
@@ -368,6 +459,14 @@ impl Config {
                 )
             })?;
 
+        let mail = mail_config(
+            get("SMTP_URL"),
+            get("MAIL_DELIVERY"),
+            get("MAIL_FROM"),
+            mode,
+            &app_url,
+        )?;
+
         if get("ADMIN_EMAILS").is_some() {
             return Err(invalid(
                 "ADMIN_EMAILS",
@@ -401,6 +500,7 @@ impl Config {
             billing_file,
             catalog,
             past_due,
+            mail,
         })
     }
 
@@ -683,12 +783,80 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// The settings `pairs` name; mail goes to the log unless they say where it goes.
     fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !map.contains_key("SMTP_URL") {
+            map.entry("MAIL_DELIVERY".into())
+                .or_insert_with(|| "log".into());
+        }
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    fn load_exactly(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn mail_must_leave_in_test_and_live_mode_unless_the_log_is_chosen() {
+        let err = load_exactly(&TEST_KEY).expect_err("no SMTP server");
+        assert_eq!(err.var, "SMTP_URL");
+        assert!(err.problem.contains("MAIL_DELIVERY=log"), "{err}");
+        let logged = load_exactly(&[TEST_KEY[0], TEST_KEY[1], ("MAIL_DELIVERY", "log")])
+            .expect("the log, chosen");
+        assert!(matches!(logged.mail.delivery, MailDelivery::Log));
+        let simulated = load_exactly(&[("STRIPE_MODE", "simulated")]).expect("simulated");
+        assert!(matches!(simulated.mail.delivery, MailDelivery::Log));
+
+        let smtp = [
+            TEST_KEY[0],
+            TEST_KEY[1],
+            (
+                "SMTP_URL",
+                "smtp://mailer:s3cret-pass@smtp.example.com:587?tls=required",
+            ),
+        ];
+        assert_eq!(load_exactly(&smtp).expect_err("no From").var, "MAIL_FROM");
+        let mut with_from = smtp.to_vec();
+        with_from.push(("MAIL_FROM", "Example Billing <billing@example.com>"));
+        let config = load_exactly(&with_from).expect("valid");
+        assert!(matches!(config.mail.delivery, MailDelivery::Smtp(_)));
+        assert!(
+            !format!("{config:?}").contains("s3cret-pass"),
+            "the password never prints"
+        );
+
+        for (pairs, var) in [
+            (vec![("SMTP_URL", "http://smtp.example.com")], "SMTP_URL"),
+            (vec![("SMTP_URL", "not a url")], "SMTP_URL"),
+            (
+                vec![
+                    ("SMTP_URL", "smtp://smtp.example.com"),
+                    ("MAIL_DELIVERY", "log"),
+                ],
+                "MAIL_DELIVERY",
+            ),
+            (vec![("MAIL_DELIVERY", "pigeon")], "MAIL_DELIVERY"),
+            (
+                vec![("MAIL_DELIVERY", "log"), ("MAIL_FROM", "not an address")],
+                "MAIL_FROM",
+            ),
+        ] {
+            let mut all = TEST_KEY.to_vec();
+            all.extend(pairs.iter().copied());
+            assert_eq!(
+                load_exactly(&all).expect_err("refused").var,
+                var,
+                "{pairs:?}"
+            );
+        }
     }
 
     const TEST_KEY: [(&str, &str); 2] = [

@@ -5,7 +5,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::{
     auth::{
-        ssr::create_user,
+        ssr::{create_user, Address},
         validate::{Email, Password},
     },
     billing::customer::ensure_customer,
@@ -29,10 +29,11 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     }
     let email = Email::parse(DEMO_EMAIL).map_err(anyhow::Error::msg)?;
     let password = Password::parse(DEMO_PASSWORD).map_err(anyhow::Error::msg)?;
-    let created = create_user(&state.db, &email, password).await?;
+    let created = create_user(&state.db, &email, password, Address::Proven).await?;
     let demo = CurrentUser {
         id: created.id,
         email: created.email,
+        email_verified: true,
     };
     let customer = ensure_customer(state, &demo).await?;
 

@@ -100,6 +100,7 @@ pub fn fixed_refusal(path: &str, claimed: AppError) -> AppError {
     let login = path.ends_with("/login");
     let signup = path.ends_with("/signup");
     let projects = path.ends_with("/app/projects/create");
+    let reset = path.ends_with("/password/reset");
     let text = |s: &str| s.to_owned();
     match claimed {
         AppError::Invalid { field, .. } => {
@@ -110,6 +111,7 @@ pub fn fixed_refusal(path: &str, claimed: AppError) -> AppError {
                 Some("password") => "Use between 8 and 1024 characters for your password.",
                 Some("price_id") => crate::error::NOT_FOR_SALE,
                 Some("name") if projects => "Give the project a name of up to 80 characters, on one line.",
+                None if reset => "This link no longer works. Ask for a new one: Forgot password? on the log-in page.",
                 _ => "Check what you entered and try again.",
             };
             AppError::Invalid {

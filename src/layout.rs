@@ -3,12 +3,19 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::{auth::LogoutButton, ui::Brand};
+use crate::{
+    auth::{email_proof::UnprovenAddressBanner, LogoutButton},
+    ui::Brand,
+};
 
-/// Header and side navigation around every settings page.
+/// Header and side navigation around every settings page; above them, until the address is
+/// proven, the banner that says where the link went.
 #[component]
-pub fn SettingsLayout(email: String, children: Children) -> impl IntoView {
+pub fn SettingsLayout(email: String, email_verified: bool, children: Children) -> impl IntoView {
+    let unproven =
+        (!email_verified).then(|| view! { <UnprovenAddressBanner email=email.clone()/> });
     view! {
+        {unproven}
         <header class="border-b border-slate-200 bg-white">
             <div class="mx-auto flex max-w-5xl items-center justify-between px-6 py-4">
                 <Brand/>

@@ -86,6 +86,12 @@ pub fn stripe_request<T>(endpoint: &'static str, result: &Result<T, ::stripe::St
         .increment(1);
 }
 
+/// A mail attempt: `sent`, `retry` (a temporary refusal) or `failed` (for good).
+pub fn mail(kind: &str, result: &'static str) {
+    metrics::counter!("billfold_mail_total", "kind" => kind.to_owned(), "result" => result)
+        .increment(1);
+}
+
 /// A portal or Checkout session handed to a user.
 pub fn billing_session(kind: &'static str) {
     metrics::counter!("billfold_billing_sessions_total", "kind" => kind).increment(1);

@@ -323,8 +323,18 @@ pub async fn serve_on(
     }
     let (stop_reconciler, stopped) = tokio::sync::watch::channel(false);
     if let Some(every) = state.config.reconcile_every {
-        tokio::spawn(crate::reconcile::run_every(state.clone(), every, stopped));
+        tokio::spawn(crate::reconcile::run_every(
+            state.clone(),
+            every,
+            stopped.clone(),
+        ));
     }
+    tokio::spawn(crate::mail::sender::run(
+        state.db.clone(),
+        state.mail.clone(),
+        state.config.clone(),
+        stopped,
+    ));
     let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -11,6 +11,7 @@ use crate::{
     config::Config,
     db::{cache::Cached, entities::price},
     limits::Limiter,
+    mail::Mailer,
 };
 
 /// Everything a request handler may need; cheap to clone.
@@ -26,6 +27,8 @@ pub struct AppState {
     /// user-triggered calls, re-syncs): shared by all replicas on PostgreSQL, in this process
     /// on SQLite. The rules live with the features that enforce them.
     pub limits: Arc<Limiter>,
+    /// How mail leaves (SMTP or the log), and the bell that wakes this process's sender.
+    pub mail: Arc<Mailer>,
     /// The one Stripe API client (Stripe, a standalone double, or the mounted one).
     pub stripe: ::stripe::Client,
     /// The plans the billing pages offer (active recurring prices of this mode), kept for a
@@ -59,8 +62,13 @@ impl AppState {
             .site_addr(config.bind_addr)
             .build();
         let limits = Arc::new(Limiter::for_database(&db));
+        let mail = Mailer::new(
+            &config.mail,
+            config.app_url.host_str().unwrap_or("localhost"),
+        )?;
         Ok(AppState {
             limits,
+            mail,
             leptos_options,
             db,
             config: Arc::new(config),

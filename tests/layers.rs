@@ -24,13 +24,17 @@ const MAP: &[(&str, &[&str])] = &[
     ("billing_file", &[]),
     ("config", &["billing_file", "domain"]),
     ("stripe_api", &["config"]),
-    ("state", &["config", "db", "limits", "stripe_api"]),
+    // E-mail: the outbox, its sender, the templates and the links a mail carries.
+    ("mail", &["config", "db", "metrics"]),
+    ("state", &["config", "db", "limits", "mail", "stripe_api"]),
     // The web layer every feature stands on.
     ("web", &["config", "error", "state"]),
     // Features.
     (
         "auth",
-        &["db", "error", "forms", "limits", "state", "ui", "web"],
+        &[
+            "db", "error", "forms", "limits", "mail", "state", "ui", "web",
+        ],
     ),
     ("layout", &["auth", "ui"]),
     (
@@ -43,6 +47,7 @@ const MAP: &[(&str, &[&str])] = &[
             "forms",
             "layout",
             "limits",
+            "mail",
             "metrics",
             "state",
             "web",
@@ -64,6 +69,7 @@ const MAP: &[(&str, &[&str])] = &[
             "billing",
             "db",
             "error",
+            "mail",
             "reconcile",
             "state",
             "ui",
@@ -103,6 +109,7 @@ const MAP: &[(&str, &[&str])] = &[
             "db",
             "demo_account",
             "error",
+            "mail",
             "metrics",
             "reconcile",
             "state",

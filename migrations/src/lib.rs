@@ -17,6 +17,7 @@ mod m20261206_030000_event_retention_and_set_aside;
 mod m20261206_040000_price_lookup_keys;
 mod m20261206_050000_customer_entitlements;
 mod m20261206_060000_projects;
+mod m20261206_070000_mail;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_040000_price_lookup_keys::Migration),
             Box::new(m20261206_050000_customer_entitlements::Migration),
             Box::new(m20261206_060000_projects::Migration),
+            Box::new(m20261206_070000_mail::Migration),
         ]
     }
 }

@@ -3,7 +3,10 @@
 //! The server functions sit at fixed endpoints (`/api/login`, `/api/logout`) and take plain
 //! form fields, so the forms work before hydration, without JavaScript, and from scripts.
 //! Sign-up, which also opens a billing account, sits above this module, in `accounts`.
+//! Proving an address ([`email_proof`]) and resetting a password ([`reset`]) go by mail.
 
+pub mod email_proof;
+pub mod reset;
 pub mod validate;
 
 #[cfg(feature = "ssr")]
@@ -58,6 +61,9 @@ pub fn LoginPage() -> impl IntoView {
         <leptos_meta::Title text="Log in · Billfold"/>
         <AuthCard title="Log in">
             <LoginForm next/>
+            <p class="mt-4 text-sm">
+                <A href="/forgot-password" attr:class="font-medium text-indigo-600">"Forgot password?"</A>
+            </p>
             <p class="mt-6 text-sm text-slate-600">
                 "New here? " <A href="/signup" attr:class="font-medium text-indigo-600">"Create an account"</A>
             </p>

@@ -31,11 +31,15 @@ use sha2::{Digest, Sha256};
 use super::validate::{safe_next, Email, Password, PASSWORD_MAX_CHARS};
 use crate::{
     db::{
-        clock,
+        begin_write, clock,
         entities::{session, user},
     },
     error::AppError,
     limits::Rule,
+    mail::{
+        outbox::{self, NewMail},
+        Kind,
+    },
     state::AppState,
     web::{set_response_header, CurrentUser, SignedIn},
 };
@@ -217,25 +221,67 @@ fn dummy_hash() -> String {
         .clone()
 }
 
-/// Creates the account. The same email twice is a [`AppError::Conflict`] the user can act on.
+/// Whether a new account's address is proven yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Address {
+    /// Claimed at sign-up: a mail with a link that proves it is queued with the account.
+    Claimed,
+    /// Known to be the owner's (the demo account, an account made on the server).
+    Proven,
+}
+
+/// Creates the account; a claimed address gets its proving mail queued in the same
+/// transaction. The same email twice is a [`AppError::Conflict`] the user can act on.
 pub async fn create_user(
     db: &DatabaseConnection,
     email: &Email,
     password: Password,
+    address: Address,
 ) -> Result<user::Model, AppError> {
+    // argon2 first: no transaction waits on it.
     let password_hash = hash_password(password).await?;
+    let now = clock::now();
     let row = user::ActiveModel {
         email: Set(email.as_str().to_owned()),
         password_hash: Set(password_hash),
-        created_at: Set(clock::now()),
+        created_at: Set(now),
+        email_verified_at: Set((address == Address::Proven).then_some(now)),
         ..Default::default()
     };
-    match user::Entity::insert(row).exec_with_returning(db).await {
-        Ok(model) => Ok(model),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
-            AppError::Conflict("An account with this email already exists. Log in instead?".into()),
-        ),
-        Err(e) => Err(e.into()),
+    let txn = begin_write(db).await?;
+    let user = match user::Entity::insert(row).exec_with_returning(&*txn).await {
+        Ok(model) => model,
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            txn.rollback().await?;
+            return Err(AppError::Conflict(
+                "An account with this email already exists. Log in instead?".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if address == Address::Claimed {
+        outbox::enqueue(&*txn, proving_mail(&user, now)).await?;
+    }
+    txn.commit().await?;
+    Ok(user)
+}
+
+/// A mailed link that does not work (any more): a form-level refusal saying what to do.
+pub fn link_refused(message: &str) -> AppError {
+    AppError::Invalid {
+        field: None,
+        message: message.to_owned(),
+    }
+}
+
+/// The mail that proves `user`'s address, unique per request (`at`).
+pub fn proving_mail(user: &user::Model, at: i64) -> NewMail {
+    NewMail {
+        key: format!("verify_email:{}:{at}", user.id),
+        kind: Kind::VerifyEmail,
+        user_id: Some(user.id),
+        to: user.email.clone(),
+        params: serde_json::json!({}),
     }
 }
 
@@ -311,7 +357,9 @@ pub async fn register(
             "Too many sign-ups from your network.",
         )
         .await?;
-    create_user(&state.db, &email, password).await
+    let user = create_user(&state.db, &email, password, Address::Claimed).await?;
+    state.mail.wake();
+    Ok(user)
 }
 
 /// Log-in. Each attempt is counted per (email, client address), per email and per client
@@ -429,6 +477,7 @@ pub async fn resolve_session(
             user: CurrentUser {
                 id: user.id,
                 email: user.email,
+                email_verified: user.email_verified_at.is_some(),
             },
             token_hash,
         },

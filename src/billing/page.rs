@@ -43,7 +43,8 @@ pub fn WithBillingSummary(
                 match summary.await {
                     Ok(s) => {
                         let email = s.email.clone();
-                        view! { <SettingsLayout email>{render(s)}</SettingsLayout> }.into_any()
+                        let email_verified = s.email_verified;
+                        view! { <SettingsLayout email email_verified>{render(s)}</SettingsLayout> }.into_any()
                     }
                     Err(AppError::Unauthorized) => {
                         let path = format!("/login?next={}", here.replace('/', "%2F"));

@@ -156,6 +156,9 @@ impl Included {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillingSummary {
     pub email: String,
+    /// The address is proven (the layout's banner asks for it until then).
+    #[serde(default)]
+    pub email_verified: bool,
     /// Whether the user has a Stripe customer in the current mode.
     pub has_customer: bool,
     pub subscriptions: Vec<SubscriptionView>,
@@ -410,6 +413,7 @@ mod tests {
     fn summary(subs: Vec<SubscriptionView>) -> BillingSummary {
         BillingSummary {
             email: "a@example.com".into(),
+            email_verified: true,
             has_customer: true,
             subscriptions: subs,
             card: None,

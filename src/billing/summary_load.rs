@@ -125,6 +125,7 @@ pub async fn load_summary(
     let Some(customer_id) = customer_id else {
         return Ok(BillingSummary {
             email: user.email.clone(),
+            email_verified: user.email_verified,
             has_customer: false,
             subscriptions: vec![],
             card: None,
@@ -190,6 +191,7 @@ pub async fn load_summary(
 
     Ok(BillingSummary {
         email: user.email.clone(),
+        email_verified: user.email_verified,
         has_customer: true,
         subscriptions,
         card,

@@ -14,6 +14,20 @@ use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 
+/// This process, as `host:pid`: who ran a reconciler cycle, who is sending a mail.
+pub fn process_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unknown-host".to_owned());
+        format!("{host}:{}", std::process::id())
+    })
+}
+
 /// Opens the pool and brings the schema up to date. A failed migration is an error the
 /// caller must stop on: the app never runs against a half-migrated schema.
 pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<DatabaseConnection> {

@@ -139,7 +139,7 @@ fn run_row(started_at_ms: i64, result: &Result<Report, CycleError>) -> reconcile
         Err(e) => (false, 0, 0, 0, Some(e.to_string())),
     };
     reconcile_run::ActiveModel {
-        runner: Set(runner().to_owned()),
+        runner: Set(crate::db::process_name().to_owned()),
         started_at_ms: Set(started_at_ms),
         finished_at_ms: Set(now_ms()),
         succeeded: Set(succeeded),
@@ -149,20 +149,6 @@ fn run_row(started_at_ms: i64, result: &Result<Report, CycleError>) -> reconcile
         error: Set(error),
         ..Default::default()
     }
-}
-
-/// This process, as `host:pid`, so an operator can tell replicas apart.
-fn runner() -> &'static str {
-    static RUNNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    RUNNER.get_or_init(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "unknown-host".to_owned());
-        format!("{host}:{}", std::process::id())
-    })
 }
 
 async fn cycle(state: &AppState, cap: usize) -> Result<Report, CycleError> {

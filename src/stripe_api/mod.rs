@@ -72,10 +72,11 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Config {
-        let map: HashMap<String, String> = pairs
+        let mut map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        map.insert("MAIL_DELIVERY".into(), "log".into());
         Config::from_lookup(|k| map.get(k).cloned()).expect("valid config")
     }
 

@@ -24,6 +24,8 @@ use crate::{error::AppError, state::AppState};
 pub struct CurrentUser {
     pub id: i64,
     pub email: String,
+    /// The owner followed a link mailed to `email` (until then the address is a claim).
+    pub email_verified: bool,
 }
 
 /// The signed-in user of this request, put into the request's extensions by the session

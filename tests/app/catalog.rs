@@ -186,6 +186,7 @@ async fn catalog_apply_makes_the_account_sell_the_file() {
         ("STRIPE_SECRET_KEY", "sk_test_catalog_apply".to_owned()),
         ("STRIPE_WEBHOOK_SECRET", "whsec_catalog_apply".to_owned()),
         ("STRIPE_API_BASE", base.clone()),
+        ("MAIL_DELIVERY", "log".to_owned()),
         ("APP_URL", "http://127.0.0.1:3000".to_owned()),
         (
             "DATABASE_URL",

@@ -77,6 +77,7 @@ async fn good_setup(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
         &app.db,
         &Email::parse(OPERATOR).expect("an email"),
         Password::parse("correct horse battery").expect("a password"),
+        billfold::auth::ssr::Address::Proven,
     )
     .await
     .expect("the operator's account");
@@ -276,6 +277,7 @@ async fn doctor_passes_a_good_setup_and_fails_each_broken_one(backend: Backend) 
         &app.db,
         &billfold::auth::validate::Email::parse("mode@example.com").expect("email"),
         billfold::auth::validate::Password::parse("correct horse battery").expect("password"),
+        billfold::auth::ssr::Address::Proven,
     )
     .await
     .expect("user");
@@ -450,6 +452,7 @@ async fn doctor_fails_on_a_stored_customer_the_account_does_not_know(backend: Ba
         &app.db,
         &billfold::auth::validate::Email::parse("elsewhere@example.com").expect("email"),
         billfold::auth::validate::Password::parse("correct horse battery").expect("password"),
+        billfold::auth::ssr::Address::Proven,
     )
     .await
     .expect("user");

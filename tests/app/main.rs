@@ -23,6 +23,7 @@ mod customer_links;
 mod doctor;
 mod entitlements;
 mod limits;
+mod mail;
 mod operations;
 mod parsers;
 mod plan_switch;

@@ -106,6 +106,24 @@ fn it_refuses_to_start_without_a_mode_and_names_the_setting() {
             &[],
             "STRIPE_MODE",
         ),
+        // In test mode mail must leave: an SMTP server, or the log chosen explicitly.
+        (
+            &[
+                ("STRIPE_SECRET_KEY", "sk_test_real"),
+                ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+            ],
+            &[],
+            "SMTP_URL",
+        ),
+        (
+            &[
+                ("STRIPE_SECRET_KEY", "sk_test_real"),
+                ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+                ("SMTP_URL", "smtp://mail.example.com:587"),
+            ],
+            &[],
+            "MAIL_FROM",
+        ),
     ];
     for (vars, args, names) in cases {
         let (code, stderr) = refused(vars, args);
@@ -229,6 +247,7 @@ async fn test_mode_has_no_double_and_no_demo_account() {
     let app = start(&[
         ("STRIPE_SECRET_KEY", "sk_test_startup"),
         ("STRIPE_WEBHOOK_SECRET", "whsec_startup"),
+        ("MAIL_DELIVERY", "log"),
         ("STRIPE_API_BASE", stripe.proxy_base.as_str()),
     ])
     .await;

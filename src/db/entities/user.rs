@@ -10,6 +10,8 @@ pub struct Model {
     pub password_hash: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// When the owner proved the address (followed the link mailed to it); `None`: a claim.
+    pub email_verified_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -158,6 +158,10 @@ impl TestApp {
         if !extra_env.iter().any(|(k, _)| *k == "STRIPE_SECRET_KEY") {
             env.insert("STRIPE_MODE".into(), "simulated".into());
         }
+        // Mail goes to the log unless the test brings an SMTP server.
+        if !extra_env.iter().any(|(k, _)| *k == "SMTP_URL") {
+            env.insert("MAIL_DELIVERY".into(), "log".into());
+        }
         for (k, v) in extra_env {
             env.insert((*k).into(), (*v).into());
         }
@@ -254,6 +258,19 @@ impl TestApp {
             String::from_utf8_lossy(&out.stderr)
         );
         (out.status.success(), text)
+    }
+
+    /// This app stopped (its requests finished, nothing of its memory kept) and started again
+    /// on the same database, with `extra_env`: a restart.
+    pub async fn restart(mut self, extra_env: &[(&str, &str)]) -> TestApp {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            let _ = h.await;
+        }
+        let guard = std::mem::replace(&mut self._db, TestDb::Shared);
+        Self::spawn_on(self.database_url.clone(), guard, extra_env).await
     }
 
     /// Stops the server and waits for it to finish.

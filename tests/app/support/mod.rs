@@ -8,6 +8,7 @@
 //! - The Stripe stand-ins, from the whole double to canned answers (docs/TESTING.md says which
 //!   to use for what): [`standalone_stripe`], [`stripe_stand_in`], [`stripe_stub`] with the
 //!   Stripe-shaped objects of [`stripe_objects`].
+//! - [`mail_catcher`]: a real SMTP server (MailDev) and the mails it caught.
 //! - [`portal_confirm`]: Stripe's confirmation of a plan switch, opened and confirmed.
 //! - [`rows`]: the tables read and written by hand.
 //!
@@ -16,6 +17,7 @@
 
 pub mod app;
 pub mod billing;
+pub mod mail_catcher;
 pub mod portal_confirm;
 pub mod rows;
 pub mod standalone_stripe;

@@ -1,0 +1,73 @@
+//! E-mail, through an outbox. A feature never sends a mail: it writes one row to
+//! `mail_outbox` ([`outbox::enqueue`]) in the same transaction as the change that causes it,
+//! under a key that makes it unique, and the sender task ([`sender`]) delivers it: retried with
+//! back-off on a temporary refusal, recorded on a permanent one, sent by one replica only.
+//!
+//! - [`transport`]: SMTP (`SMTP_URL`, rustls) or, chosen explicitly, the log.
+//! - [`render`]: the messages, text and HTML parts from the templates in `templates/`, every
+//!   value escaped in HTML.
+//! - [`links`]: the single-use links a mail carries (prove an address, reset a password),
+//!   stored hashed and made when the mail is sent, so the outbox never holds one.
+//!
+//! A leaf below the features: it reads the settings and the database only.
+
+pub mod links;
+pub mod outbox;
+pub mod render;
+pub mod sender;
+pub mod transport;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::config::MailConfig;
+
+/// Which message a row of the outbox is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// "Confirm your email address", with a link that proves it (a day).
+    VerifyEmail,
+    /// "Reset your password", with a link that sets a new one (an hour).
+    PasswordReset,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::VerifyEmail => "verify_email",
+            Kind::PasswordReset => "password_reset",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "verify_email" => Some(Kind::VerifyEmail),
+            "password_reset" => Some(Kind::PasswordReset),
+            _ => None,
+        }
+    }
+}
+
+/// What the app holds for mail: how it is delivered, who it is from, and a bell that wakes
+/// this process's sender when a mail is queued (other replicas find it on their next poll).
+pub struct Mailer {
+    pub transport: transport::Transport,
+    pub config: MailConfig,
+    pub queued: Notify,
+}
+
+impl Mailer {
+    pub fn new(config: &MailConfig, app_host: &str) -> anyhow::Result<Arc<Mailer>> {
+        Ok(Arc::new(Mailer {
+            transport: transport::Transport::new(config, app_host)?,
+            config: config.clone(),
+            queued: Notify::new(),
+        }))
+    }
+
+    /// Wakes the sender: call after committing a transaction that queued mail.
+    pub fn wake(&self) {
+        self.queued.notify_one();
+    }
+}
