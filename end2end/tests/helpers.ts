@@ -2,6 +2,36 @@ import { expect, Page } from '@playwright/test';
 
 export const PASSWORD = 'correct horse battery';
 
+/** The mail catcher's web API (MailDev, started by playwright.config.ts). */
+export const INBOX = `http://127.0.0.1:${process.env.E2E_MAIL_WEB_PORT ?? 3459}`;
+
+/** The link to `path` in the newest mail to `email` whose subject has `subject`, once it arrives. */
+export async function mailedLink(email: string, subject: string, path: string): Promise<string> {
+  let link = '';
+  await expect(async () => {
+    const res = await fetch(`${INBOX}/email`);
+    const mails = (await res.json()) as Array<{
+      subject: string;
+      text: string;
+      to: Array<{ address: string }>;
+    }>;
+    const mine = mails.filter(
+      (m) => m.to.some((t) => t.address === email) && m.subject.includes(subject),
+    );
+    expect(mine.length).toBeGreaterThan(0);
+    const words = mine[mine.length - 1].text.split(/\s+/);
+    link = words.find((w) => w.startsWith('http') && w.includes(path)) ?? '';
+    expect(link).not.toBe('');
+  }).toPass({ timeout: 20_000, intervals: [200, 500, 1000] });
+  return link;
+}
+
+/** Follows the link mailed at sign-up, proving the address. */
+export async function proveAddress(page: Page, email: string): Promise<void> {
+  await page.goto(await mailedLink(email, 'Confirm your email address', '/verify-email'));
+  await expect(page.getByTestId('email-confirmed')).toContainText(`${email} is confirmed`);
+}
+
 export function uniqueEmail(tag: string): string {
   return `${tag}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
 }

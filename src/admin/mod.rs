@@ -93,6 +93,9 @@ pub struct EventInbox {
     pub drift: Vec<DriftRow>,
     /// What only an operator can put right, newest first (at most [`ALERT_LIMIT`]).
     pub alerts: Vec<AlertRow>,
+    /// The newest mails of the outbox: queued, sent or failed, with the reason.
+    #[serde(default)]
+    pub mail: Vec<MailRow>,
     /// The reconciler's latest cycle, on any replica.
     pub last_run: Option<RunRow>,
     /// When the last cycle that got through everything ended (RFC 3339).
@@ -154,6 +157,22 @@ pub struct AlertRow {
     pub object_id: String,
     /// What happened and what to do.
     pub detail: String,
+}
+
+/// One mail of the outbox, times in RFC 3339.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailRow {
+    pub created_at: String,
+    pub kind: String,
+    pub to: String,
+    /// `queued`, `sent` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    pub sent_at: Option<String>,
+    /// The next try of a queued mail that was refused for now.
+    pub next_attempt_at: Option<String>,
+    /// The SMTP server's last refusal.
+    pub last_error: Option<String>,
 }
 
 /// One reconciler cycle.

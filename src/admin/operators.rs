@@ -1,7 +1,8 @@
 //! Who the operators are: users granted `/admin/billing` by a command run on the server
 //! (`billfold admin add|remove|list`), stored in `operators`. An email someone signed up with
-//! proves nothing, so nothing is ever granted for one; and what operators do on their pages
-//! (each view, each replay) is written down with who did it.
+//! proves nothing, so nothing is ever granted for one, and only an account whose address is
+//! proven (its owner followed the link mailed to it) is granted or let in; what operators do on
+//! their pages (each view, each replay) is written down with who did it.
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -23,6 +24,11 @@ pub enum OperatorError {
     NotAnEmail(String),
     #[error("no account has the email {0}: the person signs up first, then is granted")]
     NoAccount(String),
+    #[error(
+        "{0} has not proven its address yet: its owner follows the link mailed at sign-up (the \
+         billing page sends a new one), then is granted"
+    )]
+    Unproven(String),
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -52,6 +58,9 @@ pub async fn grant(
     granted_by: &str,
 ) -> Result<bool, OperatorError> {
     let user = account(db, email).await?;
+    if user.email_verified_at.is_none() {
+        return Err(OperatorError::Unproven(user.email));
+    }
     let inserted = operator::Entity::insert(operator::ActiveModel {
         user_id: Set(user.id),
         granted_at: Set(clock::now()),
@@ -93,12 +102,16 @@ pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<Operator>, DbErr> {
         .collect())
 }
 
-/// Whether the user has been granted the operators' pages.
+/// Whether the user has been granted the operators' pages and its address is proven (an
+/// address changed since the grant is a claim again until proven).
 pub async fn is_operator(db: &impl ConnectionTrait, user_id: i64) -> Result<bool, DbErr> {
-    Ok(operator::Entity::find_by_id(user_id)
-        .one(db)
-        .await?
-        .is_some())
+    Ok(matches!(
+        operator::Entity::find_by_id(user_id)
+            .find_also_related(user::Entity)
+            .one(db)
+            .await?,
+        Some((_, Some(user))) if user.email_verified_at.is_some()
+    ))
 }
 
 /// Writes down what an operator did (`view` or `replay`) to what, and logs it.

@@ -6,8 +6,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use super::{
-    AlertRow, DriftRow, EventInbox, EventRow, InboxFilter, ReplayFlash, RunRow, ADMIN_BILLING,
-    DRIFT_LIMIT, EVENT_LIMIT, OUTCOMES, REPLAY_PATH,
+    AlertRow, DriftRow, EventInbox, EventRow, InboxFilter, MailRow, ReplayFlash, RunRow,
+    ADMIN_BILLING, DRIFT_LIMIT, EVENT_LIMIT, OUTCOMES, REPLAY_PATH,
 };
 use crate::{
     auth::LogoutButton,
@@ -109,6 +109,7 @@ fn Inbox(inbox: EventInbox, filter: InboxFilter, flash: Option<ReplayFlash>) -> 
         event_types,
         drift,
         alerts,
+        mail,
         last_run,
         last_success,
         set_aside,
@@ -127,6 +128,7 @@ fn Inbox(inbox: EventInbox, filter: InboxFilter, flash: Option<ReplayFlash>) -> 
             {flash.map(|flash| view! { <Flash flash/> })}
             <Attention set_aside refused_by_stripe/>
             <Alerts alerts/>
+            <Outbox mail/>
             <Reconciler last_run last_success/>
             <Events events filter filter_error event_types retention_days=payload_retention_days/>
             <Drift drift/>
@@ -188,6 +190,47 @@ fn Alerts(alerts: Vec<AlertRow>) -> impl IntoView {
             </section>
         }
     })
+}
+
+/// The outbox: the newest mails, what became of each, and why one is waiting or failed.
+#[component]
+fn Outbox(mail: Vec<MailRow>) -> impl IntoView {
+    view! {
+        <section class=CARD aria-labelledby="mail-heading" data-testid="outbox">
+            <h2 id="mail-heading" class=HEADING>"Mail"</h2>
+            {if mail.is_empty() {
+                view! { <p class="mt-2 text-sm text-slate-600">"No mail yet."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="mt-3 w-full text-left text-sm">
+                        <thead class="text-slate-500">
+                            <tr><th class="py-1 font-medium">"Queued"</th><th class="py-1 font-medium">"Message"</th><th class="py-1 font-medium">"To"</th><th class="py-1 font-medium">"Status"</th></tr>
+                        </thead>
+                        <tbody>
+                            {mail.into_iter().map(|m| {
+                                let status = match (&m.status[..], &m.sent_at, &m.next_attempt_at) {
+                                    ("sent", Some(at), _) => format!("sent {at}"),
+                                    ("queued", _, Some(next)) => format!("queued, try {} at {next}", m.attempts + 1),
+                                    (status, _, _) => status.to_owned(),
+                                };
+                                view! {
+                                    <tr class="border-t border-slate-100 align-top" data-testid="mail-row" data-status=m.status.clone()>
+                                        <td class="py-2 font-mono text-xs">{m.created_at}</td>
+                                        <td class="py-2">{m.kind.replace('_', " ")}</td>
+                                        <td class="py-2">{m.to}</td>
+                                        <td class="py-2">
+                                            {status}
+                                            {m.last_error.map(|e| view! { <p class="mt-1 text-xs text-red-700">{e}</p> })}
+                                        </td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
+    }
 }
 
 /// What the last replay came to.

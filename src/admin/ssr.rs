@@ -15,8 +15,8 @@ use axum::{
 use serde::Deserialize;
 
 use super::{
-    operators, AlertRow, DriftRow, EventInbox, EventRow, InboxFilter, ReplayResult, RunRow,
-    ADMIN_BILLING, ALERT_LIMIT, DRIFT_LIMIT, EVENT_LIMIT, REPLAY_PATH,
+    operators, AlertRow, DriftRow, EventInbox, EventRow, InboxFilter, MailRow, ReplayResult,
+    RunRow, ADMIN_BILLING, ALERT_LIMIT, DRIFT_LIMIT, EVENT_LIMIT, REPLAY_PATH,
 };
 use crate::{
     billing::sync::{CUSTOMER_NOT_IN_ACCOUNT, SECOND_LIVE_SUBSCRIPTION},
@@ -101,9 +101,31 @@ pub async fn load_inbox(
         event_types: history::event_types(db).await?,
         drift,
         alerts: alerts(db).await?,
+        mail: crate::mail::outbox::newest(db, None, MAIL_LIMIT)
+            .await?
+            .into_iter()
+            .map(mail_row)
+            .collect(),
         last_run: reconcile::last_run(db).await?.map(run_row),
         last_success: reconcile::last_success(db).await?.map(rfc3339),
     })
+}
+
+/// How many of the outbox's newest mails the page lists.
+const MAIL_LIMIT: u64 = 20;
+
+fn mail_row(m: crate::db::entities::mail_outbox::Model) -> MailRow {
+    let waiting = m.status == crate::mail::outbox::QUEUED && m.attempts > 0;
+    MailRow {
+        created_at: rfc3339(m.created_at),
+        kind: m.kind,
+        to: m.to_address,
+        status: m.status,
+        attempts: m.attempts,
+        sent_at: m.sent_at.map(rfc3339),
+        next_attempt_at: waiting.then(|| rfc3339(m.next_attempt_at)),
+        last_error: m.last_error,
+    }
 }
 
 /// The page's filters as the event listing takes them, or what is wrong with them.

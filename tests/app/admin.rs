@@ -22,6 +22,7 @@ async fn app(backend: Backend) -> TestApp {
 /// operator would (the email typed as someone might type it).
 async fn operator(app: &TestApp) {
     sign_up_as(app, &app.client, ADMIN).await;
+    crate::support::rows::prove_address(app, ADMIN).await;
     let (ok, out) = app.cli(&["admin", "add", " Ops@Billfold.test "]);
     assert!(ok, "billfold admin add: {out}");
 }
@@ -179,6 +180,11 @@ async fn only_operators_ever_see_the_page(backend: Backend) {
     );
     assert!(!body.contains("Billing operations"));
 
+    // Only a proven address is granted.
+    let (ok, out) = app.cli(&["admin", "add", ADMIN]);
+    assert!(!ok && out.contains("has not proven its address"), "{out}");
+    crate::support::rows::prove_address(&app, ADMIN).await;
+
     // Granted on the server: the page opens, and the view is written down with who looked.
     let (ok, out) = app.cli(&["admin", "add", ADMIN]);
     assert!(ok && out.contains("is now an operator"), "{out}");
@@ -190,6 +196,10 @@ async fn only_operators_ever_see_the_page(backend: Backend) {
     let body = page(&app, "/admin/billing?outcome=failed").await;
     assert!(body.contains("Billing operations"), "{body}");
     assert!(body.contains(ADMIN), "the operator's email in the header");
+    assert!(
+        body.contains("data-testid=\"mail-row\"") && body.contains("verify email"),
+        "the outbox lists the sign-up's mail: {body}"
+    );
     let views = operator_action::Entity::find()
         .filter(operator_action::Column::Action.eq("view"))
         .all(&app.db)

@@ -220,6 +220,7 @@ async fn a_checkout_that_makes_a_second_live_subscription_is_flagged(backend: Ba
     assert_eq!(alerts[0].object_id, session.id.as_str());
     assert!(alerts[0].detail.contains(&first), "{}", alerts[0].detail);
 
+    crate::support::rows::prove_address(&app, &email).await;
     let (granted, out) = app.cli(&["admin", "add", email.as_str()]);
     assert!(granted, "billfold admin add: {out}");
     let html = app.get("/admin/billing").await.text().await.expect("html");
