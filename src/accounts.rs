@@ -1,4 +1,5 @@
-//! Sign-up: creates the account, signs it in, then opens its Stripe customer.
+//! Sign-up: creates the account, signs it in, then opens its Stripe customer. And the link of
+//! a payment-failed mail, which signs the user in and opens the portal's card update.
 //!
 //! It sits above both `auth` (the user and the session) and `billing` (the customer), so
 //! neither of those imports the other.
@@ -27,10 +28,21 @@ pub async fn sign_up(
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
+    use axum::{
+        extract::{Query, State},
+        http::{header, StatusCode},
+        response::{IntoResponse, Response},
+    };
+    use sea_orm::EntityTrait;
+
     use crate::{
+        auth::ssr::{create_session, session_cookie},
         auth::ssr::{register, start_session},
         billing::customer::create_customer_at_sign_up,
+        billing::{portal::open_portal, PortalFlow},
+        db::{begin_write, entities::user},
         error::AppError,
+        mail::links::{self, Purpose},
         state::AppState,
         web::CurrentUser,
     };
@@ -52,6 +64,77 @@ pub mod ssr {
         };
         create_customer_at_sign_up(state, &user).await;
         Ok(user)
+    }
+
+    /// `?token=…` of a payment-failed mail's link.
+    #[derive(serde::Deserialize)]
+    pub struct FixPayment {
+        #[serde(default)]
+        token: String,
+    }
+
+    /// `GET /fix-payment?token=…`: the link works once, within three days, for the address it
+    /// was sent to; it signs that user in (a new session) and sends the browser to the portal's
+    /// card update (or, if Stripe cannot be reached, to the billing page). A link that does not
+    /// work goes to the log-in page, headed for the billing page.
+    pub async fn fix_payment(
+        State(state): State<AppState>,
+        Query(FixPayment { token }): Query<FixPayment>,
+    ) -> Response {
+        let see_other = |to: &str| (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]);
+        let user = match redeem(&state, token.trim()).await {
+            Ok(Some(user)) => user,
+            Ok(None) => return see_other("/login?next=%2Fsettings%2Fbilling").into_response(),
+            Err(e) => return e.into_response(),
+        };
+        let session = match create_session(&state.db, user.id).await {
+            Ok(token) => token,
+            Err(e) => return e.into_response(),
+        };
+        let cookie = session_cookie(&session, state.config.secure_cookies());
+        let to = open_portal(&state, &user, Some(PortalFlow::PaymentMethodUpdate), None)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the payment link could not open the portal");
+                "/settings/billing".to_owned()
+            });
+        (
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, to),
+                (
+                    header::SET_COOKIE,
+                    cookie.to_str().unwrap_or_default().to_owned(),
+                ),
+            ],
+        )
+            .into_response()
+    }
+
+    /// The link's user, if it is live and still for the account's address; used up.
+    async fn redeem(state: &AppState, token: &str) -> Result<Option<CurrentUser>, AppError> {
+        let txn = begin_write(&state.db).await?;
+        let row = match links::redeem(&*txn, Purpose::FixPayment, token).await? {
+            Ok(row) => row,
+            Err(_) => {
+                txn.rollback().await?;
+                return Ok(None);
+            }
+        };
+        let account = user::Entity::find_by_id(row.user_id).one(&*txn).await?;
+        txn.commit().await?;
+        Ok(account
+            .filter(|u| u.email == row.email)
+            .map(|u| CurrentUser {
+                id: u.id,
+                email: u.email,
+                email_verified: u.email_verified_at.is_some(),
+            }))
+    }
+
+    /// The accounts' plain Axum route: `GET /fix-payment`.
+    pub fn routes() -> axum::Router<AppState> {
+        axum::Router::new().route("/fix-payment", axum::routing::get(fix_payment))
     }
 }
 

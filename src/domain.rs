@@ -2,6 +2,7 @@
 //! what `config` may parse a setting into without depending on a feature.
 
 use serde::{Deserialize, Serialize};
+use time::{macros::format_description, OffsetDateTime};
 
 /// How long a subscription whose payment failed (past_due) keeps its access
 /// (`PAST_DUE_GRACE`).
@@ -22,5 +23,38 @@ impl PastDuePolicy {
             PastDuePolicy::WhileRetrying => None,
             PastDuePolicy::Grace { secs } => failed_at.map(|t| t.saturating_add(secs)),
         }
+    }
+}
+
+/// A date in one unambiguous format, time zone shown: `9 Dec 2026 (UTC)`.
+pub fn format_date(ts: i64) -> String {
+    let fmt = format_description!("[day padding:none] [month repr:short] [year]");
+    OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|d| d.format(&fmt).ok())
+        .map(|d| format!("{d} (UTC)"))
+        .unwrap_or_else(|| "an unknown date".into())
+}
+
+/// Minor units to a price: `$29.00`, `€9.00`, `¥500`, `12.50 CHF`.
+pub fn format_money(amount: i64, currency: &str) -> String {
+    let code = currency.to_ascii_uppercase();
+    let zero_decimal = matches!(
+        code.as_str(),
+        "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "UGX" | "XAF" | "XOF" | "PYG" | "RWF"
+    );
+    let sign = if amount < 0 { "-" } else { "" };
+    let abs = amount.unsigned_abs();
+    let number = if zero_decimal {
+        abs.to_string()
+    } else {
+        format!("{}.{:02}", abs / 100, abs % 100)
+    };
+    match code.as_str() {
+        "USD" => format!("{sign}${number}"),
+        "EUR" => format!("{sign}€{number}"),
+        "GBP" => format!("{sign}£{number}"),
+        "JPY" => format!("{sign}¥{number}"),
+        _ => format!("{sign}{number} {code}"),
     }
 }

@@ -159,6 +159,7 @@ pub fn router(state: AppState) -> Router {
     );
 
     let for_users = crate::billing::routes()
+        .merge(crate::accounts::ssr::routes())
         .merge(pages_only(SIGNED_IN_PAGES).route_layer(from_fn(require_sign_in)))
         .merge(pages_only(SIGNED_OUT_PAGES).route_layer(from_fn(signed_out_only)))
         .merge(crate::admin::ssr::routes(

@@ -25,7 +25,7 @@ const MAP: &[(&str, &[&str])] = &[
     ("config", &["billing_file", "domain"]),
     ("stripe_api", &["config"]),
     // E-mail: the outbox, its sender, the templates and the links a mail carries.
-    ("mail", &["config", "db", "metrics"]),
+    ("mail", &["config", "db", "domain", "metrics"]),
     ("state", &["config", "db", "limits", "mail", "stripe_api"]),
     // The web layer every feature stands on.
     ("web", &["config", "error", "state"]),
@@ -55,7 +55,9 @@ const MAP: &[(&str, &[&str])] = &[
     ),
     (
         "accounts",
-        &["auth", "billing", "error", "forms", "state", "ui", "web"],
+        &[
+            "auth", "billing", "db", "error", "forms", "mail", "state", "ui", "web",
+        ],
     ),
     ("webhooks", &["billing", "db", "metrics", "state"]),
     (
@@ -100,6 +102,7 @@ const MAP: &[(&str, &[&str])] = &[
     (
         "server",
         &[
+            "accounts",
             "admin",
             "app",
             "auth",

@@ -169,7 +169,7 @@ pub async fn decide<S: AsRef<Subscription>>(
 /// When the primary subscription's grace clock started, if it is past_due: the first attempt
 /// of its oldest invoice still owed ([`access::grace_started_at`]), whatever else the
 /// customer has.
-async fn grace_clock<S: AsRef<Subscription>>(
+pub(super) async fn grace_clock<S: AsRef<Subscription>>(
     db: &impl ConnectionTrait,
     subscriptions: &[S],
 ) -> Result<Option<i64>, DbErr> {

@@ -25,6 +25,8 @@ pub mod guard;
 #[cfg(feature = "ssr")]
 pub mod limits;
 #[cfg(feature = "ssr")]
+pub mod notices;
+#[cfg(feature = "ssr")]
 pub mod plans;
 #[cfg(feature = "ssr")]
 pub mod portal;

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use time::{macros::format_description, OffsetDateTime};
+
+pub use crate::domain::{format_date, format_money};
 
 use super::{
     access::{self, Access},
@@ -339,39 +340,6 @@ impl BillingSummary {
             .iter()
             .filter(|i| i.status == "open" || i.status == "uncollectible")
             .max_by_key(|i| i.created)
-    }
-}
-
-/// A date in one unambiguous format, time zone shown: `9 Dec 2026 (UTC)`.
-pub fn format_date(ts: i64) -> String {
-    let fmt = format_description!("[day padding:none] [month repr:short] [year]");
-    OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|d| d.format(&fmt).ok())
-        .map(|d| format!("{d} (UTC)"))
-        .unwrap_or_else(|| "an unknown date".into())
-}
-
-/// Minor units to a price: `$29.00`, `€9.00`, `¥500`, `12.50 CHF`.
-pub fn format_money(amount: i64, currency: &str) -> String {
-    let code = currency.to_ascii_uppercase();
-    let zero_decimal = matches!(
-        code.as_str(),
-        "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "UGX" | "XAF" | "XOF" | "PYG" | "RWF"
-    );
-    let sign = if amount < 0 { "-" } else { "" };
-    let abs = amount.unsigned_abs();
-    let number = if zero_decimal {
-        abs.to_string()
-    } else {
-        format!("{}.{:02}", abs / 100, abs % 100)
-    };
-    match code.as_str() {
-        "USD" => format!("{sign}${number}"),
-        "EUR" => format!("{sign}€{number}"),
-        "GBP" => format!("{sign}£{number}"),
-        "JPY" => format!("{sign}¥{number}"),
-        _ => format!("{sign}{number} {code}"),
     }
 }
 

@@ -16,6 +16,9 @@ pub enum Purpose {
     VerifyEmail,
     /// Sets a new password: an hour.
     PasswordReset,
+    /// Signs the user in and opens the portal's card update, from a payment-failed mail:
+    /// three days.
+    FixPayment,
 }
 
 impl Purpose {
@@ -23,6 +26,7 @@ impl Purpose {
         match self {
             Purpose::VerifyEmail => "verify_email",
             Purpose::PasswordReset => "password_reset",
+            Purpose::FixPayment => "fix_payment",
         }
     }
 
@@ -30,6 +34,7 @@ impl Purpose {
         match self {
             Purpose::VerifyEmail => 24 * 3600,
             Purpose::PasswordReset => 3600,
+            Purpose::FixPayment => 3 * 24 * 3600,
         }
     }
 
@@ -38,6 +43,7 @@ impl Purpose {
         match self {
             Purpose::VerifyEmail => "/verify-email",
             Purpose::PasswordReset => "/reset-password",
+            Purpose::FixPayment => "/fix-payment",
         }
     }
 }

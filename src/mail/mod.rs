@@ -6,12 +6,14 @@
 //! - [`transport`]: SMTP (`SMTP_URL`, rustls) or, chosen explicitly, the log.
 //! - [`render`]: the messages, text and HTML parts from the templates in `templates/`, every
 //!   value escaped in HTML.
+//! - [`notice`]: what the billing messages say (the facts queued with them).
 //! - [`links`]: the single-use links a mail carries (prove an address, reset a password),
 //!   stored hashed and made when the mail is sent, so the outbox never holds one.
 //!
 //! A leaf below the features: it reads the settings and the database only.
 
 pub mod links;
+pub mod notice;
 pub mod outbox;
 pub mod render;
 pub mod sender;
@@ -30,21 +32,51 @@ pub enum Kind {
     VerifyEmail,
     /// "Reset your password", with a link that sets a new one (an hour).
     PasswordReset,
+    /// "Your trial ends on …": the date, what the first invoice will be, whether a card is on
+    /// file ([`notice::TrialEnding`]).
+    TrialEnding,
+    /// "Your payment failed": the amount, the next try, when access ends, and a link that
+    /// signs the user in and opens the portal's card update ([`notice::PaymentFailed`]).
+    PaymentFailed,
+    /// "Your payment needs you": the bank asks the card holder to confirm
+    /// ([`notice::ActionRequired`]).
+    ActionRequired,
+    /// "Your plan has ended": cancelled, or Stripe stopped retrying ([`notice::PlanEnded`]).
+    PlanEnded,
 }
 
 impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::VerifyEmail,
+        Kind::PasswordReset,
+        Kind::TrialEnding,
+        Kind::PaymentFailed,
+        Kind::ActionRequired,
+        Kind::PlanEnded,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::VerifyEmail => "verify_email",
             Kind::PasswordReset => "password_reset",
+            Kind::TrialEnding => "trial_ending",
+            Kind::PaymentFailed => "payment_failed",
+            Kind::ActionRequired => "action_required",
+            Kind::PlanEnded => "plan_ended",
         }
     }
 
     pub fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "verify_email" => Some(Kind::VerifyEmail),
-            "password_reset" => Some(Kind::PasswordReset),
-            _ => None,
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The single-use link the message carries, made when it is sent, if it carries one.
+    pub fn link_purpose(self) -> Option<links::Purpose> {
+        match self {
+            Kind::VerifyEmail => Some(links::Purpose::VerifyEmail),
+            Kind::PasswordReset => Some(links::Purpose::PasswordReset),
+            Kind::PaymentFailed => Some(links::Purpose::FixPayment),
+            Kind::TrialEnding | Kind::ActionRequired | Kind::PlanEnded => None,
         }
     }
 }

@@ -11,7 +11,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::watch;
 
 use super::{
-    links::{self, Purpose},
+    links,
     outbox::{self, Outcome},
     render,
     transport::Refusal,
@@ -102,11 +102,11 @@ async fn attempt(
     let Some(kind) = Kind::parse(&row.kind) else {
         return Ok(failed("a kind of mail this version does not know"));
     };
-    let purpose = match kind {
-        Kind::VerifyEmail => Some(Purpose::VerifyEmail),
-        Kind::PasswordReset => Some(Purpose::PasswordReset),
+    let params: serde_json::Value = match serde_json::from_str(&row.params) {
+        Ok(params) => params,
+        Err(_) => return Ok(failed("its facts are not JSON")),
     };
-    let link = match (purpose, row.user_id) {
+    let link = match (kind.link_purpose(), row.user_id) {
         (Some(purpose), Some(user_id)) => {
             let token = links::mint(db, purpose, user_id, &row.to_address).await?;
             Some(config.url_for(&format!("{}?token={token}", purpose.path())))
@@ -114,9 +114,16 @@ async fn attempt(
         (Some(_), None) => return Ok(failed("a link mail without its user")),
         (None, _) => None,
     };
-    let rendered = match render::content(kind, &row.to_address, link.as_deref()).render() {
+    let ctx = render::Context {
+        billing_url: config.url_for("/settings/billing"),
+        past_due: config.past_due,
+    };
+    let rendered = match render::content(kind, &row.to_address, &params, link.as_deref(), &ctx)
+        .map_err(|e| format!("the mail cannot be made: {e}"))
+        .and_then(|c| c.render().map_err(|e| format!("the template failed: {e}")))
+    {
         Ok(rendered) => rendered,
-        Err(e) => return Ok(failed(&format!("the template failed: {e}"))),
+        Err(e) => return Ok(failed(&e)),
     };
     Ok(
         match mailer

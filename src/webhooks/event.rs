@@ -338,7 +338,7 @@ pub async fn apply(
     envelope: &Envelope,
 ) -> Result<(Applied, ObjectFrom), ApplyError> {
     let f = fetched;
-    Ok(match kind {
+    let applied = match kind {
         Kind::CheckoutCompleted => {
             // Whichever copy is applied, the event's second is the link's time.
             with_object!(
@@ -449,7 +449,20 @@ pub async fn apply(
                 |price, source| { sync::apply_price(conn, f, &price, source, deletion).await? }
             )
         }
-    })
+    };
+    // What the event means to the customer's user, by mail, in the same transaction: read from
+    // the tables as the event left them, queued once per message's key.
+    if matches!(applied.0, Applied::Applied | Applied::Stale) {
+        crate::billing::notices::queue_for_event(
+            conn,
+            f,
+            &envelope.event_type,
+            envelope.object_id(),
+            envelope.created,
+        )
+        .await?;
+    }
+    Ok(applied)
 }
 
 #[cfg(test)]

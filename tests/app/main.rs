@@ -13,6 +13,7 @@ mod support;
 mod access;
 mod accounts;
 mod admin;
+mod billing_mail;
 mod billing_page;
 mod billing_state;
 mod catalog;

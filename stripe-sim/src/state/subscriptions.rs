@@ -499,6 +499,16 @@ impl State {
             self.emit_update("customer.subscription.updated", &before, after, now);
         }
         if patch.end_trial_now && sub.status == SubStatus::Trialing {
+            // As Stripe does for a trial shortened to under three days: trial_will_end goes
+            // out at once, still trialing, in the same moment the payment is collected.
+            if !sub.trial_will_end_sent {
+                if let Some(s) = self.subscription_mut(id) {
+                    s.trial_will_end_sent = true;
+                }
+                if let Some(json) = self.subscription(id).map(|s| self.subscription_json(s)) {
+                    self.emit("customer.subscription.trial_will_end", json, None, now);
+                }
+            }
             self.end_trial(id, now);
         }
         self.run_clock(&sub.customer);
