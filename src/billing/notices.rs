@@ -62,10 +62,8 @@ pub async fn queue_for_event(
             }
         }
         "invoice.payment_action_required" => action_required(conn, id).await?,
-        "customer.subscription.trial_will_end" => {
-            if still_trialing_unpaid(fetched, id)? {
-                trial_ending(conn, id).await?;
-            }
+        "customer.subscription.trial_will_end" if still_trialing_unpaid(fetched, id)? => {
+            trial_ending(conn, id).await?;
         }
         "customer.subscription.updated" | "customer.subscription.deleted" => {
             payment_failed(conn, id).await?;
