@@ -93,7 +93,7 @@ fn unclaimed(now: i64) -> Condition {
 
 /// Takes the row for `replica` if it is still queued and unclaimed: one compare-and-set, so of
 /// replicas racing for a row exactly one gets it.
-pub async fn claim(db: &DatabaseConnection, id: i64, replica: &str) -> Result<bool, DbErr> {
+pub async fn claim(db: &impl ConnectionTrait, id: i64, replica: &str) -> Result<bool, DbErr> {
     let now = clock::now();
     let taken = mail_outbox::Entity::update_many()
         .col_expr(mail_outbox::Column::ClaimedBy, Expr::value(replica))
@@ -124,7 +124,7 @@ pub enum Outcome {
 }
 
 /// Records an attempt on a row this replica claimed.
-pub async fn record(db: &DatabaseConnection, id: i64, outcome: Outcome) -> Result<(), DbErr> {
+pub async fn record(db: &impl ConnectionTrait, id: i64, outcome: Outcome) -> Result<(), DbErr> {
     let now = clock::now();
     let mut update = mail_outbox::Entity::update_many()
         .col_expr(

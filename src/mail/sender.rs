@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     config::Config,
-    db::{clock, entities::mail_outbox},
+    db::{begin_write, clock, entities::mail_outbox},
 };
 
 /// How often the outbox is read when nothing wakes the sender.
@@ -65,7 +65,7 @@ pub async fn deliver_due(
         }
         let mut claimed_any = false;
         for row in due {
-            if !outbox::claim(db, row.id, crate::db::process_name()).await? {
+            if !claim(db, row.id).await? {
                 continue;
             }
             claimed_any = true;
@@ -80,13 +80,24 @@ pub async fn deliver_due(
             if let Outcome::Failed { error } = &outcome {
                 tracing::warn!(id = row.id, kind = %row.kind, %error, "mail: not sent, and will not be");
             }
-            outbox::record(db, row.id, outcome).await?;
+            let txn = begin_write(db).await?;
+            outbox::record(&*txn, row.id, outcome).await?;
+            txn.commit().await?;
         }
         // Everything due was someone else's: leave it to them.
         if !claimed_any {
             return Ok(attempted);
         }
     }
+}
+
+/// Claims the row for this process, through the one write path (on SQLite, the queue of
+/// writers), so the sender never contends with a request's write.
+async fn claim(db: &DatabaseConnection, id: i64) -> Result<bool, DbErr> {
+    let txn = begin_write(db).await?;
+    let claimed = outbox::claim(&*txn, id, crate::db::process_name()).await?;
+    txn.commit().await?;
+    Ok(claimed)
 }
 
 /// One attempt at a claimed row: its link made (for the kinds that carry one), rendered, sent.
@@ -108,7 +119,9 @@ async fn attempt(
     };
     let link = match (kind.link_purpose(), row.user_id) {
         (Some(purpose), Some(user_id)) => {
-            let token = links::mint(db, purpose, user_id, &row.to_address).await?;
+            let txn = begin_write(db).await?;
+            let token = links::mint(&*txn, purpose, user_id, &row.to_address).await?;
+            txn.commit().await?;
             Some(config.url_for(&format!("{}?token={token}", purpose.path())))
         }
         (Some(_), None) => return Ok(failed("a link mail without its user")),

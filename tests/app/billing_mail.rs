@@ -19,21 +19,11 @@ use crate::support::{
     standalone_stripe::settled,
 };
 
-/// The mails for `address` whose subject contains `subject`.
-async fn mails(catcher: &MailCatcher, address: &str, subject: &str) -> Vec<Value> {
-    catcher
-        .to(address)
-        .await
-        .into_iter()
-        .filter(|m| m["subject"].as_str().is_some_and(|s| s.contains(subject)))
-        .collect()
-}
-
 /// Waits (a bounded while) for `count` mails of `subject` to `address`.
 async fn wait_for(catcher: &MailCatcher, address: &str, subject: &str, count: usize) -> Vec<Value> {
     let mut got = Vec::new();
     for _ in 0..200 {
-        got = mails(catcher, address, subject).await;
+        got = catcher.about(address, subject).await;
         if got.len() >= count {
             return got;
         }
@@ -90,7 +80,7 @@ async fn a_trial_sends_one_reminder_three_days_before_it_ends(backend: Backend) 
     advance(&app, &customer, 10).await;
     quiet(&app).await;
     assert!(
-        mails(&catcher, &email, "trial ends").await.is_empty(),
+        catcher.about(&email, "trial ends").await.is_empty(),
         "not yet"
     );
 
@@ -106,7 +96,7 @@ async fn a_trial_sends_one_reminder_three_days_before_it_ends(backend: Backend) 
     // The trial ends and is paid: nothing more about it.
     advance(&app, &customer, 5).await;
     quiet(&app).await;
-    assert_eq!(mails(&catcher, &email, "trial ends").await.len(), 1);
+    assert_eq!(catcher.about(&email, "trial ends").await.len(), 1);
 
     // A trial shortened to now is paid at once: Stripe's trial_will_end comes with the
     // payment, and says nothing.
@@ -131,7 +121,7 @@ async fn a_trial_sends_one_reminder_three_days_before_it_ends(backend: Backend) 
         sent, 2,
         "Stripe's trial_will_end came for the shortened trial too"
     );
-    assert!(mails(&catcher, &other, "trial ends").await.is_empty());
+    assert!(catcher.about(&other, "trial ends").await.is_empty());
     app.stop().await;
 }
 
@@ -176,7 +166,7 @@ async fn a_failing_card_sends_one_payment_failed_and_one_plan_ended(backend: Bac
         advance(&app, &customer, days).await;
     }
     quiet(&app).await;
-    assert_eq!(mails(&catcher, &email, "payment failed").await.len(), 1);
+    assert_eq!(catcher.about(&email, "payment failed").await.len(), 1);
     advance(&app, &customer, 7).await;
     let ended = wait_for(&catcher, &email, "plan has ended", 1).await;
     assert!(
@@ -209,8 +199,8 @@ async fn a_failing_card_sends_one_payment_failed_and_one_plan_ended(backend: Bac
             .expect("replayed");
     }
     quiet(&app).await;
-    assert_eq!(mails(&catcher, &email, "payment failed").await.len(), 1);
-    assert_eq!(mails(&catcher, &email, "plan has ended").await.len(), 1);
+    assert_eq!(catcher.about(&email, "payment failed").await.len(), 1);
+    assert_eq!(catcher.about(&email, "plan has ended").await.len(), 1);
 
     // The mail's link signs the user in and opens the portal's card update; once.
     let path = {

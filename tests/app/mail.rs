@@ -18,16 +18,6 @@ fn path_of(link: &str) -> String {
     after_scheme[after_scheme.find('/').expect("a path")..].to_owned()
 }
 
-/// The mails for `address` whose subject contains `subject`.
-async fn subjects(catcher: &MailCatcher, address: &str, subject: &str) -> Vec<serde_json::Value> {
-    catcher
-        .to(address)
-        .await
-        .into_iter()
-        .filter(|m| m["subject"].as_str().is_some_and(|s| s.contains(subject)))
-        .collect()
-}
-
 /// Signs up `email` from a browser of its own.
 async fn sign_up_fresh(app: &TestApp, email: &str) -> u16 {
     browser_client()
@@ -148,7 +138,7 @@ async fn a_reset_link_works_once_within_the_hour_and_ends_every_session(backend:
         assert_eq!(location(&res), "/forgot-password?sent=1", "{address}");
     }
     catcher.wait_for(&email, 2).await;
-    let resets = subjects(&catcher, &email, "Reset your Billfold password").await;
+    let resets = catcher.about(&email, "Reset your Billfold password").await;
     assert_eq!(resets.len(), 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(catcher.to(&stranger).await.is_empty(), "nobody, no mail");

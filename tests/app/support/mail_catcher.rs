@@ -110,6 +110,15 @@ impl MailCatcher {
             .collect()
     }
 
+    /// The mails caught for `address` whose subject contains `subject`.
+    pub async fn about(&self, address: &str, subject: &str) -> Vec<Value> {
+        self.to(address)
+            .await
+            .into_iter()
+            .filter(|m| m["subject"].as_str().is_some_and(|s| s.contains(subject)))
+            .collect()
+    }
+
     /// Waits (a bounded while) until `count` mails for `address` are caught; returns them.
     pub async fn wait_for(&self, address: &str, count: usize) -> Vec<Value> {
         let mut got = Vec::new();
