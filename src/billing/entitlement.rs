@@ -13,6 +13,7 @@ use super::{
     access::{self, Access},
     customer::live_customer,
     model::{Invoice, Subscription, SubscriptionStatus},
+    plans::recurring_prices,
     summary::{FeatureView, Included, PlanState},
 };
 use crate::{
@@ -123,15 +124,38 @@ pub async fn included(state: &AppState, loaded: &Loaded) -> Result<Included, App
     })
 }
 
-/// The catalogue's plan of a subscription ([`Catalog::plan_of`]) over the prices the database
-/// holds for its price and its product (archived ones too: a plan no longer sold still has
-/// its limits for those on it).
+/// The catalogue's plan of a subscription ([`Catalog::plan_of`]): first over the prices for
+/// sale kept in memory (no query: the page read them already), then, for a price or product
+/// no longer sold, over the prices the database holds for its price and its product (archived
+/// ones too: a plan no longer sold still has its limits for those on it).
 ///
 /// [`Catalog::plan_of`]: crate::billing_file::catalog::Catalog::plan_of
 async fn plan_of<'s>(
     state: &'s AppState,
     row: &subscription::Model,
 ) -> Result<Option<&'s Plan>, DbErr> {
+    let catalog = &state.config.catalog;
+    let pick = |prices: &[price::Model]| {
+        let own = prices
+            .iter()
+            .find(|p| row.price_id.as_deref() == Some(p.id.as_str()))
+            .and_then(|p| p.lookup_key.as_deref());
+        let siblings = prices
+            .iter()
+            .filter(|p| row.product_id.as_deref() == Some(p.product_id.as_str()))
+            .filter_map(|p| p.lookup_key.as_deref());
+        catalog.plan_of(own, siblings)
+    };
+    let for_sale = state
+        .plans
+        .get_or_load(|| recurring_prices(state.config.stripe.mode.livemode()).all(&state.db))
+        .await?;
+    if let Some(plan) = pick(&for_sale) {
+        return Ok(Some(plan));
+    }
+    if row.price_id.is_none() && row.product_id.is_none() {
+        return Ok(None);
+    }
     let mut which = Condition::any();
     if let Some(id) = &row.price_id {
         which = which.add(price::Column::Id.eq(id.as_str()));
@@ -139,16 +163,8 @@ async fn plan_of<'s>(
     if let Some(product) = &row.product_id {
         which = which.add(price::Column::ProductId.eq(product.as_str()));
     }
-    if row.price_id.is_none() && row.product_id.is_none() {
-        return Ok(None);
-    }
-    let prices = price::Entity::find().filter(which).all(&state.db).await?;
-    let own = prices
-        .iter()
-        .find(|p| row.price_id.as_deref() == Some(p.id.as_str()))
-        .and_then(|p| p.lookup_key.as_deref());
-    let siblings = prices.iter().filter_map(|p| p.lookup_key.as_deref());
-    Ok(state.config.catalog.plan_of(own, siblings))
+    let stored = price::Entity::find().filter(which).all(&state.db).await?;
+    Ok(pick(&stored))
 }
 
 /// Access over subscriptions already read: the grace clock is read here, by its rule.
