@@ -83,13 +83,9 @@ pub async fn create(state: &AppState, user: &CurrentUser, raw_name: &str) -> Res
         .filter(project::Column::UserId.eq(user.id))
         .count(&*txn)
         .await?;
-    if cap.is_some_and(|cap| have >= cap) {
+    if let Some(cap) = cap.filter(|&cap| have >= cap) {
         txn.rollback().await?;
-        return Err(AppError::Forbidden(
-            refusal(state, &included).unwrap_or_else(|| {
-                format!("Your plan allows no more projects. See {BILLING_PAGE}")
-            }),
-        ));
+        return Err(AppError::Forbidden(at_limit(state, &included, cap)));
     }
     project::Entity::insert(project::ActiveModel {
         id: NotSet,
@@ -103,10 +99,15 @@ pub async fn create(state: &AppState, user: &CurrentUser, raw_name: &str) -> Res
     Ok(())
 }
 
-/// What a user at the limit is told: how many the plan allows, and which plans allow more.
-/// `None` when the plan sets no cap.
+/// What a user at the limit is told, `None` when the plan sets no cap.
 fn refusal(state: &AppState, included: &Included) -> Option<String> {
-    let cap = included.limit(LIMIT)?;
+    included
+        .limit(LIMIT)
+        .map(|cap| at_limit(state, included, cap))
+}
+
+/// How many the plan allows (`cap`), and which plans allow more.
+fn at_limit(state: &AppState, included: &Included, cap: u64) -> String {
     let more: Vec<String> = state
         .config
         .catalog
@@ -131,9 +132,7 @@ fn refusal(state: &AppState, included: &Included) -> Option<String> {
         [one] => format!(" {one} allows more."),
         [rest @ .., last] => format!(" {} and {last} allow more.", rest.join(", ")),
     };
-    Some(format!(
-        "{now}{which} Choose a plan on the billing page: {BILLING_PAGE}"
-    ))
+    format!("{now}{which} Choose a plan on the billing page: {BILLING_PAGE}")
 }
 
 #[cfg(test)]
