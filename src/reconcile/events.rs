@@ -29,8 +29,9 @@ use crate::{
     db::entities::webhook_event::{self, Outcome},
     state::AppState,
     webhooks::{
+        batch,
         event::{Envelope, Kind, HANDLED},
-        pipeline::{self, Delivery, Pipeline},
+        pipeline::Pipeline,
     },
 };
 
@@ -193,13 +194,16 @@ async fn apply_page(
         stripe: &state.stripe,
         livemode,
     };
-    for envelope in &missed {
+    for envelope in missed {
         report.events_processed += 1;
-        let failed = match pipeline::process(p, envelope, Delivery::Webhook).await {
+        let (id, created) = (envelope.id.clone(), envelope.created);
+        // Through the customer's lane, as a delivery of the event would go: one writer per
+        // customer, whichever way its events arrive.
+        let failed = match batch::process(p, envelope).await {
             // Stripe refused a request it needs: recorded as failed like any other failure.
             Ok(done) => done.outcome == Outcome::Failed,
             Err(e) => {
-                tracing::warn!(event_id = %envelope.id, error = %e, "reconcile: a missed event failed");
+                tracing::warn!(event_id = %id, error = %e, "reconcile: a missed event failed");
                 true
             }
         };
@@ -207,15 +211,11 @@ async fn apply_page(
             continue;
         }
         report.events_failed += 1;
-        if set_aside_if_spent(&state.db, &envelope.id).await? {
-            tracing::warn!(event_id = %envelope.id, "reconcile: a missed event failed {SET_ASIDE_AFTER} times and is set aside");
+        if set_aside_if_spent(&state.db, &id).await? {
+            tracing::warn!(event_id = %id, "reconcile: a missed event failed {SET_ASIDE_AFTER} times and is set aside");
             report.events_set_aside += 1;
         } else {
-            listing.oldest_failed = Some(
-                listing
-                    .oldest_failed
-                    .map_or(envelope.created, |o| o.min(envelope.created)),
-            );
+            listing.oldest_failed = Some(listing.oldest_failed.map_or(created, |o| o.min(created)));
         }
     }
     Ok(())

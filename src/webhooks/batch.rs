@@ -16,7 +16,10 @@
 //! On PostgreSQL two batches that lock the same rows in opposite orders deadlock; the
 //! database breaks it by failing one, but only after a second, and under a burst the
 //! retries deadlock again. So each writer has a queue of its own, and a customer's events
-//! always go to the same writer: two batches never share a customer's rows. Catalogue
+//! always go to the same writer, whether Stripe delivered them or the reconciler found them
+//! missing (it hands them to [`process`] too): two batches never share a customer's rows.
+//! A product seen inside a subscription is written only when it brings news (see
+//! `sync::price::apply_embedded_product`), so lanes do not fight over its row. Catalogue
 //! events (products, prices) go to no batch: a rename locks its product and then every
 //! subscription on it, while a subscription's write takes the product's share lock after
 //! whatever its batch wrote before.

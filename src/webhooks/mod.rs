@@ -2,7 +2,7 @@
 //! commit ([`batch`]) and the pipeline that applies each event exactly once and in order
 //! through `billing::sync`.
 
-mod batch;
+pub mod batch;
 pub mod event;
 pub mod history;
 pub mod pipeline;

@@ -167,7 +167,7 @@ async fn apply_price_once(
     let p = refetched.as_ref().unwrap_or(p);
     // An expanded product is ordered on its own row; the price then copies that row.
     if let Some(product) = p.product.as_object() {
-        apply_product(conn, fetched, product, source, false).await?;
+        apply_embedded_product(conn, fetched, product, source).await?;
     }
     let (name, product_active) = match (
         product_state(conn, p.product.id().as_str()).await?,
@@ -224,6 +224,36 @@ pub async fn apply_product(
         || watermark_of::<product_row::Entity>(conn, id, product_row::Column::StripeEventAt),
     )
     .await
+}
+
+/// Applies a product that came inside another object (a subscription's or a price's
+/// expanded product) when it says something the product's row does not: a new product, a
+/// new name, or a change of its active or deleted flags. A copy that only repeats the row
+/// writes nothing. A subscription's writer runs in its customer's lane, and writing the
+/// product locks its row and every subscription on it, other customers' too: were each
+/// repeat written, every lane would take the same locks in its own order and, on
+/// PostgreSQL, deadlock again and again. The product's own events order the row as before.
+pub async fn apply_embedded_product(
+    conn: &impl ConnectionTrait,
+    fetched: &Fetched,
+    product: &Product,
+    source: Source,
+) -> Result<Applied, SyncError> {
+    use product_row::Column as C;
+    let row: Option<(String, bool, bool, bool)> =
+        product_row::Entity::find_by_id(product.id.as_str())
+            .select_only()
+            .columns([C::Name, C::Active, C::Deleted, C::Livemode])
+            .into_tuple()
+            .one(conn)
+            .await?;
+    let repeats = row.is_some_and(|(name, active, deleted, livemode)| {
+        name == product.name && active == product.active && !deleted && livemode == product.livemode
+    });
+    if repeats {
+        return Ok(Applied::Stale);
+    }
+    apply_product(conn, fetched, product, source, false).await
 }
 
 async fn apply_product_once(

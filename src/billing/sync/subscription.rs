@@ -12,7 +12,7 @@ use stripe_shared::Subscription;
 
 use super::{
     decide,
-    price::{apply_product, product_name_for},
+    price::{apply_embedded_product, product_name_for},
     write::{newer_than, upsert_guarded},
     Applied, Decision, Fetched, Source, SyncError,
 };
@@ -149,7 +149,7 @@ pub async fn apply_subscription(
         .first()
         .and_then(|i| i.price.product.as_object())
     {
-        apply_product(conn, fetched, product, source, false).await?;
+        apply_embedded_product(conn, fetched, product, source).await?;
     }
     // On PostgreSQL each statement is a round trip, so the common case, a newer object for
     // a live row (or a new row), is written straight away and only a refused write reads
@@ -229,7 +229,7 @@ async fn refetch_subscription(
         .and_then(|s| s.items.data.first())
         .and_then(|i| i.price.product.as_object())
     {
-        apply_product(conn, fetched, product, at, false).await?;
+        apply_embedded_product(conn, fetched, product, at).await?;
     }
     let price = sub.items.data.first().map(|i| &i.price);
     let known = match (current.is_some(), price) {

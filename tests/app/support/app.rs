@@ -40,6 +40,17 @@ macro_rules! on_both_databases {
 }
 pub(crate) use on_both_databases;
 
+/// `BILLFOLD_TEST_LOG=billfold=debug` (a tracing filter): the apps under test log to the test's
+/// output (shown for a failing test, or with `--nocapture`).
+fn log_when_asked() {
+    if let Ok(filter) = std::env::var("BILLFOLD_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// The environment variable naming the PostgreSQL server the tests make databases on.
 const PG_ADMIN_VAR: &str = "BILLFOLD_TEST_PG_URL";
 
@@ -136,6 +147,7 @@ impl TestApp {
     }
 
     async fn spawn_on(database_url: String, guard: TestDb, extra_env: &[(&str, &str)]) -> TestApp {
+        log_when_asked();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");

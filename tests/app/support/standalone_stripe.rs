@@ -106,17 +106,27 @@ impl StandaloneStripe {
 pub async fn settled(sim: &StripeSim) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let pending = sim
+        let pending: Vec<_> = sim
             .deliveries()
-            .iter()
+            .into_iter()
             .filter(|d| !d.delivered && !d.gave_up)
-            .count();
-        if pending == 0 {
+            .collect();
+        if pending.is_empty() {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{pending} deliveries still pending"
+            "{} deliveries still pending: {:#?}",
+            pending.len(),
+            pending
+                .iter()
+                .map(|d| (
+                    &d.event_type,
+                    d.in_flight,
+                    d.next_attempt_millis,
+                    &d.attempt_log
+                ))
+                .collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
