@@ -8,7 +8,10 @@ use leptos_router::{
 };
 
 use crate::{
-    accounts::SignupPage,
+    accounts::{
+        email_change::{AccountPage, ConfirmEmailChangePage},
+        SignupPage,
+    },
     admin::page::AdminBillingPage,
     auth::{
         email_proof::VerifyEmailPage,
@@ -21,7 +24,7 @@ use crate::{
 
 /// Pages only a signed-in user may see; anyone else is sent to log in first. The server
 /// layers its sign-in guard on exactly these routes.
-pub const SIGNED_IN_PAGES: &[&str] = &["/settings/billing", "/app"];
+pub const SIGNED_IN_PAGES: &[&str] = &["/settings/billing", "/settings/account", "/app"];
 /// Pages for signed-out visitors; someone signed in goes on to where they were headed.
 pub const SIGNED_OUT_PAGES: &[&str] = &["/login", "/signup"];
 /// Pages for operators only (granted with `billfold admin add`); anyone else, signed in or not, gets the
@@ -67,9 +70,11 @@ pub fn App() -> impl IntoView {
                     // Each uses or checks the mailed link before it renders.
                     <Route path=path!("/verify-email") view=VerifyEmailPage ssr=SsrMode::Async/>
                     <Route path=path!("/reset-password") view=ResetPasswordPage ssr=SsrMode::Async/>
+                    <Route path=path!("/confirm-email-change") view=ConfirmEmailChangePage ssr=SsrMode::Async/>
                     // Rendered whole before sending (not streamed), so the page reads the same
                     // without JavaScript.
                     <Route path=path!("/settings/billing") view=BillingPage ssr=SsrMode::Async/>
+                    <Route path=path!("/settings/account") view=AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("/app") view=AppPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/billing") view=AdminBillingPage ssr=SsrMode::Async/>
                 </Routes>

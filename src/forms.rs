@@ -101,6 +101,7 @@ pub fn fixed_refusal(path: &str, claimed: AppError) -> AppError {
     let signup = path.ends_with("/signup");
     let projects = path.ends_with("/app/projects/create");
     let reset = path.ends_with("/password/reset");
+    let email_change = path.ends_with("/account/email");
     let text = |s: &str| s.to_owned();
     match claimed {
         AppError::Invalid { field, .. } => {
@@ -108,6 +109,8 @@ pub fn fixed_refusal(path: &str, claimed: AppError) -> AppError {
                 Some("email") if login => "Enter your email address.",
                 Some("email") => "Enter a valid email address, like name@example.com.",
                 Some("password") if login => "Enter your password.",
+                Some("password") if email_change => "Your current password is not correct.",
+                Some("new_email") => "Enter a valid email address you do not use already.",
                 Some("password") => "Use between 8 and 1024 characters for your password.",
                 Some("price_id") => crate::error::NOT_FOR_SALE,
                 Some("name") if projects => "Give the project a name of up to 80 characters, on one line.",
@@ -126,6 +129,9 @@ pub fn fixed_refusal(path: &str, claimed: AppError) -> AppError {
         AppError::Forbidden(_) => AppError::Forbidden(text("That is not allowed for your account.")),
         AppError::NotFound(_) => {
             AppError::NotFound(text("That could not be found. Reload the page and try again."))
+        }
+        AppError::Conflict(_) if email_change => {
+            AppError::Conflict(text("That address belongs to another account."))
         }
         AppError::Conflict(_) if signup => AppError::Conflict(text(
             "An account with this email already exists. Log in instead?",

@@ -29,6 +29,7 @@ pub fn SettingsLayout(email: String, email_verified: bool, children: Children) -
             <nav class="w-44 shrink-0 text-sm" aria-label="Settings">
                 <p class="mb-2 font-semibold uppercase tracking-wide text-slate-500 text-xs">"Settings"</p>
                 <A href="/settings/billing" attr:class="block rounded-md px-3 py-2 font-medium text-slate-700 hover:bg-slate-100 aria-[current=page]:bg-indigo-50 aria-[current=page]:text-indigo-700">"Billing"</A>
+                <A href="/settings/account" attr:class="block rounded-md px-3 py-2 font-medium text-slate-700 hover:bg-slate-100 aria-[current=page]:bg-indigo-50 aria-[current=page]:text-indigo-700">"Account"</A>
                 <A href="/app" attr:class="block rounded-md px-3 py-2 font-medium text-slate-700 hover:bg-slate-100 aria-[current=page]:bg-indigo-50 aria-[current=page]:text-indigo-700">"Pro features"</A>
             </nav>
             <section class="min-w-0 flex-1">{children()}</section>

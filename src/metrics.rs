@@ -92,6 +92,13 @@ pub fn mail(kind: &str, result: &'static str) {
         .increment(1);
 }
 
+/// An attempt at a change queued for Stripe (`billing::stripe_outbox`): `done`, `retry` or
+/// `failed`.
+pub fn stripe_update(kind: &str, result: &'static str) {
+    metrics::counter!("billfold_stripe_updates_total", "kind" => kind.to_owned(), "result" => result)
+        .increment(1);
+}
+
 /// A portal or Checkout session handed to a user.
 pub fn billing_session(kind: &'static str) {
     metrics::counter!("billfold_billing_sessions_total", "kind" => kind).increment(1);

@@ -330,6 +330,10 @@ pub async fn serve_on(
             stopped.clone(),
         ));
     }
+    tokio::spawn(crate::billing::stripe_outbox::run(
+        state.clone(),
+        stopped.clone(),
+    ));
     tokio::spawn(crate::mail::sender::run(
         state.db.clone(),
         state.mail.clone(),

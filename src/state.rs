@@ -31,6 +31,9 @@ pub struct AppState {
     pub mail: Arc<Mailer>,
     /// The one Stripe API client (Stripe, a standalone double, or the mounted one).
     pub stripe: ::stripe::Client,
+    /// Wakes this process's Stripe updates task when a change for Stripe is queued
+    /// (`billing::stripe_outbox`; other replicas find it on their next poll).
+    pub stripe_updates: Arc<tokio::sync::Notify>,
     /// The plans the billing pages offer (active recurring prices of this mode), kept for a
     /// second at most.
     pub plans: Arc<Cached<Vec<price::Model>>>,
@@ -74,6 +77,7 @@ impl AppState {
             config: Arc::new(config),
             installation_id: installation_id.into(),
             stripe,
+            stripe_updates: Arc::default(),
             plans: Arc::new(Cached::catalogue()),
             reconcile_running: Arc::default(),
             #[cfg(feature = "stripe-sim")]

@@ -56,7 +56,7 @@ const MAP: &[(&str, &[&str])] = &[
     (
         "accounts",
         &[
-            "auth", "billing", "db", "error", "forms", "mail", "state", "ui", "web",
+            "auth", "billing", "db", "error", "forms", "layout", "mail", "state", "ui", "web",
         ],
     ),
     ("webhooks", &["billing", "db", "metrics", "state"]),

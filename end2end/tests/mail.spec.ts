@@ -64,5 +64,37 @@ for (const javaScript of [true, false]) {
       await page.getByRole('button', { name: 'Log in' }).click();
       await expect(page).toHaveURL(/\/settings\/billing$/);
     });
+
+    test('a new address takes effect once its link is opened', async ({ page }) => {
+      const email = uniqueEmail(javaScript ? 'change-js' : 'change-nojs');
+      const newEmail = uniqueEmail(javaScript ? 'changed-js' : 'changed-nojs');
+      await signUp(page, email, javaScript);
+      await page.getByRole('link', { name: 'Account' }).click();
+      await expect(page).toHaveURL(/\/settings\/account$/);
+      if (javaScript) await hydrated(page);
+
+      // A wrong password is refused in the form, saying which field.
+      await page.getByLabel('New email').fill(newEmail);
+      await page.getByLabel('Current password').fill('not the password');
+      await page.getByRole('button', { name: 'Send the link' }).click();
+      await expect(page.getByText('Your current password is not correct.')).toBeVisible();
+
+      if (javaScript) await hydrated(page);
+      await page.getByLabel('New email').fill(newEmail);
+      await page.getByLabel('Current password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Send the link' }).click();
+      await expect(page.getByTestId('email-change-sent')).toBeVisible();
+      await expect(page.getByTestId('account-email')).toHaveText(email);
+      if (javaScript) {
+        await page.screenshot({ path: 'test-results/screens/account-change-sent.png', fullPage: true });
+      }
+
+      const link = await mailedLink(newEmail, 'Confirm your new email address', '/confirm-email-change');
+      await page.goto(link);
+      await expect(page.getByTestId('email-changed')).toContainText(newEmail);
+      await page.goto('/settings/account');
+      await expect(page.getByTestId('account-email')).toHaveText(newEmail);
+      await expect(page.getByTestId('user-email')).toHaveText(newEmail);
+    });
   });
 }

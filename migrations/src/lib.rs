@@ -18,6 +18,7 @@ mod m20261206_040000_price_lookup_keys;
 mod m20261206_050000_customer_entitlements;
 mod m20261206_060000_projects;
 mod m20261206_070000_mail;
+mod m20261206_080000_stripe_outbox;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_050000_customer_entitlements::Migration),
             Box::new(m20261206_060000_projects::Migration),
             Box::new(m20261206_070000_mail::Migration),
+            Box::new(m20261206_080000_stripe_outbox::Migration),
         ]
     }
 }

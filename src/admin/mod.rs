@@ -96,6 +96,10 @@ pub struct EventInbox {
     /// The newest mails of the outbox: queued, sent or failed, with the reason.
     #[serde(default)]
     pub mail: Vec<MailRow>,
+    /// The changes owed to Stripe (a customer's email), newest first: done, waiting or
+    /// refused, with what Stripe said.
+    #[serde(default)]
+    pub stripe_updates: Vec<StripeUpdateRow>,
     /// The reconciler's latest cycle, on any replica.
     pub last_run: Option<RunRow>,
     /// When the last cycle that got through everything ended (RFC 3339).
@@ -172,6 +176,24 @@ pub struct MailRow {
     /// The next try of a queued mail that was refused for now.
     pub next_attempt_at: Option<String>,
     /// The SMTP server's last refusal.
+    pub last_error: Option<String>,
+}
+
+/// One change owed to Stripe, times in RFC 3339.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StripeUpdateRow {
+    pub updated_at: String,
+    /// What it changes (`customer_email`).
+    pub kind: String,
+    pub customer_id: String,
+    /// `queued`, `done` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    /// How many changes the row carried (each newer one replaced the last).
+    pub generation: i32,
+    /// The next try of a queued change that failed for now.
+    pub next_attempt_at: Option<String>,
+    /// What Stripe (or the network) said last.
     pub last_error: Option<String>,
 }
 

@@ -7,7 +7,7 @@ use leptos_router::hooks::use_query_map;
 
 use super::{
     AlertRow, DriftRow, EventInbox, EventRow, InboxFilter, MailRow, ReplayFlash, RunRow,
-    ADMIN_BILLING, DRIFT_LIMIT, EVENT_LIMIT, OUTCOMES, REPLAY_PATH,
+    StripeUpdateRow, ADMIN_BILLING, DRIFT_LIMIT, EVENT_LIMIT, OUTCOMES, REPLAY_PATH,
 };
 use crate::{
     auth::LogoutButton,
@@ -110,6 +110,7 @@ fn Inbox(inbox: EventInbox, filter: InboxFilter, flash: Option<ReplayFlash>) -> 
         drift,
         alerts,
         mail,
+        stripe_updates,
         last_run,
         last_success,
         set_aside,
@@ -129,6 +130,7 @@ fn Inbox(inbox: EventInbox, filter: InboxFilter, flash: Option<ReplayFlash>) -> 
             <Attention set_aside refused_by_stripe/>
             <Alerts alerts/>
             <Outbox mail/>
+            <StripeUpdates updates=stripe_updates/>
             <Reconciler last_run last_success/>
             <Events events filter filter_error event_types retention_days=payload_retention_days/>
             <Drift drift/>
@@ -221,6 +223,46 @@ fn Outbox(mail: Vec<MailRow>) -> impl IntoView {
                                         <td class="py-2">
                                             {status}
                                             {m.last_error.map(|e| view! { <p class="mt-1 text-xs text-red-700">{e}</p> })}
+                                        </td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
+    }
+}
+
+/// The changes owed to Stripe: what each changes, and whether Stripe has it yet.
+#[component]
+fn StripeUpdates(updates: Vec<StripeUpdateRow>) -> impl IntoView {
+    view! {
+        <section class=CARD aria-labelledby="stripe-updates-heading" data-testid="stripe-updates">
+            <h2 id="stripe-updates-heading" class=HEADING>"Changes for Stripe"</h2>
+            {if updates.is_empty() {
+                view! { <p class="mt-2 text-sm text-slate-600">"Nothing owed to Stripe yet."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="mt-3 w-full text-left text-sm">
+                        <thead class="text-slate-500">
+                            <tr><th class="py-1 font-medium">"Changed"</th><th class="py-1 font-medium">"What"</th><th class="py-1 font-medium">"Customer"</th><th class="py-1 font-medium">"Status"</th></tr>
+                        </thead>
+                        <tbody>
+                            {updates.into_iter().map(|u| {
+                                let status = match (&u.status[..], &u.next_attempt_at) {
+                                    ("queued", Some(next)) => format!("queued, try {} at {next}", u.attempts + 1),
+                                    (status, _) => status.to_owned(),
+                                };
+                                view! {
+                                    <tr class="border-t border-slate-100 align-top" data-testid="stripe-update-row" data-status=u.status.clone()>
+                                        <td class="py-2 font-mono text-xs">{u.updated_at}</td>
+                                        <td class="py-2">{u.kind.replace('_', " ")}</td>
+                                        <td class="py-2 font-mono text-xs">{u.customer_id}</td>
+                                        <td class="py-2">
+                                            {status}
+                                            {u.last_error.map(|e| view! { <p class="mt-1 text-xs text-red-700">{e}</p> })}
                                         </td>
                                     </tr>
                                 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::{
     operators, AlertRow, DriftRow, EventInbox, EventRow, InboxFilter, MailRow, ReplayResult,
-    RunRow, ADMIN_BILLING, ALERT_LIMIT, DRIFT_LIMIT, EVENT_LIMIT, REPLAY_PATH,
+    RunRow, StripeUpdateRow, ADMIN_BILLING, ALERT_LIMIT, DRIFT_LIMIT, EVENT_LIMIT, REPLAY_PATH,
 };
 use crate::{
     billing::sync::{CUSTOMER_NOT_IN_ACCOUNT, SECOND_LIVE_SUBSCRIPTION},
@@ -106,6 +106,11 @@ pub async fn load_inbox(
             .into_iter()
             .map(mail_row)
             .collect(),
+        stripe_updates: crate::billing::stripe_outbox::newest(db, MAIL_LIMIT)
+            .await?
+            .into_iter()
+            .map(stripe_update_row)
+            .collect(),
         last_run: reconcile::last_run(db).await?.map(run_row),
         last_success: reconcile::last_success(db).await?.map(rfc3339),
     })
@@ -125,6 +130,20 @@ fn mail_row(m: crate::db::entities::mail_outbox::Model) -> MailRow {
         sent_at: m.sent_at.map(rfc3339),
         next_attempt_at: waiting.then(|| rfc3339(m.next_attempt_at)),
         last_error: m.last_error,
+    }
+}
+
+fn stripe_update_row(r: crate::db::entities::stripe_outbox::Model) -> StripeUpdateRow {
+    let waiting = r.status == crate::billing::stripe_outbox::QUEUED && r.attempts > 0;
+    StripeUpdateRow {
+        updated_at: rfc3339(r.updated_at),
+        kind: r.kind,
+        customer_id: r.customer_id,
+        status: r.status,
+        attempts: r.attempts,
+        generation: r.generation,
+        next_attempt_at: waiting.then(|| rfc3339(r.next_attempt_at)),
+        last_error: r.last_error,
     }
 }
 

@@ -53,13 +53,19 @@ pub async fn log_out() -> Result<(), AppError> {
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let next = use_query_map()
-        .read_untracked()
-        .get("next")
-        .unwrap_or_default();
+    let query = use_query_map().read_untracked();
+    let next = query.get("next").unwrap_or_default();
+    // A mailed link that no longer works (`/fix-payment`) sends the browser here; the text
+    // is ours, whatever the address says.
+    let link_spent = query.get("link").as_deref() == Some("spent");
     view! {
         <leptos_meta::Title text="Log in · Billfold"/>
         <AuthCard title="Log in">
+            {link_spent.then(|| view! {
+                <p role="status" class="mb-4 rounded-md border border-amber-200 bg-amber-50 px-3 py-2 text-sm text-amber-900" data-testid="link-spent">
+                    "That link has been used or has expired. Log in, and update your card on the billing page."
+                </p>
+            })}
             <LoginForm next/>
             <p class="mt-4 text-sm">
                 <A href="/forgot-password" attr:class="font-medium text-indigo-600">"Forgot password?"</A>

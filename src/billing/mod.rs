@@ -39,6 +39,8 @@ pub mod state_api;
 #[cfg(feature = "ssr")]
 pub mod stripe_errors;
 #[cfg(feature = "ssr")]
+pub mod stripe_outbox;
+#[cfg(feature = "ssr")]
 pub mod summary_load;
 #[cfg(feature = "ssr")]
 pub mod sync;

@@ -19,6 +19,8 @@ pub enum Purpose {
     /// Signs the user in and opens the portal's card update, from a payment-failed mail:
     /// three days.
     FixPayment,
+    /// Makes the address it was sent to the account's new one: a day.
+    ChangeEmail,
 }
 
 impl Purpose {
@@ -27,12 +29,13 @@ impl Purpose {
             Purpose::VerifyEmail => "verify_email",
             Purpose::PasswordReset => "password_reset",
             Purpose::FixPayment => "fix_payment",
+            Purpose::ChangeEmail => "change_email",
         }
     }
 
     pub fn lifetime_secs(self) -> i64 {
         match self {
-            Purpose::VerifyEmail => 24 * 3600,
+            Purpose::VerifyEmail | Purpose::ChangeEmail => 24 * 3600,
             Purpose::PasswordReset => 3600,
             Purpose::FixPayment => 3 * 24 * 3600,
         }
@@ -44,6 +47,7 @@ impl Purpose {
             Purpose::VerifyEmail => "/verify-email",
             Purpose::PasswordReset => "/reset-password",
             Purpose::FixPayment => "/fix-payment",
+            Purpose::ChangeEmail => "/confirm-email-change",
         }
     }
 }

@@ -43,16 +43,24 @@ pub enum Kind {
     ActionRequired,
     /// "Your plan has ended": cancelled, or Stripe stopped retrying ([`notice::PlanEnded`]).
     PlanEnded,
+    /// To a new address the user asked to change to: a link that makes it the account's
+    /// (a day).
+    ConfirmNewEmail,
+    /// To the old address, once the change is made: the new address, and what to do if the
+    /// change was not the owner's ([`notice::EmailChanged`]).
+    EmailChanged,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::VerifyEmail,
         Kind::PasswordReset,
         Kind::TrialEnding,
         Kind::PaymentFailed,
         Kind::ActionRequired,
         Kind::PlanEnded,
+        Kind::ConfirmNewEmail,
+        Kind::EmailChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +71,8 @@ impl Kind {
             Kind::PaymentFailed => "payment_failed",
             Kind::ActionRequired => "action_required",
             Kind::PlanEnded => "plan_ended",
+            Kind::ConfirmNewEmail => "confirm_new_email",
+            Kind::EmailChanged => "email_changed",
         }
     }
 
@@ -76,7 +86,8 @@ impl Kind {
             Kind::VerifyEmail => Some(links::Purpose::VerifyEmail),
             Kind::PasswordReset => Some(links::Purpose::PasswordReset),
             Kind::PaymentFailed => Some(links::Purpose::FixPayment),
-            Kind::TrialEnding | Kind::ActionRequired | Kind::PlanEnded => None,
+            Kind::ConfirmNewEmail => Some(links::Purpose::ChangeEmail),
+            Kind::TrialEnding | Kind::ActionRequired | Kind::PlanEnded | Kind::EmailChanged => None,
         }
     }
 }

@@ -48,3 +48,9 @@ pub struct PlanEnded {
     /// cancellation.
     pub retries_stopped: bool,
 }
+
+/// What the old address is told once the account's address changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailChanged {
+    pub new_email: String,
+}

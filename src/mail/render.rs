@@ -5,7 +5,7 @@
 use askama::Template;
 
 use super::{
-    notice::{ActionRequired, PaymentFailed, PlanEnded, TrialEnding},
+    notice::{ActionRequired, EmailChanged, PaymentFailed, PlanEnded, TrialEnding},
     Kind,
 };
 use crate::domain::{format_date, format_money, PastDuePolicy};
@@ -243,6 +243,38 @@ pub fn content(
                 ],
                 action: action("Choose a plan", billing),
                 footer: "Thank you for having been with us.".to_owned(),
+            }
+        }
+        Kind::ConfirmNewEmail => Content {
+            subject: format!("Confirm your new email address for {PRODUCT}"),
+            heading: "Confirm your new email address".to_owned(),
+            paragraphs: vec![
+                format!(
+                    "You asked to sign in to {PRODUCT} with {to} from now on. Open the link below                      within a day to make the change; until then your old address stays."
+                ),
+                "Your receipts and invoices will go to the new address too.".to_owned(),
+            ],
+            action: action("Use this address", link),
+            footer: "If you did not ask for this, ignore this mail: nothing changes without the link."
+                .to_owned(),
+        },
+        Kind::EmailChanged => {
+            let c: EmailChanged = facts(params)?;
+            Content {
+                subject: format!("Your {PRODUCT} email address was changed"),
+                heading: "Your email address was changed".to_owned(),
+                paragraphs: vec![
+                    format!(
+                        "The {PRODUCT} account that used {to} now signs in with {}, and its \
+                         receipts and invoices go there.",
+                        c.new_email
+                    ),
+                    "If you did not make this change, reset your password at once and write to \
+                     support: someone else may have your password."
+                        .to_owned(),
+                ],
+                action: None,
+                footer: "This mail went to your old address, so you hear of the change.".to_owned(),
             }
         }
     })

@@ -223,7 +223,22 @@ async fn a_failing_card_sends_one_payment_failed_and_one_plan_ended(backend: Bac
         .send()
         .await
         .expect("again");
-    assert_eq!(location(&again), "/login?next=%2Fsettings%2Fbilling");
+    assert_eq!(
+        location(&again),
+        "/login?next=%2Fsettings%2Fbilling&link=spent"
+    );
+    let login = browser_client()
+        .get(app.url(&location(&again)))
+        .send()
+        .await
+        .expect("log-in page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        login.contains("That link has been used or has expired."),
+        "the log-in page says why: {login}"
+    );
     app.stop().await;
 }
 

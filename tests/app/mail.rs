@@ -324,10 +324,158 @@ async fn two_replicas_send_each_mail_once(backend: Backend) {
     app.stop().await;
 }
 
+/// Changing the address: the password asked for, the new address proven by its link before
+/// anything changes, the old address told, the Stripe customer's email following, and the
+/// link good once.
+async fn a_new_address_takes_effect_once_proven_and_stripe_follows(backend: Backend) {
+    let catcher = MailCatcher::start().await;
+    let app = TestApp::spawn_with(backend, &catcher.env()).await;
+    let (old, customer) = crate::support::billing::sign_up_with_customer(&app).await;
+    let new = unique_email();
+    let other = unique_email();
+    assert_eq!(sign_up_fresh(&app, &other).await, 302);
+
+    // Refused, each with what to do: a wrong password, an address in use, the same address,
+    // not an address at all.
+    for (fields, status, says) in [
+        (
+            [("new_email", new.as_str()), ("password", "not my password")],
+            400,
+            "Your current password is not correct.",
+        ),
+        (
+            [("new_email", other.as_str()), ("password", PASSWORD)],
+            409,
+            "That address belongs to another account.",
+        ),
+        (
+            [("new_email", old.as_str()), ("password", PASSWORD)],
+            400,
+            "That is your address already.",
+        ),
+        (
+            [("new_email", "not-an-address"), ("password", PASSWORD)],
+            400,
+            "new_email",
+        ),
+    ] {
+        let (got, body) = call(&app, "/api/account/email", &fields).await;
+        assert_eq!(got, status, "{body}");
+        assert!(body.contains(says), "{body}");
+    }
+    // Signed out: nothing.
+    let (status, _) = {
+        let res = browser_client()
+            .post(app.url("/api/account/email"))
+            .header("Origin", &app.base)
+            .form(&[("new_email", new.as_str()), ("password", PASSWORD)])
+            .send()
+            .await
+            .expect("request");
+        (res.status().as_u16(), ())
+    };
+    assert_eq!(status, 401);
+
+    // Asked as a plain form: back to the account page, which says a link went out.
+    let asked = app
+        .client
+        .post(app.url("/api/account/email"))
+        .header("Origin", &app.base)
+        .header("Accept", "text/html")
+        .form(&[("new_email", new.as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("ask");
+    assert_eq!(asked.status(), 302);
+    assert_eq!(location(&asked), "/settings/account?change=sent");
+    let account = page(&app, "/settings/account?change=sent").await;
+    assert!(
+        account.contains("We sent a link to the new address"),
+        "{account}"
+    );
+    assert!(account.contains(&old), "nothing changed yet");
+    let mails = catcher.wait_for(&new, 1).await;
+    assert!(
+        mails[0]["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("Confirm your new email address")),
+        "{}",
+        mails[0]
+    );
+    let row = app
+        .user_by_email(&old)
+        .await
+        .expect("still the old address");
+    assert!(app.user_by_email(&new).await.is_none());
+
+    // The link: the change, proven; the old address told; Stripe's customer follows.
+    let link = path_of(&link_to(&mails[0], "/confirm-email-change"));
+    let done = page(&app, &link).await;
+    assert!(
+        done.contains(&format!("Your account's address is now {new}")),
+        "{done}"
+    );
+    let changed = app.user_by_email(&new).await.expect("the new address");
+    assert_eq!(changed.id, row.id);
+    assert!(changed.email_verified_at.is_some(), "proven by its link");
+    let told = catcher.wait_for(&old, 2).await;
+    assert!(
+        told.iter().any(|m| m["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("email address was changed"))
+            && m["text"].as_str().is_some_and(|t| t.contains(&new))),
+        "{told:?}"
+    );
+    let mut email = None;
+    for _ in 0..100 {
+        let object: serde_json::Value = reqwest::Client::new()
+            .get(app.url(&format!("/_stripe-sim/v1/customers/{customer}")))
+            .bearer_auth("sk_test_through_the_double")
+            .send()
+            .await
+            .expect("customer")
+            .json()
+            .await
+            .expect("json");
+        email = object["email"].as_str().map(str::to_owned);
+        if email.as_deref() == Some(new.as_str()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        email.as_deref(),
+        Some(new.as_str()),
+        "Stripe's customer follows"
+    );
+    let queued = billfold::db::entities::stripe_outbox::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("rows");
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].status, "done");
+
+    // Once only; and the new address signs in, the old one no more.
+    let again = page(&app, &link).await;
+    assert!(again.contains("This link has been used already"), "{again}");
+    for (address, status) in [(new.as_str(), 200), (old.as_str(), 403)] {
+        let res = browser_client()
+            .post(app.url("/api/login"))
+            .header("Origin", &app.base)
+            .form(&[("email", address), ("password", PASSWORD)])
+            .send()
+            .await
+            .expect("log in");
+        assert_eq!(res.status().as_u16(), status, "{address}");
+    }
+    app.stop().await;
+}
+
 crate::support::on_both_databases!(
     signing_up_sends_one_link_that_proves_the_address_once,
     a_reset_link_works_once_within_the_hour_and_ends_every_session,
     an_smtp_outage_and_a_restart_lose_nothing_and_send_once,
     a_permanent_refusal_is_recorded_and_never_retried,
     two_replicas_send_each_mail_once,
+    a_new_address_takes_effect_once_proven_and_stripe_follows,
 );

@@ -32,6 +32,7 @@ mod portal;
 mod reconcile;
 mod resilience;
 mod startup;
+mod stripe_updates;
 mod truth_ordering;
 mod webhooks;
 mod webhooks_events;

@@ -18,6 +18,7 @@ pub mod reconcile_run;
 pub mod reconcile_state;
 pub mod session;
 pub mod stripe_customer;
+pub mod stripe_outbox;
 pub mod subscription;
 pub mod subscription_schedule;
 pub mod user;

@@ -285,6 +285,17 @@ impl TestApp {
         Self::spawn_on(self.database_url.clone(), guard, extra_env).await
     }
 
+    /// The account with this address, as its row has it.
+    pub async fn user_by_email(&self, email: &str) -> Option<billfold::db::entities::user::Model> {
+        use billfold::db::entities::user;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        user::Entity::find()
+            .filter(user::Column::Email.eq(email))
+            .one(&self.db)
+            .await
+            .expect("query")
+    }
+
     /// Stops the server and waits for it to finish.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -1,8 +1,11 @@
-//! Sign-up: creates the account, signs it in, then opens its Stripe customer. And the link of
-//! a payment-failed mail, which signs the user in and opens the portal's card update.
+//! Sign-up: creates the account, signs it in, then opens its Stripe customer. The link of a
+//! payment-failed mail, which signs the user in and opens the portal's card update. And
+//! changing the account's email ([`email_change`]), which the Stripe customer follows.
 //!
 //! It sits above both `auth` (the user and the session) and `billing` (the customer), so
 //! neither of those imports the other.
+
+pub mod email_change;
 
 use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_router::components::A;
@@ -76,7 +79,7 @@ pub mod ssr {
     /// `GET /fix-payment?token=…`: the link works once, within three days, for the address it
     /// was sent to; it signs that user in (a new session) and sends the browser to the portal's
     /// card update (or, if Stripe cannot be reached, to the billing page). A link that does not
-    /// work goes to the log-in page, headed for the billing page.
+    /// work goes to the log-in page, which says so, headed for the billing page.
     pub async fn fix_payment(
         State(state): State<AppState>,
         Query(FixPayment { token }): Query<FixPayment>,
@@ -84,7 +87,9 @@ pub mod ssr {
         let see_other = |to: &str| (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]);
         let user = match redeem(&state, token.trim()).await {
             Ok(Some(user)) => user,
-            Ok(None) => return see_other("/login?next=%2Fsettings%2Fbilling").into_response(),
+            Ok(None) => {
+                return see_other("/login?next=%2Fsettings%2Fbilling&link=spent").into_response()
+            }
             Err(e) => return e.into_response(),
         };
         let session = match create_session(&state.db, user.id).await {
