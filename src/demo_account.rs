@@ -5,13 +5,12 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::{
     auth::{
-        ssr::{create_user, Address},
+        ssr::{create_user, current_user, Address},
         validate::{Email, Password},
     },
     billing::customer::ensure_customer,
     db::entities::user,
     state::AppState,
-    web::CurrentUser,
 };
 
 pub const DEMO_EMAIL: &str = "demo@billfold.test";
@@ -30,11 +29,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     let email = Email::parse(DEMO_EMAIL).map_err(anyhow::Error::msg)?;
     let password = Password::parse(DEMO_PASSWORD).map_err(anyhow::Error::msg)?;
     let created = create_user(&state.db, &email, password, Address::Proven).await?;
-    let demo = CurrentUser {
-        id: created.id,
-        email: created.email,
-        email_verified: true,
-    };
+    let demo = current_user(&state.db, created).await?;
     let customer = ensure_customer(state, &demo).await?;
 
     let card = stripe_payment::payment_method::AttachPaymentMethod::new("pm_card_visa")

@@ -58,3 +58,61 @@ pub fn format_money(amount: i64, currency: &str) -> String {
         _ => format!("{sign}{number} {code}"),
     }
 }
+
+/// What a member may do in an organisation.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything: billing, members, roles, and the organisation itself. At least one always.
+    Owner,
+    /// Billing (Checkout, plan switches, the portal) and the members' seats, not roles.
+    BillingAdmin,
+    /// Uses what the plan includes; sees the plan and who to ask.
+    Member,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Owner, Role::BillingAdmin, Role::Member];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::BillingAdmin => "billing_admin",
+            Role::Member => "member",
+        }
+    }
+
+    /// A stored or posted role; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// As the pages say it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Owner => "Owner",
+            Role::BillingAdmin => "Billing admin",
+            Role::Member => "Member",
+        }
+    }
+
+    /// Checkout, plan switches, the portal and its deep links.
+    pub fn manages_billing(self) -> bool {
+        matches!(self, Role::Owner | Role::BillingAdmin)
+    }
+
+    /// Invitations, removals and roles.
+    pub fn manages_members(self) -> bool {
+        matches!(self, Role::Owner)
+    }
+}
+
+/// The organisation a signed-in user acts for now, and their role in it.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct CurrentOrg {
+    pub id: i64,
+    pub name: String,
+    /// The user's personal organisation (they are its only member).
+    pub personal: bool,
+    pub role: Role,
+}

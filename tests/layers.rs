@@ -28,7 +28,7 @@ const MAP: &[(&str, &[&str])] = &[
     ("mail", &["config", "db", "domain", "metrics"]),
     ("state", &["config", "db", "limits", "mail", "stripe_api"]),
     // The web layer every feature stands on.
-    ("web", &["config", "error", "state"]),
+    ("web", &["config", "domain", "error", "state"]),
     // Features.
     (
         "auth",

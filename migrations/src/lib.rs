@@ -19,6 +19,7 @@ mod m20261206_050000_customer_entitlements;
 mod m20261206_060000_projects;
 mod m20261206_070000_mail;
 mod m20261206_080000_stripe_outbox;
+mod m20261206_090000_organizations;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_060000_projects::Migration),
             Box::new(m20261206_070000_mail::Migration),
             Box::new(m20261206_080000_stripe_outbox::Migration),
+            Box::new(m20261206_090000_organizations::Migration),
         ]
     }
 }

@@ -39,7 +39,7 @@ pub mod ssr {
     use sea_orm::EntityTrait;
 
     use crate::{
-        auth::ssr::{create_session, session_cookie},
+        auth::ssr::{create_session, current_user, session_cookie},
         auth::ssr::{register, start_session},
         billing::customer::create_customer_at_sign_up,
         billing::{portal::open_portal, PortalFlow},
@@ -60,11 +60,7 @@ pub mod ssr {
     ) -> Result<CurrentUser, AppError> {
         let user = register(state, email, password, client).await?;
         start_session(state, user.id).await?;
-        let user = CurrentUser {
-            id: user.id,
-            email: user.email,
-            email_verified: false,
-        };
+        let user = current_user(&state.db, user).await?;
         create_customer_at_sign_up(state, &user).await;
         Ok(user)
     }
@@ -128,13 +124,10 @@ pub mod ssr {
         };
         let account = user::Entity::find_by_id(row.user_id).one(&*txn).await?;
         txn.commit().await?;
-        Ok(account
-            .filter(|u| u.email == row.email)
-            .map(|u| CurrentUser {
-                id: u.id,
-                email: u.email,
-                email_verified: u.email_verified_at.is_some(),
-            }))
+        match account.filter(|u| u.email == row.email) {
+            Some(u) => Ok(Some(current_user(&state.db, u).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The accounts' plain Axum route: `GET /fix-payment`.

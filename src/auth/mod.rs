@@ -6,6 +6,8 @@
 //! Proving an address ([`email_proof`]) and resetting a password ([`reset`]) go by mail.
 
 pub mod email_proof;
+#[cfg(feature = "ssr")]
+pub mod org;
 pub mod reset;
 pub mod validate;
 

@@ -259,11 +259,30 @@ pub async fn create_user(
         }
         Err(e) => return Err(e.into()),
     };
+    let org = super::org::create_personal(&*txn, user.id, now).await?;
+    let user = user::Model {
+        current_organization_id: Some(org),
+        ..user
+    };
     if address == Address::Claimed {
         outbox::enqueue(&*txn, proving_mail(&user, now)).await?;
     }
     txn.commit().await?;
     Ok(user)
+}
+
+/// The account as the request code sees it: with the organisation it acts for now.
+pub async fn current_user(
+    db: &DatabaseConnection,
+    user: user::Model,
+) -> Result<CurrentUser, AppError> {
+    let org = super::org::current(db, &user).await?;
+    Ok(CurrentUser {
+        id: user.id,
+        email: user.email,
+        email_verified: user.email_verified_at.is_some(),
+        org,
+    })
 }
 
 /// A mailed link that does not work (any more): a form-level refusal saying what to do.
@@ -472,12 +491,14 @@ pub async fn resolve_session(
             .exec(db)
             .await?;
     }
+    let org = super::org::current(db, &user).await?;
     Ok(Resolved::Valid {
         signed_in: SignedIn {
             user: CurrentUser {
                 id: user.id,
                 email: user.email,
                 email_verified: user.email_verified_at.is_some(),
+                org,
             },
             token_hash,
         },

@@ -85,7 +85,7 @@ pub async fn start_checkout(
 
 /// A user with a live plan switches plans in the portal, never through a second Checkout.
 async fn refuse_if_plan_is_live(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
-    if entitlement::load(state, user.id).await?.may_start_plan {
+    if entitlement::load(state, user.org.id).await?.may_start_plan {
         return Ok(());
     }
     Err(AppError::Conflict(
@@ -113,7 +113,7 @@ fn checkout_request(
     let mut request = CreateCheckoutSession::new()
         .mode(stripe_checkout::CheckoutSessionMode::Subscription)
         .customer(customer_id.to_owned())
-        .client_reference_id(user.id.to_string())
+        .client_reference_id(crate::billing::sync::checkout_reference(user.org.id))
         .line_items(vec![item])
         .success_url(state.config.url_for("/settings/billing?from=checkout"))
         .cancel_url(state.config.url_for("/settings/billing"))

@@ -1,5 +1,6 @@
-//! The user's Stripe customer: found, created on first need or at sign-up, and replaced when
-//! Stripe deleted it ([`on_the_customer`] runs a call on it and recovers from that).
+//! The organisation's Stripe customer: found, created on first need or at sign-up, and
+//! replaced when Stripe deleted it ([`on_the_customer`] runs a call on it and recovers from
+//! that). A user acts for their current organisation (`CurrentUser::org`).
 
 use std::collections::HashMap;
 
@@ -16,31 +17,33 @@ pub(super) fn livemode(state: &AppState) -> bool {
     state.config.stripe.mode.livemode()
 }
 
-/// The user's Stripe customer in this mode, unless Stripe deleted it.
+/// The organisation's Stripe customer in this mode, unless Stripe deleted it.
 pub(super) fn live_customer(
     state: &AppState,
-    user_id: i64,
+    org_id: i64,
 ) -> sea_orm::Select<stripe_customer::Entity> {
     stripe_customer::Entity::find()
-        .filter(stripe_customer::Column::UserId.eq(user_id))
+        .filter(stripe_customer::Column::OrganizationId.eq(org_id))
         .filter(stripe_customer::Column::Livemode.eq(livemode(state)))
         .filter(stripe_customer::Column::Deleted.eq(false))
 }
 
-/// The user's customer id in the current mode, if they have one.
-pub async fn find_customer(state: &AppState, user_id: i64) -> Result<Option<String>, AppError> {
-    Ok(live_customer(state, user_id)
+/// The organisation's customer id in the current mode, if it has one.
+pub async fn find_customer(state: &AppState, org_id: i64) -> Result<Option<String>, AppError> {
+    Ok(live_customer(state, org_id)
         .one(&state.db)
         .await?
         .map(|c| c.customer_id))
 }
 
-/// The user's Stripe customer, created on first need. One per user per mode, whatever the
-/// concurrency: Stripe replays the same idempotency key's customer, and the database keeps
-/// one row per (user, mode).
+/// The current organisation's Stripe customer, created on first need. One per organisation
+/// per mode, whatever the concurrency: Stripe replays the same idempotency key's customer, and
+/// the database keeps one row per (organisation, mode). Its email is the organisation's
+/// billing address (a personal organisation's: its user's), its name a team's name.
 pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<String, AppError> {
+    let org = &user.org;
     let existing = stripe_customer::Entity::find()
-        .filter(stripe_customer::Column::UserId.eq(user.id))
+        .filter(stripe_customer::Column::OrganizationId.eq(org.id))
         .filter(stripe_customer::Column::Livemode.eq(livemode(state)))
         .one(&state.db)
         .await?;
@@ -51,19 +54,34 @@ pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<Str
         None => None,
     };
     // Tied to this installation: another database on the same Stripe account has users with
-    // the same ids, and must never be handed this one's customer.
+    // the same ids, and must never be handed this one's customer. A personal organisation
+    // keeps the key its user's customer had before organisations (its only member's id).
     let mode = if livemode(state) { "live" } else { "test" };
-    let base = format!(
-        "billfold-{}-customer-{mode}-{}",
-        state.installation_id, user.id
-    );
+    let base = if org.personal {
+        format!(
+            "billfold-{}-customer-{mode}-{}",
+            state.installation_id, user.id
+        )
+    } else {
+        format!(
+            "billfold-{}-customer-{mode}-org-{}",
+            state.installation_id, org.id
+        )
+    };
     let key = match &replaces {
         None => base,
         Some(old) => format!("{base}-after-{old}"),
     };
-    let request = stripe_core::customer::CreateCustomer::new()
-        .email(user.email.clone())
-        .metadata(HashMap::from([("user_id".to_owned(), user.id.to_string())]));
+    let email = billing_email(state, user).await?;
+    let mut request = stripe_core::customer::CreateCustomer::new()
+        .email(email.clone())
+        .metadata(HashMap::from([
+            ("user_id".to_owned(), user.id.to_string()),
+            ("organization_id".to_owned(), org.id.to_string()),
+        ]));
+    if !org.personal {
+        request = request.name(org.name.clone());
+    }
     let created = send_idempotent(state, &request, &key).await;
     crate::metrics::stripe_request("customers.create", &created);
     let customer = created
@@ -75,20 +93,37 @@ pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<Str
         None => {
             crate::billing::sync::link_customer(
                 &state.db,
-                user.id,
-                livemode(state),
-                customer,
-                &user.email,
+                crate::billing::sync::NewCustomer {
+                    user_id: user.id,
+                    org_id: org.id,
+                    livemode: livemode(state),
+                    customer_id: customer,
+                    email: &email,
+                },
             )
             .await?;
         }
         Some(old) => {
-            crate::billing::sync::replace_customer(&state.db, user.id, &old, &customer).await?;
+            crate::billing::sync::replace_customer(&state.db, org.id, &old, &customer).await?;
         }
     }
-    find_customer(state, user.id)
+    find_customer(state, org.id)
         .await?
         .ok_or_else(|| AppError::internal("customer row missing right after insert"))
+}
+
+/// Where the current organisation's receipts, invoices and billing mail go: a team's billing
+/// address, a personal organisation's user's address.
+async fn billing_email(state: &AppState, user: &CurrentUser) -> Result<String, AppError> {
+    if user.org.personal {
+        return Ok(user.email.clone());
+    }
+    let org = crate::db::entities::organization::Entity::find_by_id(user.org.id)
+        .one(&state.db)
+        .await?;
+    Ok(org
+        .and_then(|o| o.billing_email)
+        .unwrap_or_else(|| user.email.clone()))
 }
 
 /// Sign-up creates the customer, but never fails or hangs because Stripe is slow or down:

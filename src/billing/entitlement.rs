@@ -49,8 +49,8 @@ pub struct Loaded {
 
 /// The one loader: the user's customer and subscriptions (one statement), and the access
 /// they grant now (plus the grace clock's statement when the plan is past_due).
-pub async fn load_all(state: &AppState, user_id: i64) -> Result<Loaded, AppError> {
-    let (customer_id, subscriptions) = match customer_and_subscriptions(state, user_id).await? {
+pub async fn load_all(state: &AppState, org_id: i64) -> Result<Loaded, AppError> {
+    let (customer_id, subscriptions) = match customer_and_subscriptions(state, org_id).await? {
         Some((customer_id, rows)) => (Some(customer_id), rows),
         None => (None, vec![]),
     };
@@ -66,8 +66,8 @@ pub async fn load_all(state: &AppState, user_id: i64) -> Result<Loaded, AppError
 }
 
 /// The user's access now.
-pub async fn load(state: &AppState, user_id: i64) -> Result<Entitlement, AppError> {
-    Ok(load_all(state, user_id).await?.entitlement)
+pub async fn load(state: &AppState, org_id: i64) -> Result<Entitlement, AppError> {
+    Ok(load_all(state, org_id).await?.entitlement)
 }
 
 /// What the plan includes now: the features Stripe's Entitlements list for the customer
@@ -213,16 +213,17 @@ pub(super) async fn grace_clock<S: AsRef<Subscription>>(
     Ok(access::grace_started_at(&unpaid, &primary.id))
 }
 
-/// The user's live Stripe customer in this mode and its subscriptions, in one statement.
+/// The organisation's live Stripe customer in this mode and its subscriptions, in one
+/// statement.
 pub(super) async fn customer_and_subscriptions(
     state: &AppState,
-    user_id: i64,
+    org_id: i64,
 ) -> Result<Option<(String, Vec<subscription::Model>)>, AppError> {
     let to_subscriptions = stripe_customer::Entity::belongs_to(subscription::Entity)
         .from(stripe_customer::Column::CustomerId)
         .to(subscription::Column::CustomerId)
         .into();
-    let rows = live_customer(state, user_id)
+    let rows = live_customer(state, org_id)
         .select_also(subscription::Entity)
         .join(JoinType::LeftJoin, to_subscriptions)
         .all(&state.db)

@@ -29,7 +29,7 @@ pub async fn export_csv(
     Entitled(paid, _): Entitled<Export>,
 ) -> Result<Response, AppError> {
     let mut csv = String::from("invoice,paid_at,amount,currency\n");
-    if let Some(customer) = find_customer(&state, paid.user.id).await? {
+    if let Some(customer) = find_customer(&state, paid.user.org.id).await? {
         let paid_invoices = invoice::Entity::find()
             .filter(invoice::Column::CustomerId.eq(customer))
             .filter(invoice::Column::Status.eq("paid"))

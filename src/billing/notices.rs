@@ -22,8 +22,11 @@ use super::{
 use crate::{
     db::{
         clock,
-        entities::{invoice, payment_method, stripe_customer, subscription, user},
+        entities::{
+            invoice, membership, organization, payment_method, stripe_customer, subscription, user,
+        },
     },
+    domain::Role,
     mail::{
         notice::{ActionRequired, PaymentFailed, PlanEnded, TrialEnding},
         outbox::{self, NewMail},
@@ -101,7 +104,9 @@ fn still_trialing_unpaid(fetched: &Fetched, sub_id: &str) -> Result<bool, SyncEr
     Ok(!collected)
 }
 
-/// The user who owns the customer's billing, and where to write to them.
+/// Who hears about the customer's billing, and where: the organisation's billing contact, a
+/// member who manages its billing (a personal organisation's: its user). For a team, the
+/// member whose address is the billing address, else its first owner.
 async fn recipient(
     conn: &impl ConnectionTrait,
     customer_id: &str,
@@ -114,10 +119,41 @@ async fn recipient(
     else {
         return Ok(None);
     };
-    Ok(user::Entity::find_by_id(customer.user_id)
-        .one(conn)
-        .await?
-        .map(|u| (u.id, u.email)))
+    let Some(org_id) = customer.organization_id else {
+        return Ok(None);
+    };
+    let Some(org) = organization::Entity::find_by_id(org_id).one(conn).await? else {
+        return Ok(None);
+    };
+    let mut managers: Vec<(membership::Model, Option<user::Model>)> = membership::Entity::find()
+        .find_also_related(user::Entity)
+        .filter(membership::Column::OrganizationId.eq(org_id))
+        .filter(
+            membership::Column::Role.is_in(
+                Role::ALL
+                    .into_iter()
+                    .filter(|r| r.manages_billing())
+                    .map(Role::as_str),
+            ),
+        )
+        .order_by_asc(membership::Column::CreatedAt)
+        .order_by_asc(membership::Column::Id)
+        .all(conn)
+        .await?;
+    let contact = org.billing_email.as_deref();
+    let chosen = managers
+        .iter()
+        .position(|(_, u)| u.as_ref().map(|u| u.email.as_str()) == contact)
+        .or_else(|| {
+            managers
+                .iter()
+                .position(|(m, _)| m.role == Role::Owner.as_str())
+        })
+        .unwrap_or(0);
+    if managers.is_empty() {
+        return Ok(None);
+    }
+    Ok(managers.swap_remove(chosen).1.map(|u| (u.id, u.email)))
 }
 
 async fn queue(

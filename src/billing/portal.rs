@@ -70,7 +70,7 @@ pub async fn open_portal(
         (_, None) => None,
     };
     limit_sessions(state, user).await?;
-    let Some(customer_id) = find_customer(state, user.id).await? else {
+    let Some(customer_id) = find_customer(state, user.org.id).await? else {
         return Err(AppError::NotFound(
             "No billing account yet. Choose a plan to create one.".into(),
         ));

@@ -11,7 +11,7 @@ pub async fn pro_report(
     state: &AppState,
     paid: &super::guard::Paid,
 ) -> Result<super::summary::ProReport, AppError> {
-    let paid_invoices = match find_customer(state, paid.user.id).await? {
+    let paid_invoices = match find_customer(state, paid.user.org.id).await? {
         Some(customer) => {
             invoice::Entity::find()
                 .filter(invoice::Column::CustomerId.eq(customer))

@@ -27,12 +27,12 @@ pub const LIMIT: &str = "projects";
 /// The longest project name, in characters.
 const MAX_NAME: usize = 80;
 
-/// The user's projects, oldest first, and how many the plan allows now.
+/// The current organisation's projects, oldest first, and how many its plan allows now.
 pub async fn list(state: &AppState, user: &CurrentUser) -> Result<Projects, AppError> {
-    let loaded = entitlement::load_all(state, user.id).await?;
+    let loaded = entitlement::load_all(state, user.org.id).await?;
     let included = entitlement::included(state, &loaded).await?;
     let names = project::Entity::find()
-        .filter(project::Column::UserId.eq(user.id))
+        .filter(project::Column::OrganizationId.eq(user.org.id))
         .order_by_asc(project::Column::Id)
         .all(&state.db)
         .await?
@@ -65,22 +65,23 @@ fn parse_name(raw: &str) -> Result<String, AppError> {
 /// the limit is reached (or with no plan).
 pub async fn create(state: &AppState, user: &CurrentUser, raw_name: &str) -> Result<(), AppError> {
     let name = parse_name(raw_name)?;
-    let loaded = entitlement::load_all(state, user.id).await?;
+    let loaded = entitlement::load_all(state, user.org.id).await?;
     let included = entitlement::included(state, &loaded).await?;
     let cap = included.limit(LIMIT);
     let txn = begin_write(&state.db).await?;
-    // One writer per user while counting: on SQLite the write lock is already held; on
-    // PostgreSQL the user's row is locked, so two requests at once count one after the other.
+    // One writer per organisation while counting: on SQLite the write lock is already held;
+    // on PostgreSQL the organisation's row is locked, so two requests at once count one after
+    // the other.
     if txn.get_database_backend() == DbBackend::Postgres {
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT id FROM users WHERE id = $1 FOR UPDATE",
-            [user.id.into()],
+            "SELECT id FROM organizations WHERE id = $1 FOR UPDATE",
+            [user.org.id.into()],
         ))
         .await?;
     }
     let have = project::Entity::find()
-        .filter(project::Column::UserId.eq(user.id))
+        .filter(project::Column::OrganizationId.eq(user.org.id))
         .count(&*txn)
         .await?;
     if let Some(cap) = cap.filter(|&cap| have >= cap) {
@@ -90,6 +91,7 @@ pub async fn create(state: &AppState, user: &CurrentUser, raw_name: &str) -> Res
     project::Entity::insert(project::ActiveModel {
         id: NotSet,
         user_id: Set(user.id),
+        organization_id: Set(Some(user.org.id)),
         name: Set(name),
         created_at: Set(clock::now()),
     })

@@ -24,7 +24,7 @@ use super::stripe_errors::send_idempotent;
 use crate::{
     db::{
         begin_write, clock,
-        entities::{stripe_customer, stripe_outbox as row, user},
+        entities::{organization, stripe_customer, stripe_outbox as row, user},
     },
     state::AppState,
 };
@@ -65,14 +65,16 @@ impl Kind {
     }
 }
 
-/// Queues "the customer's email is its user's address now" for every live customer of
-/// `user_id` (one per mode). Call inside the transaction that changes the address; wake the
-/// task ([`AppState::stripe_updates`]) after the commit.
+/// Queues "the customer's email is its billing address now" for every live customer of
+/// `user_id`'s personal organisation (one per mode), whose billing address is the user's.
+/// Call inside the transaction that changes the address; wake the task
+/// ([`AppState::stripe_updates`]) after the commit.
 pub async fn queue_customer_email(conn: &impl ConnectionTrait, user_id: i64) -> Result<(), DbErr> {
     let customers: Vec<String> = stripe_customer::Entity::find()
         .select_only()
         .column(stripe_customer::Column::CustomerId)
-        .filter(stripe_customer::Column::UserId.eq(user_id))
+        .inner_join(organization::Entity)
+        .filter(organization::Column::PersonalOf.eq(user_id))
         .filter(stripe_customer::Column::Deleted.eq(false))
         .into_tuple()
         .all(conn)
@@ -228,15 +230,9 @@ async fn attempt(state: &AppState, due: &row::Model) -> Result<Outcome, DbErr> {
     };
     match kind {
         Kind::CustomerEmail => {
-            let owner = stripe_customer::Entity::find()
-                .filter(stripe_customer::Column::CustomerId.eq(due.customer_id.as_str()))
-                .find_also_related(user::Entity)
-                .one(&state.db)
-                .await?;
-            let email = match owner {
-                Some((customer, Some(user))) if !customer.deleted => user.email,
-                // Nothing left to change: the customer (or its user) is gone.
-                _ => return Ok(Outcome::Done),
+            let Some(email) = billing_address(&state.db, &due.customer_id).await? else {
+                // Nothing left to change: the customer (or its organisation) is gone.
+                return Ok(Outcome::Done);
             };
             let request =
                 stripe_core::customer::UpdateCustomer::new(due.customer_id.as_str()).email(email);
@@ -252,6 +248,30 @@ async fn attempt(state: &AppState, due: &row::Model) -> Result<Outcome, DbErr> {
             })
         }
     }
+}
+
+/// The customer's organisation's billing address now: a team's own, a personal
+/// organisation's user's.
+async fn billing_address(db: &DatabaseConnection, customer: &str) -> Result<Option<String>, DbErr> {
+    let Some((_, Some(org))) = stripe_customer::Entity::find()
+        .filter(stripe_customer::Column::CustomerId.eq(customer))
+        .filter(stripe_customer::Column::Deleted.eq(false))
+        .find_also_related(organization::Entity)
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if let Some(email) = org.billing_email {
+        return Ok(Some(email));
+    }
+    let Some(user_id) = org.personal_of else {
+        return Ok(None);
+    };
+    Ok(user::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .map(|u| u.email))
 }
 
 /// A failure Stripe may get over (unreachable, rate limiting, its own errors, a request

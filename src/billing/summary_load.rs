@@ -87,7 +87,7 @@ pub async fn load_summary(
 ) -> Result<BillingSummary, AppError> {
     // The one loader the guards read too: access and what the plan includes come from it,
     // never from what this page happens to list.
-    let loaded = entitlement::load_all(state, user.id).await?;
+    let loaded = entitlement::load_all(state, user.org.id).await?;
     let included = entitlement::included(state, &loaded).await?;
     let Loaded {
         customer_id,
@@ -209,7 +209,7 @@ pub async fn load_summary(
 /// After Checkout or the Portal, pulls the customer's state from Stripe before rendering, so
 /// the page is right even before the webhooks land. At most once every few seconds per user.
 pub async fn resync_on_return(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
-    let Some(customer_id) = find_customer(state, user.id).await? else {
+    let Some(customer_id) = find_customer(state, user.org.id).await? else {
         return Ok(());
     };
     // De-duplicated across replicas, and within the budget every user shares: when either is

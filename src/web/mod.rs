@@ -26,6 +26,9 @@ pub struct CurrentUser {
     pub email: String,
     /// The owner followed a link mailed to `email` (until then the address is a claim).
     pub email_verified: bool,
+    /// The organisation the user acts for in this request (the one chosen in the header, or
+    /// their personal one), checked to be one they belong to, with their role in it.
+    pub org: crate::domain::CurrentOrg,
 }
 
 /// The signed-in user of this request, put into the request's extensions by the session

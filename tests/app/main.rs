@@ -26,6 +26,7 @@ mod entitlements;
 mod limits;
 mod mail;
 mod operations;
+mod organizations;
 mod parsers;
 mod plan_switch;
 mod portal;

@@ -20,6 +20,26 @@ pub const UNKNOWN_CUSTOMER: &str =
 pub const OTHER_USER: &str =
     "a Checkout Session whose client_reference_id is not the user of its customer";
 
+/// What Checkout is told to hand back as `client_reference_id`: the organisation that pays.
+pub fn checkout_reference(org_id: i64) -> String {
+    format!("org_{org_id}")
+}
+
+/// Whether a session's `client_reference_id` names the customer's owner: `org_<id>` for its
+/// organisation, or (sessions opened before organisations) the id of the user who opened the
+/// customer.
+fn names_owner(reference: Option<&str>, owner: &stripe_customer::Model) -> bool {
+    let Some(reference) = reference.map(str::trim) else {
+        return false;
+    };
+    match reference.strip_prefix("org_") {
+        Some(org) => org
+            .parse::<i64>()
+            .is_ok_and(|id| Some(id) == owner.organization_id),
+        None => reference.parse::<i64>().ok() == Some(owner.user_id),
+    }
+}
+
 /// Applies `checkout.session.completed` for a session Billfold created: its customer is one
 /// Billfold made for a user, and `client_reference_id` names that same user. Then the
 /// subscription the session created is applied (re-fetched unless expanded).
@@ -40,16 +60,11 @@ pub async fn apply_checkout_session(
         .filter(stripe_customer::Column::CustomerId.eq(customer.id().as_str()))
         .filter(stripe_customer::Column::Livemode.eq(cs.livemode))
         .one(conn)
-        .await?
-        .map(|c| c.user_id);
+        .await?;
     let Some(owner) = owner else {
         return Ok(Applied::Refused(UNKNOWN_CUSTOMER));
     };
-    let named = cs
-        .client_reference_id
-        .as_deref()
-        .and_then(|r| r.trim().parse::<i64>().ok());
-    if named != Some(owner) {
+    if !names_owner(cs.client_reference_id.as_deref(), &owner) {
         return Ok(Applied::Refused(OTHER_USER));
     }
     let Some(sub) = cs.subscription.as_ref() else {

@@ -150,27 +150,35 @@ pub async fn apply_customer_deleted(
     })
 }
 
-/// Links the user to their first Stripe customer in this mode. A row already there for the
-/// user and mode (a concurrent request made the same customer) is kept as it is.
+/// A customer just made for an organisation.
+pub struct NewCustomer<'a> {
+    /// The member who opened it.
+    pub user_id: i64,
+    pub org_id: i64,
+    pub livemode: bool,
+    pub customer_id: String,
+    pub email: &'a str,
+}
+
+/// Links the organisation to its first Stripe customer in this mode. A row already there for
+/// the organisation and mode (a concurrent request made the same customer) is kept as it is.
 pub async fn link_customer(
     db: &sea_orm::DatabaseConnection,
-    user_id: i64,
-    livemode: bool,
-    customer_id: String,
-    email: &str,
+    new: NewCustomer<'_>,
 ) -> Result<(), DbErr> {
     let row = stripe_customer::ActiveModel {
-        user_id: Set(user_id),
-        livemode: Set(livemode),
-        customer_id: Set(customer_id),
-        email: Set(Some(email.to_owned())),
+        user_id: Set(new.user_id),
+        organization_id: Set(Some(new.org_id)),
+        livemode: Set(new.livemode),
+        customer_id: Set(new.customer_id),
+        email: Set(Some(new.email.to_owned())),
         deleted: Set(false),
         created_at: Set(clock::now()),
         ..Default::default()
     };
     stripe_customer::Entity::insert(row)
         .on_conflict_do_nothing_on([
-            stripe_customer::Column::UserId,
+            stripe_customer::Column::OrganizationId,
             stripe_customer::Column::Livemode,
         ])
         .exec(db)
@@ -178,13 +186,13 @@ pub async fn link_customer(
     Ok(())
 }
 
-/// Links the user to `new` in place of `old`, a customer Stripe said is deleted, keeping
+/// Links the organisation to `new` in place of `old`, a customer Stripe said is deleted, keeping
 /// `old` on the row. Only a request that still sees `old` swaps it: a concurrent one got the
 /// same new customer (the same idempotency key) and finds the row swapped already. The old
 /// customer's open Checkout session is remembered to be expired.
 pub async fn replace_customer(
     db: &sea_orm::DatabaseConnection,
-    user_id: i64,
+    org_id: i64,
     old: &str,
     new: &str,
 ) -> Result<(), DbErr> {
@@ -193,7 +201,7 @@ pub async fn replace_customer(
     let open: Option<Option<String>> = stripe_customer::Entity::find()
         .select_only()
         .column(C::OpenCheckoutSession)
-        .filter(C::UserId.eq(user_id))
+        .filter(C::OrganizationId.eq(org_id))
         .filter(C::CustomerId.eq(old))
         .into_tuple()
         .one(&*txn)
@@ -205,7 +213,7 @@ pub async fn replace_customer(
         .col_expr(C::OpenCheckoutSession, Expr::value(None::<String>))
         .col_expr(C::DefaultPaymentMethod, Expr::value(None::<String>))
         .col_expr(C::StripeEventAt, Expr::value(None::<i64>))
-        .filter(C::UserId.eq(user_id))
+        .filter(C::OrganizationId.eq(org_id))
         .filter(C::CustomerId.eq(old))
         .exec(&*txn)
         .await?

@@ -30,8 +30,10 @@ mod write;
 
 pub use crate::db::write::{begin_write, WriteTxn};
 pub use alert::{raise_alert, Alert, CUSTOMER_NOT_IN_ACCOUNT, SECOND_LIVE_SUBSCRIPTION};
-pub use checkout::apply_checkout_session;
-pub use customer::{apply_customer, apply_customer_deleted, link_customer, replace_customer};
+pub use checkout::{apply_checkout_session, checkout_reference};
+pub use customer::{
+    apply_customer, apply_customer_deleted, link_customer, replace_customer, NewCustomer,
+};
 pub use entitlements::{apply_entitlements, EntitlementFacts};
 pub use fetch::{FetchLoop, Fetched, FetchedObject, MayNeedFetch, Wanted};
 pub use invoice::{apply_invoice, DELETED as INVOICE_DELETED};

@@ -6,7 +6,10 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
+    /// Who made it.
     pub user_id: i64,
+    /// The organisation it belongs to (what its plan's limit counts).
+    pub organization_id: Option<i64>,
     pub name: String,
     /// Unix seconds.
     pub created_at: i64,

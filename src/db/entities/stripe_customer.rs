@@ -1,12 +1,16 @@
 use sea_orm::entity::prelude::*;
 
-/// Which Stripe customer a user is, per mode (test and live never share one).
+/// Which Stripe customer an organisation is, per mode (test and live never share one).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "stripe_customers")]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
+    /// The member who opened the customer (the organisation owns it).
     pub user_id: i64,
+    /// The organisation the customer is: one per organisation and mode. Every row has one
+    /// (rows from before organisations were moved to their user's personal one).
+    pub organization_id: Option<i64>,
     pub livemode: bool,
     /// `cus_…`
     #[sea_orm(unique)]
@@ -39,6 +43,18 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     User,
+    #[sea_orm(
+        belongs_to = "super::organization::Entity",
+        from = "Column::OrganizationId",
+        to = "super::organization::Column::Id"
+    )]
+    Organization,
+}
+
+impl Related<super::organization::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Organization.def()
+    }
 }
 
 impl Related<super::user::Entity> for Entity {

@@ -12,6 +12,9 @@ pub struct Model {
     pub created_at: i64,
     /// When the owner proved the address (followed the link mailed to it); `None`: a claim.
     pub email_verified_at: Option<i64>,
+    /// The organisation the user last chose (in the header); `None` or one they left: their
+    /// personal organisation.
+    pub current_organization_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -48,7 +48,8 @@ pub async fn event_row(app: &TestApp, id: &str) -> billfold::db::entities::webho
         .expect("event recorded")
 }
 
-/// A user with a Stripe customer in test mode, the way sign-up records one.
+/// A user with a Stripe customer in test mode (their personal organisation's), the way
+/// sign-up records one.
 pub async fn user_with_customer(app: &TestApp, customer_id: &str) -> i64 {
     let email = unique_email();
     let res = app.sign_up(&email, "correct horse battery staple").await;
@@ -72,8 +73,17 @@ pub async fn user_with_customer(app: &TestApp, customer_id: &str) -> i64 {
     )
     .await;
     if !customer_id.is_empty() {
+        let org: i64 = scalar(
+            app,
+            &format!("SELECT id FROM organizations WHERE personal_of = {user_id}"),
+        )
+        .await
+        .expect("the personal organisation")
+        .parse()
+        .expect("id");
         stripe_customer::Entity::insert(stripe_customer::ActiveModel {
             user_id: Set(user_id),
+            organization_id: Set(Some(org)),
             livemode: Set(false),
             customer_id: Set(customer_id.to_owned()),
             email: Set(Some(email)),
