@@ -7,6 +7,7 @@ use leptos_router::{
     path, SsrMode,
 };
 
+use crate::organizations::{AcceptInvitationPage, OrganizationPage};
 use crate::{
     accounts::{
         email_change::{AccountPage, ConfirmEmailChangePage},
@@ -24,7 +25,12 @@ use crate::{
 
 /// Pages only a signed-in user may see; anyone else is sent to log in first. The server
 /// layers its sign-in guard on exactly these routes.
-pub const SIGNED_IN_PAGES: &[&str] = &["/settings/billing", "/settings/account", "/app"];
+pub const SIGNED_IN_PAGES: &[&str] = &[
+    "/settings/billing",
+    "/settings/account",
+    "/settings/organization",
+    "/app",
+];
 /// Pages for signed-out visitors; someone signed in goes on to where they were headed.
 pub const SIGNED_OUT_PAGES: &[&str] = &["/login", "/signup"];
 /// Pages for operators only (granted with `billfold admin add`); anyone else, signed in or not, gets the
@@ -71,10 +77,12 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/verify-email") view=VerifyEmailPage ssr=SsrMode::Async/>
                     <Route path=path!("/reset-password") view=ResetPasswordPage ssr=SsrMode::Async/>
                     <Route path=path!("/confirm-email-change") view=ConfirmEmailChangePage ssr=SsrMode::Async/>
+                    <Route path=path!("/accept-invitation") view=AcceptInvitationPage ssr=SsrMode::Async/>
                     // Rendered whole before sending (not streamed), so the page reads the same
                     // without JavaScript.
                     <Route path=path!("/settings/billing") view=BillingPage ssr=SsrMode::Async/>
                     <Route path=path!("/settings/account") view=AccountPage ssr=SsrMode::Async/>
+                    <Route path=path!("/settings/organization") view=OrganizationPage ssr=SsrMode::Async/>
                     <Route path=path!("/app") view=AppPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/billing") view=AdminBillingPage ssr=SsrMode::Async/>
                 </Routes>

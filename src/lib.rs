@@ -18,6 +18,7 @@ pub mod domain;
 pub mod error;
 pub mod forms;
 pub mod layout;
+pub mod organizations;
 pub mod ui;
 
 #[cfg(feature = "ssr")]

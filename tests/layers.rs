@@ -59,6 +59,13 @@ const MAP: &[(&str, &[&str])] = &[
             "auth", "billing", "db", "error", "forms", "layout", "mail", "state", "ui", "web",
         ],
     ),
+    (
+        "organizations",
+        &[
+            "auth", "db", "domain", "error", "forms", "layout", "limits", "mail", "state", "ui",
+            "web",
+        ],
+    ),
     ("webhooks", &["billing", "db", "metrics", "state"]),
     (
         "reconcile",
@@ -96,7 +103,15 @@ const MAP: &[(&str, &[&str])] = &[
     // The pages' router and shell.
     (
         "app",
-        &["accounts", "admin", "auth", "billing", "ui", "web"],
+        &[
+            "accounts",
+            "admin",
+            "auth",
+            "billing",
+            "organizations",
+            "ui",
+            "web",
+        ],
     ),
     // The composition root.
     (

@@ -70,6 +70,47 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Invitations::Table)
+                    .if_not_exists()
+                    .col(big_pk_auto(Invitations::Id))
+                    .col(big_integer(Invitations::OrganizationId))
+                    .col(string(Invitations::Email))
+                    .col(string(Invitations::Role))
+                    .col(big_integer(Invitations::InvitedBy))
+                    .col(big_integer(Invitations::CreatedAt))
+                    .col(big_integer(Invitations::ExpiresAt))
+                    .col(big_integer_null(Invitations::AcceptedAt))
+                    .col(big_integer_null(Invitations::RevokedAt))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(Invitations::Table, Invitations::OrganizationId)
+                            .to(Organizations::Table, Organizations::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_invitations_org")
+                    .table(Invitations::Table)
+                    .col(Invitations::OrganizationId)
+                    .to_owned(),
+            )
+            .await?;
+        // What a mailed link is about besides its account (an invitation's id).
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(EmailTokens::Table)
+                    .add_column(ColumnDef::new(EmailTokens::Subject).string().null())
+                    .to_owned(),
+            )
+            .await?;
         for (table, column) in [
             (
                 Users::Table.into_iden(),
@@ -186,6 +227,17 @@ impl MigrationTrait for Migration {
                 .await?;
         }
         manager
+            .alter_table(
+                Table::alter()
+                    .table(EmailTokens::Table)
+                    .drop_column(EmailTokens::Subject)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Invitations::Table).to_owned())
+            .await?;
+        manager
             .drop_table(Table::drop().table(Memberships::Table).to_owned())
             .await?;
         manager
@@ -212,6 +264,26 @@ enum Memberships {
     UserId,
     Role,
     CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Invitations {
+    Table,
+    Id,
+    OrganizationId,
+    Email,
+    Role,
+    InvitedBy,
+    CreatedAt,
+    ExpiresAt,
+    AcceptedAt,
+    RevokedAt,
+}
+
+#[derive(DeriveIden)]
+enum EmailTokens {
+    Table,
+    Subject,
 }
 
 #[derive(DeriveIden)]

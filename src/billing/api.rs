@@ -122,7 +122,9 @@ pub async fn start_checkout(#[server(default)] price_id: String) -> Result<Strin
 pub async fn create_billing_account() -> Result<(), AppError> {
     use crate::web::{app_state, require_user};
     let user = require_user()?.user;
-    super::customer::ensure_customer(&app_state()?, &user).await?;
+    let state = app_state()?;
+    super::roles::require_billing_manager(&state, &user).await?;
+    super::customer::ensure_customer(&state, &user).await?;
     leptos_axum::redirect("/settings/billing");
     Ok(())
 }

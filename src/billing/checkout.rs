@@ -33,6 +33,7 @@ pub async fn start_checkout(
     user: &CurrentUser,
     price_id: &str,
 ) -> Result<String, AppError> {
+    super::roles::require_billing_manager(state, user).await?;
     let plan = find_for_sale(state, price_id).await?;
     refuse_if_plan_is_live(state, user).await?;
     limit_sessions(state, user).await?;

@@ -35,6 +35,8 @@ pub mod pro_report;
 #[cfg(feature = "ssr")]
 pub mod projects;
 #[cfg(feature = "ssr")]
+pub mod roles;
+#[cfg(feature = "ssr")]
 pub mod state_api;
 #[cfg(feature = "ssr")]
 pub mod stripe_errors;

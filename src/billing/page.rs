@@ -44,7 +44,11 @@ pub fn WithBillingSummary(
                     Ok(s) => {
                         let email = s.email.clone();
                         let email_verified = s.email_verified;
-                        view! { <SettingsLayout email email_verified>{render(s)}</SettingsLayout> }.into_any()
+                        // The billing buttons are for those who may use them (the server
+                        // refuses everyone else whatever the page shows).
+                        provide_context(ManagesBilling(s.org.role.manages_billing()));
+                        let org = s.org.name.clone();
+                        view! { <SettingsLayout email email_verified org>{render(s)}</SettingsLayout> }.into_any()
                     }
                     Err(AppError::Unauthorized) => {
                         let path = format!("/login?next={}", here.replace('/', "%2F"));
@@ -61,6 +65,15 @@ pub fn WithBillingSummary(
     }
 }
 
+/// Whether the signed-in user manages the current organisation's billing: the billing buttons
+/// render only then.
+#[derive(Clone, Copy)]
+struct ManagesBilling(bool);
+
+fn manages_billing() -> bool {
+    use_context::<ManagesBilling>().is_some_and(|m| m.0)
+}
+
 /// `/settings/billing`.
 #[component]
 pub fn BillingPage() -> impl IntoView {
@@ -74,6 +87,10 @@ fn render_billing(s: BillingSummary) -> AnyView {
     let primary = s.primary().cloned();
     let ended = state.offers_new_plan();
     let dunning = s.dunning();
+    let manages = s.org.role.manages_billing();
+    let member_notice = (!manages).then(|| {
+        view! { <MemberNotice org=s.org.name.clone() contacts=s.billing_contacts.clone()/> }
+    });
     let BillingSummary {
         has_customer,
         card,
@@ -93,6 +110,7 @@ fn render_billing(s: BillingSummary) -> AnyView {
                 <h1 class="text-2xl font-semibold">"Billing"</h1>
                 <p class="mt-1 text-slate-600">"Your plan, payment method and invoices."</p>
             </div>
+            {member_notice}
             {dunning.map(|dunning| view! { <DunningBanner dunning/> })}
             <section class=CARD aria-labelledby="plan-heading" data-testid="subscription-card">
                 <h2 id="plan-heading" class="text-sm font-semibold uppercase tracking-wide text-slate-500">"Plan"</h2>
@@ -109,8 +127,8 @@ fn render_billing(s: BillingSummary) -> AnyView {
                     }.into_any(),
                 }}
             </section>
-            {ended.then(|| view! { <PlanPicker plans=plans.clone()/> })}
-            {switchable.then(|| view! { <SwitchPlans plans=plans.clone() current=current_price.clone()/> })}
+            {(ended && manages).then(|| view! { <PlanPicker plans=plans.clone()/> })}
+            {(switchable && manages).then(|| view! { <SwitchPlans plans=plans.clone() current=current_price.clone()/> })}
             <section class=CARD aria-labelledby="card-heading">
                 <div class="flex items-center justify-between gap-4">
                     <div>
@@ -125,7 +143,7 @@ fn render_billing(s: BillingSummary) -> AnyView {
                 </div>
             </section>
             <InvoiceList invoices/>
-            {(!has_customer).then(|| view! { <NoBillingAccount/> })}
+            {(!has_customer && manages).then(|| view! { <NoBillingAccount/> })}
         </div>
     }
     .into_any()
@@ -269,16 +287,34 @@ pub fn ManageBillingButton(
     #[prop(optional)] flow: Option<PortalFlow>,
     #[prop(default = PRIMARY)] style: &'static str,
 ) -> impl IntoView {
+    manages_billing().then(|| {
+        view! {
+            <PostButton
+                action=OpenBillingPortal::PATH.to_owned()
+                field=flow.map(|f| ("flow".to_owned(), f.as_str().to_owned()))
+                label=label.to_owned()
+                busy_label="Opening…".to_owned()
+                form_class="inline-block".to_owned()
+                class=format!("{BUTTON} {style}")
+                error_class="mt-2 max-w-xs text-sm text-red-700".to_owned()
+            />
+        }
+    })
+}
+
+/// For a member who does not manage the organisation's billing: who does.
+#[component]
+fn MemberNotice(org: String, contacts: Vec<String>) -> impl IntoView {
+    let ask = if contacts.is_empty() {
+        "Its owners".to_owned()
+    } else {
+        contacts.join(", ")
+    };
     view! {
-        <PostButton
-            action=OpenBillingPortal::PATH.to_owned()
-            field=flow.map(|f| ("flow".to_owned(), f.as_str().to_owned()))
-            label=label.to_owned()
-            busy_label="Opening…".to_owned()
-            form_class="inline-block".to_owned()
-            class=format!("{BUTTON} {style}")
-            error_class="mt-2 max-w-xs text-sm text-red-700".to_owned()
-        />
+        <div role="status" data-testid="billing-member-notice" class="rounded-xl border border-slate-200 bg-slate-50 p-5 text-sm text-slate-700">
+            <p class="font-medium">{format!("You are a member of {org}.")}</p>
+            <p class="mt-1">{format!("{ask} manage its billing: ask them to change the plan, the card or the invoices' address.")}</p>
+        </div>
     }
 }
 

@@ -50,6 +50,7 @@ pub async fn open_portal(
     flow: Option<PortalFlow>,
     price_id: Option<&str>,
 ) -> Result<String, AppError> {
+    super::roles::require_billing_manager(state, user).await?;
     // A switch is to one of the prices the picker shows, checked before anything else.
     let switch_to = match (flow, price_id) {
         (Some(PortalFlow::SubscriptionUpdateConfirm), Some(price)) => {

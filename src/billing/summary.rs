@@ -181,6 +181,11 @@ pub struct BillingSummary {
     /// each, capped or not.
     #[serde(default)]
     pub limit_names: Vec<String>,
+    /// The organisation this billing is, and the user's role in it.
+    pub org: crate::domain::CurrentOrg,
+    /// Who manages its billing (owners first): whom a member asks.
+    #[serde(default)]
+    pub billing_contacts: Vec<String>,
 }
 
 /// How urgent the payment-failed banner is.
@@ -392,6 +397,13 @@ mod tests {
             grace_started_at: None,
             included: Included::default(),
             limit_names: vec![],
+            org: crate::domain::CurrentOrg {
+                id: 1,
+                name: "Personal".into(),
+                personal: true,
+                role: crate::domain::Role::Owner,
+            },
+            billing_contacts: vec![],
         }
     }
 

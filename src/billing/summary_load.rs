@@ -122,6 +122,12 @@ pub async fn load_summary(
         .collect();
 
     let limit_names = state.config.catalog.limit_names();
+    // Whom a member asks (a billing manager needs no one).
+    let billing_contacts = if user.org.role.manages_billing() {
+        Vec::new()
+    } else {
+        super::roles::billing_contacts(&state.db, user.org.id).await?
+    };
     let Some(customer_id) = customer_id else {
         return Ok(BillingSummary {
             email: user.email.clone(),
@@ -136,6 +142,8 @@ pub async fn load_summary(
             grace_started_at: None,
             included,
             limit_names,
+            org: user.org.clone(),
+            billing_contacts,
         });
     };
 
@@ -203,6 +211,8 @@ pub async fn load_summary(
         grace_started_at: entitlement.grace_started_at,
         included,
         limit_names,
+        org: user.org.clone(),
+        billing_contacts,
     })
 }
 

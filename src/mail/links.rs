@@ -21,6 +21,8 @@ pub enum Purpose {
     FixPayment,
     /// Makes the address it was sent to the account's new one: a day.
     ChangeEmail,
+    /// Joins the organisation that invited the address it was sent to: a week.
+    Invitation,
 }
 
 impl Purpose {
@@ -30,6 +32,7 @@ impl Purpose {
             Purpose::PasswordReset => "password_reset",
             Purpose::FixPayment => "fix_payment",
             Purpose::ChangeEmail => "change_email",
+            Purpose::Invitation => "invitation",
         }
     }
 
@@ -38,6 +41,7 @@ impl Purpose {
             Purpose::VerifyEmail | Purpose::ChangeEmail => 24 * 3600,
             Purpose::PasswordReset => 3600,
             Purpose::FixPayment => 3 * 24 * 3600,
+            Purpose::Invitation => 7 * 24 * 3600,
         }
     }
 
@@ -48,6 +52,7 @@ impl Purpose {
             Purpose::PasswordReset => "/reset-password",
             Purpose::FixPayment => "/fix-payment",
             Purpose::ChangeEmail => "/confirm-email-change",
+            Purpose::Invitation => "/accept-invitation",
         }
     }
 }
@@ -76,12 +81,14 @@ fn hash(raw: &str) -> String {
     hex::encode(Sha256::digest(raw.as_bytes()))
 }
 
-/// Makes a link's token for `user_id` at `email`; returns the token (for the link only).
+/// Makes a link's token for `user_id` at `email` (about `subject`, for an invitation);
+/// returns the token (for the link only).
 pub async fn mint(
     db: &impl ConnectionTrait,
     purpose: Purpose,
     user_id: i64,
     email: &str,
+    subject: Option<&str>,
 ) -> Result<String, DbErr> {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -95,6 +102,7 @@ pub async fn mint(
         created_at: Set(now),
         expires_at: Set(now + purpose.lifetime_secs()),
         used_at: Set(None),
+        subject: Set(subject.map(str::to_owned)),
     })
     .exec_without_returning(db)
     .await?;

@@ -49,10 +49,13 @@ pub enum Kind {
     /// To the old address, once the change is made: the new address, and what to do if the
     /// change was not the owner's ([`notice::EmailChanged`]).
     EmailChanged,
+    /// "Join {organisation} on Billfold": who invited, the role, and a link that works once,
+    /// for a week, for the address it went to ([`notice::Invitation`]).
+    Invitation,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::VerifyEmail,
         Kind::PasswordReset,
         Kind::TrialEnding,
@@ -61,6 +64,7 @@ impl Kind {
         Kind::PlanEnded,
         Kind::ConfirmNewEmail,
         Kind::EmailChanged,
+        Kind::Invitation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +77,7 @@ impl Kind {
             Kind::PlanEnded => "plan_ended",
             Kind::ConfirmNewEmail => "confirm_new_email",
             Kind::EmailChanged => "email_changed",
+            Kind::Invitation => "invitation",
         }
     }
 
@@ -87,6 +92,7 @@ impl Kind {
             Kind::PasswordReset => Some(links::Purpose::PasswordReset),
             Kind::PaymentFailed => Some(links::Purpose::FixPayment),
             Kind::ConfirmNewEmail => Some(links::Purpose::ChangeEmail),
+            Kind::Invitation => Some(links::Purpose::Invitation),
             Kind::TrialEnding | Kind::ActionRequired | Kind::PlanEnded | Kind::EmailChanged => None,
         }
     }

@@ -54,3 +54,13 @@ pub struct PlanEnded {
 pub struct EmailChanged {
     pub new_email: String,
 }
+
+/// An invitation: who asked, to which organisation, in which role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    pub invitation_id: i64,
+    pub organization: String,
+    pub invited_by: String,
+    /// As the pages say it ("Member", "Billing admin", "Owner").
+    pub role: String,
+}

@@ -5,7 +5,7 @@
 use askama::Template;
 
 use super::{
-    notice::{ActionRequired, EmailChanged, PaymentFailed, PlanEnded, TrialEnding},
+    notice::{ActionRequired, EmailChanged, Invitation, PaymentFailed, PlanEnded, TrialEnding},
     Kind,
 };
 use crate::domain::{format_date, format_money, PastDuePolicy};
@@ -275,6 +275,28 @@ pub fn content(
                 ],
                 action: None,
                 footer: "This mail went to your old address, so you hear of the change.".to_owned(),
+            }
+        }
+        Kind::Invitation => {
+            let i: Invitation = facts(params)?;
+            Content {
+                subject: format!("Join {} on {PRODUCT}", i.organization),
+                heading: format!("{} invited you to {}", i.invited_by, i.organization),
+                paragraphs: vec![
+                    format!(
+                        "You are invited to join {} on {PRODUCT} as {}.",
+                        i.organization,
+                        i.role.to_lowercase()
+                    ),
+                    format!(
+                        "Open the link within a week, signed in with {to} (or create an account \
+                         with it): it works once."
+                    ),
+                ],
+                action: action("Join the organisation", link),
+                footer: "If you did not expect this, ignore this mail: nothing happens without \
+                         the link."
+                    .to_owned(),
             }
         }
     })

@@ -120,7 +120,10 @@ async fn attempt(
     let link = match (kind.link_purpose(), row.user_id) {
         (Some(purpose), Some(user_id)) => {
             let txn = begin_write(db).await?;
-            let token = links::mint(&*txn, purpose, user_id, &row.to_address).await?;
+            // An invitation's link names the invitation (its facts carry the id).
+            let subject = params.get("invitation_id").map(|v| v.to_string());
+            let token =
+                links::mint(&*txn, purpose, user_id, &row.to_address, subject.as_deref()).await?;
             txn.commit().await?;
             Some(config.url_for(&format!("{}?token={token}", purpose.path())))
         }

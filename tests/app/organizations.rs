@@ -5,9 +5,10 @@ use migration::{Migrator, MigratorTrait};
 use serde_json::Value;
 
 use crate::support::{
-    app::{browser_client, unique_email, Backend, TestApp},
+    app::{browser_client, location, unique_email, Backend, TestApp},
     billing::{customer_of, subscribe_in_stripe, PASSWORD},
-    rows::scalar,
+    mail_catcher::{link_to, MailCatcher},
+    rows::{prove_address, scalar},
     standalone_stripe::settled,
 };
 
@@ -185,4 +186,230 @@ async fn the_move_to_organisations_keeps_every_users_billing(backend: Backend) {
     app.stop().await;
 }
 
-crate::support::on_both_databases!(the_move_to_organisations_keeps_every_users_billing);
+/// Posts a server function from `client` as the hydrated page does (a JSON answer).
+async fn post(
+    app: &TestApp,
+    client: &reqwest::Client,
+    endpoint: &str,
+    fields: &[(&str, &str)],
+) -> (u16, String) {
+    let res = client
+        .post(app.url(endpoint))
+        .header("Origin", &app.base)
+        .form(fields)
+        .send()
+        .await
+        .expect("request");
+    (res.status().as_u16(), res.text().await.expect("body"))
+}
+
+async fn page_of(app: &TestApp, client: &reqwest::Client, path: &str) -> String {
+    client
+        .get(app.url(path))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html")
+}
+
+/// A team organisation: its owner invites by mail, the invited address accepts (another
+/// address cannot), a member may not pay and is told whom to ask, a billing admin may, the
+/// last owner cannot leave, and a member who leaves is back in their personal organisation.
+async fn a_team_invites_and_only_billing_managers_pay(backend: Backend) {
+    let catcher = MailCatcher::start().await;
+    let app = TestApp::spawn_with(backend, &catcher.env()).await;
+    let owner_email = unique_email();
+    let owner = signed_up(&app, &owner_email).await;
+    prove_address(&app, &owner_email).await;
+
+    // A personal organisation invites nobody.
+    let invitee = unique_email();
+    let (status, body) = post(
+        &app,
+        &owner,
+        "/api/org/invite",
+        &[("email", invitee.as_str()), ("role", "member")],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("create a team organisation"), "{body}");
+
+    let (status, body) = post(&app, &owner, "/api/org/create", &[("name", "Acme Ltd")]).await;
+    assert_eq!(status, 200, "{body}");
+    let org = page_of(&app, &owner, "/settings/organization").await;
+    assert!(
+        org.contains("Acme Ltd") && org.contains("Your role: Owner."),
+        "{org}"
+    );
+    for (fields, status) in [
+        ([("email", "not-an-address"), ("role", "member")], 400),
+        ([("email", invitee.as_str()), ("role", "emperor")], 400),
+        ([("email", owner_email.as_str()), ("role", "member")], 409),
+    ] {
+        let (got, body) = post(&app, &owner, "/api/org/invite", &fields).await;
+        assert_eq!(got, status, "{fields:?}: {body}");
+    }
+    let (status, body) = post(
+        &app,
+        &owner,
+        "/api/org/invite",
+        &[("email", invitee.as_str()), ("role", "member")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mail = catcher.wait_for(&invitee, 1).await;
+    let link = link_to(&mail[0], "/accept-invitation");
+    let path = &link[link.find("/accept-invitation").expect("path")..];
+    let token = path.split("token=").nth(1).expect("token").to_owned();
+
+    // Signed out, the link says what it offers and how to accept.
+    let offer = page_of(&app, &browser_client(), path).await;
+    assert!(
+        offer.contains("Acme Ltd") && offer.contains("Log in to accept"),
+        "{offer}"
+    );
+    // Another address cannot use it.
+    let stranger = signed_up(&app, &unique_email()).await;
+    let (status, body) = post(
+        &app,
+        &stranger,
+        "/api/org/invitation/accept",
+        &[("token", token.as_str())],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains(&invitee), "{body}");
+    // The invited address accepts (its link proves the address) and lands in the team.
+    let member = signed_up(&app, &invitee).await;
+    let (status, body) = post(
+        &app,
+        &member,
+        "/api/org/invitation/accept",
+        &[("token", token.as_str())],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = post(
+        &app,
+        &member,
+        "/api/org/invitation/accept",
+        &[("token", token.as_str())],
+    )
+    .await;
+    assert_eq!(status, 400, "once only");
+    let team = page_of(&app, &member, "/settings/organization").await;
+    assert!(
+        team.contains("Acme Ltd")
+            && team.contains("Your role: Member.")
+            && team.contains("2 members"),
+        "{team}"
+    );
+    assert!(
+        !page_of(&app, &member, "/settings/billing")
+            .await
+            .contains("unproven-address"),
+        "the invitation's link proved the address"
+    );
+
+    // A member may not pay, whatever they post; the page says whom to ask.
+    let billing = page_of(&app, &member, "/settings/billing").await;
+    assert!(billing.contains("billing-member-notice"), "{billing}");
+    assert!(billing.contains(&owner_email), "whom to ask");
+    assert!(!billing.contains("Manage Billing"), "no billing buttons");
+    let price = scalar(
+        &app,
+        "SELECT id FROM prices WHERE lookup_key = 'starter_monthly'",
+    )
+    .await
+    .expect("the Starter price");
+    for (endpoint, fields) in [
+        ("/api/billing/portal", vec![]),
+        (
+            "/api/billing/portal",
+            vec![("flow", "payment_method_update")],
+        ),
+        ("/api/billing/checkout", vec![("price_id", price.as_str())]),
+        ("/api/billing/account", vec![]),
+    ] {
+        let (status, body) = post(&app, &member, endpoint, &fields).await;
+        assert_eq!(status, 403, "{endpoint}: {body}");
+        assert!(
+            body.contains(&owner_email),
+            "{endpoint} names whom to ask: {body}"
+        );
+    }
+
+    // Made a billing admin, the same member may.
+    let member_id = scalar(
+        &app,
+        &format!("SELECT id FROM users WHERE email = '{invitee}'"),
+    )
+    .await
+    .expect("id");
+    let (status, body) = post(
+        &app,
+        &owner,
+        "/api/org/role",
+        &[("user_id", member_id.as_str()), ("role", "billing_admin")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        &app,
+        &member,
+        "/api/billing/checkout",
+        &[("price_id", price.as_str())],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let team_customer = scalar(
+        &app,
+        "SELECT customer_id FROM stripe_customers WHERE organization_id = \
+         (SELECT id FROM organizations WHERE name = 'Acme Ltd')",
+    )
+    .await
+    .expect("the team's own customer");
+    let owners_customer = customer_of(&app, &owner_email).await;
+    assert_ne!(
+        Some(team_customer),
+        owners_customer,
+        "not the owner's personal one"
+    );
+
+    // The last owner stays; the member leaves and is back in their personal organisation.
+    let (status, body) = post(&app, &owner, "/api/org/leave", &[]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("needs an owner"), "{body}");
+    let (status, body) = post(&app, &member, "/api/org/leave", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let after = page_of(&app, &member, "/settings/organization").await;
+    assert!(
+        after.contains("Personal") && after.contains("Your role: Owner."),
+        "{after}"
+    );
+    // And as a plain form, switching goes back to the organisation page.
+    let res = owner
+        .post(app.url("/api/org/switch"))
+        .header("Origin", &app.base)
+        .header("Accept", "text/html")
+        .header("Referer", app.url("/settings/organization"))
+        .form(&[("organization_id", "999999")])
+        .send()
+        .await
+        .expect("switch");
+    assert_eq!(res.status(), 302);
+    assert!(
+        location(&res).contains("/settings/organization?") && location(&res).contains("__err"),
+        "back to the page with the refusal: {}",
+        location(&res)
+    );
+    app.stop().await;
+}
+
+crate::support::on_both_databases!(
+    the_move_to_organisations_keeps_every_users_billing,
+    a_team_invites_and_only_billing_managers_pay,
+);

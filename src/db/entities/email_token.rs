@@ -7,8 +7,9 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub token_hash: String,
-    /// `verify_email` or `password_reset`.
+    /// What it is for ([`crate::mail::links::Purpose`]).
     pub purpose: String,
+    /// The account it is for (an invitation's: the member who sent it).
     pub user_id: i64,
     /// The address the link was sent to (a link proves that address, no other).
     pub email: String,
@@ -16,6 +17,8 @@ pub struct Model {
     pub expires_at: i64,
     /// When it was used; a used link is refused.
     pub used_at: Option<i64>,
+    /// What the link is about besides its account: an invitation's id.
+    pub subject: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,6 +6,7 @@ pub mod customer_check;
 pub mod customer_entitlement;
 pub mod drift_record;
 pub mod email_token;
+pub mod invitation;
 pub mod invoice;
 pub mod mail_outbox;
 pub mod membership;
