@@ -33,7 +33,7 @@ const MAP: &[(&str, &[&str])] = &[
     (
         "auth",
         &[
-            "db", "error", "forms", "limits", "mail", "state", "ui", "web",
+            "db", "domain", "error", "forms", "limits", "mail", "state", "ui", "web",
         ],
     ),
     ("layout", &["auth", "ui"]),
@@ -56,7 +56,8 @@ const MAP: &[(&str, &[&str])] = &[
     (
         "accounts",
         &[
-            "auth", "billing", "db", "error", "forms", "layout", "mail", "state", "ui", "web",
+            "auth", "billing", "db", "error", "forms", "layout", "limits", "mail", "state", "ui",
+            "web",
         ],
     ),
     (

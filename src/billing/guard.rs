@@ -15,6 +15,10 @@
 //!   `included.limit("projects")`, a server function calls [`limit`]. `None` is no cap;
 //!   without access, or on a plan the catalogue does not know, every limit is 0.
 //!
+//! Every guard answers for the user's *current organisation* (`CurrentUser::org`, resolved
+//! with the session from the organisations the user belongs to): its customer, its plan, its
+//! features and limits. A user who left an organisation no longer resolves to it.
+//!
 //! All read the pure [`access`](super::access) rule over the database's copy of Stripe's
 //! state, with the same clock as the pages: no Stripe call on the request's path.
 

@@ -123,7 +123,9 @@ fn render_billing(s: BillingSummary) -> AnyView {
                     }
                     _ => view! {
                         <p class="mt-2 text-lg font-medium">"No active subscription"</p>
-                        <p class="text-slate-600">"Choose a plan below to get started."</p>
+                        <p class="text-slate-600">
+                            {if manages { "Choose a plan below to get started." } else { "Those who manage its billing can choose a plan." }}
+                        </p>
                     }.into_any(),
                 }}
             </section>
