@@ -61,6 +61,10 @@ export default defineConfig({
         LOG_LEVEL: 'warn',
         SMTP_URL: `smtp://127.0.0.1:${SMTP_PORT}`,
         MAIL_FROM: 'Billfold <billing@billfold.test>',
+        // The browser reaches the app from loopback; each test names its own client address
+        // (tests/fixtures.ts), as a proxy would, so per-client limits count tests apart.
+        TRUSTED_PROXIES: '127.0.0.1/32',
+        TRUSTED_PROXY_HEADER: 'x-forwarded-for',
       },
     },
   ],

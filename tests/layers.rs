@@ -63,8 +63,8 @@ const MAP: &[(&str, &[&str])] = &[
     (
         "organizations",
         &[
-            "auth", "db", "domain", "error", "forms", "layout", "limits", "mail", "state", "ui",
-            "web",
+            "auth", "billing", "db", "domain", "error", "forms", "layout", "limits", "mail",
+            "state", "ui", "web",
         ],
     ),
     ("webhooks", &["billing", "db", "metrics", "state"]),

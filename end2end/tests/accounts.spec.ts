@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { hydrated, PASSWORD, uniqueEmail } from './helpers';
 
 test.describe('accounts with JavaScript', () => {

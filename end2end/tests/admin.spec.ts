@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
-import { expect, Page, test } from '@playwright/test';
+import { expect, Page, test } from './fixtures';
 import { hydrated, PASSWORD, proveAddress, uniqueEmail } from './helpers';
 
 // /admin/billing, the operators' event inbox. The operator signs up like anyone, and is then

@@ -1,4 +1,4 @@
-import { APIRequestContext, expect, Page, test } from '@playwright/test';
+import { APIRequestContext, expect, Page, test } from './fixtures';
 import { hydrated, PASSWORD, uniqueEmail } from './helpers';
 
 // The whole user story against the Stripe test double mounted in the app (simulated mode).

@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { hydrated, signUp, subscribeToStarter, switchToPro, uniqueEmail } from './helpers';
 
 // `/app`: a feature by entitlement (the CSV export) and a limit (projects), as a user meets them:

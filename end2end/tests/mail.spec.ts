@@ -1,4 +1,4 @@
-import { expect, Page, test } from '@playwright/test';
+import { expect, Page, test } from './fixtures';
 import { hydrated, mailedLink, PASSWORD, proveAddress, uniqueEmail } from './helpers';
 
 // Mail as a user meets it, through the catcher's inbox: the link mailed at sign-up proves the

@@ -1,4 +1,4 @@
-import { Browser, expect, Page, test } from '@playwright/test';
+import { Browser, clientAddress, expect, Page, test } from './fixtures';
 import { hydrated, mailedLink, proveAddress, signUp, uniqueEmail } from './helpers';
 
 // A team as its people meet it: the owner creates an organisation and invites someone; the
@@ -6,7 +6,10 @@ import { hydrated, mailedLink, proveAddress, signUp, uniqueEmail } from './helpe
 // sees the plan with whom to ask instead of billing buttons. With JavaScript, and without.
 
 async function newPage(browser: Browser, javaScript: boolean): Promise<Page> {
-  const context = await browser.newContext({ javaScriptEnabled: javaScript });
+  const context = await browser.newContext({
+    javaScriptEnabled: javaScript,
+    extraHTTPHeaders: { 'x-forwarded-for': clientAddress() },
+  });
   return context.newPage();
 }
 

@@ -1,4 +1,4 @@
-import { APIRequestContext, expect, test } from '@playwright/test';
+import { APIRequestContext, expect, test } from './fixtures';
 import { hydrated, signUp, subscribeToStarter, switchToPro, uniqueEmail } from './helpers';
 
 // Switching plans from the page's plan card straight into Stripe's confirmation (the double's

@@ -2,7 +2,8 @@
 //! counts), written in the transaction of the change that causes them and sent by a task.
 //! One row per target (`key`); a newer change to the same target bumps `generation`, so the
 //! row goes out again with the newest value and an attempt of an older generation never
-//! closes it.
+//! closes it. `window_started_at`/`window_count` count the updates sent in the current hour,
+//! for a budget per target.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -31,6 +32,8 @@ impl MigrationTrait for Migration {
                     .col(big_integer(StripeOutbox::CreatedAt))
                     .col(big_integer(StripeOutbox::UpdatedAt))
                     .col(big_integer_null(StripeOutbox::DoneAt))
+                    .col(big_integer_null(StripeOutbox::WindowStartedAt))
+                    .col(integer(StripeOutbox::WindowCount).default(0))
                     .to_owned(),
             )
             .await?;
@@ -70,4 +73,6 @@ enum StripeOutbox {
     CreatedAt,
     UpdatedAt,
     DoneAt,
+    WindowStartedAt,
+    WindowCount,
 }

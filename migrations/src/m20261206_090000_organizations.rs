@@ -102,6 +102,23 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // A subscription's quantity (seats) and the item it is on.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Subscriptions::Table)
+                    .add_column(ColumnDef::new(Subscriptions::Quantity).big_integer().null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Subscriptions::Table)
+                    .add_column(ColumnDef::new(Subscriptions::ItemId).string().null())
+                    .to_owned(),
+            )
+            .await?;
         // What a mailed link is about besides its account (an invitation's id).
         manager
             .alter_table(
@@ -234,6 +251,16 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        for column in [Subscriptions::Quantity, Subscriptions::ItemId] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Subscriptions::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
         manager
             .drop_table(Table::drop().table(Invitations::Table).to_owned())
             .await?;
@@ -278,6 +305,13 @@ enum Invitations {
     ExpiresAt,
     AcceptedAt,
     RevokedAt,
+}
+
+#[derive(DeriveIden)]
+enum Subscriptions {
+    Table,
+    Quantity,
+    ItemId,
 }
 
 #[derive(DeriveIden)]

@@ -51,8 +51,27 @@ pub async fn start_checkout(
         }
         None => None,
     };
+    // A plan priced per seat starts with the organisation's seat count.
+    let quantity = match state
+        .config
+        .catalog
+        .plans
+        .iter()
+        .find(|p| p.key == plan.plan_key)
+    {
+        Some(catalog_plan) => {
+            super::seats::checkout_quantity(
+                &state.db,
+                catalog_plan,
+                user.org.id,
+                &state.config.catalog.seat_policy,
+            )
+            .await?
+        }
+        None => 1,
+    };
     let (customer_id, session) = on_the_customer(state, user, customer_id, "checkout", |c| {
-        let request = checkout_request(state, user, &plan.price.id, trial_days, &c);
+        let request = checkout_request(state, user, &plan.price.id, quantity, trial_days, &c);
         async move {
             let session = request.send(&state.stripe).await;
             crate::metrics::stripe_request("checkout.sessions.create", &session);
@@ -105,12 +124,13 @@ fn checkout_request(
     state: &AppState,
     user: &CurrentUser,
     price_id: &str,
+    quantity: u64,
     trial_days: Option<u32>,
     customer_id: &str,
 ) -> CreateCheckoutSession {
     let mut item = CreateCheckoutSessionLineItems::new();
     item.price = Some(price_id.to_owned());
-    item.quantity = Some(1);
+    item.quantity = Some(quantity);
     let mut request = CreateCheckoutSession::new()
         .mode(stripe_checkout::CheckoutSessionMode::Subscription)
         .customer(customer_id.to_owned())

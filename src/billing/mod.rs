@@ -37,6 +37,8 @@ pub mod projects;
 #[cfg(feature = "ssr")]
 pub mod roles;
 #[cfg(feature = "ssr")]
+pub mod seats;
+#[cfg(feature = "ssr")]
 pub mod state_api;
 #[cfg(feature = "ssr")]
 pub mod stripe_errors;

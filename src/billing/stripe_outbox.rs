@@ -49,19 +49,26 @@ const BATCH: u64 = 20;
 /// What a row changes in Stripe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// The customer's `email`: its user's address (receipts and invoices go there).
+    /// The customer's `email`: its organisation's billing address (receipts and invoices go
+    /// there).
     CustomerEmail,
+    /// The quantity of the customer's per-seat subscription: its organisation's seat count,
+    /// under the catalogue's seat policy ([`super::seats`]).
+    SeatQuantity,
 }
 
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::CustomerEmail => "customer_email",
+            Kind::SeatQuantity => "seat_quantity",
         }
     }
 
     pub fn parse(s: &str) -> Option<Kind> {
-        [Kind::CustomerEmail].into_iter().find(|k| k.as_str() == s)
+        [Kind::CustomerEmail, Kind::SeatQuantity]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 
@@ -80,16 +87,30 @@ pub async fn queue_customer_email(conn: &impl ConnectionTrait, user_id: i64) -> 
         .all(conn)
         .await?;
     for customer in customers {
-        enqueue(conn, Kind::CustomerEmail, &customer).await?;
+        enqueue(conn, Kind::CustomerEmail, &customer, 0).await?;
     }
     Ok(())
 }
 
-/// Queues `kind` for `customer`: a new row, or the target's row queued again with its
-/// generation bumped.
-async fn enqueue(conn: &impl ConnectionTrait, kind: Kind, customer: &str) -> Result<(), DbErr> {
+/// Queues `kind` for `customer`, to go `delay_secs` from now: a new row, or the target's row
+/// queued again with its generation bumped. A row already queued keeps an earlier time, so
+/// changes within the delay ride on it (coalesced).
+pub(super) async fn enqueue(
+    conn: &impl ConnectionTrait,
+    kind: Kind,
+    customer: &str,
+    delay_secs: i64,
+) -> Result<(), DbErr> {
     use row::Column as C;
     let now = clock::now();
+    let at = now + delay_secs;
+    let next = Expr::case(
+        Expr::col((row::Entity, C::Status))
+            .eq(QUEUED)
+            .and(Expr::col((row::Entity, C::NextAttemptAt)).lt(at)),
+        Expr::col((row::Entity, C::NextAttemptAt)),
+    )
+    .finally(Expr::val(at));
     row::Entity::insert(row::ActiveModel {
         id: NotSet,
         key: Set(format!("{}:{customer}", kind.as_str())),
@@ -98,13 +119,15 @@ async fn enqueue(conn: &impl ConnectionTrait, kind: Kind, customer: &str) -> Res
         generation: Set(1),
         status: Set(QUEUED.to_owned()),
         attempts: Set(0),
-        next_attempt_at: Set(now),
+        next_attempt_at: Set(at),
         claimed_by: Set(None),
         claimed_until: Set(None),
         last_error: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
         done_at: Set(None),
+        window_started_at: Set(None),
+        window_count: Set(0),
     })
     .on_conflict(
         OnConflict::column(C::Key)
@@ -114,7 +137,7 @@ async fn enqueue(conn: &impl ConnectionTrait, kind: Kind, customer: &str) -> Res
             )
             .value(C::Status, QUEUED)
             .value(C::Attempts, 0)
-            .value(C::NextAttemptAt, now)
+            .value(C::NextAttemptAt, next)
             .value(C::LastError, Option::<String>::None)
             .value(C::UpdatedAt, now)
             .value(C::DoneAt, Option::<i64>::None)
@@ -204,16 +227,29 @@ async fn claim(db: &DatabaseConnection, due: &row::Model) -> Result<bool, DbErr>
 
 /// What became of an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
-    Done,
-    Retry { at: i64, error: String },
+pub(super) enum Outcome {
+    /// Stripe has the value; `sent`: a request went out (it counts towards the hour's budget).
+    Done {
+        sent: bool,
+    },
+    /// Not yet, by the policy (the hour's budget spent, seats released at the period's end):
+    /// tried at `at`, with `why`; no failure.
+    Defer {
+        at: i64,
+        why: String,
+    },
+    Retry {
+        at: i64,
+        error: String,
+    },
     Failed(String),
 }
 
 impl Outcome {
     fn word(&self) -> &'static str {
         match self {
-            Outcome::Done => "done",
+            Outcome::Done { .. } => "done",
+            Outcome::Defer { .. } => "deferred",
             Outcome::Retry { .. } => "retry",
             Outcome::Failed(_) => "failed",
         }
@@ -229,10 +265,11 @@ async fn attempt(state: &AppState, due: &row::Model) -> Result<Outcome, DbErr> {
         ));
     };
     match kind {
+        Kind::SeatQuantity => super::seats::attempt(state, due).await,
         Kind::CustomerEmail => {
             let Some(email) = billing_address(&state.db, &due.customer_id).await? else {
                 // Nothing left to change: the customer (or its organisation) is gone.
-                return Ok(Outcome::Done);
+                return Ok(Outcome::Done { sent: false });
             };
             let request =
                 stripe_core::customer::UpdateCustomer::new(due.customer_id.as_str()).email(email);
@@ -243,7 +280,7 @@ async fn attempt(state: &AppState, due: &row::Model) -> Result<Outcome, DbErr> {
             let sent = send_idempotent(state, &request, &key).await;
             crate::metrics::stripe_request("customers.update", &sent);
             Ok(match sent {
-                Ok(_) => Outcome::Done,
+                Ok(_) => Outcome::Done { sent: true },
                 Err(e) => after_failure(due, &e),
             })
         }
@@ -276,7 +313,7 @@ async fn billing_address(db: &DatabaseConnection, customer: &str) -> Result<Opti
 
 /// A failure Stripe may get over (unreachable, rate limiting, its own errors, a request
 /// under way with the same key) is tried again later; a refusal is final.
-fn after_failure(due: &row::Model, e: &StripeError) -> Outcome {
+pub(super) fn after_failure(due: &row::Model, e: &StripeError) -> Outcome {
     let error = match e {
         StripeError::Stripe(err, status) => format!(
             "Stripe answered {status}: {}",
@@ -310,15 +347,21 @@ async fn record(db: &DatabaseConnection, due: &row::Model, outcome: Outcome) -> 
     let now = clock::now();
     let txn = begin_write(db).await?;
     let mut update = row::Entity::update_many()
-        .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
         .col_expr(C::ClaimedBy, Expr::value(Option::<String>::None))
         .col_expr(C::ClaimedUntil, Expr::value(Option::<i64>::None))
         .col_expr(C::UpdatedAt, Expr::value(now));
+    if !matches!(outcome, Outcome::Defer { .. }) {
+        update = update.col_expr(C::Attempts, Expr::col(C::Attempts).add(1));
+    }
+    let sent = matches!(outcome, Outcome::Done { sent: true });
     update = match outcome {
-        Outcome::Done => update
+        Outcome::Done { .. } => update
             .col_expr(C::Status, Expr::value(DONE))
             .col_expr(C::DoneAt, Expr::value(now))
             .col_expr(C::LastError, Expr::value(Option::<String>::None)),
+        Outcome::Defer { at, why } => update
+            .col_expr(C::NextAttemptAt, Expr::value(at))
+            .col_expr(C::LastError, Expr::value(why)),
         Outcome::Retry { at, error } => update
             .col_expr(C::NextAttemptAt, Expr::value(at))
             .col_expr(C::LastError, Expr::value(error)),
@@ -338,6 +381,21 @@ async fn record(db: &DatabaseConnection, due: &row::Model, outcome: Outcome) -> 
             .filter(C::Id.eq(due.id))
             .exec(&*txn)
             .await?;
+    }
+    if sent {
+        // The hour's count of updates sent (whatever generation the row is at now): a new
+        // hour starts the count again.
+        let fresh = due
+            .window_started_at
+            .is_none_or(|start| now - start >= super::seats::BUDGET_WINDOW_SECS);
+        let count = if fresh {
+            row::Entity::update_many()
+                .col_expr(C::WindowStartedAt, Expr::value(now))
+                .col_expr(C::WindowCount, Expr::value(1))
+        } else {
+            row::Entity::update_many().col_expr(C::WindowCount, Expr::col(C::WindowCount).add(1))
+        };
+        count.filter(C::Id.eq(due.id)).exec(&*txn).await?;
     }
     txn.commit().await
 }

@@ -18,6 +18,102 @@ pub struct Catalog {
     #[serde(default)]
     pub features: Vec<Feature>,
     pub plans: Vec<Plan>,
+    /// How a per-seat plan's quantity follows its organisation's members.
+    #[serde(default)]
+    pub seat_policy: SeatPolicy,
+}
+
+/// A plan priced per seat: the quantity billed is the organisation's seat count, within these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seats {
+    /// The fewest seats billed (at least 1).
+    #[serde(default = "one")]
+    pub minimum: u64,
+    /// The most seats the plan allows: inviting beyond it is refused.
+    pub maximum: Option<u64>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// How seats are counted and what Stripe is told when they change (one policy for every
+/// per-seat plan; the README states it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeatPolicy {
+    /// Pending invitations take a seat too.
+    #[serde(default)]
+    pub count_pending_invitations: bool,
+    /// How added seats are charged.
+    #[serde(default)]
+    pub growth: Growth,
+    /// When freed seats stop being billed.
+    #[serde(default)]
+    pub release: Release,
+    /// Member changes within this many seconds go to Stripe as one update.
+    #[serde(default = "default_coalesce")]
+    pub coalesce_secs: u64,
+    /// The most quantity updates one subscription gets in an hour (Stripe allows 200).
+    #[serde(default = "default_budget")]
+    pub updates_per_hour: u32,
+}
+
+fn default_coalesce() -> u64 {
+    30
+}
+
+fn default_budget() -> u32 {
+    20
+}
+
+impl Default for SeatPolicy {
+    fn default() -> Self {
+        SeatPolicy {
+            count_pending_invitations: false,
+            growth: Growth::default(),
+            release: Release::default(),
+            coalesce_secs: default_coalesce(),
+            updates_per_hour: default_budget(),
+        }
+    }
+}
+
+/// How seats added mid-period are charged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Growth {
+    /// Invoiced at once, prorated (`always_invoice`): one invoice per coalesced change.
+    ChargeNow,
+    /// Prorated onto the next invoice (`create_prorations`).
+    #[default]
+    NextInvoice,
+    /// Not prorated: the next renewal charges the new count (a true-up at renewal).
+    AtRenewal,
+}
+
+/// When seats that free up stop being billed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Release {
+    /// At once, the unused time credited on the next invoice (`create_prorations`).
+    AtOnce,
+    /// At the end of the period: the quantity is lowered just before the renewal, without
+    /// proration (until then the seats stay paid for).
+    #[default]
+    PeriodEnd,
+}
+
+impl Growth {
+    /// What Stripe is told as `proration_behavior` for a quantity raised under this policy.
+    pub fn proration_behavior(self) -> &'static str {
+        match self {
+            Growth::ChargeNow => "always_invoice",
+            Growth::NextInvoice => "create_prorations",
+            Growth::AtRenewal => "none",
+        }
+    }
 }
 
 /// Who may start a plan with its free trial. Either way a billing customer has one trial at
@@ -76,6 +172,9 @@ pub struct Plan {
     /// Numeric limits, e.g. `projects = 10`. A limit the plan does not name has no cap.
     #[serde(default)]
     pub limits: BTreeMap<String, u64>,
+    /// Priced per seat (the quantity follows the organisation's members); `None`: one unit.
+    #[serde(default)]
+    pub seats: Option<Seats>,
     pub prices: Vec<PlanPrice>,
 }
 
@@ -247,6 +346,15 @@ impl Catalog {
         if self.plans.is_empty() {
             anyhow::bail!("catalog.plans: list at least one plan (nothing else is for sale)");
         }
+        let policy = &self.seat_policy;
+        if !(1..=100).contains(&policy.updates_per_hour) {
+            anyhow::bail!(
+                "catalog.seat_policy: updates_per_hour must be 1 to 100 (Stripe allows 200 quantity updates an hour)"
+            );
+        }
+        if policy.coalesce_secs > 3_600 {
+            anyhow::bail!("catalog.seat_policy: coalesce_secs must be 0 to 3600");
+        }
         let mut plans = BTreeSet::new();
         let mut lookup_keys = BTreeSet::new();
         for plan in &self.plans {
@@ -267,6 +375,13 @@ impl Catalog {
             }
             for limit in plan.limits.keys() {
                 key_like(&format!("{at}: limits"), limit, 40)?;
+            }
+            if let Some(seats) = plan.seats {
+                if seats.minimum == 0 || seats.maximum.is_some_and(|max| max < seats.minimum) {
+                    anyhow::bail!(
+                        "{at}: seats needs a minimum of at least 1 and a maximum of at least the minimum"
+                    );
+                }
             }
             if plan.prices.is_empty() {
                 anyhow::bail!("{at}: list at least one price");

@@ -66,6 +66,17 @@ pub struct OrganizationView {
     pub members: Vec<MemberRow>,
     /// Pending invitations (owners only).
     pub invitations: Vec<InvitationRow>,
+    /// Seats, when the organisation's plan is priced per seat.
+    pub seats: Option<SeatsView>,
+}
+
+/// A per-seat plan's seats: taken (by the policy's count), paid for (Stripe's quantity), and
+/// the plan's most.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatsView {
+    pub used: u64,
+    pub paid: Option<u64>,
+    pub maximum: Option<u64>,
 }
 
 /// What an invitation link offers.
@@ -217,6 +228,7 @@ fn Organization(view: OrganizationView, invited: bool) -> impl IntoView {
         choices,
         members,
         invitations,
+        seats: seat_view,
         ..
     } = view;
     let owner = current.role.manages_members();
@@ -239,6 +251,19 @@ fn Organization(view: OrganizationView, invited: bool) -> impl IntoView {
             <section class=CARD aria-labelledby="members-heading">
                 <h2 id="members-heading" class="text-lg font-semibold">"Members"</h2>
                 <p class="text-sm text-slate-600" data-testid="seats-used">{format!("{seats} member{}", if seats == 1 { "" } else { "s" })}</p>
+                {seat_view.map(|s| {
+                    let paid = s.paid.map_or_else(|| "not known yet".to_owned(), |p| p.to_string());
+                    let max = s.maximum.map(|m| format!(" (the plan allows up to {m})")).unwrap_or_default();
+                    let short = s.paid.is_some_and(|p| p < s.used);
+                    view! {
+                        <p class="text-sm text-slate-600" data-testid="seats-paid">{format!("Seats: {} used, {paid} paid{max}.", s.used)}</p>
+                        {short.then(|| view! {
+                            <p role="alert" data-testid="seats-short" class="mt-2 rounded-md border border-amber-300 bg-amber-50 px-3 py-2 text-sm text-amber-900">
+                                "Fewer seats are paid for than are used (the quantity was lowered in Stripe). Nobody loses access before the period ends; the next member change sets the quantity again."
+                            </p>
+                        })}
+                    }
+                })}
                 <table class="mt-3 w-full text-left text-sm">
                     <thead class="text-slate-500"><tr><th class="py-1 font-medium">"Email"</th><th class="py-1 font-medium">"Role"</th><th></th></tr></thead>
                     <tbody>

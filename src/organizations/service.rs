@@ -9,9 +9,10 @@ use sea_orm::{
     QueryFilter, QueryOrder,
 };
 
-use super::{InvitationPreview, InvitationRow, MemberRow, OrgChoice, OrganizationView};
+use super::{InvitationPreview, InvitationRow, MemberRow, OrgChoice, OrganizationView, SeatsView};
 use crate::{
     auth::{org::add_member, ssr::link_refused, validate::Email},
+    billing::seats,
     db::{
         begin_write, clock,
         entities::{invitation, membership, organization, user},
@@ -97,7 +98,9 @@ pub async fn view(state: &AppState, user: &CurrentUser) -> Result<OrganizationVi
     let org = organization::Entity::find_by_id(user.org.id)
         .one(db)
         .await?;
+    let seats = seats_view(state, user.org.id).await?;
     Ok(OrganizationView {
+        seats,
         email: user.email.clone(),
         email_verified: user.email_verified,
         current: user.org.clone(),
@@ -106,6 +109,31 @@ pub async fn view(state: &AppState, user: &CurrentUser) -> Result<OrganizationVi
         members,
         invitations,
     })
+}
+
+/// Seats used and paid, when the organisation's live plan is priced per seat.
+async fn seats_view(state: &AppState, org_id: i64) -> Result<Option<SeatsView>, AppError> {
+    use crate::db::entities::stripe_customer;
+    let catalog = &state.config.catalog;
+    let customers: Vec<stripe_customer::Model> = stripe_customer::Entity::find()
+        .filter(stripe_customer::Column::OrganizationId.eq(org_id))
+        .filter(stripe_customer::Column::Livemode.eq(state.config.stripe.mode.livemode()))
+        .filter(stripe_customer::Column::Deleted.eq(false))
+        .all(&state.db)
+        .await?;
+    for customer in customers {
+        if let Some((sub, plan_seats)) =
+            seats::per_seat_subscription(&state.db, catalog, &customer.customer_id).await?
+        {
+            let used = seats::seat_count(&state.db, org_id, &catalog.seat_policy).await?;
+            return Ok(Some(SeatsView {
+                used,
+                paid: sub.quantity.and_then(|q| u64::try_from(q).ok()),
+                maximum: plan_seats.maximum,
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// The organisation's invitations still waiting for an answer.
@@ -260,6 +288,11 @@ pub async fn invite(
             user.org.name
         )));
     }
+    if let Err(full) =
+        seats::room_for_one_more(&state.db, &state.config.catalog, user.org.id).await?
+    {
+        return Err(AppError::Forbidden(full));
+    }
     state
         .limits
         .enforce(
@@ -297,6 +330,10 @@ pub async fn invite(
         invited_by: user.email.clone(),
         role: role.label().to_owned(),
     };
+    let policy = &state.config.catalog.seat_policy;
+    if policy.count_pending_invitations {
+        seats::queue_sync(&*txn, user.org.id, policy).await?;
+    }
     outbox::enqueue(
         &*txn,
         NewMail {
@@ -331,6 +368,10 @@ pub async fn revoke(state: &AppState, user: &CurrentUser, raw_id: &str) -> Resul
         .filter(invitation::Column::RevokedAt.is_null())
         .exec(&*txn)
         .await?;
+    let policy = &state.config.catalog.seat_policy;
+    if policy.count_pending_invitations && done.rows_affected > 0 {
+        seats::queue_sync(&*txn, user.org.id, policy).await?;
+    }
     txn.commit().await?;
     if done.rows_affected == 0 {
         return Err(AppError::NotFound(
@@ -428,6 +469,7 @@ async fn end_membership(state: &AppState, org_id: i64, target: i64) -> Result<()
         .filter(membership::Column::UserId.eq(target))
         .exec(&*txn)
         .await?;
+    seats::queue_sync(&*txn, org_id, &state.config.catalog.seat_policy).await?;
     // Back to their personal organisation, if this was their current one.
     user::Entity::update_many()
         .col_expr(
@@ -439,6 +481,7 @@ async fn end_membership(state: &AppState, org_id: i64, target: i64) -> Result<()
         .exec(&*txn)
         .await?;
     txn.commit().await?;
+    state.stripe_updates.notify_one();
     Ok(())
 }
 
@@ -522,6 +565,7 @@ pub async fn accept(state: &AppState, user: &CurrentUser, token: &str) -> Result
     if role_in(&*txn, org.id, user.id).await?.is_none() {
         let role = Role::parse(&inv.role).unwrap_or(Role::Member);
         add_member(&*txn, org.id, user.id, role, now).await?;
+        seats::queue_sync(&*txn, org.id, &state.config.catalog.seat_policy).await?;
     }
     user::Entity::update_many()
         .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
@@ -532,5 +576,6 @@ pub async fn accept(state: &AppState, user: &CurrentUser, token: &str) -> Result
         .await?;
     set_current(&*txn, user.id, Some(org.id)).await?;
     txn.commit().await?;
+    state.stripe_updates.notify_one();
     Ok(())
 }

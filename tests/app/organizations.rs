@@ -409,7 +409,286 @@ async fn a_team_invites_and_only_billing_managers_pay(backend: Backend) {
     app.stop().await;
 }
 
+/// The repository's billing file with another seat policy, for the app under test.
+fn billing_file_with(policy: &str) -> tempfile::NamedTempFile {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/billing.toml");
+    let text = std::fs::read_to_string(file).expect("billing.toml");
+    let start = text.find("\n[catalog.seat_policy]").expect("a seat policy") + 1;
+    let mut changed = text[..start].to_owned();
+    changed.push_str("[catalog.seat_policy]\n");
+    changed.push_str(policy);
+    let mut out = tempfile::NamedTempFile::new().expect("temp file");
+    std::io::Write::write_all(&mut out, changed.as_bytes()).expect("write");
+    out
+}
+
+async fn stripe_object(app: &TestApp, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(app.url(&format!("/_stripe-sim/v1/{path}")))
+        .bearer_auth("sk_test_through_the_double")
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Waits (a bounded while) until the double's subscription has `quantity`.
+async fn quantity_becomes(app: &TestApp, sub: &str, quantity: u64) -> Value {
+    let mut seen = Value::Null;
+    for _ in 0..300 {
+        seen = stripe_object(app, &format!("subscriptions/{sub}")).await;
+        if seen["items"]["data"][0]["quantity"].as_u64() == Some(quantity) {
+            return seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the quantity never became {quantity}: {}",
+        seen["items"]["data"][0]
+    );
+}
+
+/// A member joins as the invitation's acceptance makes them one (their membership and the
+/// queued seat update in one transaction), without the mail round trip (and without sign-up's
+/// limit per client: twenty people do not sign up from one address).
+async fn join(app: &TestApp, org: i64) {
+    use billfold::{
+        auth::{
+            org::add_member,
+            ssr::{create_user, Address},
+            validate::{Email, Password},
+        },
+        billing::seats,
+        db::begin_write,
+        domain::Role,
+    };
+    let email = Email::parse(&unique_email()).expect("an address");
+    let user = create_user(
+        &app.db,
+        &email,
+        Password::parse(PASSWORD).expect("a password"),
+        Address::Proven,
+    )
+    .await
+    .expect("an account")
+    .id;
+    let txn = begin_write(&app.db).await.expect("begin");
+    add_member(&*txn, org, user, Role::Member, billfold::db::clock::now())
+        .await
+        .expect("member");
+    seats::queue_sync(&*txn, org, &app.state.config.catalog.seat_policy)
+        .await
+        .expect("queue");
+    txn.commit().await.expect("commit");
+}
+
+/// Seats follow members through the outbox under the stated policy: an accepted invitation
+/// raises the quantity (charged now, one invoice), twenty people joining in bursts reach Stripe
+/// as a few coalesced updates within the hour's budget and end at the right count, and a
+/// removed member's seat stays paid until the period's end.
+async fn seats_follow_members_under_the_policy(backend: Backend) {
+    use stripe_billing::subscription::{CreateSubscription, CreateSubscriptionItems};
+    use stripe_payment::payment_method::AttachPaymentMethod;
+    let catcher = MailCatcher::start().await;
+    let billing = billing_file_with(
+        "count_pending_invitations = false\ngrowth = \"charge_now\"\nrelease = \"period_end\"\n\
+         coalesce_secs = 2\nupdates_per_hour = 6\n",
+    );
+    let mut env = catcher.env().to_vec();
+    env.push(("BILLING_FILE", billing.path().to_str().expect("path")));
+    let app = TestApp::spawn_with(backend, &env).await;
+    let owner_email = unique_email();
+    let owner = signed_up(&app, &owner_email).await;
+    prove_address(&app, &owner_email).await;
+    let (status, body) = post(&app, &owner, "/api/org/create", &[("name", "Seats Inc")]).await;
+    assert_eq!(status, 200, "{body}");
+    let org: i64 = scalar(
+        &app,
+        "SELECT id FROM organizations WHERE name = 'Seats Inc'",
+    )
+    .await
+    .expect("org")
+    .parse()
+    .expect("id");
+    let (status, body) = post(&app, &owner, "/api/billing/account", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let customer = scalar(
+        &app,
+        &format!("SELECT customer_id FROM stripe_customers WHERE organization_id = {org}"),
+    )
+    .await
+    .expect("the team's customer");
+
+    // Team, one seat, as Checkout would start it for one member.
+    let stripe = stripe::ClientBuilder::new("sk_test_through_the_double")
+        .url(app.url("/_stripe-sim/"))
+        .build()
+        .expect("client");
+    let pm = AttachPaymentMethod::new("pm_card_visa")
+        .customer(customer.as_str())
+        .send(&stripe)
+        .await
+        .expect("attach");
+    let team = scalar(
+        &app,
+        "SELECT id FROM prices WHERE lookup_key = 'team_monthly'",
+    )
+    .await
+    .expect("the Team price");
+    let mut item = CreateSubscriptionItems::new();
+    item.price = Some(team);
+    item.quantity = Some(1);
+    let sub = CreateSubscription::new()
+        .customer(customer.as_str())
+        .items(vec![item])
+        .default_payment_method(pm.id.to_string())
+        .send(&stripe)
+        .await
+        .expect("subscribe")
+        .id
+        .to_string();
+    settled(app.state.sim.as_ref().expect("the double")).await;
+    let invoices_before = stripe_object(&app, &format!("invoices?subscription={sub}")).await
+        ["data"]
+        .as_array()
+        .map_or(0, Vec::len);
+
+    // An accepted invitation: two seats, charged now (one more invoice).
+    let invitee = unique_email();
+    let (status, body) = post(
+        &app,
+        &owner,
+        "/api/org/invite",
+        &[("email", invitee.as_str()), ("role", "member")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mail = catcher.wait_for(&invitee, 1).await;
+    let link = link_to(&mail[0], "/accept-invitation");
+    let token = link.split("token=").nth(1).expect("token").to_owned();
+    let member = signed_up(&app, &invitee).await;
+    let (status, body) = post(
+        &app,
+        &member,
+        "/api/org/invitation/accept",
+        &[("token", token.as_str())],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    quantity_becomes(&app, &sub, 2).await;
+    settled(app.state.sim.as_ref().expect("the double")).await;
+    let invoices = stripe_object(&app, &format!("invoices?subscription={sub}")).await;
+    assert_eq!(
+        invoices["data"].as_array().map_or(0, Vec::len),
+        invoices_before + 1,
+        "charged now: one invoice for the added seat: {invoices}"
+    );
+
+    // Twenty join in bursts over several seconds: a few coalesced updates, within budget.
+    let updates_before = quantity_updates(&app, &sub);
+    for burst in 0..4 {
+        for _ in 0..5 {
+            join(&app, org).await;
+        }
+        if burst < 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        }
+    }
+    quantity_becomes(&app, &sub, 22).await;
+    let sent = quantity_updates(&app, &sub) - updates_before;
+    assert!(
+        (1..=5).contains(&sent),
+        "twenty joins went to Stripe as {sent} updates (budget 6 an hour, one spent)"
+    );
+
+    // A removed member's seat stays paid until the period's end: the change waits for it.
+    let member_id = scalar(
+        &app,
+        &format!("SELECT id FROM users WHERE email = '{invitee}'"),
+    )
+    .await
+    .expect("id");
+    let (status, body) = post(
+        &app,
+        &owner,
+        "/api/org/remove",
+        &[("user_id", member_id.as_str())],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut deferred = None;
+    for _ in 0..200 {
+        let row = scalar(
+            &app,
+            &format!("SELECT last_error FROM stripe_outbox WHERE key = 'seat_quantity:{customer}'"),
+        )
+        .await;
+        if row
+            .as_deref()
+            .is_some_and(|e| e.contains("end of the period"))
+        {
+            deferred = row;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(deferred.is_some(), "the release waits for the period's end");
+    assert_eq!(
+        stripe_object(&app, &format!("subscriptions/{sub}")).await["items"]["data"][0]["quantity"]
+            .as_u64(),
+        Some(22),
+        "still paid until then"
+    );
+    let page = page_of(&app, &owner, "/settings/organization").await;
+    assert!(
+        page.contains("Seats: 21 used, 22 paid (the plan allows up to 50)."),
+        "{page}"
+    );
+
+    // Someone lowers the quantity in Stripe below the members: the page tells the owner, and
+    // nobody loses anything.
+    let item = stripe_object(&app, &format!("subscriptions/{sub}")).await["items"]["data"][0]["id"]
+        .as_str()
+        .expect("item")
+        .to_owned();
+    let mut line = stripe_billing::subscription::UpdateSubscriptionItems::new();
+    line.id = Some(item);
+    line.quantity = Some(5);
+    stripe_billing::subscription::UpdateSubscription::new(sub.as_str())
+        .items(vec![line])
+        .send(&stripe)
+        .await
+        .expect("lower the quantity");
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = page_of(&app, &owner, "/settings/organization").await;
+        if page.contains("seats-short") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(page.contains("Seats: 21 used, 5 paid"), "{page}");
+    assert!(page.contains("seats-short"), "{page}");
+    app.stop().await;
+}
+
+/// How many quantity updates (`POST /v1/subscriptions/{id}`) the double received for `sub`.
+fn quantity_updates(app: &TestApp, sub: &str) -> usize {
+    let path = format!("/v1/subscriptions/{sub}");
+    app.state
+        .sim
+        .as_ref()
+        .expect("the double")
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == path)
+        .count()
+}
+
 crate::support::on_both_databases!(
     the_move_to_organisations_keeps_every_users_billing,
     a_team_invites_and_only_billing_managers_pay,
+    seats_follow_members_under_the_policy,
 );

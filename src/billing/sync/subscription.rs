@@ -326,8 +326,8 @@ async fn try_write_subscription(
         .and_then(|p| p.product.as_object())
         .map(|product| product.name.clone());
     let row = subscription_row(sub, source.at(), is_terminal(sub), expanded.clone());
-    let mut columns = Vec::with_capacity(23);
-    let mut values = Vec::with_capacity(23);
+    let mut columns = Vec::with_capacity(25);
+    let mut values = Vec::with_capacity(25);
     for column in C::iter() {
         let value = match (column, price) {
             // The product's own row, else what `prices` holds, else the expanded name.
@@ -411,7 +411,7 @@ async fn try_write_subscription(
 }
 
 /// The columns an accepted write replaces; `id` stays.
-const SUBSCRIPTION_UPDATES: [subscription::Column; 22] = {
+const SUBSCRIPTION_UPDATES: [subscription::Column; 24] = {
     use subscription::Column as C;
     [
         C::CustomerId,
@@ -436,6 +436,8 @@ const SUBSCRIPTION_UPDATES: [subscription::Column; 22] = {
         C::StripeEventAt,
         C::UpdatedAt,
         C::ProductId,
+        C::Quantity,
+        C::ItemId,
     ]
 };
 
@@ -482,5 +484,9 @@ fn subscription_row(
         deleted: Set(deleted),
         stripe_event_at: Set(at),
         updated_at: Set(now()),
+        quantity: Set(item
+            .and_then(|i| i.quantity)
+            .and_then(|q| i64::try_from(q).ok())),
+        item_id: Set(item.map(|i| i.id.as_str().to_owned())),
     }
 }

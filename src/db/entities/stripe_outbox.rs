@@ -31,6 +31,10 @@ pub struct Model {
     pub created_at: i64,
     pub updated_at: i64,
     pub done_at: Option<i64>,
+    /// When the hour of updates being counted began, and how many were sent in it (a budget
+    /// per target, e.g. quantity updates per subscription).
+    pub window_started_at: Option<i64>,
+    pub window_count: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

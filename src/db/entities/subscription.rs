@@ -36,6 +36,11 @@ pub struct Model {
     pub updated_at: i64,
     /// `prod_…` of the price: a product's rename reaches `plan_name` through it.
     pub product_id: Option<String>,
+    /// The first item's quantity (seats, for a plan priced per seat); `None` before Stripe's
+    /// copy said it.
+    pub quantity: Option<i64>,
+    /// The first item's id (`si_…`): what a quantity update names.
+    pub item_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

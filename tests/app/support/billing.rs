@@ -131,6 +131,8 @@ pub fn a_subscription(status: &str, period_end: i64) -> subscription::ActiveMode
         deleted: Set(false),
         stripe_event_at: Set(now()),
         updated_at: Set(now()),
+        quantity: Set(Some(1)),
+        item_id: Set(None),
     }
 }
 
