@@ -70,6 +70,10 @@ pub mod ssr {
     pub struct FixPayment {
         #[serde(default)]
         token: String,
+        /// The organisation whose payment failed (its billing opens, for a member who
+        /// manages it); anything else is ignored.
+        #[serde(default)]
+        org: String,
     }
 
     /// `GET /fix-payment?token=…`: the link works once, within three days, for the address it
@@ -78,10 +82,10 @@ pub mod ssr {
     /// work goes to the log-in page, which says so, headed for the billing page.
     pub async fn fix_payment(
         State(state): State<AppState>,
-        Query(FixPayment { token }): Query<FixPayment>,
+        Query(FixPayment { token, org }): Query<FixPayment>,
     ) -> Response {
         let see_other = |to: &str| (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]);
-        let user = match redeem(&state, token.trim()).await {
+        let user = match redeem(&state, token.trim(), org.trim().parse().ok()).await {
             Ok(Some(user)) => user,
             Ok(None) => {
                 return see_other("/login?next=%2Fsettings%2Fbilling&link=spent").into_response()
@@ -112,8 +116,13 @@ pub mod ssr {
             .into_response()
     }
 
-    /// The link's user, if it is live and still for the account's address; used up.
-    async fn redeem(state: &AppState, token: &str) -> Result<Option<CurrentUser>, AppError> {
+    /// The link's user, if it is live and still for the account's address; used up. With
+    /// `org`, the user acts for that organisation if they manage its billing.
+    async fn redeem(
+        state: &AppState,
+        token: &str,
+        org: Option<i64>,
+    ) -> Result<Option<CurrentUser>, AppError> {
         let txn = begin_write(&state.db).await?;
         let row = match links::redeem(&*txn, Purpose::FixPayment, token).await? {
             Ok(row) => row,
@@ -124,10 +133,15 @@ pub mod ssr {
         };
         let account = user::Entity::find_by_id(row.user_id).one(&*txn).await?;
         txn.commit().await?;
-        match account.filter(|u| u.email == row.email) {
-            Some(u) => Ok(Some(current_user(&state.db, u).await?)),
-            None => Ok(None),
+        let Some(mut account) = account.filter(|u| u.email == row.email) else {
+            return Ok(None);
+        };
+        if let Some(org) = org {
+            if crate::auth::org::choose_for_billing(&state.db, account.id, org).await? {
+                account.current_organization_id = Some(org);
+            }
         }
+        Ok(Some(current_user(&state.db, account).await?))
     }
 
     /// The accounts' plain Axum route: `GET /fix-payment`.

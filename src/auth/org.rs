@@ -61,6 +61,35 @@ pub async fn add_member(
     Ok(())
 }
 
+/// Makes `org_id` the user's current organisation if they belong to it with a role that
+/// manages its billing; whether it did.
+pub async fn choose_for_billing(
+    db: &DatabaseConnection,
+    user_id: i64,
+    org_id: i64,
+) -> Result<bool, DbErr> {
+    let role = membership::Entity::find()
+        .filter(membership::Column::OrganizationId.eq(org_id))
+        .filter(membership::Column::UserId.eq(user_id))
+        .one(db)
+        .await?
+        .and_then(|m| Role::parse(&m.role));
+    if !role.is_some_and(Role::manages_billing) {
+        return Ok(false);
+    }
+    let txn = crate::db::begin_write(db).await?;
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::CurrentOrganizationId,
+            sea_orm::sea_query::Expr::value(org_id),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .exec(&*txn)
+        .await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
 /// The organisation `user` acts for now: their choice if they still belong to it, else their
 /// personal organisation; made now (through the one write path) for an account without one.
 pub async fn current(db: &DatabaseConnection, user: &user::Model) -> Result<CurrentOrg, DbErr> {

@@ -202,12 +202,18 @@ async fn payment_failed(conn: &impl ConnectionTrait, sub_id: &str) -> Result<(),
         return Ok(());
     };
     let failed_at = grace_clock(conn, &[to_model(&sub)]).await?;
+    let organization_id = stripe_customer::Entity::find()
+        .filter(stripe_customer::Column::CustomerId.eq(sub.customer_id.as_str()))
+        .one(conn)
+        .await?
+        .and_then(|c| c.organization_id);
     let facts = PaymentFailed {
         plan: sub.plan_name.clone(),
         amount_due: unpaid.amount_due,
         currency: unpaid.currency.clone(),
         next_attempt: unpaid.next_payment_attempt,
         failed_at,
+        organization_id,
     };
     queue(
         conn,

@@ -59,6 +59,21 @@ pub struct BillingState {
     /// Whether Checkout would start a plan (no plan, or only one that ended).
     pub may_start_plan: bool,
     pub billing_url: &'static str,
+    /// The organisation this billing is (the user's current one) and what the user may do.
+    pub organization: OrganizationOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrganizationOut {
+    pub name: String,
+    /// The user's personal organisation.
+    pub personal: bool,
+    /// `owner`, `billing_admin` or `member`.
+    pub role: crate::domain::Role,
+    /// May open Checkout, switch plans and open the portal.
+    pub manages_billing: bool,
+    /// Whom a member asks (empty for those who manage billing).
+    pub billing_contacts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -167,6 +182,13 @@ impl BillingState {
             }),
             may_start_plan: plan_state.offers_new_plan(),
             billing_url: BILLING_PAGE,
+            organization: OrganizationOut {
+                name: s.org.name.clone(),
+                personal: s.org.personal,
+                role: s.org.role,
+                manages_billing: s.org.role.manages_billing(),
+                billing_contacts: s.billing_contacts.clone(),
+            },
         }
     }
 }

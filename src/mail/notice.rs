@@ -29,6 +29,9 @@ pub struct PaymentFailed {
     /// When the grace clock started (the first attempt of the oldest unpaid invoice):
     /// `PAST_DUE_GRACE` counts from here.
     pub failed_at: Option<i64>,
+    /// The organisation whose plan it is: the mail's link opens its billing.
+    #[serde(default)]
+    pub organization_id: Option<i64>,
 }
 
 /// `invoice.payment_action_required`: the bank wants the card holder to confirm.

@@ -321,6 +321,7 @@ mod tests {
             currency: "usd".into(),
             next_attempt: Some(1_800_259_200),
             failed_at: Some(1_800_000_000),
+            organization_id: Some(7),
         })
         .expect("json");
         let mail = content(

@@ -125,7 +125,13 @@ async fn attempt(
             let token =
                 links::mint(&*txn, purpose, user_id, &row.to_address, subject.as_deref()).await?;
             txn.commit().await?;
-            Some(config.url_for(&format!("{}?token={token}", purpose.path())))
+            // A billing message's link names the organisation whose billing it opens.
+            let org = params
+                .get("organization_id")
+                .and_then(serde_json::Value::as_i64)
+                .map(|id| format!("&org={id}"))
+                .unwrap_or_default();
+            Some(config.url_for(&format!("{}?token={token}{org}", purpose.path())))
         }
         (Some(_), None) => return Ok(failed("a link mail without its user")),
         (None, _) => None,

@@ -60,7 +60,8 @@ pub async fn compare_slice(state: &AppState, report: &mut Report) -> Result<(), 
         match sync::sync_customer(db, &state.stripe, &customer_id).await {
             Ok(_) => {
                 let after = Snapshot::read(db, &customer_id, &before.payment_methods()).await?;
-                let drift = before.drift(&after);
+                let mut drift = before.drift(&after);
+                drift.extend(seat_drift(state, &customer_id).await?);
                 report.drift += drift.len();
                 record(db, &customer_id, drift).await?;
             }
@@ -75,6 +76,36 @@ pub async fn compare_slice(state: &AppState, report: &mut Report) -> Result<(), 
         mark_checked(db, &customer_id).await?;
     }
     Ok(())
+}
+
+/// A per-seat subscription whose quantity (Stripe's, just re-read) is below its
+/// organisation's seat count: someone lowered it in the portal or the Dashboard. Recorded as
+/// drift (the organisation page tells its owners); nothing is taken from anyone, and the next
+/// member change sets the quantity again.
+async fn seat_drift(state: &AppState, customer_id: &str) -> Result<Option<Drift>, DbErr> {
+    use crate::billing::seats;
+    let catalog = &state.config.catalog;
+    let Some((sub, _)) = seats::per_seat_subscription(&state.db, catalog, customer_id).await?
+    else {
+        return Ok(None);
+    };
+    let Some(org) = stripe_customer::Entity::find()
+        .filter(stripe_customer::Column::CustomerId.eq(customer_id))
+        .one(&state.db)
+        .await?
+        .and_then(|c| c.organization_id)
+    else {
+        return Ok(None);
+    };
+    let count = seats::seat_count(&state.db, org, &catalog.seat_policy).await?;
+    let paid = sub.quantity.and_then(|q| u64::try_from(q).ok());
+    Ok(paid.filter(|&paid| paid < count).map(|paid| Drift {
+        object_type: "seats",
+        object_id: sub.id.clone(),
+        field: "quantity".to_owned(),
+        database_value: Some(count.to_string()),
+        stripe_value: Some(paid.to_string()),
+    }))
 }
 
 /// The customers of this mode compared longest ago (never compared first).
@@ -158,6 +189,8 @@ impl Drift {
             ("invoice", _) => "invoice.updated".to_owned(),
             ("customer", "deleted") => "customer.deleted".to_owned(),
             ("entitlement", _) => "entitlements.active_entitlement_summary.updated".to_owned(),
+            // Stripe's quantity below the seat count: lowered in the portal or the Dashboard.
+            ("seats", _) => "customer.subscription.updated".to_owned(),
             ("subscription_schedule", "(row)") => "subscription_schedule.created".to_owned(),
             (kind, _) => format!("{kind}.updated"),
         }

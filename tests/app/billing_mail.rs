@@ -202,11 +202,19 @@ async fn a_failing_card_sends_one_payment_failed_and_one_plan_ended(backend: Bac
     assert_eq!(catcher.about(&email, "payment failed").await.len(), 1);
     assert_eq!(catcher.about(&email, "plan has ended").await.len(), 1);
 
-    // The mail's link signs the user in and opens the portal's card update; once.
+    // The mail's link signs the user in and opens the portal's card update (of the
+    // organisation whose plan it is); once.
     let path = {
         let after = fix.split_once("://").expect("absolute").1;
         after[after.find('/').expect("path")..].to_owned()
     };
+    let org = crate::support::rows::scalar(
+        &app,
+        &format!("SELECT organization_id FROM stripe_customers WHERE customer_id = '{customer}'"),
+    )
+    .await
+    .expect("the customer's organisation");
+    assert!(path.ends_with(&format!("&org={org}")), "{path}");
     let browser = browser_client();
     let res = browser.get(app.url(&path)).send().await.expect("follow");
     assert_eq!(res.status(), 303);

@@ -342,6 +342,17 @@ async fn a_team_invites_and_only_billing_managers_pay(backend: Backend) {
         );
     }
 
+    let state = state_of(&app, &member).await;
+    assert_eq!(state["organization"]["name"], "Acme Ltd", "{state}");
+    assert_eq!(state["organization"]["role"], "member");
+    assert_eq!(state["organization"]["manages_billing"], false);
+    assert!(
+        state["organization"]["billing_contacts"]
+            .to_string()
+            .contains(&owner_email),
+        "{state}"
+    );
+
     // Made a billing admin, the same member may.
     let member_id = scalar(
         &app,
@@ -671,6 +682,19 @@ async fn seats_follow_members_under_the_policy(backend: Backend) {
     }
     assert!(page.contains("Seats: 21 used, 5 paid"), "{page}");
     assert!(page.contains("seats-short"), "{page}");
+    // The reconciler records it as drift: 21 seats used, 5 paid.
+    billfold::reconcile::run_cycle(&app.state)
+        .await
+        .expect("a reconciler cycle");
+    let drift = scalar(
+        &app,
+        &format!(
+            "SELECT database_value || '/' || stripe_value FROM drift_records \
+             WHERE object_type = 'seats' AND object_id = '{sub}'"
+        ),
+    )
+    .await;
+    assert_eq!(drift.as_deref(), Some("21/5"), "the seat drift is recorded");
     app.stop().await;
 }
 
