@@ -37,6 +37,23 @@ async fn state_of(app: &TestApp, client: &reqwest::Client) -> Value {
     res.json().await.expect("json")
 }
 
+/// The id of the catalogue's price `lookup_key`, once the app has loaded the prices from Stripe
+/// (at start, beside the first requests).
+async fn price_of(app: &TestApp, lookup_key: &str) -> String {
+    for _ in 0..200 {
+        let id = scalar(
+            app,
+            &format!("SELECT id FROM prices WHERE lookup_key = '{lookup_key}' AND active = true"),
+        )
+        .await;
+        if let Some(id) = id {
+            return id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the price {lookup_key} never arrived");
+}
+
 async fn count(app: &TestApp, table: &str) -> i64 {
     scalar(app, &format!("SELECT COUNT(*) FROM {table}"))
         .await
@@ -319,12 +336,7 @@ async fn a_team_invites_and_only_billing_managers_pay(backend: Backend) {
     assert!(billing.contains("billing-member-notice"), "{billing}");
     assert!(billing.contains(&owner_email), "whom to ask");
     assert!(!billing.contains("Manage Billing"), "no billing buttons");
-    let price = scalar(
-        &app,
-        "SELECT id FROM prices WHERE lookup_key = 'starter_monthly'",
-    )
-    .await
-    .expect("the Starter price");
+    let price = price_of(&app, "starter_monthly").await;
     for (endpoint, fields) in [
         ("/api/billing/portal", vec![]),
         (
@@ -542,12 +554,7 @@ async fn seats_follow_members_under_the_policy(backend: Backend) {
         .send(&stripe)
         .await
         .expect("attach");
-    let team = scalar(
-        &app,
-        "SELECT id FROM prices WHERE lookup_key = 'team_monthly'",
-    )
-    .await
-    .expect("the Team price");
+    let team = price_of(&app, "team_monthly").await;
     let mut item = CreateSubscriptionItems::new();
     item.price = Some(team);
     item.quantity = Some(1);
