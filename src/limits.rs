@@ -352,6 +352,19 @@ async fn check_shared(pool: &sqlx::PgPool, charges: &[Charge], sweep: bool) -> R
             .fetch_one(&mut *tx)
             .await
             .map_err(database)?;
+    // Every key gets a row first (in key order; a row already there is left alone), so the
+    // locks below are all taken in key order. Without it, a key with no row yet is not locked
+    // by the SELECT, another attempt can insert and lock it meanwhile, and the two wait for
+    // each other.
+    sqlx::query(
+        "INSERT INTO rate_limits (key, tat_ms) \
+         SELECT k, 0 FROM unnest($1::text[]) AS k ORDER BY k \
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(&keys)
+    .execute(&mut *tx)
+    .await
+    .map_err(database)?;
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT key, tat_ms FROM rate_limits WHERE key = ANY($1) ORDER BY key FOR UPDATE",
     )
@@ -381,9 +394,12 @@ async fn check_shared(pool: &sqlx::PgPool, charges: &[Charge], sweep: bool) -> R
     tx.commit().await.map_err(database)?;
 
     if sweep {
+        // Only rows nobody holds, taken in key order: a plain DELETE locks rows in the
+        // table's order and deadlocks with an attempt that holds some of them (key order).
         let swept = sqlx::query(
-            "DELETE FROM rate_limits \
-             WHERE tat_ms < (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+            "DELETE FROM rate_limits WHERE key IN (SELECT key FROM rate_limits \
+             WHERE tat_ms < (extract(epoch FROM clock_timestamp()) * 1000)::bigint \
+             ORDER BY key FOR UPDATE SKIP LOCKED)",
         )
         .execute(pool)
         .await;
