@@ -112,18 +112,34 @@ pub async fn ensure_customer(state: &AppState, user: &CurrentUser) -> Result<Str
         .ok_or_else(|| AppError::internal("customer row missing right after insert"))
 }
 
-/// Where the current organisation's receipts, invoices and billing mail go: a team's billing
-/// address, a personal organisation's user's address.
-async fn billing_email(state: &AppState, user: &CurrentUser) -> Result<String, AppError> {
-    if user.org.personal {
-        return Ok(user.email.clone());
+/// The one rule of where an organisation's receipts and invoices go (its Stripe customer's
+/// email): a team's billing address, a personal organisation's user's address.
+pub async fn billing_address(
+    conn: &impl sea_orm::ConnectionTrait,
+    org: &crate::db::entities::organization::Model,
+) -> Result<Option<String>, sea_orm::DbErr> {
+    if let Some(email) = &org.billing_email {
+        return Ok(Some(email.clone()));
     }
+    let Some(user_id) = org.personal_of else {
+        return Ok(None);
+    };
+    Ok(crate::db::entities::user::Entity::find_by_id(user_id)
+        .one(conn)
+        .await?
+        .map(|u| u.email))
+}
+
+/// [`billing_address`] of the current organisation (the acting user's address if it has none).
+async fn billing_email(state: &AppState, user: &CurrentUser) -> Result<String, AppError> {
     let org = crate::db::entities::organization::Entity::find_by_id(user.org.id)
         .one(&state.db)
         .await?;
-    Ok(org
-        .and_then(|o| o.billing_email)
-        .unwrap_or_else(|| user.email.clone()))
+    let address = match org {
+        Some(org) => billing_address(&state.db, &org).await?,
+        None => None,
+    };
+    Ok(address.unwrap_or_else(|| user.email.clone()))
 }
 
 /// Sign-up creates the customer, but never fails or hangs because Stripe is slow or down:

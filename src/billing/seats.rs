@@ -30,7 +30,7 @@ use super::{
     stripe_outbox::{after_failure, Kind, Outcome},
 };
 use crate::{
-    billing_file::catalog::{Catalog, Growth, Plan, Release, SeatPolicy, Seats},
+    billing_file::catalog::{Catalog, Plan, Release, SeatPolicy, Seats},
     db::{
         clock,
         entities::{
@@ -267,11 +267,7 @@ pub(super) async fn attempt(state: &AppState, due: &outbox_row::Model) -> Result
             }
         }
     } else {
-        match policy.growth {
-            Growth::ChargeNow | Growth::NextInvoice | Growth::AtRenewal => {
-                policy.growth.proration_behavior()
-            }
-        }
+        policy.growth.proration_behavior()
     };
     let spent = due
         .window_started_at

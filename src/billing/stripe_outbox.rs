@@ -24,7 +24,7 @@ use super::stripe_errors::send_idempotent;
 use crate::{
     db::{
         begin_write, clock,
-        entities::{organization, stripe_customer, stripe_outbox as row, user},
+        entities::{organization, stripe_customer, stripe_outbox as row},
     },
     state::AppState,
 };
@@ -287,8 +287,7 @@ async fn attempt(state: &AppState, due: &row::Model) -> Result<Outcome, DbErr> {
     }
 }
 
-/// The customer's organisation's billing address now: a team's own, a personal
-/// organisation's user's.
+/// The customer's organisation's billing address now ([`super::customer::billing_address`]).
 async fn billing_address(db: &DatabaseConnection, customer: &str) -> Result<Option<String>, DbErr> {
     let Some((_, Some(org))) = stripe_customer::Entity::find()
         .filter(stripe_customer::Column::CustomerId.eq(customer))
@@ -299,16 +298,7 @@ async fn billing_address(db: &DatabaseConnection, customer: &str) -> Result<Opti
     else {
         return Ok(None);
     };
-    if let Some(email) = org.billing_email {
-        return Ok(Some(email));
-    }
-    let Some(user_id) = org.personal_of else {
-        return Ok(None);
-    };
-    Ok(user::Entity::find_by_id(user_id)
-        .one(db)
-        .await?
-        .map(|u| u.email))
+    super::customer::billing_address(db, &org).await
 }
 
 /// A failure Stripe may get over (unreachable, rate limiting, its own errors, a request

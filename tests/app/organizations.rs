@@ -158,7 +158,7 @@ async fn the_move_to_organisations_keeps_every_users_billing(backend: Backend) {
         "one per account"
     );
     assert_eq!(count(&app, "memberships").await, counts[0], "its owner");
-    for (email, client, customer) in &people {
+    for (email, _, customer) in &people {
         let user: i64 = scalar(
             &app,
             &format!("SELECT id FROM users WHERE email = '{email}'"),
@@ -195,7 +195,6 @@ async fn the_move_to_organisations_keeps_every_users_billing(backend: Backend) {
             .as_deref(),
             Some("owner")
         );
-        let _ = client;
     }
     for ((email, client, _), was) in people.iter().zip(&before) {
         assert_eq!(&state_of(&app, client).await, was, "{email}'s billing");
