@@ -107,6 +107,17 @@ impl Role {
     }
 }
 
+/// One organisation a user belongs to, as the header's switcher and the organisation page list
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgChoice {
+    pub id: i64,
+    pub name: String,
+    pub personal: bool,
+    pub role: Role,
+    pub current: bool,
+}
+
 /// The organisation a signed-in user acts for now, and their role in it.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
 pub struct CurrentOrg {

@@ -1,10 +1,11 @@
 //! The signed-in area's layout.
 
 use leptos::prelude::*;
-use leptos_router::components::A;
+use leptos_router::{components::A, hooks::use_location};
 
 use crate::{
-    auth::{email_proof::UnprovenAddressBanner, LogoutButton},
+    auth::{email_proof::UnprovenAddressBanner, my_organizations, LogoutButton},
+    domain::OrgChoice,
     ui::Brand,
 };
 
@@ -27,9 +28,7 @@ pub fn SettingsLayout(
             <div class="mx-auto flex max-w-5xl items-center justify-between px-6 py-4">
                 <Brand/>
                 <div class="flex items-center gap-3">
-                    {org.map(|org| view! {
-                        <A href="/settings/organization" attr:class="rounded-md border border-slate-200 px-2 py-1 text-sm font-medium text-slate-700 hover:bg-slate-50" attr:data-testid="current-org" attr:title="Switch organisation">{org}</A>
-                    })}
+                    <OrgSwitcher org/>
                     <span class="text-sm text-slate-600" data-testid="user-email">{email}</span>
                     <LogoutButton/>
                 </div>
@@ -45,5 +44,75 @@ pub fn SettingsLayout(
             </nav>
             <section class="min-w-0 flex-1">{children()}</section>
         </div>
+    }
+}
+
+const ORG_LINK: &str = "rounded-md border border-slate-200 px-2 py-1 text-sm font-medium text-slate-700 hover:bg-slate-50";
+
+/// The current organisation in the header, and the others the user belongs to: each a plain
+/// form that makes it current and comes back to this page (no JavaScript needed). Until the
+/// list is read (or if it cannot be), the page's own name for the organisation, linking to
+/// the organisation page.
+#[component]
+fn OrgSwitcher(org: Option<String>) -> impl IntoView {
+    let here = use_location().pathname.get_untracked();
+    let choices = Resource::new(|| (), |_| my_organizations());
+    let plain = move || {
+        org.clone().map(|org| {
+            view! {
+                <A href="/settings/organization" attr:class=ORG_LINK attr:data-testid="current-org" attr:title="Switch organisation">{org}</A>
+            }
+        })
+    };
+    view! {
+        <Suspense fallback=plain.clone()>
+            {move || {
+                let here = here.clone();
+                let plain = plain.clone();
+                Suspend::new(async move {
+                    match choices.await {
+                        Ok(list) => switcher(list, here).into_any(),
+                        Err(_) => plain().into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+fn switcher(list: Vec<OrgChoice>, here: String) -> impl IntoView {
+    let current = list
+        .iter()
+        .find(|c| c.current)
+        .map(|c| c.name.clone())
+        .unwrap_or_default();
+    let others: Vec<_> = list
+        .into_iter()
+        .filter(|c| !c.current)
+        .map(|c| {
+            let here = here.clone();
+            view! {
+                <li>
+                    <form method="post" action="/api/org/switch">
+                        <input type="hidden" name="organization_id" value=c.id.to_string()/>
+                        <input type="hidden" name="next" value=here/>
+                        <button type="submit" class="block w-full rounded px-3 py-1.5 text-left text-sm text-slate-700 hover:bg-slate-100" data-testid="switch-org">
+                            {c.name}
+                        </button>
+                    </form>
+                </li>
+            }
+        })
+        .collect();
+    view! {
+        <details class="relative" data-testid="org-switcher">
+            <summary class=format!("{ORG_LINK} cursor-pointer list-none") data-testid="current-org" title="Switch organisation">{current}</summary>
+            <ul class="absolute right-0 z-10 mt-1 w-56 rounded-md border border-slate-200 bg-white py-1 shadow-lg">
+                {others}
+                <li class="border-t border-slate-100 mt-1 pt-1">
+                    <A href="/settings/organization" attr:class="block px-3 py-1.5 text-sm text-indigo-700 hover:bg-slate-100">"Manage organisations"</A>
+                </li>
+            </ul>
+        </details>
     }
 }

@@ -182,7 +182,12 @@ pub fn router(state: AppState) -> Router {
         .nest_service("/pkg", ServeDir::new(state.config.site_root.join("pkg")));
     #[cfg(feature = "stripe-sim")]
     if let Some(sim) = &state.sim {
-        machines = machines.nest_service(crate::stripe_api::SIM_MOUNT, sim.router());
+        // Also at `/v1`: Stripe's CLI keeps only the host of `--api-base` (it resolves
+        // `/v1/…` against it), so `stripe trigger … --api-base http://this-app` reaches the
+        // double either way.
+        machines = machines
+            .nest_service(crate::stripe_api::SIM_MOUNT, sim.router())
+            .route_service("/v1/{*rest}", sim.router());
     }
 
     machines

@@ -65,6 +65,14 @@ for (const javaScript of [true, false]) {
       await expect(member.getByTestId('org-name')).toHaveText('Personal');
       await member.goto('/settings/billing');
       await expect(member.getByTestId('billing-member-notice')).toHaveCount(0);
+      // The header's switcher (a plain <details> with a form per organisation) goes back to
+      // the team and stays on the page.
+      await expect(member.getByTestId('current-org')).toHaveText('Personal');
+      await member.getByTestId('current-org').click();
+      await member.getByTestId('switch-org').filter({ hasText: 'Acme Ltd' }).click();
+      await expect(member).toHaveURL(/\/settings\/billing$/);
+      await expect(member.getByTestId('current-org')).toHaveText('Acme Ltd');
+      await expect(member.getByTestId('billing-member-notice')).toContainText(ownerEmail);
     });
   });
 }

@@ -20,6 +20,7 @@ mod m20261206_060000_projects;
 mod m20261206_070000_mail;
 mod m20261206_080000_stripe_outbox;
 mod m20261206_090000_organizations;
+mod m20261206_120000_seat_shortfall;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_070000_mail::Migration),
             Box::new(m20261206_080000_stripe_outbox::Migration),
             Box::new(m20261206_090000_organizations::Migration),
+            Box::new(m20261206_120000_seat_shortfall::Migration),
         ]
     }
 }

@@ -45,6 +45,9 @@ pub enum Reason {
     Incomplete,
     Paused,
     NoSubscription,
+    /// The plan is priced per seat, Stripe's quantity is below the members, and this member's
+    /// seat is not among the paid ones (by the seat policy's `beyond_paid`).
+    NoSeat,
 }
 
 impl Reason {
@@ -70,6 +73,9 @@ impl Reason {
             }
             Reason::Paused => "Your subscription is paused.",
             Reason::NoSubscription => "You have no subscription.",
+            Reason::NoSeat => {
+                "Your organisation pays for fewer seats than it has members, and yours is not among them: ask a billing admin to add seats."
+            }
         }
     }
 }

@@ -105,7 +105,7 @@ pub async fn start_checkout(
 
 /// A user with a live plan switches plans in the portal, never through a second Checkout.
 async fn refuse_if_plan_is_live(state: &AppState, user: &CurrentUser) -> Result<(), AppError> {
-    if entitlement::load(state, user.org.id).await?.may_start_plan {
+    if entitlement::load(state, user).await?.may_start_plan {
         return Ok(());
     }
     Err(AppError::Conflict(

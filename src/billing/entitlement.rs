@@ -14,6 +14,7 @@ use super::{
     customer::live_customer,
     model::{Invoice, Subscription, SubscriptionStatus},
     plans::recurring_prices,
+    seats,
     summary::{FeatureView, Included, PlanState},
 };
 use crate::{
@@ -24,6 +25,7 @@ use crate::{
     },
     error::AppError,
     state::AppState,
+    web::CurrentUser,
 };
 
 /// A user's access now, when the grace clock of a failed payment started (if one did), and
@@ -47,16 +49,33 @@ pub struct Loaded {
     pub now: i64,
 }
 
-/// The one loader: the user's customer and subscriptions (one statement), and the access
-/// they grant now (plus the grace clock's statement when the plan is past_due).
-pub async fn load_all(state: &AppState, org_id: i64) -> Result<Loaded, AppError> {
+/// The one loader: the current organisation's customer and subscriptions (one statement),
+/// and the access they grant this member now (plus the grace clock's statement when the plan
+/// is past_due, and the seat rule's when a per-seat plan pays for fewer seats than members).
+pub async fn load_all(state: &AppState, user: &CurrentUser) -> Result<Loaded, AppError> {
+    let org_id = user.org.id;
     let (customer_id, subscriptions) = match customer_and_subscriptions(state, org_id).await? {
         Some((customer_id, rows)) => (Some(customer_id), rows),
         None => (None, vec![]),
     };
     let models: Vec<Subscription> = subscriptions.iter().map(to_model).collect();
     let now = clock::now();
-    let entitlement = decide(state, &models, now).await?;
+    let mut entitlement = decide(state, &models, now).await?;
+    let primary =
+        access::primary(&models).and_then(|p| subscriptions.iter().find(|row| row.id == p.id));
+    if let (true, Some(row)) = (entitlement.access.granted, primary) {
+        let per_seat = plan_of(state, row)
+            .await?
+            .is_some_and(|p| p.seats.is_some());
+        let policy = &state.config.catalog.seat_policy;
+        if per_seat && !seats::member_holds_seat(&state.db, policy, row, org_id, user.id).await? {
+            entitlement.access = Access {
+                granted: false,
+                reason: access::Reason::NoSeat,
+                until: None,
+            };
+        }
+    }
     Ok(Loaded {
         customer_id,
         subscriptions,
@@ -65,9 +84,9 @@ pub async fn load_all(state: &AppState, org_id: i64) -> Result<Loaded, AppError>
     })
 }
 
-/// The user's access now.
-pub async fn load(state: &AppState, org_id: i64) -> Result<Entitlement, AppError> {
-    Ok(load_all(state, org_id).await?.entitlement)
+/// The member's access now.
+pub async fn load(state: &AppState, user: &CurrentUser) -> Result<Entitlement, AppError> {
+    Ok(load_all(state, user).await?.entitlement)
 }
 
 /// What the plan includes now: the features Stripe's Entitlements list for the customer

@@ -49,7 +49,7 @@ pub struct Paid {
 
 /// The user's access now, by the entitlement loader (the rule the page reads too).
 pub async fn access_of(state: &AppState, user: &CurrentUser) -> Result<Access, AppError> {
-    Ok(entitlement::load(state, user.org.id).await?.access)
+    Ok(entitlement::load(state, user).await?.access)
 }
 
 /// Why a request was refused the feature: no session, no access, or a plan without it.
@@ -186,7 +186,7 @@ async fn check_feature(
 
 /// The user's access and what the plan includes now, by the one loader.
 async fn includes_of(state: &AppState, user: &CurrentUser) -> Result<(Access, Included), AppError> {
-    let loaded = entitlement::load_all(state, user.org.id).await?;
+    let loaded = entitlement::load_all(state, user).await?;
     let included = entitlement::included(state, &loaded).await?;
     Ok((loaded.entitlement.access, included))
 }

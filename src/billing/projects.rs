@@ -29,7 +29,7 @@ const MAX_NAME: usize = 80;
 
 /// The current organisation's projects, oldest first, and how many its plan allows now.
 pub async fn list(state: &AppState, user: &CurrentUser) -> Result<Projects, AppError> {
-    let loaded = entitlement::load_all(state, user.org.id).await?;
+    let loaded = entitlement::load_all(state, user).await?;
     let included = entitlement::included(state, &loaded).await?;
     let names = project::Entity::find()
         .filter(project::Column::OrganizationId.eq(user.org.id))
@@ -65,7 +65,7 @@ fn parse_name(raw: &str) -> Result<String, AppError> {
 /// the limit is reached (or with no plan).
 pub async fn create(state: &AppState, user: &CurrentUser, raw_name: &str) -> Result<(), AppError> {
     let name = parse_name(raw_name)?;
-    let loaded = entitlement::load_all(state, user.org.id).await?;
+    let loaded = entitlement::load_all(state, user).await?;
     let included = entitlement::included(state, &loaded).await?;
     let cap = included.limit(LIMIT);
     let txn = begin_write(&state.db).await?;

@@ -21,7 +21,8 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
 };
 use stripe_billing::subscription::{
-    UpdateSubscription, UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
+    RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems,
+    UpdateSubscriptionProrationBehavior,
 };
 
 use super::{
@@ -30,7 +31,7 @@ use super::{
     stripe_outbox::{after_failure, Kind, Outcome},
 };
 use crate::{
-    billing_file::catalog::{Catalog, Plan, Release, SeatPolicy, Seats},
+    billing_file::catalog::{BeyondPaid, Catalog, Growth, Plan, Release, SeatPolicy, Seats},
     db::{
         clock,
         entities::{
@@ -38,6 +39,7 @@ use crate::{
             subscription,
         },
     },
+    domain::Role,
     state::AppState,
 };
 
@@ -63,6 +65,86 @@ pub async fn seat_count(
         0
     };
     Ok(members + invited)
+}
+
+/// Whether a member holds a seat, by the one rule: seats go in [`seat_order`]; a member
+/// ranked (from 0) below the paid quantity holds one. Beyond it, one who joined after the
+/// quantity last went down (or when it never did) is waiting for the quantity to follow the
+/// members and keeps the plan; one whose seat was taken away gets what `beyond_paid` says:
+/// `until_period_end` keeps it while the period in which the quantity went down lasts
+/// (`lowered_at` at or after the current period's start).
+pub fn holds_seat(
+    rank: u64,
+    paid: u64,
+    policy: BeyondPaid,
+    joined_at: i64,
+    lowered_at: Option<i64>,
+    period_start: Option<i64>,
+) -> bool {
+    if rank < paid {
+        return true;
+    }
+    let Some(lowered_at) = lowered_at.filter(|at| joined_at <= *at) else {
+        return true;
+    };
+    match policy {
+        BeyondPaid::Keep => true,
+        BeyondPaid::UntilPeriodEnd => period_start.is_some_and(|start| lowered_at >= start),
+        BeyondPaid::Nothing => false,
+    }
+}
+
+/// The order seats go in: owners, then billing admins, then members, each by when they
+/// joined (then by membership, for a tie).
+fn seat_order(m: &membership::Model) -> (u8, i64, i64) {
+    let role = match Role::parse(&m.role) {
+        Some(Role::Owner) => 0,
+        Some(Role::BillingAdmin) => 1,
+        _ => 2,
+    };
+    (role, m.created_at, m.id)
+}
+
+/// Whether `user_id` holds a seat of `org_id` on `sub`, a subscription on a plan priced per
+/// seat ([`holds_seat`]). Reads the members only when Stripe's quantity is below the count.
+pub async fn member_holds_seat(
+    conn: &impl ConnectionTrait,
+    policy: &SeatPolicy,
+    sub: &subscription::Model,
+    org_id: i64,
+    user_id: i64,
+) -> Result<bool, DbErr> {
+    let Some(paid) = sub.quantity.and_then(|q| u64::try_from(q).ok()) else {
+        return Ok(true);
+    };
+    // Pending invitations hold no seat of their own: only members are ranked.
+    let members_only = SeatPolicy {
+        count_pending_invitations: false,
+        ..*policy
+    };
+    if seat_count(conn, org_id, &members_only).await? <= paid {
+        return Ok(true);
+    }
+    let mut members = membership::Entity::find()
+        .filter(membership::Column::OrganizationId.eq(org_id))
+        .all(conn)
+        .await?;
+    members.sort_by_key(seat_order);
+    let Some((rank, me)) = members
+        .iter()
+        .enumerate()
+        .find(|(_, m)| m.user_id == user_id)
+    else {
+        return Ok(false);
+    };
+    Ok(holds_seat(
+        u64::try_from(rank).unwrap_or(u64::MAX),
+        paid,
+        policy.beyond_paid,
+        me.created_at,
+        sub.quantity_lowered_at,
+        sub.current_period_start,
+    ))
 }
 
 /// The quantity a per-seat plan bills for `count` seats.
@@ -236,25 +318,33 @@ pub(super) async fn attempt(state: &AppState, due: &outbox_row::Model) -> Result
         return nothing();
     };
     let now = clock::now();
-    let Some(item) = sub.item_id.clone() else {
-        // A row written before items were kept: the next event about it brings the item.
-        return Ok(Outcome::Defer {
-            at: now + 60,
-            why: "waiting for Stripe's copy of the subscription's item".into(),
-        });
+    // What Stripe has now, read from Stripe: the database's copy lags behind the webhook of
+    // an update just sent (by this replica or another), and comparing with it would send the
+    // same quantity again.
+    let read = RetrieveSubscription::new(sub.id.as_str())
+        .send(&state.stripe)
+        .await;
+    crate::metrics::stripe_request("subscriptions.retrieve", &read);
+    let live = match read {
+        Ok(live) => live,
+        Err(e) => return Ok(after_failure(due, &e)),
     };
+    let Some(first) = live.items.data.first() else {
+        return nothing();
+    };
+    let item = first.id.to_string();
     let want = quantity_for(&seats, seat_count(&state.db, org, &policy).await?);
-    let have = sub.quantity.and_then(|q| u64::try_from(q).ok());
+    let have = first.quantity;
     if have == Some(want) {
         return nothing();
     }
     let lowering = have.is_some_and(|have| want < have);
     let proration = if lowering {
         match policy.release {
-            Release::AtOnce => "create_prorations",
+            Release::AtOnce => UpdateSubscriptionProrationBehavior::CreateProrations,
             Release::PeriodEnd => {
-                let release_at = sub.current_period_end.map(|end| end - RELEASE_LEAD_SECS);
-                if let Some(at) = release_at.filter(|at| *at > now) {
+                let at = first.current_period_end - RELEASE_LEAD_SECS;
+                if at > now {
                     return Ok(Outcome::Defer {
                         at,
                         why: format!(
@@ -263,11 +353,15 @@ pub(super) async fn attempt(state: &AppState, due: &outbox_row::Model) -> Result
                         ),
                     });
                 }
-                "none"
+                UpdateSubscriptionProrationBehavior::None
             }
         }
     } else {
-        policy.growth.proration_behavior()
+        match policy.growth {
+            Growth::ChargeNow => UpdateSubscriptionProrationBehavior::AlwaysInvoice,
+            Growth::NextInvoice => UpdateSubscriptionProrationBehavior::CreateProrations,
+            Growth::AtRenewal => UpdateSubscriptionProrationBehavior::None,
+        }
     };
     let spent = due
         .window_started_at
@@ -287,11 +381,7 @@ pub(super) async fn attempt(state: &AppState, due: &outbox_row::Model) -> Result
     line.quantity = Some(want);
     let request = UpdateSubscription::new(sub.id.as_str())
         .items(vec![line])
-        .proration_behavior(
-            proration
-                .parse::<UpdateSubscriptionProrationBehavior>()
-                .unwrap_or(UpdateSubscriptionProrationBehavior::CreateProrations),
-        );
+        .proration_behavior(proration);
     let key = format!(
         "billfold-{}-{}-{}",
         state.installation_id, due.key, due.generation
@@ -302,4 +392,96 @@ pub(super) async fn attempt(state: &AppState, due: &outbox_row::Model) -> Result
         Ok(_) => Outcome::Done { sent: true },
         Err(e) => after_failure(due, &e),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const START: i64 = 1_000_000;
+
+    #[test]
+    fn a_seat_is_held_below_the_paid_quantity_whatever_the_policy() {
+        for policy in [
+            BeyondPaid::Keep,
+            BeyondPaid::UntilPeriodEnd,
+            BeyondPaid::Nothing,
+        ] {
+            assert!(holds_seat(
+                4,
+                5,
+                policy,
+                START,
+                Some(START + 10),
+                Some(START)
+            ));
+            assert!(holds_seat(
+                0,
+                1,
+                policy,
+                START,
+                Some(START + 10),
+                Some(START)
+            ));
+        }
+    }
+
+    #[test]
+    fn beyond_the_paid_seats_the_policy_decides_once_someone_lowered_the_quantity() {
+        let lowered = Some(START + 100);
+        // Joined before the quantity went down: their seat was taken away.
+        let joined = START + 50;
+        assert!(holds_seat(
+            7,
+            5,
+            BeyondPaid::Keep,
+            joined,
+            lowered,
+            Some(START)
+        ));
+        assert!(holds_seat(
+            7,
+            5,
+            BeyondPaid::UntilPeriodEnd,
+            joined,
+            lowered,
+            Some(START)
+        ));
+        assert!(!holds_seat(
+            7,
+            5,
+            BeyondPaid::Nothing,
+            joined,
+            lowered,
+            Some(START)
+        ));
+        // After the renewal (a period that started after the lowering): nothing.
+        let renewed = Some(START + 2_592_000);
+        assert!(!holds_seat(
+            7,
+            5,
+            BeyondPaid::UntilPeriodEnd,
+            joined,
+            lowered,
+            renewed
+        ));
+        assert!(holds_seat(7, 5, BeyondPaid::Keep, joined, lowered, renewed));
+    }
+
+    #[test]
+    fn a_member_waiting_for_the_quantity_to_follow_keeps_the_plan() {
+        // Never lowered: the quantity has not caught up with new members yet.
+        for policy in [BeyondPaid::UntilPeriodEnd, BeyondPaid::Nothing] {
+            assert!(holds_seat(9, 5, policy, START + 500, None, Some(START)));
+            // Joined after someone lowered it, even periods ago: the outbox raises it.
+            assert!(holds_seat(
+                9,
+                5,
+                policy,
+                START + 500,
+                Some(START - 99_999),
+                Some(START)
+            ));
+        }
+    }
 }

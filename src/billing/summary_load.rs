@@ -87,7 +87,7 @@ pub async fn load_summary(
 ) -> Result<BillingSummary, AppError> {
     // The one loader the guards read too: access and what the plan includes come from it,
     // never from what this page happens to list.
-    let loaded = entitlement::load_all(state, user.org.id).await?;
+    let loaded = entitlement::load_all(state, user).await?;
     let included = entitlement::included(state, &loaded).await?;
     let Loaded {
         customer_id,

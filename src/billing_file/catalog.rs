@@ -58,6 +58,9 @@ pub struct SeatPolicy {
     /// The most quantity updates one subscription gets in an hour (Stripe allows 200).
     #[serde(default = "default_budget")]
     pub updates_per_hour: u32,
+    /// What members beyond the paid seats get when Stripe's quantity is below the seat count.
+    #[serde(default)]
+    pub beyond_paid: BeyondPaid,
 }
 
 fn default_coalesce() -> u64 {
@@ -76,6 +79,7 @@ impl Default for SeatPolicy {
             release: Release::default(),
             coalesce_secs: default_coalesce(),
             updates_per_hour: default_budget(),
+            beyond_paid: BeyondPaid::default(),
         }
     }
 }
@@ -105,15 +109,20 @@ pub enum Release {
     PeriodEnd,
 }
 
-impl Growth {
-    /// What Stripe is told as `proration_behavior` for a quantity raised under this policy.
-    pub fn proration_behavior(self) -> &'static str {
-        match self {
-            Growth::ChargeNow => "always_invoice",
-            Growth::NextInvoice => "create_prorations",
-            Growth::AtRenewal => "none",
-        }
-    }
+/// What members beyond the paid seats get, when someone lowered the quantity in Stripe (the
+/// portal, the Dashboard) below the seat count. Seats go to owners first, then billing
+/// admins, then members, each in the order they joined. Billing admins are told either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BeyondPaid {
+    /// Everything, as long as the plan grants access.
+    Keep,
+    /// Everything until the end of the period in which the quantity went down; nothing after
+    /// the renewal bills the lower count.
+    #[default]
+    UntilPeriodEnd,
+    /// Nothing of the plan from the moment the quantity went down.
+    Nothing,
 }
 
 /// Who may start a plan with its free trial. Either way a billing customer has one trial at

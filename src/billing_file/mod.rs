@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Deserialize;
 
-pub use catalog::Catalog;
+pub use catalog::{Catalog, Seats};
 pub use portal::PortalSpec;
 
 /// `billing.toml`.

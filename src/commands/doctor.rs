@@ -592,6 +592,7 @@ async fn check_portal(config: &Config, db: &DatabaseConnection, rest: &Rest) -> 
     });
 
     let plans = portal::picker_plans(db, config).await;
+    let mut seats = None;
     checks.push(match plans {
         Err(e) => fail(
             "portal: plan switching",
@@ -607,16 +608,17 @@ async fn check_portal(config: &Config, db: &DatabaseConnection, rest: &Rest) -> 
             let allowed = portal::switchable_plans(&configuration);
             let missing: Vec<String> = plans
                 .iter()
-                .flat_map(|(product, prices)| {
-                    prices
+                .flat_map(|(product, p)| {
+                    p.prices
                         .iter()
-                        .filter(|p| !allowed.get(product).is_some_and(|a| a.contains(*p)))
+                        .filter(|p| !allowed.get(product).is_some_and(|a| a.prices.contains(*p)))
                         .cloned()
                         .collect::<Vec<_>>()
                 })
                 .collect();
+            seats = seats_check(&id, &plans, &allowed, &f["subscription_update"], apply);
             if missing.is_empty() {
-                let n: usize = plans.values().map(|p| p.len()).sum();
+                let n: usize = plans.values().map(|p| p.prices.len()).sum();
                 pass(
                     "portal: plan switching",
                     format!("between all {n} prices the plan picker shows"),
@@ -635,6 +637,7 @@ async fn check_portal(config: &Config, db: &DatabaseConnection, rest: &Rest) -> 
         }
     });
 
+    checks.extend(seats);
     checks.push(if on(&f["invoice_history"]["enabled"]) {
         pass("portal: invoice history", "shown")
     } else {
@@ -645,6 +648,59 @@ async fn check_portal(config: &Config, db: &DatabaseConnection, rest: &Rest) -> 
         )
     });
     checks
+}
+
+/// A plan priced per seat lets its customers choose the seats the catalogue allows in the
+/// portal, and no other plan lets them buy several units. `None` when switching is off or no
+/// plan is priced per seat and none is adjustable (nothing to say).
+fn seats_check(
+    id: &str,
+    plans: &portal::Plans,
+    allowed: &portal::Plans,
+    update: &serde_json::Value,
+    apply: &str,
+) -> Option<Check> {
+    const NAME: &str = "portal: seats";
+    let quantity_allowed = update["default_allowed_updates"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|v| v == "quantity"));
+    let mut wrong = Vec::new();
+    for (product, want) in plans {
+        let have = allowed.get(product).and_then(|p| p.seats);
+        let have = have.filter(|_| quantity_allowed);
+        if have != want.seats {
+            let say = |s: Option<crate::billing_file::Seats>| match s {
+                None => "not adjustable".to_owned(),
+                Some(s) => match s.maximum {
+                    Some(max) => format!("{}–{max} seats", s.minimum),
+                    None => format!("from {} seats", s.minimum),
+                },
+            };
+            wrong.push(format!(
+                "{product}: {} (billing.toml: {})",
+                say(have),
+                say(want.seats)
+            ));
+        }
+    }
+    let per_seat = plans.values().filter(|p| p.seats.is_some()).count();
+    if wrong.is_empty() {
+        (per_seat > 0).then(|| {
+            pass(
+                NAME,
+                format!("the {per_seat} per-seat plan(s) let customers choose their seats within the catalogue's bounds"),
+            )
+        })
+    } else {
+        Some(fail(
+            NAME,
+            format!(
+                "{id} lets customers choose quantities billing.toml does not: {}",
+                wrong.join("; ")
+            ),
+            apply,
+        ))
+    }
 }
 
 /// Every price the picker shows is an active price in Stripe.
@@ -697,7 +753,7 @@ async fn check_prices(config: &Config, db: &DatabaseConnection, rest: &Rest) -> 
         Ok(p) => p,
         Err(e) => return fail(NAME, format!("{e:#}"), "Check DATABASE_URL."),
     };
-    let shown: BTreeSet<String> = plans.into_values().flatten().collect();
+    let shown: BTreeSet<String> = portal::PortalProduct::all_prices(&plans);
     if shown.is_empty() {
         return warn(
             NAME,

@@ -11,13 +11,37 @@ use anyhow::Context;
 use sea_orm::{DatabaseConnection, EntityTrait};
 use serde_json::Value;
 
-use crate::{billing_file::PortalSpec, config::Config, stripe_api::raw::Rest};
+use crate::{
+    billing_file::{PortalSpec, Seats},
+    config::Config,
+    stripe_api::raw::Rest,
+};
 
 /// Marks the configuration Billfold created, so a later run finds it again.
 const MANAGED: (&str, &str) = ("billfold", "managed");
 
-/// The plans the portal may switch between: product → its prices, as the picker shows them.
-pub type Plans = BTreeMap<String, BTreeSet<String>>;
+/// One product the portal may switch to: its prices, and for a plan priced per seat the seats a
+/// customer may choose there (Stripe's `adjustable_quantity`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortalProduct {
+    pub prices: BTreeSet<String>,
+    /// `None`: one unit, the quantity is not adjustable.
+    pub seats: Option<Seats>,
+}
+
+/// The plans the portal may switch between: product → its prices (and seats), as the picker
+/// shows them.
+pub type Plans = BTreeMap<String, PortalProduct>;
+
+impl PortalProduct {
+    /// The prices of every product, flattened.
+    pub fn all_prices(plans: &Plans) -> BTreeSet<String> {
+        plans
+            .values()
+            .flat_map(|p| p.prices.iter().cloned())
+            .collect()
+    }
+}
 
 /// The prices for sale (the catalogue's, as [`crate::billing::plans::for_sale_among`] decides),
 /// grouped by product: exactly what the portal may switch between.
@@ -29,10 +53,15 @@ pub async fn picker_plans(db: &DatabaseConnection, config: &Config) -> anyhow::R
         .context("cannot read the prices loaded from Stripe")?;
     let mut by_product = Plans::new();
     for p in plans::for_sale_among(&config.catalog, &prices) {
-        by_product
-            .entry(p.price.product_id)
-            .or_default()
-            .insert(p.price.id);
+        let seats = config
+            .catalog
+            .plans
+            .iter()
+            .find(|plan| plan.key == p.plan_key)
+            .and_then(|plan| plan.seats);
+        let product = by_product.entry(p.price.product_id).or_default();
+        product.prices.insert(p.price.id);
+        product.seats = product.seats.or(seats);
     }
     Ok(by_product)
 }
@@ -116,7 +145,7 @@ pub fn desired_fields(spec: &PortalSpec, plans: &Plans, return_url: &str) -> Fie
     f.insert(
         "features.subscription_update.default_allowed_updates".into(),
         if s.enabled {
-            "price".into()
+            allowed_updates(plans)
         } else {
             String::new()
         },
@@ -132,12 +161,47 @@ pub fn desired_fields(spec: &PortalSpec, plans: &Plans, return_url: &str) -> Fie
     f
 }
 
+/// What a subscription may change in the portal: its price, and its quantity when a plan is
+/// priced per seat.
+fn allowed_updates(plans: &Plans) -> String {
+    if plans.values().any(|p| p.seats.is_some()) {
+        list(["price", "quantity"])
+    } else {
+        "price".into()
+    }
+}
+
 fn products_field(plans: &Plans) -> String {
     plans
         .iter()
-        .map(|(product, prices)| format!("{product}: {}", list(prices.iter().cloned())))
+        .map(|(product, p)| {
+            let seats = match p.seats {
+                None => String::new(),
+                Some(Seats {
+                    minimum,
+                    maximum: Some(max),
+                }) => format!(" (seats {minimum}–{max})"),
+                Some(Seats {
+                    minimum,
+                    maximum: None,
+                }) => format!(" (seats from {minimum})"),
+            };
+            format!("{product}: {}{seats}", list(p.prices.iter().cloned()))
+        })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The seats a configuration's product lets a customer choose (`None`: not adjustable).
+fn adjustable_seats(product: &Value) -> Option<Seats> {
+    let q = &product["adjustable_quantity"];
+    if q["enabled"].as_bool() != Some(true) {
+        return None;
+    }
+    Some(Seats {
+        minimum: q["minimum"].as_u64().unwrap_or(1),
+        maximum: q["maximum"].as_u64(),
+    })
 }
 
 /// The same fields, read from a configuration as Stripe returns it.
@@ -252,7 +316,9 @@ pub fn switchable_plans(config: &Value) -> Plans {
                 .into_iter()
                 .flatten()
                 .filter_map(|x| x.as_str().map(str::to_owned));
-            plans.entry(product.to_owned()).or_default().extend(prices);
+            let entry = plans.entry(product.to_owned()).or_default();
+            entry.prices.extend(prices);
+            entry.seats = entry.seats.or(adjustable_seats(p));
         }
     }
     plans
@@ -353,16 +419,28 @@ pub fn form(spec: &PortalSpec, plans: &Plans, return_url: &str) -> Vec<(String, 
             "features[subscription_update][default_allowed_updates][0]",
             "price",
         );
-        for (i, (product, prices)) in plans.iter().enumerate() {
+        if plans.values().any(|p| p.seats.is_some()) {
             put(
-                &format!("features[subscription_update][products][{i}][product]"),
-                product,
+                "features[subscription_update][default_allowed_updates][1]",
+                "quantity",
             );
-            for (j, price) in prices.iter().enumerate() {
-                put(
-                    &format!("features[subscription_update][products][{i}][prices][{j}]"),
-                    price,
-                );
+        }
+        for (i, (product, p)) in plans.iter().enumerate() {
+            let at = format!("features[subscription_update][products][{i}]");
+            put(&format!("{at}[product]"), product);
+            for (j, price) in p.prices.iter().enumerate() {
+                put(&format!("{at}[prices][{j}]"), price);
+            }
+            let q = format!("{at}[adjustable_quantity]");
+            match p.seats {
+                Some(seats) => {
+                    put(&format!("{q}[enabled]"), "true");
+                    put(&format!("{q}[minimum]"), &seats.minimum.to_string());
+                    if let Some(max) = seats.maximum {
+                        put(&format!("{q}[maximum]"), &max.to_string());
+                    }
+                }
+                None => put(&format!("{q}[enabled]"), "false"),
             }
         }
     }
@@ -497,7 +575,18 @@ mod tests {
         plans
             .entry("prod_a".into())
             .or_default()
+            .prices
             .extend(["price_1".to_owned(), "price_2".to_owned()]);
+        plans.insert(
+            "prod_team".into(),
+            PortalProduct {
+                prices: ["price_t".to_owned()].into(),
+                seats: Some(Seats {
+                    minimum: 2,
+                    maximum: Some(50),
+                }),
+            },
+        );
         let desired = desired_fields(&spec, &plans, "http://x/settings/billing");
         // Stripe's answer for the form we send, as the double renders it.
         let echoed = serde_json::json!({
@@ -510,13 +599,39 @@ mod tests {
                 "payment_method_update": {"enabled": spec.payment_method_update.enabled},
                 "subscription_cancel": {"enabled": spec.cancellation.enabled, "mode": spec.cancellation.mode,
                     "cancellation_reason": {"enabled": !spec.cancellation.reasons.is_empty(), "options": spec.cancellation.reasons}},
-                "subscription_update": {"enabled": spec.plan_switching.enabled, "default_allowed_updates": ["price"],
+                "subscription_update": {"enabled": spec.plan_switching.enabled, "default_allowed_updates": ["quantity", "price"],
                     "proration_behavior": spec.plan_switching.proration_behavior,
                     "schedule_at_period_end": {"conditions": [{"type": "shortening_interval"}, {"type": "decreasing_item_amount"}]},
-                    "products": [{"product": "prod_a", "prices": ["price_2", "price_1"]}]}
+                    "products": [
+                        {"product": "prod_a", "prices": ["price_2", "price_1"], "adjustable_quantity": {"enabled": false, "minimum": 1, "maximum": null}},
+                        {"product": "prod_team", "prices": ["price_t"], "adjustable_quantity": {"enabled": true, "minimum": 2, "maximum": 50}}
+                    ]}
             }
         });
         assert_eq!(diff(&current_fields(&echoed), &desired), vec![]);
+        // A per-seat product whose quantity Stripe does not let customers choose is a change.
+        let mut fixed = echoed.clone();
+        fixed["features"]["subscription_update"]["products"][1]["adjustable_quantity"]["enabled"] =
+            false.into();
+        let d = diff(&current_fields(&fixed), &desired);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].0, "features.subscription_update.products");
+        assert!(d[0].2.contains("prod_team: price_t (seats 2–50)"), "{d:?}");
+        // The form asks Stripe for exactly those bounds.
+        let sent = form(&spec, &plans, "http://x/settings/billing");
+        let has = |k: &str, v: &str| sent.iter().any(|(a, b)| a == k && b == v);
+        assert!(has(
+            "features[subscription_update][products][1][adjustable_quantity][maximum]",
+            "50"
+        ));
+        assert!(has(
+            "features[subscription_update][products][0][adjustable_quantity][enabled]",
+            "false"
+        ));
+        assert!(has(
+            "features[subscription_update][default_allowed_updates][1]",
+            "quantity"
+        ));
         let mut changed = echoed.clone();
         changed["features"]["subscription_cancel"]["mode"] = "immediately".into();
         let d = diff(&current_fields(&changed), &desired);

@@ -18,22 +18,12 @@ use leptos_router::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    domain::{format_date, CurrentOrg, Role},
+    domain::{format_date, CurrentOrg, OrgChoice, Role},
     error::AppError,
     forms::FormState,
     layout::SettingsLayout,
     ui::form::{submit_class, AuthCard, Field, FormError},
 };
-
-/// One organisation the user belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrgChoice {
-    pub id: i64,
-    pub name: String,
-    pub personal: bool,
-    pub role: Role,
-    pub current: bool,
-}
 
 /// One member of the current organisation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,10 +100,16 @@ pub async fn create_organization(#[server(default)] name: String) -> Result<(), 
 #[server(name = SwitchOrganization, prefix = "/api", endpoint = "org/switch")]
 pub async fn switch_organization(
     #[server(default)] organization_id: String,
+    /// Where to go after (a page of this site; the organisation page when absent).
+    next: Option<String>,
 ) -> Result<(), AppError> {
     let user = crate::web::require_user()?.user;
     service::switch(&crate::web::app_state()?, &user, &organization_id).await?;
-    leptos_axum::redirect(HERE);
+    let to = match next.as_deref() {
+        Some(n) if !n.is_empty() => crate::auth::validate::safe_next(Some(n)),
+        _ => HERE.to_owned(),
+    };
+    leptos_axum::redirect(&to);
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use sea_orm::{
     QueryFilter, QueryOrder,
 };
 
-use super::{InvitationPreview, InvitationRow, MemberRow, OrgChoice, OrganizationView, SeatsView};
+use super::{InvitationPreview, InvitationRow, MemberRow, OrganizationView, SeatsView};
 use crate::{
     auth::{org::add_member, ssr::link_refused, validate::Email},
     billing::seats,
@@ -47,23 +47,7 @@ const NEEDS_AN_OWNER: &str = "An organisation needs an owner: make someone else 
 /// Everything `/settings/organization` shows for the user's current organisation.
 pub async fn view(state: &AppState, user: &CurrentUser) -> Result<OrganizationView, AppError> {
     let db = &state.db;
-    let choices = membership::Entity::find()
-        .find_also_related(organization::Entity)
-        .filter(membership::Column::UserId.eq(user.id))
-        .order_by_asc(membership::Column::CreatedAt)
-        .all(db)
-        .await?
-        .into_iter()
-        .filter_map(|(m, o)| {
-            o.map(|o| OrgChoice {
-                current: o.id == user.org.id,
-                personal: o.personal_of == Some(user.id),
-                id: o.id,
-                name: o.name,
-                role: Role::parse(&m.role).unwrap_or(Role::Member),
-            })
-        })
-        .collect();
+    let choices = crate::auth::org::choices(db, user.id, user.org.id).await?;
     let members = membership::Entity::find()
         .find_also_related(user::Entity)
         .filter(membership::Column::OrganizationId.eq(user.org.id))

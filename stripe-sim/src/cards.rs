@@ -15,6 +15,10 @@ pub enum CardOutcome {
     DeclinedInsufficientFunds,
     /// Declined at once with a generic decline.
     DeclinedGeneric,
+    /// Attaches, but every charge needs the cardholder's authentication (3-D Secure 2): an
+    /// invoice stays open with `invoice.payment_action_required`, and a new subscription
+    /// stays `incomplete`.
+    RequiresAction,
 }
 
 impl CardOutcome {
@@ -27,6 +31,7 @@ impl CardOutcome {
                 decline_code: "insufficient_funds",
                 message: "Your card has insufficient funds.",
             }),
+            CardOutcome::RequiresAction => Some(Decline::authentication_required()),
         }
     }
 
@@ -52,6 +57,19 @@ impl Decline {
             decline_code: "generic_decline",
             message: "Your card was declined.",
         }
+    }
+
+    /// A charge that needs the cardholder to authenticate it (not a decline of the card).
+    pub fn authentication_required() -> Self {
+        Decline {
+            decline_code: "authentication_required",
+            message: "This payment requires the cardholder's authentication (3-D Secure).",
+        }
+    }
+
+    /// Whether the charge waits for the cardholder rather than being refused.
+    pub fn requires_action(&self) -> bool {
+        self.decline_code == "authentication_required"
     }
 
     pub fn no_payment_method() -> Self {
@@ -116,6 +134,14 @@ pub const TEST_CARDS: &[TestCard] = &[
         label: "Declined",
     },
     TestCard {
+        token: "pm_card_threeDSecure2Required",
+        number: "4000002760003184",
+        brand: "visa",
+        funding: "credit",
+        outcome: CardOutcome::RequiresAction,
+        label: "Saves, but every payment needs 3-D Secure authentication",
+    },
+    TestCard {
         token: "pm_card_mastercard",
         number: "5555555555554444",
         brand: "mastercard",
@@ -133,9 +159,15 @@ pub const TEST_CARDS: &[TestCard] = &[
     },
 ];
 
-/// The test card with this `pm_card_*` id.
+/// The test card with this `pm_card_*` id, or its `tok_*` test token (`tok_visa` is the card
+/// `pm_card_visa` is).
 pub fn by_token(token: &str) -> Option<&'static TestCard> {
-    TEST_CARDS.iter().find(|c| c.token == token)
+    let name = token
+        .strip_prefix("pm_card_")
+        .or_else(|| token.strip_prefix("tok_"))?;
+    TEST_CARDS
+        .iter()
+        .find(|c| c.token.strip_prefix("pm_card_") == Some(name))
 }
 
 /// The test card with this number; spaces and dashes are ignored, as a card field would.

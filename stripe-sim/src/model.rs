@@ -51,13 +51,30 @@ pub struct Customer {
     pub invoice_prefix: String,
     pub next_invoice_sequence: u64,
     pub preferred_locales: Vec<String>,
-    /// How far this customer's test clock is ahead of real time, in seconds.
+    /// How far this customer's own clock is ahead of real time, in seconds (the private
+    /// advance shortcut; unused for a customer on a test clock).
     pub clock_offset: i64,
+    /// The Test Clock (`clock_…`) this customer lives on: its `frozen_time` is their now.
+    #[serde(default)]
+    pub test_clock: Option<String>,
     pub deleted: bool,
     /// The customer's balance in minor units: negative is credit (from a downgrade's
     /// prorations), applied to the next invoice when it is finalized.
     #[serde(default)]
     pub balance: i64,
+}
+
+/// A Test Clock (`test_helpers.test_clock`): frozen time for the customers created on it,
+/// moved forward only by advancing it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TestClock {
+    pub id: String,
+    pub created: i64,
+    pub name: Option<String>,
+    pub frozen_time: i64,
+    /// Stripe deletes a clock (and its customers) this long after creating it.
+    pub deletes_after: i64,
+    pub deleted: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,6 +166,8 @@ pub enum SubStatus {
     PastDue,
     Canceled,
     Unpaid,
+    /// A trial ended without a payment method under `missing_payment_method=pause`.
+    Paused,
 }
 
 impl SubStatus {
@@ -161,6 +180,7 @@ impl SubStatus {
             SubStatus::PastDue => "past_due",
             SubStatus::Canceled => "canceled",
             SubStatus::Unpaid => "unpaid",
+            SubStatus::Paused => "paused",
         }
     }
 
@@ -210,6 +230,10 @@ pub struct Subscription {
     /// The subscription schedule that manages it (a change scheduled for the period's end).
     #[serde(default)]
     pub schedule: Option<String>,
+    /// `trial_settings.end_behavior.missing_payment_method`: `pause` pauses it when the trial
+    /// ends without a payment method (else it is billed as usual).
+    #[serde(default)]
+    pub pause_without_payment_method: bool,
 }
 
 impl Subscription {
@@ -299,6 +323,17 @@ pub struct Invoice {
     /// The `proration_date` of the change its prorations came from.
     #[serde(default)]
     pub subscription_proration_date: Option<i64>,
+    /// A one-off invoice's memo (`description`).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Whether Stripe moves it on by itself (finalize, charge); a one-off invoice made through
+    /// the API waits for explicit calls.
+    #[serde(default = "yes")]
+    pub auto_advance: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A pending invoice item (`ii_…`): a proration waiting for the subscription's next invoice,
@@ -450,6 +485,34 @@ pub struct CheckoutSession {
 pub struct PortalProduct {
     pub product: String,
     pub prices: Vec<String>,
+    /// Whether (and within what) the portal lets a customer change the quantity.
+    #[serde(default)]
+    pub adjustable_quantity: AdjustableQuantity,
+}
+
+/// A portal product's `adjustable_quantity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdjustableQuantity {
+    pub enabled: bool,
+    pub minimum: u64,
+    pub maximum: Option<u64>,
+}
+
+impl Default for AdjustableQuantity {
+    fn default() -> Self {
+        AdjustableQuantity {
+            enabled: false,
+            minimum: 1,
+            maximum: None,
+        }
+    }
+}
+
+impl AdjustableQuantity {
+    /// Whether `quantity` is one a customer may choose here.
+    pub fn allows(&self, quantity: u64) -> bool {
+        self.enabled && quantity >= self.minimum && self.maximum.is_none_or(|max| quantity <= max)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -652,6 +715,8 @@ pub struct State {
     pub product_features: Vec<ProductFeature>,
     #[serde(default)]
     pub entitlements: Vec<CustomerEntitlements>,
+    #[serde(default)]
+    pub test_clocks: Vec<TestClock>,
     /// Not persisted: who caused the current change (events carry it as `request`).
     #[serde(skip)]
     pub request: RequestTag,
@@ -721,6 +786,7 @@ finders! {
     delivery, deliveries, DeliveryRecord;
     invoice_item, invoice_items, InvoiceItem;
     subscription_schedule, subscription_schedules, SubscriptionSchedule;
+    test_clock, test_clocks, TestClock;
 }
 
 finders_mut! {
@@ -733,6 +799,7 @@ finders_mut! {
     portal_session_mut, portal_sessions, PortalSession;
     delivery_mut, deliveries, DeliveryRecord;
     subscription_schedule_mut, subscription_schedules, SubscriptionSchedule;
+    test_clock_mut, test_clocks, TestClock;
 }
 
 impl State {
@@ -741,9 +808,21 @@ impl State {
         self.customer(id).filter(|c| !c.deleted)
     }
 
-    /// The customer's own "now": real time plus its test clock's offset.
+    /// The customer's own "now": its Test Clock's frozen time, else real time plus its own
+    /// offset.
     pub fn customer_now(&self, customer: &str) -> i64 {
-        super::clock::now() + self.customer(customer).map_or(0, |c| c.clock_offset)
+        let Some(c) = self.customer(customer) else {
+            return super::clock::now();
+        };
+        match c.test_clock.as_deref().and_then(|id| self.test_clock(id)) {
+            Some(clock) => clock.frozen_time,
+            None => super::clock::now() + c.clock_offset,
+        }
+    }
+
+    /// The Test Clock a customer lives on, by its id (for the objects' `test_clock`).
+    pub fn clock_of(&self, customer: &str) -> Option<String> {
+        self.customer(customer).and_then(|c| c.test_clock.clone())
     }
 
     pub fn default_portal_configuration(&self) -> Option<&PortalConfiguration> {

@@ -219,6 +219,29 @@ impl State {
 
     /// The prices a portal configuration lets customers switch to: its products' prices that
     /// are active, or (a configuration listing none) every active price.
+    /// The quantities the portal lets a customer choose for `price` (its product's
+    /// `adjustable_quantity`, when the configuration allows quantity updates at all).
+    pub fn portal_quantity(
+        &self,
+        config: &PortalConfiguration,
+        price: &str,
+    ) -> Option<AdjustableQuantity> {
+        if !config
+            .subscription_update_allowed
+            .iter()
+            .any(|u| u == "quantity")
+        {
+            return None;
+        }
+        let product = &self.price(price)?.product;
+        config
+            .subscription_update_products
+            .iter()
+            .find(|p| &p.product == product)
+            .map(|p| p.adjustable_quantity)
+            .filter(|q| q.enabled)
+    }
+
     pub fn portal_prices(&self, config: &PortalConfiguration) -> Vec<String> {
         let listed: Vec<String> = config
             .subscription_update_products
@@ -566,6 +589,8 @@ impl State {
             ending_balance: None,
             subscription_proration_date: proration_date
                 .filter(|_| q.lines.iter().any(|l| l.proration)),
+            description: None,
+            auto_advance: true,
         };
         self.invoice_json(&invoice)
     }
@@ -798,6 +823,174 @@ impl State {
         {
             self.emit(event, json, None, at);
         }
+    }
+
+    /// `POST /v1/subscription_schedules` with `phases`: each phase one price for `iterations`
+    /// periods (one when not given). Starting now (or earlier), it creates its subscription
+    /// from the first phase; starting later, it waits (`not_started`) until the customer's
+    /// clock reaches its start. `subscription_schedule.created`.
+    pub fn create_schedule(
+        &mut self,
+        customer: &str,
+        start: Option<i64>,
+        phases: Vec<(String, u64, u32)>,
+        end_behavior: String,
+        metadata: Metadata,
+    ) -> ApiResult<String> {
+        self.require_customer(customer, "customer")?;
+        let now = self.customer_now(customer);
+        let start = start.unwrap_or(now);
+        let mut laid_out = Vec::new();
+        let mut from = start;
+        let mut currency = String::new();
+        for (i, (price, quantity, iterations)) in phases.iter().enumerate() {
+            let p = self
+                .validate_price(price, &format!("phases[{i}][items][0][price]"))?
+                .clone();
+            currency.clone_from(&p.currency);
+            let mut end = from;
+            for _ in 0..(*iterations).max(1) {
+                end = period_end_for(&p, start, end);
+            }
+            laid_out.push(SchedulePhase {
+                start_date: from,
+                end_date: end,
+                price: price.clone(),
+                quantity: *quantity,
+                proration_behavior: "create_prorations".into(),
+            });
+            from = end;
+        }
+        let started = start <= now;
+        let subscription = if started {
+            let first = &laid_out[0];
+            Some(self.create_subscription(crate::state::NewSubscription {
+                customer: customer.to_owned(),
+                items: vec![(first.price.clone(), first.quantity)],
+                default_payment_method: None,
+                trial: crate::state::TrialRequest::None,
+                metadata: Metadata::new(),
+                description: None,
+                payment_behavior: crate::state::PaymentBehavior::AllowIncomplete,
+                cancel_at_period_end: false,
+            })?)
+        } else {
+            None
+        };
+        let schedule = SubscriptionSchedule {
+            id: new_id("sub_sched_", 24),
+            created: now,
+            customer: customer.to_owned(),
+            subscription: subscription.clone(),
+            status: if started {
+                ScheduleStatus::Active
+            } else {
+                ScheduleStatus::NotStarted
+            },
+            phases: laid_out,
+            current_phase: 0,
+            end_behavior,
+            released_at: None,
+            released_subscription: None,
+            canceled_at: None,
+            completed_at: None,
+            currency,
+            metadata,
+        };
+        let id = schedule.id.clone();
+        let json = self.subscription_schedule_json(&schedule);
+        self.subscription_schedules.push(schedule);
+        self.emit("subscription_schedule.created", json, None, now);
+        if let Some(sub) = subscription {
+            let before = self.subscription(&sub).map(|s| self.subscription_json(s));
+            if let Some(s) = self.subscription_mut(&sub) {
+                s.schedule = Some(id.clone());
+            }
+            if let (Some(before), Some(after)) = (
+                before,
+                self.subscription(&sub).map(|s| self.subscription_json(s)),
+            ) {
+                self.emit_update("customer.subscription.updated", &before, after, now);
+            }
+        }
+        Ok(id)
+    }
+
+    /// A `not_started` schedule's start came: its subscription is made from the first phase
+    /// and the schedule becomes active (`subscription_schedule.updated`).
+    pub(crate) fn start_schedule(&mut self, id: &str, at: i64) {
+        let Some(schedule) = self.subscription_schedule(id).cloned() else {
+            return;
+        };
+        let before = self.subscription_schedule_json(&schedule);
+        // Whatever happens, the schedule is no longer waiting (a failure must not repeat).
+        if let Some(s) = self.subscription_schedule_mut(id) {
+            s.status = ScheduleStatus::Active;
+        }
+        let Some(first) = schedule.phases.first() else {
+            return;
+        };
+        let made = self.create_subscription(crate::state::NewSubscription {
+            customer: schedule.customer.clone(),
+            items: vec![(first.price.clone(), first.quantity)],
+            default_payment_method: None,
+            trial: crate::state::TrialRequest::None,
+            metadata: Metadata::new(),
+            description: None,
+            payment_behavior: crate::state::PaymentBehavior::AllowIncomplete,
+            cancel_at_period_end: false,
+        });
+        if let Ok(sub) = made {
+            if let Some(s) = self.subscription_schedule_mut(id) {
+                s.subscription = Some(sub.clone());
+            }
+            if let Some(s) = self.subscription_mut(&sub) {
+                s.schedule = Some(id.to_owned());
+            }
+        }
+        if let Some(after) = self
+            .subscription_schedule(id)
+            .map(|s| self.subscription_schedule_json(s))
+        {
+            self.emit_update("subscription_schedule.updated", &before, after, at);
+        }
+    }
+
+    /// `POST /v1/subscription_schedules/{id}`: its metadata and `end_behavior`;
+    /// `subscription_schedule.updated` when something changed.
+    pub fn update_schedule(
+        &mut self,
+        id: &str,
+        metadata: Option<crate::state::MetadataPatch>,
+        end_behavior: Option<String>,
+    ) -> ApiResult<()> {
+        let schedule = self
+            .subscription_schedule(id)
+            .cloned()
+            .ok_or_else(|| ApiError::no_such("subscription_schedule", id, "schedule"))?;
+        if !schedule.is_live() {
+            return Err(ApiError::state(format!(
+                "You cannot update a subscription schedule that is currently in the `{}` status.",
+                schedule.status.as_str()
+            )));
+        }
+        let before = self.subscription_schedule_json(&schedule);
+        if let Some(s) = self.subscription_schedule_mut(id) {
+            if let Some(patch) = metadata {
+                patch.apply(&mut s.metadata);
+            }
+            if let Some(e) = end_behavior {
+                s.end_behavior = e;
+            }
+        }
+        let now = self.customer_now(&schedule.customer);
+        if let Some(after) = self
+            .subscription_schedule(id)
+            .map(|s| self.subscription_schedule_json(s))
+        {
+            self.emit_update("subscription_schedule.updated", &before, after, now);
+        }
+        Ok(())
     }
 
     /// `POST /v1/subscription_schedules/{id}/release` and the portal's "keep my plan": the

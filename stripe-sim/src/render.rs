@@ -74,7 +74,7 @@ impl State {
             "preferred_locales": c.preferred_locales,
             "shipping": null,
             "tax_exempt": "none",
-            "test_clock": null,
+            "test_clock": c.test_clock,
         })
     }
 
@@ -263,7 +263,7 @@ impl State {
             "schedule": s.schedule,
             "start_date": s.start_date,
             "status": s.status.as_str(),
-            "test_clock": null,
+            "test_clock": self.clock_of(&s.customer),
             "transfer_data": null,
             "trial_end": s.trial_end,
             "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
@@ -328,24 +328,38 @@ impl State {
                     "invoice": inv.id,
                     "livemode": false,
                     "metadata": {},
-                    "parent": {
-                        "type": "subscription_item_details",
-                        "invoice_item_details": null,
-                        "subscription_item_details": {
-                            "invoice_item": l.invoice_item,
-                            "proration": l.proration,
-                            "proration_details": {"credited_items": null},
-                            "subscription": inv.subscription,
-                            "subscription_item": l.subscription_item,
-                        },
+                    "parent": if inv.subscription.is_none() && l.subscription_item.is_none() {
+                        // A one-off item on a one-off invoice.
+                        json!({
+                            "type": "invoice_item_details",
+                            "invoice_item_details": {
+                                "invoice_item": l.invoice_item,
+                                "proration": l.proration,
+                                "proration_details": {"credited_items": null},
+                                "subscription": null,
+                            },
+                            "subscription_item_details": null,
+                        })
+                    } else {
+                        json!({
+                            "type": "subscription_item_details",
+                            "invoice_item_details": null,
+                            "subscription_item_details": {
+                                "invoice_item": l.invoice_item,
+                                "proration": l.proration,
+                                "proration_details": {"credited_items": null},
+                                "subscription": inv.subscription,
+                                "subscription_item": l.subscription_item,
+                            },
+                        })
                     },
                     "period": {"end": l.period_end, "start": l.period_start},
                     "pretax_credit_amounts": [],
-                    "pricing": {
+                    "pricing": (!l.price.is_empty()).then(|| json!({
                         "type": "price_details",
                         "price_details": {"price": l.price, "product": product},
                         "unit_amount_decimal": (l.amount / i64::try_from(l.quantity.max(1)).unwrap_or(1)).to_string(),
-                    },
+                    })),
                     "quantity": l.quantity,
                     "quantity_decimal": l.quantity.to_string(),
                     "subtotal": l.amount,
@@ -385,7 +399,8 @@ impl State {
             "application": null,
             "attempt_count": inv.attempt_count,
             "attempted": inv.attempted,
-            "auto_advance": inv.status == InvoiceStatus::Open,
+            "auto_advance": inv.auto_advance
+                && matches!(inv.status, InvoiceStatus::Draft | InvoiceStatus::Open),
             "automatic_tax": {"disabled_reason": null, "enabled": false, "liability": null, "provider": null, "status": null},
             "automatically_finalizes_at": null,
             "billing_reason": inv.billing_reason,
@@ -409,7 +424,7 @@ impl State {
                 "default_payment_method": null,
                 "default_source": null,
                 "default_tax_rates": [],
-                "description": null,
+                "description": inv.description,
                 "discounts": [],
                 "due_date": null,
                 "effective_at": inv.finalized_at,
@@ -457,7 +472,7 @@ impl State {
             },
             "subtotal": subtotal,
             "subtotal_excluding_tax": subtotal,
-            "test_clock": null,
+            "test_clock": self.clock_of(&inv.customer),
             "total": subtotal,
             "total_discount_amounts": [],
             "total_excluding_tax": subtotal,
@@ -496,17 +511,18 @@ impl State {
                 },
             })),
             "period": {"end": i.period_end, "start": i.period_start},
-            "pricing": {
+            // An item made from an amount, not a price, has no pricing to show.
+            "pricing": (!i.price.is_empty()).then(|| json!({
                 "type": "price_details",
                 "price_details": {"price": i.price, "product": product},
                 "unit_amount_decimal": unit.to_string(),
-            },
+            })),
             "proration": i.proration,
             "proration_details": {"credited_items": null, "discount_amounts": []},
             "quantity": i.quantity,
             "quantity_decimal": i.quantity.to_string(),
             "tax_rates": [],
-            "test_clock": null,
+            "test_clock": self.clock_of(&i.customer),
         })
     }
 
@@ -587,7 +603,7 @@ impl State {
             "released_subscription": s.released_subscription,
             "status": s.status.as_str(),
             "subscription": s.subscription,
-            "test_clock": null,
+            "test_clock": self.clock_of(&s.customer),
         })
     }
 
@@ -709,7 +725,11 @@ impl State {
             .iter()
             .map(|p| {
                 json!({
-                    "adjustable_quantity": {"enabled": false, "maximum": null, "minimum": 1},
+                    "adjustable_quantity": {
+                        "enabled": p.adjustable_quantity.enabled,
+                        "maximum": p.adjustable_quantity.maximum,
+                        "minimum": p.adjustable_quantity.minimum,
+                    },
                     "prices": p.prices,
                     "product": p.product,
                 })

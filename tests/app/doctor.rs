@@ -213,6 +213,66 @@ async fn doctor_passes_a_good_setup_and_fails_each_broken_one(backend: Backend) 
         &[("features[subscription_cancel][mode]", "at_period_end")],
     )
     .await;
+    // The per-seat plan's seats: not adjustable, or adjustable beyond the catalogue's maximum.
+    let team_at = default["features"]["subscription_update"]["products"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .position(|p| p["product"] == "prod_team")
+        .expect("Team in the portal");
+    assert_eq!(
+        status_of(&good, "portal: seats"),
+        Status::Pass,
+        "{}",
+        doctor::format(&good)
+    );
+    let products = default["features"]["subscription_update"]["products"]
+        .as_array()
+        .expect("products")
+        .clone();
+    let resend = |seats: Option<(&'static str, &'static str)>| {
+        let mut form: Vec<(String, String)> = Vec::new();
+        for (i, p) in products.iter().enumerate() {
+            let at = format!("features[subscription_update][products][{i}]");
+            form.push((
+                format!("{at}[product]"),
+                p["product"].as_str().expect("id").into(),
+            ));
+            for (j, price) in p["prices"].as_array().expect("prices").iter().enumerate() {
+                form.push((
+                    format!("{at}[prices][{j}]"),
+                    price.as_str().expect("id").into(),
+                ));
+            }
+            let q = format!("{at}[adjustable_quantity]");
+            match seats.filter(|_| i == team_at) {
+                Some((min, max)) => {
+                    form.push((format!("{q}[enabled]"), "true".into()));
+                    form.push((format!("{q}[minimum]"), min.into()));
+                    form.push((format!("{q}[maximum]"), max.into()));
+                }
+                None => form.push((format!("{q}[enabled]"), "false".into())),
+            }
+        }
+        form
+    };
+    for seats in [None, Some(("1", "500"))] {
+        let form = resend(seats);
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        post(&rest, &path, &pairs).await;
+        let broken = checks(&app).await;
+        only_fails(&broken, "portal: seats");
+        assert!(
+            doctor::format(&broken).contains("prod_team"),
+            "{}",
+            doctor::format(&broken)
+        );
+    }
+    let form = resend(Some(("1", "50")));
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    post(&rest, &path, &pairs).await;
+    assert!(!doctor::failed(&checks(&app).await));
+
     post(&rest, &path, &[("active", "false")]).await;
     only_fails(&checks(&app).await, "portal configuration");
     post(&rest, &path, &[("active", "true")]).await;
@@ -375,6 +435,29 @@ async fn the_portal_is_configured_from_billing_toml(backend: Backend) {
         .await
         .expect("plans");
     assert_eq!(portal::switchable_plans(&stored), picker);
+    // The per-seat plan lets customers choose its seats, within the catalogue's bounds.
+    let team = f["subscription_update"]["products"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .find(|p| p["product"] == "prod_team")
+        .expect("Team");
+    assert_eq!(
+        team["adjustable_quantity"],
+        serde_json::json!({"enabled": true, "minimum": 1, "maximum": 50})
+    );
+    assert!(f["subscription_update"]["default_allowed_updates"]
+        .as_array()
+        .expect("updates")
+        .iter()
+        .any(|u| u == "quantity"));
+    let pro = f["subscription_update"]["products"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .find(|p| p["product"] == "prod_pro")
+        .expect("Pro");
+    assert_eq!(pro["adjustable_quantity"]["enabled"], false);
 
     // Cancellation turned off in the file: the diff names the field, and the portal the app
     // opens (now this configuration) has no cancel button.

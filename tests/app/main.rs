@@ -33,6 +33,7 @@ mod portal;
 mod reconcile;
 mod resilience;
 mod startup;
+mod stripe_cli;
 mod stripe_updates;
 mod truth_ordering;
 mod webhooks;

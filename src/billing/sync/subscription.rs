@@ -4,7 +4,7 @@
 use sea_orm::{
     sea_query::{Expr, ExprTrait, Func, OnConflict, Query},
     ActiveModelTrait,
-    ActiveValue::Set,
+    ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, Iterable, QueryFilter,
     QuerySelect, Statement,
 };
@@ -389,6 +389,17 @@ async fn try_write_subscription(
                     C::PlanName,
                     Func::coalesce([Expr::cust("excluded.plan_name"), own_name.into()]),
                 )
+                // A lower quantity than the row's: someone took seats away, now (the event's
+                // time); the seat policy counts from it.
+                .value(
+                    C::QuantityLoweredAt,
+                    Expr::case(
+                        Expr::cust("excluded.quantity")
+                            .lt(Expr::col((subscription::Entity, C::Quantity))),
+                        Expr::cust("excluded.stripe_event_at"),
+                    )
+                    .finally(Expr::col((subscription::Entity, C::QuantityLoweredAt))),
+                )
                 .action_and_where(subscription_guard(Guard::Ordered(source)))
                 .to_owned(),
         )
@@ -488,5 +499,7 @@ fn subscription_row(
             .and_then(|i| i.quantity)
             .and_then(|q| i64::try_from(q).ok())),
         item_id: Set(item.map(|i| i.id.as_str().to_owned())),
+        // Written by the upsert's own rule, from the stored quantity (see `write_subscription`).
+        quantity_lowered_at: NotSet,
     }
 }

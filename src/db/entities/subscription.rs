@@ -41,6 +41,9 @@ pub struct Model {
     pub quantity: Option<i64>,
     /// The first item's id (`si_…`): what a quantity update names.
     pub item_id: Option<String>,
+    /// When Stripe's quantity last went down (the event's time): how long members beyond the
+    /// paid seats keep access is counted from it ([`crate::billing::seats::holds_seat`]).
+    pub quantity_lowered_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

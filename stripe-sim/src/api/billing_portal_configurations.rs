@@ -7,7 +7,7 @@ use super::{allow_list, page, subscriptions::proration_behavior};
 use crate::{
     clock,
     error::{ApiError, ApiResult},
-    model::{new_id, Metadata, PortalConfiguration, PortalProduct, State},
+    model::{new_id, AdjustableQuantity, Metadata, PortalConfiguration, PortalProduct, State},
     params::Params,
 };
 
@@ -215,7 +215,43 @@ pub(super) fn save_portal_configuration(
                             ));
                         }
                     }
-                    products.push(PortalProduct { product, prices });
+                    let mut adjustable_quantity = AdjustableQuantity::default();
+                    if let Some(q) = prod.child("adjustable_quantity")? {
+                        q.allow(&["enabled", "minimum", "maximum"])?;
+                        adjustable_quantity.enabled = q
+                            .bool("enabled")?
+                            .ok_or_else(|| ApiError::missing_param(&q.name("enabled")))?;
+                        let count = |key: &str| -> ApiResult<Option<u64>> {
+                            q.int(key)?
+                                .map(|n| {
+                                    u64::try_from(n).map_err(|_| {
+                                        ApiError::invalid_param(
+                                            &q.name(key),
+                                            format!("This value must be greater than or equal to 0 (it currently is '{n}')."),
+                                        )
+                                    })
+                                })
+                                .transpose()
+                        };
+                        if let Some(min) = count("minimum")? {
+                            adjustable_quantity.minimum = min;
+                        }
+                        adjustable_quantity.maximum = count("maximum")?;
+                        if adjustable_quantity
+                            .maximum
+                            .is_some_and(|max| max < adjustable_quantity.minimum.max(1))
+                        {
+                            return Err(ApiError::invalid_param(
+                                &q.name("maximum"),
+                                "The maximum must be at least 1 and at least the minimum.",
+                            ));
+                        }
+                    }
+                    products.push(PortalProduct {
+                        product,
+                        prices,
+                        adjustable_quantity,
+                    });
                 }
                 config.subscription_update_products = products;
             }

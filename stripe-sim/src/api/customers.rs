@@ -69,11 +69,26 @@ fn customer_fields(p: &Params) -> ApiResult<(CustomerFields, Option<String>)> {
 
 pub(super) fn create_customer(st: &mut State, p: &Params) -> ApiResult<Value> {
     let mut known = CUSTOMER_FIELDS.to_vec();
-    known.push("payment_method");
+    known.extend(["payment_method", "source"]);
     p.allow(&known)?;
-    let (fields, default_pm) = customer_fields(p)?;
-    let payment_method = p.text("payment_method")?;
-    let id = st.create_customer(fields)?;
+    let (fields, mut default_pm) = customer_fields(p)?;
+    let mut payment_method = p.text("payment_method")?;
+    // A test token as the customer's `source`: the double has no legacy Card objects, so the
+    // card is saved as a payment method and made the default one, which is what charges it.
+    if let Some(source) = p.text("source")? {
+        if payment_method.is_some() {
+            return Err(ApiError::invalid_param(
+                "source",
+                "You may only specify one of these parameters: payment_method, source.",
+            ));
+        }
+        if crate::cards::by_token(&source).is_none() {
+            return Err(ApiError::no_such("token", &source, "source"));
+        }
+        default_pm = Some(source.clone());
+        payment_method = Some(source);
+    }
+    let id = st.create_customer_on(fields, p.text("test_clock")?)?;
     if let Some(pm) = payment_method {
         let attached = st.attach_payment_method(&pm, &id)?;
         if default_pm
@@ -119,12 +134,14 @@ pub(super) fn update_customer(st: &mut State, id: &str, p: &Params) -> ApiResult
 pub(super) fn list_customers(st: &State, p: &Params) -> ApiResult<Value> {
     allow_list(p, &["email", "test_clock"])?;
     let email = p.text("email")?;
+    let clock = p.text("test_clock")?;
     let items = st
         .customers
         .iter()
         .rev()
         .filter(|c| !c.deleted)
         .filter(|c| email.is_none() || c.email == email)
+        .filter(|c| clock.is_none() || c.test_clock == clock)
         .map(|c| (c.id.clone(), st.customer_json(c)))
         .collect();
     page(p, "/v1/customers", items)

@@ -44,6 +44,121 @@ pub(super) fn list_invoices(st: &State, p: &Params) -> ApiResult<Value> {
     page(p, "/v1/invoices", items)
 }
 
+/// `POST /v1/invoices`: a draft one-off invoice (`billing_reason=manual`). Its pending items
+/// come with it under `pending_invoice_items_behavior=include` (Stripe's default leaves them
+/// out). It waits for `/finalize` and `/pay` unless `auto_advance=true`.
+pub(super) fn create_invoice(st: &mut State, p: &Params) -> ApiResult<Value> {
+    p.allow(&[
+        "customer",
+        "currency",
+        "description",
+        "pending_invoice_items_behavior",
+        "auto_advance",
+        "collection_method",
+        "metadata",
+        "default_payment_method",
+        "days_until_due",
+        "expand",
+    ])?;
+    let customer = p
+        .text("customer")?
+        .ok_or_else(|| ApiError::missing_param("customer"))?;
+    st.require_customer(&customer, "customer")?;
+    let include = match p.text("pending_invoice_items_behavior")?.as_deref() {
+        None | Some("exclude") => false,
+        Some("include") => true,
+        Some(other) => {
+            return Err(ApiError::invalid_param(
+                "pending_invoice_items_behavior",
+                format!("Invalid pending_invoice_items_behavior: must be one of exclude or include (got {other})"),
+            ))
+        }
+    };
+    let mut metadata = crate::model::Metadata::new();
+    if let Some(patch) = p.metadata("metadata")? {
+        patch.apply(&mut metadata);
+    }
+    let at = st.customer_now(&customer);
+    let new = crate::state::ManualInvoice {
+        currency: p.text("currency")?.map(|c| c.to_lowercase()),
+        include_pending: include,
+        description: p.text("description")?,
+        auto_advance: p.bool("auto_advance")?.unwrap_or(false),
+        metadata,
+    };
+    let id = st.create_manual_invoice(&customer, new, at);
+    invoice_view(st, &id)
+}
+
+/// `POST /v1/invoices/{id}`: a draft's description, metadata and `auto_advance`; an
+/// `invoice.updated` when something changed.
+pub(super) fn update_invoice(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
+    p.allow(&["description", "metadata", "auto_advance", "expand"])?;
+    let before = invoice_view(st, id)?;
+    let description = p.nullable("description")?;
+    let metadata = p.metadata("metadata")?;
+    let auto_advance = p.bool("auto_advance")?;
+    let inv = st
+        .invoice_mut(id)
+        .ok_or_else(|| ApiError::no_such("invoice", id, "invoice"))?;
+    if description.is_some() && inv.status != InvoiceStatus::Draft {
+        return Err(ApiError::state(format!(
+            "Invoice {id} is {}; its description can only change while it is a draft.",
+            inv.status.as_str()
+        )));
+    }
+    if let Some(d) = description {
+        inv.description = d;
+    }
+    if let Some(patch) = metadata {
+        patch.apply(&mut inv.metadata);
+    }
+    if let Some(a) = auto_advance {
+        inv.auto_advance = a;
+    }
+    let customer = inv.customer.clone();
+    let after = invoice_view(st, id)?;
+    let at = st.customer_now(&customer);
+    st.emit_update("invoice.updated", &before, after.clone(), at);
+    Ok(after)
+}
+
+/// `POST /v1/invoices/{id}/finalize`: drafts only.
+pub(super) fn finalize_invoice(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
+    p.allow(&["auto_advance", "expand"])?;
+    let inv = st
+        .invoice(id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("invoice", id, "invoice"))?;
+    if inv.status != InvoiceStatus::Draft {
+        return Err(ApiError::state(format!(
+            "This invoice is already finalized, you can't re-finalize a non-draft invoice. (It is {}.)",
+            inv.status.as_str()
+        )));
+    }
+    let at = st.customer_now(&inv.customer);
+    st.finalize_draft(id, at);
+    invoice_view(st, id)
+}
+
+/// `DELETE /v1/invoices/{id}`: drafts only.
+pub(super) fn delete_invoice(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
+    p.allow(&[])?;
+    let inv = st
+        .invoice(id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("invoice", id, "invoice"))?;
+    if inv.status != InvoiceStatus::Draft {
+        return Err(ApiError::state(format!(
+            "You can only delete draft invoices; invoice {id} is {}.",
+            inv.status.as_str()
+        )));
+    }
+    let at = st.customer_now(&inv.customer);
+    st.delete_draft(id, at);
+    Ok(serde_json::json!({"id": id, "object": "invoice", "deleted": true}))
+}
+
 /// `POST /v1/invoices/{id}/void` and `/mark_uncollectible`, with Stripe's rules: only an
 /// open invoice can be marked uncollectible; an open or uncollectible one can be voided.
 /// Either stops the retries and emits `invoice.voided` or `invoice.marked_uncollectible`.
@@ -112,10 +227,22 @@ pub(super) fn pay_invoice(st: &mut State, id: &str, p: &Params) -> ApiResult<Val
         "paid_out_of_band",
         "source",
     ])?;
-    let inv = st
+    let mut inv = st
         .invoice(id)
         .cloned()
         .ok_or_else(|| ApiError::no_such("invoice", id, "invoice"))?;
+    // Paying a draft finalizes it first, as Stripe does.
+    if inv.status == InvoiceStatus::Draft {
+        let at = st.customer_now(&inv.customer);
+        st.finalize_draft(id, at);
+        inv = st
+            .invoice(id)
+            .cloned()
+            .ok_or_else(|| ApiError::no_such("invoice", id, "invoice"))?;
+        if inv.status == InvoiceStatus::Paid {
+            return invoice_view(st, id);
+        }
+    }
     if inv.status != InvoiceStatus::Open {
         return Err(ApiError::state(format!(
             "Invoice {id} is already {}; only open invoices can be paid.",

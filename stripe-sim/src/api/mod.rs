@@ -10,10 +10,12 @@ mod checkout;
 mod customers;
 mod entitlements;
 mod events;
+mod invoice_items;
 mod invoices;
 mod payment_methods;
 mod subscription_schedules;
 mod subscriptions;
+mod test_clocks;
 mod webhook_endpoints;
 
 use axum::{
@@ -246,6 +248,9 @@ pub(super) fn route(
         ("GET", ["subscriptions", id]) => subscriptions::retrieve_subscription(st, id, &p),
         ("POST", ["subscriptions", id]) => subscriptions::update_subscription(st, id, &p),
         ("DELETE", ["subscriptions", id]) => subscriptions::cancel_subscription(st, id, &p),
+        ("POST", ["payment_methods"]) => payment_methods::create_payment_method(st, &p),
+        ("POST", ["payment_methods", id]) => payment_methods::update_payment_method(st, id, &p),
+        ("POST", ["setup_intents"]) => payment_methods::create_setup_intent(st, &p),
         ("GET", ["payment_methods"]) => payment_methods::list_all_payment_methods(st, &p),
         ("GET", ["payment_methods", id]) => payment_methods::retrieve_payment_method(st, id, &p),
         ("POST", ["payment_methods", id, "attach"]) => {
@@ -254,6 +259,16 @@ pub(super) fn route(
         ("POST", ["payment_methods", id, "detach"]) => {
             payment_methods::detach_payment_method(st, id, &p)
         }
+        ("POST", ["invoiceitems"]) => invoice_items::create_invoice_item(st, &p),
+        ("GET", ["invoiceitems"]) => invoice_items::list_invoice_items(st, &p),
+        ("GET", ["invoiceitems", id]) => invoice_items::retrieve_invoice_item(st, id, &p),
+        ("DELETE", ["invoiceitems", id]) => invoice_items::delete_invoice_item(st, id, &p),
+        ("POST", ["invoices"]) => invoices::create_invoice(st, &p),
+        ("POST", ["invoices", id]) if *id != "create_preview" => {
+            invoices::update_invoice(st, id, &p)
+        }
+        ("DELETE", ["invoices", id]) => invoices::delete_invoice(st, id, &p),
+        ("POST", ["invoices", id, "finalize"]) => invoices::finalize_invoice(st, id, &p),
         ("GET", ["invoices"]) => invoices::list_invoices(st, &p),
         ("GET", ["invoices", id]) => invoices::retrieve_invoice(st, id, &p),
         ("POST", ["invoices", "create_preview"]) => invoices::create_preview(st, &p),
@@ -263,6 +278,12 @@ pub(super) fn route(
         }
         ("POST", ["invoices", id, "mark_uncollectible"]) => {
             invoices::close_invoice(st, id, &p, InvoiceStatus::Uncollectible)
+        }
+        ("POST", ["subscription_schedules"]) => {
+            subscription_schedules::create_subscription_schedule(st, &p)
+        }
+        ("POST", ["subscription_schedules", id]) => {
+            subscription_schedules::update_subscription_schedule(st, id, &p)
         }
         ("GET", ["subscription_schedules"]) => {
             subscription_schedules::list_subscription_schedules(st, &p)
@@ -312,6 +333,17 @@ pub(super) fn route(
         }
         ("DELETE", ["webhook_endpoints", id]) => {
             webhook_endpoints::delete_webhook_endpoint(st, id, &p)
+        }
+        ("POST", ["test_helpers", "test_clocks"]) => test_clocks::create_test_clock(st, &p),
+        ("GET", ["test_helpers", "test_clocks"]) => test_clocks::list_test_clocks(st, &p),
+        ("GET", ["test_helpers", "test_clocks", id]) => {
+            test_clocks::retrieve_test_clock(st, id, &p)
+        }
+        ("DELETE", ["test_helpers", "test_clocks", id]) => {
+            test_clocks::delete_test_clock(st, id, &p)
+        }
+        ("POST", ["test_helpers", "test_clocks", id, "advance"]) => {
+            test_clocks::advance_test_clock(st, id, &p)
         }
         _ => Err(ApiError::unrecognized_url(m, path)),
     }?;

@@ -57,6 +57,29 @@ pub(super) fn create_subscription(st: &mut State, p: &Params) -> ApiResult<Value
     ])?;
     let customer = p.required("customer")?.to_string();
     st.require_customer(&customer, "customer")?;
+    let mut pause = false;
+    if let Some(settings) = p.child("trial_settings")? {
+        settings.allow(&["end_behavior"])?;
+        if let Some(end) = settings.child("end_behavior")? {
+            end.allow(&["missing_payment_method"])?;
+            match end.text("missing_payment_method")?.as_deref() {
+                None | Some("create_invoice") => {}
+                Some("pause") => pause = true,
+                Some("cancel") => {
+                    return Err(ApiError::invalid_param(
+                        "trial_settings[end_behavior][missing_payment_method]",
+                        "The double does not simulate `cancel` at a trial's end; use pause or create_invoice.",
+                    ))
+                }
+                Some(other) => {
+                    return Err(ApiError::invalid_param(
+                        "trial_settings[end_behavior][missing_payment_method]",
+                        format!("Invalid missing_payment_method: {other}"),
+                    ))
+                }
+            }
+        }
+    }
     let mut items = Vec::new();
     for item in p.list("items")? {
         item.allow(&["price", "quantity", "metadata", "tax_rates", "discounts"])?;
@@ -90,6 +113,11 @@ pub(super) fn create_subscription(st: &mut State, p: &Params) -> ApiResult<Value
         payment_behavior: payment_behavior(p)?,
         cancel_at_period_end: p.bool("cancel_at_period_end")?.unwrap_or(false),
     })?;
+    if pause {
+        if let Some(s) = st.subscription_mut(&id) {
+            s.pause_without_payment_method = true;
+        }
+    }
     st.subscription_view(&id, "id")
 }
 

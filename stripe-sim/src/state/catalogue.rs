@@ -4,8 +4,9 @@
 use crate::{clock, model::*};
 
 impl State {
-    /// The demo catalogue: Starter, Pro (with a 14-day trial) and Team, monthly and yearly,
-    /// and a default portal configuration that allows switching among them.
+    /// The demo catalogue: Starter, Pro (with a 14-day trial) and Team (per seat), monthly and
+    /// yearly, and a default portal configuration that allows switching among them and
+    /// choosing Team's seats.
     pub fn seed(&mut self) {
         let now = clock::now();
         let plans: [(&str, &str, &str, i64, Option<u32>); 3] = [
@@ -64,9 +65,20 @@ impl State {
                     self.emit("price.created", json, None, now);
                 }
             }
+            // Team is priced per seat (1 to 50), as the repository's billing.toml says.
+            let adjustable_quantity = if product_id == "prod_team" {
+                AdjustableQuantity {
+                    enabled: true,
+                    minimum: 1,
+                    maximum: Some(50),
+                }
+            } else {
+                AdjustableQuantity::default()
+            };
             portal_products.push(PortalProduct {
                 product: product_id.to_string(),
                 prices: price_ids,
+                adjustable_quantity,
             });
         }
         let config = PortalConfiguration {
@@ -95,7 +107,7 @@ impl State {
                 "other".into(),
             ],
             subscription_update_enabled: true,
-            subscription_update_allowed: vec!["price".into()],
+            subscription_update_allowed: vec!["price".into(), "quantity".into()],
             subscription_update_products: portal_products,
             proration_behavior: "create_prorations".into(),
             schedule_at_period_end: Vec::new(),

@@ -24,7 +24,19 @@ pub struct CustomerFields {
 
 impl State {
     pub fn create_customer(&mut self, fields: CustomerFields) -> ApiResult<String> {
-        let now = clock::now();
+        self.create_customer_on(fields, None)
+    }
+
+    /// A new customer, on `test_clock` if given (created in its frozen time, and living in it).
+    pub fn create_customer_on(
+        &mut self,
+        fields: CustomerFields,
+        test_clock: Option<String>,
+    ) -> ApiResult<String> {
+        let now = match &test_clock {
+            Some(clock) => self.live_test_clock(clock, "test_clock")?.frozen_time,
+            None => clock::now(),
+        };
         let id = new_id("cus_", 14);
         let mut customer = Customer {
             id: id.clone(),
@@ -40,6 +52,7 @@ impl State {
             next_invoice_sequence: 1,
             preferred_locales: Vec::new(),
             clock_offset: 0,
+            test_clock,
             deleted: false,
             balance: 0,
         };

@@ -3,6 +3,17 @@
 
 use crate::{cards::Decline, clock::DAY, model::*};
 
+/// A one-off invoice as `POST /v1/invoices` asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct ManualInvoice {
+    pub currency: Option<String>,
+    /// `pending_invoice_items_behavior=include`.
+    pub include_pending: bool,
+    pub description: Option<String>,
+    pub auto_advance: bool,
+    pub metadata: Metadata,
+}
+
 /// Days between automatic retries of a failed renewal; one more failure after the last ends dunning.
 pub const RETRY_DAYS: [i64; 3] = [3, 5, 7];
 
@@ -103,9 +114,35 @@ impl State {
                 .max()
         });
         swept.extend(lines);
-        let lines = swept;
+        self.push_invoice(
+            id,
+            &sub.customer,
+            Some(sub.id.clone()),
+            &sub.currency,
+            billing_reason,
+            swept,
+            period,
+            at,
+            proration_date,
+        )
+    }
+
+    /// Records a draft invoice of `lines` for `customer` under `id`; returns the id.
+    #[allow(clippy::too_many_arguments)]
+    fn push_invoice(
+        &mut self,
+        id: String,
+        customer: &str,
+        subscription: Option<String>,
+        currency: &str,
+        billing_reason: &str,
+        lines: Vec<InvoiceLine>,
+        period: (i64, i64),
+        at: i64,
+        proration_date: Option<i64>,
+    ) -> String {
         let total: i64 = lines.iter().map(|l| l.amount).sum();
-        let (number, email, name) = match self.customer_mut(&sub.customer) {
+        let (number, email, name) = match self.customer_mut(customer) {
             Some(c) => {
                 let n = format!("{}-{:04}", c.invoice_prefix, c.next_invoice_sequence);
                 c.next_invoice_sequence += 1;
@@ -116,12 +153,12 @@ impl State {
         self.invoices.push(Invoice {
             id: id.clone(),
             number,
-            customer: sub.customer.clone(),
+            customer: customer.to_owned(),
             customer_email: email,
             customer_name: name,
-            subscription: Some(sub.id.clone()),
+            subscription,
             status: InvoiceStatus::Draft,
-            currency: sub.currency.clone(),
+            currency: currency.to_owned(),
             lines,
             amount_due: total,
             amount_paid: 0,
@@ -141,8 +178,122 @@ impl State {
             starting_balance: 0,
             ending_balance: None,
             subscription_proration_date: proration_date,
+            description: None,
+            auto_advance: true,
         });
         id
+    }
+
+    /// `POST /v1/invoiceitems`: an item waiting for the customer's next invoice (of
+    /// `subscription`, when given, else of the next one-off invoice); `invoiceitem.created`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_invoice_item(
+        &mut self,
+        customer: &str,
+        subscription: Option<String>,
+        price: Option<String>,
+        quantity: u64,
+        amount: i64,
+        currency: &str,
+        description: String,
+        at: i64,
+    ) -> String {
+        let id = new_id("ii_", 24);
+        let item = InvoiceItem {
+            id: id.clone(),
+            customer: customer.to_owned(),
+            subscription,
+            subscription_item: None,
+            price: price.unwrap_or_default(),
+            quantity,
+            amount,
+            currency: currency.to_owned(),
+            description,
+            period_start: at,
+            period_end: at,
+            proration: false,
+            date: at,
+            invoice: None,
+        };
+        let json = self.invoice_item_json(&item);
+        self.invoice_items.push(item);
+        self.emit("invoiceitem.created", json, None, at);
+        id
+    }
+
+    /// `POST /v1/invoices`: a draft one-off invoice for the customer, with their pending
+    /// one-off items when `include_pending` (`pending_invoice_items_behavior=include`);
+    /// `invoice.created`.
+    pub fn create_manual_invoice(&mut self, customer: &str, new: ManualInvoice, at: i64) -> String {
+        let ManualInvoice {
+            currency,
+            include_pending,
+            description,
+            auto_advance,
+            metadata,
+        } = new;
+        let id = new_id("in_", 24);
+        let mut lines = Vec::new();
+        let mut item_currency = None;
+        if include_pending {
+            for item in self.invoice_items.iter_mut().filter(|i| {
+                i.customer == customer && i.subscription.is_none() && i.invoice.is_none()
+            }) {
+                item.invoice = Some(id.clone());
+                item_currency.get_or_insert_with(|| item.currency.clone());
+                lines.push(InvoiceLine {
+                    id: new_id("il_", 24),
+                    price: item.price.clone(),
+                    quantity: item.quantity,
+                    amount: item.amount,
+                    description: item.description.clone(),
+                    period_start: item.period_start,
+                    period_end: item.period_end,
+                    subscription_item: None,
+                    proration: false,
+                    invoice_item: Some(item.id.clone()),
+                });
+            }
+        }
+        let currency = currency
+            .or(item_currency)
+            .unwrap_or_else(|| "usd".to_owned());
+        let id = self.push_invoice(
+            id,
+            customer,
+            None,
+            &currency,
+            "manual",
+            lines,
+            (at, at),
+            at,
+            None,
+        );
+        if let Some(inv) = self.invoice_mut(&id) {
+            inv.description = description;
+            inv.auto_advance = auto_advance;
+            inv.metadata = metadata;
+        }
+        if let Some(json) = self.invoice(&id).map(|i| self.invoice_json(i)) {
+            self.emit("invoice.created", json, None, at);
+        }
+        id
+    }
+
+    /// `POST /v1/invoices/{id}/finalize`: a draft becomes open against the customer's balance
+    /// (`invoice.finalized`); one that owes nothing is paid at once.
+    pub fn finalize_draft(&mut self, invoice: &str, at: i64) {
+        self.apply_customer_balance(invoice, at);
+        if let Some(inv) = self.invoice_mut(invoice) {
+            inv.status = InvoiceStatus::Open;
+            inv.finalized_at = Some(at);
+        }
+        if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
+            self.emit("invoice.finalized", json, None, at);
+        }
+        if self.invoice(invoice).is_some_and(|i| i.amount_due == 0) {
+            self.attempt_invoice_payment(invoice, at, false);
+        }
     }
 
     /// `invoice.created` for the draft, then finalizes it (`invoice.finalized`).
@@ -158,6 +309,23 @@ impl State {
         if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
             self.emit("invoice.finalized", json, None, at);
         }
+    }
+
+    /// `DELETE /v1/invoices/{id}` (drafts only): its items go back to pending;
+    /// `invoice.deleted`.
+    pub fn delete_draft(&mut self, invoice: &str, at: i64) {
+        let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) else {
+            return;
+        };
+        for item in self
+            .invoice_items
+            .iter_mut()
+            .filter(|i| i.invoice.as_deref() == Some(invoice))
+        {
+            item.invoice = None;
+        }
+        self.invoices.retain(|i| i.id != invoice);
+        self.emit("invoice.deleted", json, None, at);
     }
 
     /// On finalizing: the customer's balance (a credit from earlier prorations, say) is applied
@@ -248,8 +416,15 @@ impl State {
                 } else {
                     None
                 };
+                // A payment waiting for the cardholder's authentication is not a failed one:
+                // Stripe says so with its own event.
+                let event = if decline.requires_action() {
+                    "invoice.payment_action_required"
+                } else {
+                    "invoice.payment_failed"
+                };
                 if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
-                    self.emit("invoice.payment_failed", json, None, at);
+                    self.emit(event, json, None, at);
                 }
                 false
             }

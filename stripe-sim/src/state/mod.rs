@@ -15,6 +15,7 @@ use crate::model::Metadata;
 
 pub use checkout::CHECKOUT_SESSION_LIFETIME;
 pub use customers::CustomerFields;
+pub use invoices::ManualInvoice;
 pub use subscriptions::{
     ItemPatch, NewSubscription, PaymentBehavior, SubscriptionPatch, TrialRequest,
 };

@@ -217,6 +217,7 @@ impl State {
             description: new.description.clone(),
             trial_will_end_sent: false,
             schedule: None,
+            pause_without_payment_method: false,
         };
         self.subscriptions.push(sub);
         let invoice = self.new_invoice(

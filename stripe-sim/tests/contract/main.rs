@@ -10,4 +10,5 @@ mod helpers;
 mod hosted;
 mod plan_change;
 mod resources;
+mod test_clocks;
 mod webhooks;

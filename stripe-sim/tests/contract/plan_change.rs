@@ -987,3 +987,230 @@ async fn the_portals_plan_list_follows_the_same_rules() {
     assert_eq!(s.items.data[0].price.id.as_str(), team);
     assert!(s.schedule.is_some());
 }
+
+/// A seat count changed through the API is prorated to the second under each
+/// `proration_behavior`: `always_invoice` charges the difference today, `create_prorations`
+/// puts it on the next invoice, `none` charges nothing until the renewal bills the new count.
+#[tokio::test]
+async fn a_seat_count_change_is_prorated_to_the_second_under_each_behavior() {
+    let sim = start().await;
+    for behavior in ["always_invoice", "create_prorations", "none"] {
+        let (cus, sub) = subscribed(&sim, "pm_card_visa", "team_monthly").await;
+        sim.sim
+            .advance_customer_clock(&cus, Duration::from_secs(10 * DAY))
+            .await
+            .expect("advance");
+        let item = &sub.items.data[0];
+        let (start, end) = (item.current_period_start, item.current_period_end);
+        let at = start + 10 * 86_400;
+        let (status, updated) = post_form(
+            &sim,
+            &format!("/v1/subscriptions/{}", sub.id),
+            &format!(
+                "items[0][id]={}&items[0][quantity]=3&proration_behavior={behavior}&proration_date={at}",
+                item.id
+            ),
+        )
+        .await;
+        assert_eq!(status, 200, "{behavior}: {updated}");
+        assert_eq!(updated["items"]["data"][0]["quantity"], 3, "{behavior}");
+        let (left, length) = (end - at, end - start);
+        let difference = prorated(3 * 9900, left, length) - prorated(9900, left, length);
+        assert!(
+            difference > 0 && difference < 2 * 9900,
+            "{behavior}: {difference}"
+        );
+        let invoices = ListInvoice::new()
+            .subscription(sub.id.as_str())
+            .send(&sim.client)
+            .await
+            .expect("invoices");
+        let (status, upcoming) = post_form(
+            &sim,
+            "/v1/invoices/create_preview",
+            &format!("subscription={}", sub.id),
+        )
+        .await;
+        assert_eq!(status, 200, "{upcoming}");
+        let upcoming: stripe_shared::Invoice =
+            miniserde::json::from_str(&upcoming.to_string()).expect("an Invoice");
+        match behavior {
+            "always_invoice" => {
+                assert_eq!(
+                    invoices.data.len(),
+                    2,
+                    "the first invoice and the proration's"
+                );
+                let charged = &invoices.data[0];
+                assert_eq!(proration_sum(charged), difference);
+                assert_eq!(charged.amount_paid, difference, "charged today");
+                assert_eq!(charged.status, Some(InvoiceStatus::Paid));
+                let quantities: Vec<u64> = charged
+                    .lines
+                    .data
+                    .iter()
+                    .filter_map(|l| l.quantity)
+                    .collect();
+                assert_eq!(quantities, vec![1, 3], "unused 1 seat, remaining 3 seats");
+                assert_eq!(upcoming.amount_due, 3 * 9900);
+            }
+            "create_prorations" => {
+                assert_eq!(invoices.data.len(), 1, "nothing is charged today");
+                assert_eq!(proration_sum(&upcoming), difference);
+                assert_eq!(upcoming.amount_due, 3 * 9900 + difference);
+            }
+            _ => {
+                assert_eq!(invoices.data.len(), 1);
+                assert_eq!(proration_sum(&upcoming), 0);
+                assert_eq!(
+                    upcoming.amount_due,
+                    3 * 9900,
+                    "the renewal bills three seats"
+                );
+            }
+        }
+    }
+}
+
+/// The portal's seat step: within the configuration's `adjustable_quantity` for a per-seat
+/// product, refused beyond it, and charged as the configuration's proration behavior says.
+#[tokio::test]
+async fn the_portal_lets_a_customer_choose_seats_within_the_bounds() {
+    let sim = start().await;
+    configure(
+        &sim,
+        "features[subscription_update][proration_behavior]=always_invoice",
+    )
+    .await;
+    let (cus, sub) = subscribed(&sim, "pm_card_visa", "team_monthly").await;
+    sim.sim
+        .advance_customer_clock(&cus, Duration::from_secs(10 * DAY))
+        .await
+        .expect("advance");
+    let plain = CreateBillingPortalSession::new()
+        .customer(&cus)
+        .return_url("https://app.example/billing")
+        .send(&sim.client)
+        .await
+        .expect("portal session");
+    let browser = browser();
+    let list = format!("{}/subscriptions/{}/update", plain.url, sub.id);
+    let html = browser
+        .get(&list)
+        .send()
+        .await
+        .expect("list")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        html.contains(r#"name="quantity" inputmode="numeric" min="1" max="50" value="1""#),
+        "the seat step, within Team's bounds: {html}"
+    );
+    let team = price(&sim, "team_monthly").await;
+    let choose = |quantity: &'static str| {
+        browser
+            .post(&list)
+            .form(&[("price", team.as_str()), ("quantity", quantity)])
+            .send()
+    };
+    // Beyond the maximum: the confirmation refuses it and shows the list again.
+    let beyond = choose("51").await.expect("choose");
+    let url = absolute(&sim, &location(&beyond));
+    let html = browser
+        .get(&url)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("Choose between 1 and 50 seats."), "{html}");
+    // Not a number: said on the list.
+    let html = choose("many")
+        .await
+        .expect("choose")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("Enter the number of seats."), "{html}");
+
+    let chosen = choose("4").await.expect("choose");
+    let confirm_url = absolute(&sim, &location(&chosen));
+    let html = browser
+        .get(&confirm_url)
+        .send()
+        .await
+        .expect("confirm")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        html.contains(r#"<span id="new-quantity">4</span>"#),
+        "{html}"
+    );
+    let shown = amount(&html, "proration-total");
+    let at: i64 = hidden(&html, "proration_date").parse().expect("date");
+    let item = &sub.items.data[0];
+    let (left, length) = (
+        item.current_period_end - at,
+        item.current_period_end - item.current_period_start,
+    );
+    assert_eq!(
+        shown,
+        prorated(4 * 9900, left, length) - prorated(9900, left, length)
+    );
+    let done = browser
+        .post(confirm_url.split('?').next().unwrap_or_default())
+        .form(&[
+            ("price", team.as_str()),
+            ("quantity", "4"),
+            ("proration_date", &at.to_string()),
+        ])
+        .send()
+        .await
+        .expect("confirm");
+    assert!(
+        location(&done).ends_with("?notice=update"),
+        "{}",
+        location(&done)
+    );
+    let s = RetrieveSubscription::new(sub.id.clone())
+        .send(&sim.client)
+        .await
+        .expect("sub");
+    assert_eq!(s.items.data[0].quantity, Some(4));
+    let invoices = ListInvoice::new()
+        .subscription(sub.id.as_str())
+        .send(&sim.client)
+        .await
+        .expect("invoices");
+    assert_eq!(
+        proration_sum(&invoices.data[0]),
+        shown,
+        "charged what it showed"
+    );
+
+    // A product whose quantity is not adjustable has no seat step, and a forged one is refused.
+    let starter = price(&sim, "starter_monthly").await;
+    let forged = browser
+        .post(&list)
+        .form(&[("price", starter.as_str()), ("quantity", "7")])
+        .send()
+        .await
+        .expect("choose");
+    let url = absolute(&sim, &location(&forged));
+    let html = browser
+        .get(&url)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        html.contains("This plan&#39;s quantity cannot be changed here.")
+            || html.contains("This plan's quantity cannot be changed here."),
+        "{html}"
+    );
+}

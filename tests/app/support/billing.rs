@@ -133,6 +133,7 @@ pub fn a_subscription(status: &str, period_end: i64) -> subscription::ActiveMode
         updated_at: Set(now()),
         quantity: Set(Some(1)),
         item_id: Set(None),
+        quantity_lowered_at: Set(None),
     }
 }
 

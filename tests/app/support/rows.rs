@@ -30,6 +30,23 @@ pub async fn scalar(app: &TestApp, sql: &str) -> Option<String> {
         .or_else(|| row.try_get_by_index::<bool>(0).ok().map(|b| b.to_string()))
 }
 
+/// A raw query's text columns, every row (a NULL reads as the empty string).
+pub async fn rows(app: &TestApp, sql: &str) -> Vec<Vec<String>> {
+    let backend = app.db.get_database_backend();
+    app.db
+        .query_all_raw(sea_orm::Statement::from_string(backend, sql))
+        .await
+        .expect("query")
+        .into_iter()
+        .map(|row| {
+            (0..)
+                .map_while(|i| row.try_get_by_index::<Option<String>>(i).ok())
+                .map(Option::unwrap_or_default)
+                .collect()
+        })
+        .collect()
+}
+
 pub async fn subscription_row(
     app: &TestApp,
     id: &str,

@@ -89,6 +89,7 @@ fn status_badge(status: SubStatus) -> String {
         SubStatus::Incomplete => ("warn", "Incomplete"),
         SubStatus::IncompleteExpired => ("bad", "Expired"),
         SubStatus::Canceled => ("bad", "Canceled"),
+        SubStatus::Paused => ("warn", "Paused"),
     };
     format!(r#"<span class="status {class}">{text}</span>"#)
 }

@@ -47,6 +47,9 @@ fn choose_page(st: &State, ctx: &Ctx, sub: &Subscription, error: Option<&str>) -
         .first()
         .map(|i| i.price.clone())
         .unwrap_or_default();
+    let current_quantity = sub.items.first().map_or(1, |i| i.quantity);
+    // A per-seat plan's quantity is a step of its own: the current plan stays choosable.
+    let seats = st.portal_quantity(&ctx.config, &current);
     let options: String = st
         .portal_prices(&ctx.config)
         .iter()
@@ -61,14 +64,23 @@ fn choose_page(st: &State, ctx: &Ctx, sub: &Subscription, error: Option<&str>) -
                 r#"<div class="choice"><input type="radio" id="price-{id}" name="price" value="{id}"{checked}{disabled}><label for="price-{id}">{label}</label></div>"#,
                 id = escape(price),
                 checked = if *price == current { " checked" } else { "" },
-                disabled = if *price == current { " disabled" } else { "" },
+                disabled = if *price == current && seats.is_none() { " disabled" } else { "" },
                 label = escape(&label),
             )
         })
         .collect();
+    let quantity = seats
+        .map(|q| {
+            format!(
+                r#"<p><label for="quantity">Seats</label> <input type="number" id="quantity" name="quantity" inputmode="numeric" min="{min}"{max} value="{current_quantity}"></p>"#,
+                min = q.minimum,
+                max = q.maximum.map(|m| format!(r#" max="{m}""#)).unwrap_or_default(),
+            )
+        })
+        .unwrap_or_default();
     let body = format!(
         r#"<section class="card"><h1>Update your plan</h1>
-<form method="post" action="{action}">{error}<fieldset><legend>Choose a plan</legend>{options}</fieldset>
+<form method="post" action="{action}">{error}<fieldset><legend>Choose a plan</legend>{options}</fieldset>{quantity}
 <button class="wide" type="submit">Continue</button></form></section>"#,
         action = escape(&ctx.url(&format!("/subscriptions/{}/update", sub.id))),
         error = error_box(error),
@@ -84,14 +96,22 @@ pub(super) async fn update_chosen(
     let values = parse_form(&body);
     on_own_subscription(&sim, &sid, &sub, |st, ctx, s| {
         let price = field(&values, "price");
-        if st.portal_prices(&ctx.config).contains(&price) {
-            see_other(&ctx.url(&format!(
-                "/subscriptions/{}/update/confirm?price={price}",
-                s.id
-            )))
-        } else {
-            choose_page(st, ctx, &s, Some("Choose one of the plans."))
+        if !st.portal_prices(&ctx.config).contains(&price) {
+            return choose_page(st, ctx, &s, Some("Choose one of the plans."));
         }
+        let quantity = match field(&values, "quantity").as_str() {
+            "" => String::new(),
+            q => match q.parse::<u64>() {
+                Ok(n) => format!("&quantity={n}"),
+                Err(_) => {
+                    return choose_page(st, ctx, &s, Some("Enter the number of seats."));
+                }
+            },
+        };
+        see_other(&ctx.url(&format!(
+            "/subscriptions/{}/update/confirm?price={price}{quantity}",
+            s.id
+        )))
     })
     .await
 }
@@ -120,9 +140,24 @@ fn portal_change(
     let Some(item) = sub.items.first() else {
         return Err("This subscription has nothing to change.".into());
     };
-    let quantity = quantity.filter(|q| *q > 0).unwrap_or(item.quantity);
+    let quantity = quantity.unwrap_or(item.quantity);
     if item.price == price && item.quantity == quantity {
         return Err("That is your current plan; choose another one.".into());
+    }
+    if quantity != item.quantity && !flow_confirms_price(ctx, price) {
+        match st.portal_quantity(&ctx.config, price) {
+            Some(q) if q.allows(quantity) => {}
+            Some(q) => {
+                return Err(match q.maximum {
+                    Some(max) => format!("Choose between {} and {max} seats.", q.minimum),
+                    None => format!("Choose at least {} seats.", q.minimum),
+                })
+            }
+            None => return Err("This plan's quantity cannot be changed here.".into()),
+        }
+    }
+    if quantity == 0 {
+        return Err("Choose at least one seat.".into());
     }
     Ok(PlanChange {
         subscription: sub.id.clone(),
@@ -279,7 +314,7 @@ fn confirm_page(
         r#"<section class="card"><h1>Confirm your updated subscription</h1>{error}
 <table><tbody>
 <tr><th scope="row">Current plan</th><td>{current_name} — {current_amount}</td></tr>
-<tr><th scope="row">New plan</th><td>{new_name} — {new_amount}</td></tr>
+<tr><th scope="row">New plan</th><td>{new_name} — {new_amount}{seats}</td></tr>
 </tbody></table>
 <h2 style="margin-top:1.25rem">Amount</h2>
 <table><tbody>{rows}</tbody></table>
@@ -291,6 +326,14 @@ fn confirm_page(
         current_amount = escape(&amount_with_interval(st, &quote.old_price)),
         new_name = escape(&new_name),
         new_amount = escape(&amount_with_interval(st, price)),
+        seats = if quote.change.quantity == 1 && st.portal_quantity(&ctx.config, price).is_none() {
+            String::new()
+        } else {
+            format!(
+                r#" × <span id="new-quantity">{}</span>"#,
+                quote.change.quantity
+            )
+        },
         when = escape(&when),
         action = escape(&ctx.url(&format!("/subscriptions/{}/update/confirm", sub.id))),
         price = escape(price),
