@@ -135,6 +135,11 @@ pub struct Price {
 }
 
 impl Price {
+    /// A one-time price (no `recurring`): for Checkout in payment mode and invoice items.
+    pub fn one_time(&self) -> bool {
+        self.interval.is_empty()
+    }
+
     pub fn interval(&self) -> Interval {
         Interval::parse(&self.interval).unwrap_or(Interval::Month)
     }
@@ -479,6 +484,16 @@ pub struct CheckoutSession {
     pub invoice: Option<String>,
     pub amount_total: i64,
     pub currency: String,
+    /// `subscription` or `payment` (one-time prices, no subscription).
+    #[serde(default = "subscription_mode")]
+    pub mode: String,
+    /// A payment-mode session's payment, once paid (`pi_…`).
+    #[serde(default)]
+    pub payment_intent: Option<String>,
+}
+
+fn subscription_mode() -> String {
+    "subscription".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

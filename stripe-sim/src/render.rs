@@ -116,17 +116,17 @@ impl State {
             "metadata": p.metadata,
             "nickname": p.nickname,
             "product": p.product,
-            "recurring": {
+            "recurring": (!p.one_time()).then(|| json!({
                 "interval": p.interval,
                 "interval_count": p.interval_count,
                 "meter": null,
                 "trial_period_days": p.trial_period_days,
                 "usage_type": "licensed",
-            },
+            })),
             "tax_behavior": "unspecified",
             "tiers_mode": null,
             "transform_quantity": null,
-            "type": "recurring",
+            "type": if p.one_time() { "one_time" } else { "recurring" },
             "unit_amount": p.unit_amount,
             "unit_amount_decimal": p.unit_amount.to_string(),
         })
@@ -692,8 +692,8 @@ impl State {
             "livemode": false,
             "locale": cs.locale,
             "metadata": cs.metadata,
-            "mode": "subscription",
-            "payment_intent": null,
+            "mode": cs.mode,
+            "payment_intent": cs.payment_intent,
             "payment_link": null,
             "payment_method_collection": "always",
             "payment_method_configuration_details": null,
@@ -712,7 +712,7 @@ impl State {
             "subscription": cs.subscription,
             "success_url": cs.success_url,
             "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-            "ui_mode": "hosted",
+            "ui_mode": "hosted_page",
             "url": url,
         });
         merge(&mut value, rest);

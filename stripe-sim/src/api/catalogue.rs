@@ -161,25 +161,29 @@ pub(super) fn create_price(st: &mut State, p: &Params) -> ApiResult<Value> {
             format!("Invalid currency: {currency}."),
         ));
     }
-    let Some(recurring) = p.child("recurring")? else {
-        return Err(ApiError::invalid_request(
-            "This test double makes recurring prices only: pass recurring[interval].",
-        ));
+    // Without `recurring`, a one-time price (no interval): Checkout in payment mode and
+    // invoice items take it; subscriptions refuse it.
+    let recurring = p.child("recurring")?;
+    let (interval, interval_count, trial_period_days) = match &recurring {
+        None => (String::new(), 0, None),
+        Some(recurring) => {
+            recurring.allow(&[
+                "interval",
+                "interval_count",
+                "trial_period_days",
+                "usage_type",
+            ])?;
+            let interval = recurring.required("interval")?.to_owned();
+            if !matches!(interval.as_str(), "day" | "week" | "month" | "year") {
+                return Err(ApiError::invalid_param(
+                    "recurring[interval]",
+                    format!("Invalid recurring[interval]: must be one of day, week, month, or year ({interval})."),
+                ));
+            }
+            let count = recurring.uint::<u32>("interval_count")?.unwrap_or(1).max(1);
+            (interval, count, recurring.uint::<u32>("trial_period_days")?)
+        }
     };
-    recurring.allow(&[
-        "interval",
-        "interval_count",
-        "trial_period_days",
-        "usage_type",
-    ])?;
-    let interval = recurring.required("interval")?.to_owned();
-    if !matches!(interval.as_str(), "day" | "week" | "month" | "year") {
-        return Err(ApiError::invalid_param(
-            "recurring[interval]",
-            format!("Invalid recurring[interval]: must be one of day, week, month, or year ({interval})."),
-        ));
-    }
-    let interval_count = recurring.uint::<u32>("interval_count")?.unwrap_or(1).max(1);
     let lookup_key = p.text("lookup_key")?.filter(|k| !k.is_empty());
     let transfer = p.bool("transfer_lookup_key")?.unwrap_or(false);
     let now = clock::now();
@@ -197,7 +201,7 @@ pub(super) fn create_price(st: &mut State, p: &Params) -> ApiResult<Value> {
         interval_count,
         lookup_key,
         nickname: p.text("nickname")?.filter(|n| !n.is_empty()),
-        trial_period_days: recurring.uint::<u32>("trial_period_days")?,
+        trial_period_days,
         metadata: p.metadata("metadata")?.unwrap_or_default().into_new(),
     };
     let json = st.price_json(&price);

@@ -48,16 +48,29 @@ pub(super) fn create_checkout_session(st: &mut State, p: &Params) -> ApiResult<V
         "submit_type",
         "customer_creation",
         "adaptive_pricing",
+        "payment_intent_data",
     ])?;
-    match p.required("mode")? {
-        "subscription" => {}
+    if let Some(data) = p.child("payment_intent_data")? {
+        // Kept by Stripe on the payment it makes; the double records no payment intents.
+        data.allow(&[
+            "shipping",
+            "description",
+            "metadata",
+            "receipt_email",
+            "setup_future_usage",
+            "capture_method",
+            "statement_descriptor",
+        ])?;
+    }
+    let mode = match p.required("mode")? {
+        m @ ("subscription" | "payment") => m.to_owned(),
         other => {
             return Err(ApiError::invalid_param(
                 "mode",
-                format!("This Stripe test double supports Checkout in `subscription` mode only, not `{other}`."),
+                format!("This Stripe test double supports Checkout in `subscription` and `payment` modes, not `{other}`."),
             ))
         }
-    }
+    };
     let customer = p.text("customer")?;
     if let Some(c) = &customer {
         st.require_customer(c, "customer")?;
@@ -89,6 +102,16 @@ pub(super) fn create_checkout_session(st: &mut State, p: &Params) -> ApiResult<V
             return Err(ApiError::invalid_param(
                 &param,
                 format!("The price `{price_id}` is not active."),
+            ));
+        }
+        if price.one_time() != (mode == "payment") {
+            return Err(ApiError::invalid_param(
+                &param,
+                if mode == "payment" {
+                    "You must provide one-time prices in `payment` mode (this one recurs)."
+                } else {
+                    "You must provide at least one recurring price in `subscription` mode."
+                },
             ));
         }
         let this = (price.currency.clone(), price.interval.clone());
@@ -173,8 +196,50 @@ pub(super) fn create_checkout_session(st: &mut State, p: &Params) -> ApiResult<V
         invoice: None,
         amount_total: total,
         currency,
+        mode,
+        payment_intent: None,
     });
     checkout_view(st, &id)
+}
+
+/// `GET /v1/payment_pages/{id}`: what Stripe's own hosted page (and its CLI's
+/// `checkout.session.completed` fixture) reads of an open session: the session.
+pub(super) fn retrieve_payment_page(st: &State, id: &str, p: &Params) -> ApiResult<Value> {
+    p.allow(&["expand", "key"])?;
+    checkout_view(st, id)
+}
+
+/// `POST /v1/payment_pages/{id}/confirm` with a saved card (`payment_method`) and the amount
+/// the page showed (`expected_amount`): the session is paid as the hosted page pays it.
+pub(super) fn confirm_payment_page(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
+    p.allow(&["payment_method", "expected_amount", "expand", "key"])?;
+    let cs = st
+        .checkout_session(id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("checkout.session", id, "session"))?;
+    if cs.status != CheckoutStatus::Open {
+        return Err(ApiError::state(format!(
+            "This Checkout Session is `{}`; only an open one can be paid.",
+            cs.status.as_str()
+        )));
+    }
+    let pm = p
+        .text("payment_method")?
+        .ok_or_else(|| ApiError::missing_param("payment_method"))?;
+    let expected = p.int("expected_amount")?;
+    let (amount, _) = st.checkout_terms(&cs);
+    if expected.is_some_and(|e| e != amount) {
+        return Err(ApiError::invalid_param(
+            "expected_amount",
+            format!(
+                "The amount due is {amount}, not {}.",
+                expected.unwrap_or_default()
+            ),
+        ));
+    }
+    st.pay_checkout_with(id, &pm)
+        .map_err(|d| ApiError::card_declined(d.decline_code, d.message))?;
+    checkout_view(st, id)
 }
 
 pub(super) fn list_checkout_sessions(st: &State, p: &Params) -> ApiResult<Value> {

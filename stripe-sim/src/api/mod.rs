@@ -306,6 +306,8 @@ pub(super) fn route(
         ("POST", ["checkout", "sessions", id, "expire"]) => {
             checkout::expire_checkout_session(st, id, &p)
         }
+        ("GET", ["payment_pages", id]) => checkout::retrieve_payment_page(st, id, &p),
+        ("POST", ["payment_pages", id, "confirm"]) => checkout::confirm_payment_page(st, id, &p),
         ("GET", ["billing_portal", "configurations"]) => {
             billing_portal_configurations::list_portal_configurations(st, &p)
         }

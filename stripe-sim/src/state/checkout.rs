@@ -59,6 +59,14 @@ impl State {
         let Some(cs) = self.checkout_session(cs_id).cloned() else {
             return Err(Decline::generic());
         };
+        if cs.mode == "payment" {
+            if card.outcome.declined_at_attach() {
+                return Err(card.outcome.decline().unwrap_or_else(Decline::generic));
+            }
+            let name = Some(name.to_string()).filter(|n| !n.is_empty());
+            let pm = self.create_card(card, Some(expiry), name, email);
+            return self.pay_checkout_with(cs_id, &pm);
+        }
         let (amount, trial) = self.checkout_terms(&cs);
         if card.outcome.declined_at_attach()
             || (amount > 0 && card.outcome == CardOutcome::ChargeFails)
@@ -114,6 +122,54 @@ impl State {
             s.customer = Some(customer);
             s.subscription = Some(sub);
             s.invoice = invoice;
+        }
+        if let Some(json) = self
+            .checkout_session(cs_id)
+            .map(|c| self.checkout_session_json(c))
+        {
+            self.emit("checkout.session.completed", json, None, now);
+        }
+        Ok(())
+    }
+
+    /// Pays a Checkout session with a saved card (`pm_…`, attached or not): in payment mode the
+    /// charge is the whole payment (no subscription); in subscription mode it goes as the
+    /// hosted page's would, with that card.
+    pub fn pay_checkout_with(&mut self, cs_id: &str, pm: &str) -> Result<(), Decline> {
+        let Some(cs) = self.checkout_session(cs_id).cloned() else {
+            return Err(Decline::generic());
+        };
+        let Some(card) = self.payment_method(pm).cloned() else {
+            return Err(Decline::no_payment_method());
+        };
+        if cs.mode != "payment" {
+            let test_card = crate::cards::TEST_CARDS
+                .iter()
+                .find(|c| c.outcome == card.outcome && c.last4() == card.last4)
+                .ok_or_else(Decline::generic)?;
+            return self.complete_checkout(
+                cs_id,
+                test_card,
+                (card.exp_month, card.exp_year),
+                card.billing_name.as_deref().unwrap_or(""),
+                card.billing_email.clone(),
+            );
+        }
+        let (amount, _) = self.checkout_terms(&cs);
+        self.charge(Some(pm), amount)?;
+        let now = cs
+            .customer
+            .as_deref()
+            .map_or_else(clock::now, |c| self.customer_now(c));
+        if let Some(s) = self.checkout_session_mut(cs_id) {
+            s.status = CheckoutStatus::Complete;
+            s.payment_status = if amount == 0 {
+                "no_payment_required"
+            } else {
+                "paid"
+            }
+            .into();
+            s.payment_intent = (amount > 0).then(|| new_id("pi_", 24));
         }
         if let Some(json) = self
             .checkout_session(cs_id)

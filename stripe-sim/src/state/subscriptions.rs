@@ -87,6 +87,12 @@ impl State {
                 format!("The price specified ({price}) is inactive. This field only accepts active prices."),
             ));
         }
+        if p.one_time() {
+            return Err(ApiError::invalid_param(
+                param,
+                "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.",
+            ));
+        }
         Ok(p)
     }
 

@@ -865,16 +865,27 @@ async fn prices_are_created_and_lookup_keys_move_only_when_asked() {
     );
     assert_eq!(moved[1]["data"]["previous_attributes"]["active"], true);
 
-    // Anything but a recurring price of a product that exists is refused with Stripe's error.
+    // A price without `recurring` is a one-time price, which a subscription refuses.
     let one_time = CreatePrice::new(stripe_types::Currency::USD)
         .product(product.as_str())
         .unit_amount(100)
         .send(client)
         .await
+        .expect("a one-time price");
+    assert_eq!(one_time.type_, stripe_shared::PriceType::OneTime);
+    assert!(one_time.recurring.is_none());
+    let customer = crate::helpers::customer(&sim, "one-time@example.com").await;
+    let mut item = stripe_billing::subscription::CreateSubscriptionItems::new();
+    item.price = Some(one_time.id.to_string());
+    let refused = stripe_billing::subscription::CreateSubscription::new()
+        .customer(&customer)
+        .items(vec![item])
+        .send(client)
+        .await
         .err();
     assert!(
-        matches!(one_time, Some(stripe::StripeError::Stripe(_, 400))),
-        "{one_time:?}"
+        matches!(refused, Some(stripe::StripeError::Stripe(_, 400))),
+        "{refused:?}"
     );
     let no_product = CreatePrice::new(stripe_types::Currency::USD)
         .product("prod_nope")
