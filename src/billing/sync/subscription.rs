@@ -13,7 +13,7 @@ use stripe_shared::Subscription;
 use super::{
     decide,
     price::{apply_embedded_product, product_name_for},
-    write::{newer_than, upsert_guarded},
+    write::{newer_than, upsert_guarded_with},
     Applied, Decision, Fetched, Source, SyncError,
 };
 use crate::{
@@ -304,7 +304,30 @@ async fn write_subscription(
     };
     let deleted = matches!(guard, Guard::Deletion) || is_terminal(sub);
     let row = subscription_row(sub, at, deleted, plan_name);
-    Ok(upsert_guarded(conn, row, SUBSCRIPTION_UPDATES, subscription_guard(guard)).await?)
+    Ok(upsert_guarded_with(
+        conn,
+        row,
+        SUBSCRIPTION_UPDATES,
+        [(
+            subscription::Column::QuantityLoweredAt,
+            quantity_lowered_at(),
+        )],
+        subscription_guard(guard),
+    )
+    .await?)
+}
+
+/// `quantity_lowered_at` as an accepted write leaves it: the event's time when its quantity is
+/// lower than the row's (someone took seats away), else what the row had. The seat policy
+/// counts from it ([`crate::billing::seats::holds_seat`]). Both write paths use it.
+fn quantity_lowered_at() -> Expr {
+    use subscription::Column as C;
+    Expr::case(
+        Expr::cust("excluded.quantity").lt(Expr::col((subscription::Entity, C::Quantity))),
+        Expr::cust("excluded.stripe_event_at"),
+    )
+    .finally(Expr::col((subscription::Entity, C::QuantityLoweredAt)))
+    .into()
 }
 
 /// Writes the subscription row in one statement without reading it first; false when the
@@ -389,17 +412,7 @@ async fn try_write_subscription(
                     C::PlanName,
                     Func::coalesce([Expr::cust("excluded.plan_name"), own_name.into()]),
                 )
-                // A lower quantity than the row's: someone took seats away, now (the event's
-                // time); the seat policy counts from it.
-                .value(
-                    C::QuantityLoweredAt,
-                    Expr::case(
-                        Expr::cust("excluded.quantity")
-                            .lt(Expr::col((subscription::Entity, C::Quantity))),
-                        Expr::cust("excluded.stripe_event_at"),
-                    )
-                    .finally(Expr::col((subscription::Entity, C::QuantityLoweredAt))),
-                )
+                .value(C::QuantityLoweredAt, quantity_lowered_at())
                 .action_and_where(subscription_guard(Guard::Ordered(source)))
                 .to_owned(),
         )

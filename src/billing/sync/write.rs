@@ -60,15 +60,30 @@ pub(super) async fn upsert_guarded<A>(
 where
     A: ActiveModelTrait + Send,
 {
+    upsert_guarded_with(conn, row, updates, [], guard).await
+}
+
+/// [`upsert_guarded`], with columns an update sets by an expression of its own (over the
+/// existing row and `excluded`) rather than to the new row's value.
+pub(super) async fn upsert_guarded_with<A>(
+    conn: &impl ConnectionTrait,
+    row: A,
+    updates: impl IntoIterator<Item = <A::Entity as EntityTrait>::Column>,
+    computed: impl IntoIterator<Item = (<A::Entity as EntityTrait>::Column, Expr)>,
+    guard: Expr,
+) -> Result<Applied, DbErr>
+where
+    A: ActiveModelTrait + Send,
+{
+    let mut on_conflict = OnConflict::columns(
+        <A::Entity as EntityTrait>::PrimaryKey::iter().map(|key| key.into_column()),
+    );
+    on_conflict.update_columns(updates);
+    for (column, value) in computed {
+        on_conflict.value(column, value);
+    }
     let rows = <A::Entity as EntityTrait>::insert(row)
-        .on_conflict(
-            OnConflict::columns(
-                <A::Entity as EntityTrait>::PrimaryKey::iter().map(|key| key.into_column()),
-            )
-            .update_columns(updates)
-            .action_and_where(guard)
-            .to_owned(),
-        )
+        .on_conflict(on_conflict.action_and_where(guard).to_owned())
         .exec_without_returning(conn)
         .await?;
     Ok(written(rows))

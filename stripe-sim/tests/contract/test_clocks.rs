@@ -232,3 +232,113 @@ async fn an_incomplete_subscription_expires_a_day_later_on_the_clock() {
     assert_eq!(s.status, SubscriptionStatus::IncompleteExpired);
     assert_eq!(s.ended_at, Some(T0 + 23 * 3600));
 }
+
+#[tokio::test]
+async fn a_failing_renewal_is_retried_on_schedule_then_dunning_ends_it() {
+    let sim = start().await;
+    let clock = clock_at(&sim, T0).await;
+    let (customer, good) = customer_on(&sim, &clock, "pm_card_visa").await;
+    let sub = subscribe(&sim, &customer, &good, "starter_monthly").await;
+    let first_end = sub.items.data[0].current_period_end;
+    // The card starts failing before the renewal.
+    let failing = attach(&sim, "pm_card_chargeCustomerFail", &customer).await;
+    let (status, _) = post_form(
+        &sim,
+        &format!("/v1/subscriptions/{}", sub.id),
+        &format!("default_payment_method={failing}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    advance(&sim, &clock, first_end + 3600).await;
+    let s = RetrieveSubscription::new(sub.id.clone())
+        .send(&sim.client)
+        .await
+        .expect("sub");
+    assert_eq!(s.status, SubscriptionStatus::PastDue);
+    let failures = events_of(&sim, "invoice.payment_failed").await;
+    assert_eq!(failures.len(), 1);
+    assert_eq!(
+        failures[0]["created"], first_end,
+        "the renewal's own attempt"
+    );
+    let retry_at = failures[0]["data"]["object"]["next_payment_attempt"]
+        .as_i64()
+        .expect("a retry is scheduled");
+    assert_eq!(retry_at, first_end + 3 * DAY);
+    // Past every retry (3, 5 and 7 days after each failure): the subscription ends.
+    advance(&sim, &clock, first_end + 30 * DAY).await;
+    let failures = events_of(&sim, "invoice.payment_failed").await;
+    let stamps: Vec<i64> = failures
+        .iter()
+        .filter_map(|e| e["created"].as_i64())
+        .collect();
+    assert_eq!(
+        stamps,
+        vec![
+            first_end,
+            first_end + 3 * DAY,
+            first_end + 8 * DAY,
+            first_end + 15 * DAY
+        ],
+        "each retry when the schedule says, in the clock's time"
+    );
+    let s = RetrieveSubscription::new(sub.id.clone())
+        .send(&sim.client)
+        .await
+        .expect("sub");
+    assert_eq!(s.status, SubscriptionStatus::Canceled);
+}
+
+#[tokio::test]
+async fn a_cancellation_at_the_period_end_happens_when_the_clock_passes_it() {
+    let sim = start().await;
+    let clock = clock_at(&sim, T0).await;
+    let (customer, pm) = customer_on(&sim, &clock, "pm_card_visa").await;
+    let sub = subscribe(&sim, &customer, &pm, "starter_monthly").await;
+    let end = sub.items.data[0].current_period_end;
+    let (status, _) = post_form(
+        &sim,
+        &format!("/v1/subscriptions/{}", sub.id),
+        "cancel_at_period_end=true",
+    )
+    .await;
+    assert_eq!(status, 200);
+    advance(&sim, &clock, end - 60).await;
+    let s = RetrieveSubscription::new(sub.id.clone())
+        .send(&sim.client)
+        .await
+        .expect("sub");
+    assert_eq!(s.status, SubscriptionStatus::Active, "not yet");
+    advance(&sim, &clock, end + 60).await;
+    let s = RetrieveSubscription::new(sub.id.clone())
+        .send(&sim.client)
+        .await
+        .expect("sub");
+    assert_eq!(s.status, SubscriptionStatus::Canceled);
+    assert_eq!(s.ended_at, Some(end));
+    let invoices = ListInvoice::new()
+        .subscription(sub.id.as_str())
+        .send(&sim.client)
+        .await
+        .expect("invoices");
+    assert_eq!(invoices.data.len(), 1, "no renewal after a cancellation");
+}
+
+#[tokio::test]
+async fn a_declined_card_is_refused_when_attached() {
+    let sim = start().await;
+    let clock = clock_at(&sim, T0).await;
+    let (status, c) = post_form(&sim, "/v1/customers", &format!("test_clock={}", clock.id)).await;
+    assert_eq!(status, 200);
+    let customer = c["id"].as_str().expect("id");
+    let refused =
+        stripe_payment::payment_method::AttachPaymentMethod::new("pm_card_chargeDeclined")
+            .customer(customer)
+            .send(&sim.client)
+            .await
+            .err();
+    assert!(
+        matches!(refused, Some(stripe::StripeError::Stripe(_, 402))),
+        "{refused:?}"
+    );
+}
