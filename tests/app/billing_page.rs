@@ -32,7 +32,7 @@ async fn the_page_tells_each_state_in_words(backend: Backend) {
     let mut trial = a_subscription("trialing", end);
     trial.trial_end = Set(Some(end));
     let html = page_for(&app, &customer, trial).await;
-    assert!(html.contains("Free Trial"));
+    assert!(html.contains("Free Trial"), "{html}");
     assert!(html.contains(&format!("Trial ends on {when}")));
 
     let html = page_for(&app, &customer, a_subscription("active", end)).await;

@@ -35,6 +35,7 @@ mod resilience;
 mod startup;
 mod stripe_cli;
 mod stripe_updates;
+mod test_clocks;
 mod truth_ordering;
 mod webhooks;
 mod webhooks_events;
