@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_location};
 
 use crate::{
-    auth::{email_proof::UnprovenAddressBanner, my_organizations, LogoutButton},
+    auth::{email_proof::UnprovenAddressBanner, LogoutButton},
     domain::OrgChoice,
     ui::Brand,
 };
@@ -18,6 +18,10 @@ pub fn SettingsLayout(
     /// The organisation the user acts for, named in the header.
     #[prop(optional, into)]
     org: Option<String>,
+    /// Every organisation the user belongs to, for the header's switcher (read by the page's
+    /// own loader: none, and the header links to the organisation page instead).
+    #[prop(optional)]
+    choices: Vec<OrgChoice>,
     children: Children,
 ) -> impl IntoView {
     let unproven =
@@ -28,7 +32,7 @@ pub fn SettingsLayout(
             <div class="mx-auto flex max-w-5xl items-center justify-between px-6 py-4">
                 <Brand/>
                 <div class="flex items-center gap-3">
-                    <OrgSwitcher org/>
+                    <OrgSwitcher org choices/>
                     <span class="text-sm text-slate-600" data-testid="user-email">{email}</span>
                     <LogoutButton/>
                 </div>
@@ -50,34 +54,21 @@ pub fn SettingsLayout(
 const ORG_LINK: &str = "rounded-md border border-slate-200 px-2 py-1 text-sm font-medium text-slate-700 hover:bg-slate-50";
 
 /// The current organisation in the header, and the others the user belongs to: each a plain
-/// form that makes it current and comes back to this page (no JavaScript needed). Until the
-/// list is read (or if it cannot be), the page's own name for the organisation, linking to
-/// the organisation page.
+/// form that makes it current and comes back to this page (no JavaScript needed). Without the
+/// list, the page's own name for the organisation, linking to the organisation page.
 #[component]
-fn OrgSwitcher(org: Option<String>) -> impl IntoView {
-    let here = use_location().pathname.get_untracked();
-    let choices = Resource::new(|| (), |_| my_organizations());
-    let plain = move || {
-        org.clone().map(|org| {
-            view! {
-                <A href="/settings/organization" attr:class=ORG_LINK attr:data-testid="current-org" attr:title="Switch organisation">{org}</A>
-            }
-        })
-    };
-    view! {
-        <Suspense fallback=plain.clone()>
-            {move || {
-                let here = here.clone();
-                let plain = plain.clone();
-                Suspend::new(async move {
-                    match choices.await {
-                        Ok(list) => switcher(list, here).into_any(),
-                        Err(_) => plain().into_any(),
-                    }
-                })
-            }}
-        </Suspense>
+fn OrgSwitcher(org: Option<String>, choices: Vec<OrgChoice>) -> impl IntoView {
+    if choices.is_empty() {
+        return org
+            .map(|org| {
+                view! {
+                    <A href="/settings/organization" attr:class=ORG_LINK attr:data-testid="current-org" attr:title="Switch organisation">{org}</A>
+                }
+            })
+            .into_any();
     }
+    let here = use_location().pathname.get_untracked();
+    switcher(choices, here).into_any()
 }
 
 fn switcher(list: Vec<OrgChoice>, here: String) -> impl IntoView {

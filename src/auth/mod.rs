@@ -38,15 +38,6 @@ pub async fn log_in(
     Ok(())
 }
 
-/// The organisations the signed-in user belongs to, the current one marked: the header's
-/// switcher.
-#[server(name = MyOrganizations, prefix = "/api", endpoint = "org/mine", input = server_fn::codec::GetUrl)]
-pub async fn my_organizations() -> Result<Vec<crate::domain::OrgChoice>, AppError> {
-    let state = crate::web::app_state()?;
-    let user = crate::web::require_user()?.user;
-    Ok(org::choices(&state.db, user.id, user.org.id).await?)
-}
-
 /// Ends this browser's session.
 #[server(name = LogOut, prefix = "/api", endpoint = "logout")]
 pub async fn log_out() -> Result<(), AppError> {

@@ -48,7 +48,8 @@ pub fn WithBillingSummary(
                         // refuses everyone else whatever the page shows).
                         provide_context(ManagesBilling(s.org.role.manages_billing()));
                         let org = s.org.name.clone();
-                        view! { <SettingsLayout email email_verified org>{render(s)}</SettingsLayout> }.into_any()
+                        let choices = s.org_choices.clone();
+                        view! { <SettingsLayout email email_verified org choices>{render(s)}</SettingsLayout> }.into_any()
                     }
                     Err(AppError::Unauthorized) => {
                         let path = format!("/login?next={}", here.replace('/', "%2F"));

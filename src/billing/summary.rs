@@ -183,6 +183,9 @@ pub struct BillingSummary {
     pub limit_names: Vec<String>,
     /// The organisation this billing is, and the user's role in it.
     pub org: crate::domain::CurrentOrg,
+    /// Every organisation the user belongs to (the header's switcher).
+    #[serde(default)]
+    pub org_choices: Vec<crate::domain::OrgChoice>,
     /// Who manages its billing (owners first): whom a member asks.
     #[serde(default)]
     pub billing_contacts: Vec<String>,
@@ -397,6 +400,7 @@ mod tests {
             grace_started_at: None,
             included: Included::default(),
             limit_names: vec![],
+            org_choices: Vec::new(),
             org: crate::domain::CurrentOrg {
                 id: 1,
                 name: "Personal".into(),

@@ -128,6 +128,7 @@ pub async fn load_summary(
     } else {
         super::roles::billing_contacts(&state.db, user.org.id).await?
     };
+    let org_choices = crate::auth::org::choices(&state.db, user.id, user.org.id).await?;
     let Some(customer_id) = customer_id else {
         return Ok(BillingSummary {
             email: user.email.clone(),
@@ -143,6 +144,7 @@ pub async fn load_summary(
             included,
             limit_names,
             org: user.org.clone(),
+            org_choices,
             billing_contacts,
         });
     };
@@ -212,6 +214,7 @@ pub async fn load_summary(
         included,
         limit_names,
         org: user.org.clone(),
+        org_choices,
         billing_contacts,
     })
 }

@@ -198,8 +198,9 @@ pub fn OrganizationPage() -> impl IntoView {
                         let email = v.email.clone();
                         let email_verified = v.email_verified;
                         let org = v.current.name.clone();
+                        let choices = v.choices.clone();
                         view! {
-                            <SettingsLayout email email_verified org>
+                            <SettingsLayout email email_verified org choices>
                                 <Organization view=v invited/>
                             </SettingsLayout>
                         }.into_any()
