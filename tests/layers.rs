@@ -36,7 +36,7 @@ const MAP: &[(&str, &[&str])] = &[
             "db", "domain", "error", "forms", "limits", "mail", "state", "ui", "web",
         ],
     ),
-    ("layout", &["auth", "ui"]),
+    ("layout", &["auth", "domain", "ui"]),
     (
         "billing",
         &[

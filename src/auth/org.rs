@@ -4,39 +4,13 @@
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder,
+    QueryFilter,
 };
 
 use crate::{
     db::entities::{membership, organization, user},
-    domain::{CurrentOrg, OrgChoice, Role},
+    domain::{CurrentOrg, Role},
 };
-
-/// The organisations `user_id` belongs to, in the order they joined them; `current_id` marked.
-pub async fn choices(
-    conn: &impl ConnectionTrait,
-    user_id: i64,
-    current_id: i64,
-) -> Result<Vec<OrgChoice>, DbErr> {
-    Ok(membership::Entity::find()
-        .find_also_related(organization::Entity)
-        .filter(membership::Column::UserId.eq(user_id))
-        .order_by_asc(membership::Column::CreatedAt)
-        .order_by_asc(membership::Column::Id)
-        .all(conn)
-        .await?
-        .into_iter()
-        .filter_map(|(m, o)| {
-            o.map(|o| OrgChoice {
-                current: o.id == current_id,
-                personal: o.personal_of == Some(user_id),
-                id: o.id,
-                name: o.name,
-                role: Role::parse(&m.role).unwrap_or(Role::Member),
-            })
-        })
-        .collect())
-}
 
 /// Makes `user_id`'s personal organisation with them as its owner; its id. Call in the
 /// transaction that makes the account.

@@ -128,7 +128,7 @@ pub async fn load_summary(
     } else {
         super::roles::billing_contacts(&state.db, user.org.id).await?
     };
-    let org_choices = crate::auth::org::choices(&state.db, user.id, user.org.id).await?;
+    let org_choices = super::roles::org_choices(&state.db, user.id, user.org.id).await?;
     let Some(customer_id) = customer_id else {
         return Ok(BillingSummary {
             email: user.email.clone(),

@@ -47,7 +47,7 @@ const NEEDS_AN_OWNER: &str = "An organisation needs an owner: make someone else 
 /// Everything `/settings/organization` shows for the user's current organisation.
 pub async fn view(state: &AppState, user: &CurrentUser) -> Result<OrganizationView, AppError> {
     let db = &state.db;
-    let choices = crate::auth::org::choices(db, user.id, user.org.id).await?;
+    let choices = crate::billing::roles::org_choices(db, user.id, user.org.id).await?;
     let members = membership::Entity::find()
         .find_also_related(user::Entity)
         .filter(membership::Column::OrganizationId.eq(user.org.id))
