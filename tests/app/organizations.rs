@@ -518,7 +518,7 @@ async fn seats_follow_members_under_the_policy(backend: Backend) {
     let catcher = MailCatcher::start().await;
     let billing = billing_file_with(
         "count_pending_invitations = false\ngrowth = \"charge_now\"\nrelease = \"period_end\"\n\
-         coalesce_secs = 2\nupdates_per_hour = 6\n",
+         coalesce_secs = 2\nupdates_per_hour = 10\n",
     );
     let mut env = catcher.env().to_vec();
     env.push(("BILLING_FILE", billing.path().to_str().expect("path")));
@@ -619,8 +619,8 @@ async fn seats_follow_members_under_the_policy(backend: Backend) {
     quantity_becomes(&app, &sub, 22).await;
     let sent = quantity_updates(&app, &sub) - updates_before;
     assert!(
-        (1..=5).contains(&sent),
-        "twenty joins went to Stripe as {sent} updates (budget 6 an hour, one spent)"
+        (1..=9).contains(&sent),
+        "twenty joins went to Stripe as {sent} updates (budget 10 an hour, one spent: a slow machine splits the bursts into more windows, never twenty)"
     );
 
     // A removed member's seat stays paid until the period's end: the change waits for it.
