@@ -864,16 +864,7 @@ impl State {
         let started = start <= now;
         let subscription = if started {
             let first = &laid_out[0];
-            Some(self.create_subscription(crate::state::NewSubscription {
-                customer: customer.to_owned(),
-                items: vec![(first.price.clone(), first.quantity)],
-                default_payment_method: None,
-                trial: crate::state::TrialRequest::None,
-                metadata: Metadata::new(),
-                description: None,
-                payment_behavior: crate::state::PaymentBehavior::AllowIncomplete,
-                cancel_at_period_end: false,
-            })?)
+            Some(self.subscription_from_phase(customer, first)?)
         } else {
             None
         };
@@ -916,6 +907,24 @@ impl State {
         Ok(id)
     }
 
+    /// The subscription a schedule makes from a phase, as Stripe does when it starts.
+    fn subscription_from_phase(
+        &mut self,
+        customer: &str,
+        phase: &SchedulePhase,
+    ) -> ApiResult<String> {
+        self.create_subscription(crate::state::NewSubscription {
+            customer: customer.to_owned(),
+            items: vec![(phase.price.clone(), phase.quantity)],
+            default_payment_method: None,
+            trial: crate::state::TrialRequest::None,
+            metadata: Metadata::new(),
+            description: None,
+            payment_behavior: crate::state::PaymentBehavior::AllowIncomplete,
+            cancel_at_period_end: false,
+        })
+    }
+
     /// A `not_started` schedule's start came: its subscription is made from the first phase
     /// and the schedule becomes active (`subscription_schedule.updated`).
     pub(crate) fn start_schedule(&mut self, id: &str, at: i64) {
@@ -930,16 +939,7 @@ impl State {
         let Some(first) = schedule.phases.first() else {
             return;
         };
-        let made = self.create_subscription(crate::state::NewSubscription {
-            customer: schedule.customer.clone(),
-            items: vec![(first.price.clone(), first.quantity)],
-            default_payment_method: None,
-            trial: crate::state::TrialRequest::None,
-            metadata: Metadata::new(),
-            description: None,
-            payment_behavior: crate::state::PaymentBehavior::AllowIncomplete,
-            cancel_at_period_end: false,
-        });
+        let made = self.subscription_from_phase(&schedule.customer, first);
         if let Ok(sub) = made {
             if let Some(s) = self.subscription_schedule_mut(id) {
                 s.subscription = Some(sub.clone());
