@@ -60,7 +60,7 @@ test('the dunning banner counts the tries and escalates', async ({ page, request
   });
   expect(updated.ok()).toBeTruthy();
   // The renewal fails, then two retries fail.
-  for (const days of ['31', '3', '5']) {
+  for (const days of ['32', '3', '5']) {
     const advanced = await request.post(`/_stripe-sim/_admin/customers/${customer}/advance`, {
       headers: SIM_KEY,
       form: { days },

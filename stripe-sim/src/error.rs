@@ -48,10 +48,17 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
     }
 
-    /// 400: this parameter's value is not acceptable.
+    /// 400: this parameter's value is not acceptable. Stripe names the parameter and gives no
+    /// `code` for a value outside what the parameter takes (its codes are for narrower cases:
+    /// [`ApiError::invalid_integer`], `parameter_invalid_empty`, …).
     pub fn invalid_param(param: &str, message: impl Into<String>) -> Self {
-        Self::invalid_request(message)
-            .with_code("parameter_invalid")
+        Self::invalid_request(message).with_param(param)
+    }
+
+    /// 400 `parameter_invalid_integer`: this parameter takes an integer.
+    pub fn invalid_integer(param: &str, value: &str) -> Self {
+        Self::invalid_request(format!("Invalid integer: {value}"))
+            .with_code("parameter_invalid_integer")
             .with_param(param)
     }
 

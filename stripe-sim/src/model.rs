@@ -132,6 +132,10 @@ pub struct Price {
     /// `recurring.trial_period_days`: the trial a new subscription to this price gets.
     pub trial_period_days: Option<u32>,
     pub metadata: Metadata,
+    /// Deleted through the legacy `DELETE /v1/plans/{id}`: the API no longer shows it, and
+    /// the subscriptions on it go on.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 impl Price {
@@ -335,6 +339,10 @@ pub struct Invoice {
     /// the API waits for explicit calls.
     #[serde(default = "yes")]
     pub auto_advance: bool,
+    /// When a subscription's cycle draft is finalized and charged by itself (about an hour
+    /// after `invoice.created`, as Stripe leaves it); `None` once finalized or for other drafts.
+    #[serde(default)]
+    pub automatically_finalizes_at: Option<i64>,
 }
 
 fn yes() -> bool {

@@ -100,9 +100,11 @@ impl<'a> Params<'a> {
     pub fn int(&self, key: &str) -> ApiResult<Option<i64>> {
         match self.str(key)? {
             None => Ok(None),
-            Some(s) => s.trim().parse().map(Some).map_err(|_| {
-                ApiError::invalid_param(&self.name(key), format!("Invalid integer: {s}"))
-            }),
+            Some(s) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::invalid_integer(&self.name(key), s)),
         }
     }
 

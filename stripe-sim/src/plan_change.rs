@@ -591,6 +591,7 @@ impl State {
                 .filter(|_| q.lines.iter().any(|l| l.proration)),
             description: None,
             auto_advance: true,
+            automatically_finalizes_at: None,
         };
         self.invoice_json(&invoice)
     }

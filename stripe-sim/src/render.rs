@@ -132,8 +132,9 @@ impl State {
         })
     }
 
-    /// The legacy `plan` view of a price that subscription items still carry.
-    fn plan_json(&self, p: &Price) -> Value {
+    /// The legacy `plan` view of a recurring price, which subscription items still carry and
+    /// `/v1/plans` answers.
+    pub fn plan_json(&self, p: &Price) -> Value {
         json!({
             "id": p.id,
             "object": "plan",
@@ -174,6 +175,7 @@ impl State {
                     nickname: None,
                     trial_period_days: None,
                     metadata: Metadata::new(),
+                    deleted: false,
                 };
                 (self.price_json(&missing), self.plan_json(&missing))
             }
@@ -402,7 +404,9 @@ impl State {
             "auto_advance": inv.auto_advance
                 && matches!(inv.status, InvoiceStatus::Draft | InvoiceStatus::Open),
             "automatic_tax": {"disabled_reason": null, "enabled": false, "liability": null, "provider": null, "status": null},
-            "automatically_finalizes_at": null,
+            "automatically_finalizes_at": inv
+                .automatically_finalizes_at
+                .filter(|_| inv.status == InvoiceStatus::Draft),
             "billing_reason": inv.billing_reason,
             "collection_method": "charge_automatically",
             "created": inv.created,

@@ -87,7 +87,8 @@ fn without_nonce(html: &str) -> String {
 
 /// The id of the `customer.created` event the double sent for the customer made at sign-up.
 async fn customer_created_event(app: &TestApp) -> String {
-    for _ in 0..200 {
+    let mut patience = crate::support::patience::Patience::every(Duration::from_millis(50));
+    while patience.another_try().await {
         let found = webhook_event::Entity::find()
             .filter(webhook_event::Column::EventType.eq("customer.created"))
             .one(&app.db)
@@ -96,7 +97,6 @@ async fn customer_created_event(app: &TestApp) -> String {
         if let Some(event) = found {
             return event.id;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the double never delivered customer.created");
 }

@@ -22,12 +22,12 @@ use crate::support::{
 /// Waits (a bounded while) for `count` mails of `subject` to `address`.
 async fn wait_for(catcher: &MailCatcher, address: &str, subject: &str, count: usize) -> Vec<Value> {
     let mut got = Vec::new();
-    for _ in 0..200 {
+    let mut patience = crate::support::patience::Patience::every(Duration::from_millis(50));
+    while patience.another_try().await {
         got = catcher.about(address, subject).await;
         if got.len() >= count {
             return got;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!(
         "{} {subject:?} mail(s) to {address}, not {count}",
@@ -150,7 +150,7 @@ async fn a_failing_card_sends_one_payment_failed_and_one_plan_ended(backend: Bac
         .expect("switch to the failing card");
 
     // The renewal fails: one mail, with the amount, the next try and the end of access.
-    advance(&app, &customer, 31).await;
+    advance(&app, &customer, 32).await;
     let failed = wait_for(&catcher, &email, "payment failed", 1).await;
     let text = failed[0]["text"].as_str().expect("text");
     assert!(

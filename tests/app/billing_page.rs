@@ -164,7 +164,7 @@ async fn the_dunning_banner_tells_attempts_and_dates(backend: Backend) {
 
     // The renewal, then the double's three retries (3, 5 and 7 days apart).
     let mut first_failure = None;
-    for (attempt, days) in [(1, 31), (2, 3), (3, 5)] {
+    for (attempt, days) in [(1, 32), (2, 3), (3, 5)] {
         sim.advance_customer_clock(&customer, std::time::Duration::from_secs(days * 86_400))
             .await
             .expect("advance the clock");
@@ -188,7 +188,9 @@ async fn the_dunning_banner_tells_attempts_and_dates(backend: Backend) {
         // The grace runs from the invoice's finalization: read once `invoice.finalized` is
         // applied (its delivery may trail the failed attempt's on a loaded machine).
         let mut finalized_at = None;
-        for _ in 0..100 {
+        let mut patience =
+            crate::support::patience::Patience::every(std::time::Duration::from_millis(50));
+        while patience.another_try().await {
             finalized_at = billfold::db::entities::invoice::Entity::find()
                 .filter(billfold::db::entities::invoice::Column::Status.eq("open"))
                 .one(&app.db)
@@ -198,7 +200,6 @@ async fn the_dunning_banner_tells_attempts_and_dates(backend: Backend) {
             if finalized_at.is_some() {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         let failed_at = *first_failure
             .get_or_insert(finalized_at.expect("the open invoice's finalization applied"));
@@ -212,12 +213,13 @@ async fn the_dunning_banner_tells_attempts_and_dates(backend: Backend) {
         // last events may still be on their way when the billing page first says it).
         let deadline = format!("access ends on {ends}");
         let mut app_page = String::new();
-        for _ in 0..100 {
+        let mut patience =
+            crate::support::patience::Patience::every(std::time::Duration::from_millis(50));
+        while patience.another_try().await {
             app_page = app.get("/app").await.text().await.expect("html");
             if app_page.contains(&deadline) {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         assert!(
             app_page.contains(&deadline),

@@ -35,7 +35,9 @@ async fn a_deal_price(app: &TestApp, lookup_key: Option<&str>) -> String {
         .await
         .expect("price json");
     let id = created["id"].as_str().expect("price id").to_owned();
-    for _ in 0..100 {
+    let mut patience =
+        crate::support::patience::Patience::every(std::time::Duration::from_millis(50));
+    while patience.another_try().await {
         if price::Entity::find_by_id(id.clone())
             .one(&app.db)
             .await
@@ -44,7 +46,6 @@ async fn a_deal_price(app: &TestApp, lookup_key: Option<&str>) -> String {
         {
             return id;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("the app never learned of {id}");
 }

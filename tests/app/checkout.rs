@@ -17,7 +17,9 @@ async fn checkout_starts_with_the_plans_trial(backend: Backend) {
     let (_, customer) = sign_up_with_customer(&app).await;
     // The catalogue is loaded at start.
     let mut pro = None;
-    for _ in 0..50 {
+    let mut patience =
+        crate::support::patience::Patience::every(std::time::Duration::from_millis(100));
+    while patience.another_try().await {
         pro = billfold::db::entities::price::Entity::find()
             .filter(billfold::db::entities::price::Column::ProductName.eq("Pro"))
             .filter(billfold::db::entities::price::Column::Interval.eq("month"))
@@ -27,7 +29,6 @@ async fn checkout_starts_with_the_plans_trial(backend: Backend) {
         if pro.is_some() {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let pro = pro.expect("the Pro price is in the catalogue");
     stripe.clear();

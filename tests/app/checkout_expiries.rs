@@ -158,7 +158,9 @@ async fn a_checkout_that_makes_a_second_live_subscription_is_flagged(backend: Ba
     let arrived = |id: String| {
         let db = app.db.clone();
         async move {
-            for _ in 0..100 {
+            let mut patience =
+                crate::support::patience::Patience::every(Duration::from_millis(100));
+            while patience.another_try().await {
                 let row = subscription::Entity::find_by_id(id.clone())
                     .one(&db)
                     .await
@@ -166,7 +168,6 @@ async fn a_checkout_that_makes_a_second_live_subscription_is_flagged(backend: Ba
                 if row.is_some() {
                     return true;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             false
         }
@@ -204,7 +205,8 @@ async fn a_checkout_that_makes_a_second_live_subscription_is_flagged(backend: Ba
     );
 
     let mut alerts = Vec::new();
-    for _ in 0..100 {
+    let mut patience = crate::support::patience::Patience::every(Duration::from_millis(100));
+    while patience.another_try().await {
         alerts = billing_alert::Entity::find()
             .all(&app.db)
             .await
@@ -212,7 +214,6 @@ async fn a_checkout_that_makes_a_second_live_subscription_is_flagged(backend: Ba
         if !alerts.is_empty() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0].kind, "second_live_subscription");

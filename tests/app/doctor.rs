@@ -62,11 +62,12 @@ async fn good_setup(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     let mut env = vec![("RECONCILE_EVERY", "5m")];
     env.extend_from_slice(extra);
     let app = TestApp::spawn_with(backend, &env).await;
-    for _ in 0..100 {
+    let mut patience =
+        crate::support::patience::Patience::every(std::time::Duration::from_millis(100));
+    while patience.another_try().await {
         if portal::catalogue_is_loaded(&app.db).await.expect("query") {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let report = billfold::reconcile::run_cycle(&app.state)
         .await

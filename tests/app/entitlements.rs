@@ -35,12 +35,12 @@ async fn export(app: &TestApp) -> (u16, String) {
 /// Waits (a bounded while) for the export to answer `status`.
 async fn export_becomes(app: &TestApp, status: u16) -> String {
     let mut last = (0, String::new());
-    for _ in 0..100 {
+    let mut patience = crate::support::patience::Patience::every(Duration::from_millis(50));
+    while patience.another_try().await {
         last = export(app).await;
         if last.0 == status {
             return last.1;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the export never answered {status}: {} {}", last.0, last.1);
 }
@@ -54,11 +54,11 @@ async fn a_feature_follows_the_plan_that_includes_it(backend: Backend) {
 
     // Starter does not include export: 403 naming the plans that do.
     let sub = subscribe_in_stripe(&app.state.stripe, &customer, 900).await;
-    for _ in 0..100 {
+    let mut patience = crate::support::patience::Patience::every(Duration::from_millis(50));
+    while patience.another_try().await {
         if export(&app).await.1.contains("is included in") {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (status, body) = export(&app).await;
     assert_eq!(status, 403, "{body}");
@@ -89,12 +89,12 @@ async fn a_feature_follows_the_plan_that_includes_it(backend: Backend) {
     // Stripe's summary (no features) and the subscription's deletion arrive as two events,
     // in either order; once both are in, the refusal is for the plan, not the feature.
     let mut last = (0, String::new());
-    for _ in 0..100 {
+    let mut patience = crate::support::patience::Patience::every(Duration::from_millis(50));
+    while patience.another_try().await {
         last = export(&app).await;
         if last.0 == 403 && last.1.contains("active plan") {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(last.0, 403, "{}", last.1);
     assert!(last.1.contains("active plan"), "{}", last.1);
@@ -305,12 +305,12 @@ async fn a_limit_caps_what_a_plan_allows(backend: Backend) {
 
     let sub = subscribe_in_stripe(&app.state.stripe, &customer, 900).await;
     let mut added = 0;
-    for _ in 0..100 {
+    let mut patience = crate::support::patience::Patience::every(Duration::from_millis(50));
+    while patience.another_try().await {
         if add_project(&app, "Website").await.0 < 400 {
             added = 1;
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
         added, 1,
@@ -341,11 +341,11 @@ async fn a_limit_caps_what_a_plan_allows(backend: Backend) {
 
     // Team: no cap.
     switch_to(&app, &sub, "Team").await;
-    for _ in 0..100 {
+    let mut patience = crate::support::patience::Patience::every(Duration::from_millis(50));
+    while patience.another_try().await {
         if add_project(&app, "Fourth").await.0 < 400 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let page = app.get("/app").await.text().await.expect("html");
     assert!(page.contains("4 used, no limit"), "{page}");

@@ -237,12 +237,12 @@ async fn an_smtp_outage_and_a_restart_lose_nothing_and_send_once(backend: Backen
         assert_eq!(fresh, 302);
     }
     // Nobody listens: each mail is tried, kept, and given a later try.
-    for _ in 0..200 {
+    let mut patience = crate::support::patience::Patience::every(Duration::from_millis(50));
+    while patience.another_try().await {
         let rows = outbox(&app).await;
         if rows.len() == 3 && rows.iter().all(|r| r.attempts >= 1) {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for row in outbox(&app).await {
         assert_eq!(row.status, "queued", "{row:?}");
@@ -286,7 +286,8 @@ async fn a_permanent_refusal_is_recorded_and_never_retried(backend: Backend) {
     .expect("queued");
     app.state.mail.wake();
     let mut row = None;
-    for _ in 0..200 {
+    let mut patience = crate::support::patience::Patience::every(Duration::from_millis(50));
+    while patience.another_try().await {
         let found = mail_outbox::Entity::find()
             .filter(mail_outbox::Column::Key.eq("test:unsendable"))
             .one(&app.db)
@@ -297,7 +298,6 @@ async fn a_permanent_refusal_is_recorded_and_never_retried(backend: Backend) {
             row = Some(found);
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let row = row.expect("attempted");
     assert_eq!(row.status, "failed");
@@ -427,7 +427,8 @@ async fn a_new_address_takes_effect_once_proven_and_stripe_follows(backend: Back
         "{told:?}"
     );
     let mut email = None;
-    for _ in 0..100 {
+    let mut patience = crate::support::patience::Patience::every(Duration::from_millis(50));
+    while patience.another_try().await {
         let object: serde_json::Value = reqwest::Client::new()
             .get(app.url(&format!("/_stripe-sim/v1/customers/{customer}")))
             .bearer_auth("sk_test_through_the_double")
@@ -441,7 +442,6 @@ async fn a_new_address_takes_effect_once_proven_and_stripe_follows(backend: Back
         if email.as_deref() == Some(new.as_str()) {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
         email.as_deref(),

@@ -173,12 +173,13 @@ async fn metrics_are_private_and_count_what_happens(backend: Backend) {
     // The double delivers `customer.created` for the new customer by webhook.
     let created = r#"billfold_webhook_events_total{type="customer.created",outcome="ignored"}"#;
     let mut after = String::new();
-    for _ in 0..50 {
+    let mut patience =
+        crate::support::patience::Patience::every(std::time::Duration::from_millis(100));
+    while patience.another_try().await {
         after = scrape(&app).await;
         if series(&after, created) > series(&before, created) {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(
         series(&after, created) > series(&before, created),

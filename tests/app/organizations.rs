@@ -40,7 +40,9 @@ async fn state_of(app: &TestApp, client: &reqwest::Client) -> Value {
 /// The id of the catalogue's price `lookup_key`, once the app has loaded the prices from Stripe
 /// (at start, beside the first requests).
 async fn price_of(app: &TestApp, lookup_key: &str) -> String {
-    for _ in 0..200 {
+    let mut patience =
+        crate::support::patience::Patience::every(std::time::Duration::from_millis(50));
+    while patience.another_try().await {
         let id = scalar(
             app,
             &format!("SELECT id FROM prices WHERE lookup_key = '{lookup_key}' AND active = true"),
@@ -49,7 +51,6 @@ async fn price_of(app: &TestApp, lookup_key: &str) -> String {
         if let Some(id) = id {
             return id;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("the price {lookup_key} never arrived");
 }
@@ -460,12 +461,13 @@ async fn stripe_object(app: &TestApp, path: &str) -> Value {
 /// Waits (a bounded while) until the double's subscription has `quantity`.
 async fn quantity_becomes(app: &TestApp, sub: &str, quantity: u64) -> Value {
     let mut seen = Value::Null;
-    for _ in 0..300 {
+    let mut patience =
+        crate::support::patience::Patience::every(std::time::Duration::from_millis(50));
+    while patience.another_try().await {
         seen = stripe_object(app, &format!("subscriptions/{sub}")).await;
         if seen["items"]["data"][0]["quantity"].as_u64() == Some(quantity) {
             return seen;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!(
         "the quantity never became {quantity}: {}",
@@ -639,7 +641,9 @@ async fn seats_follow_members_under_the_policy(backend: Backend) {
     .await;
     assert_eq!(status, 200, "{body}");
     let mut deferred = None;
-    for _ in 0..200 {
+    let mut patience =
+        crate::support::patience::Patience::every(std::time::Duration::from_millis(50));
+    while patience.another_try().await {
         let row = scalar(
             &app,
             &format!("SELECT last_error FROM stripe_outbox WHERE key = 'seat_quantity:{customer}'"),
@@ -652,7 +656,6 @@ async fn seats_follow_members_under_the_policy(backend: Backend) {
             deferred = row;
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(deferred.is_some(), "the release waits for the period's end");
     assert_eq!(
@@ -682,12 +685,13 @@ async fn seats_follow_members_under_the_policy(backend: Backend) {
         .await
         .expect("lower the quantity");
     let mut page = String::new();
-    for _ in 0..100 {
+    let mut patience =
+        crate::support::patience::Patience::every(std::time::Duration::from_millis(50));
+    while patience.another_try().await {
         page = page_of(&app, &owner, "/settings/organization").await;
         if page.contains("seats-short") {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(page.contains("Seats: 21 used, 5 paid"), "{page}");
     assert!(page.contains("seats-short"), "{page}");

@@ -240,7 +240,9 @@ async fn a_portal_cancellation_arrives_by_webhook(backend: Backend) {
     let page_shows = |needle: &'static str| {
         let app = &app;
         async move {
-            for _ in 0..100 {
+            let mut patience =
+                crate::support::patience::Patience::every(std::time::Duration::from_millis(100));
+            while patience.another_try().await {
                 let html = app
                     .get("/settings/billing")
                     .await
@@ -250,7 +252,6 @@ async fn a_portal_cancellation_arrives_by_webhook(backend: Backend) {
                 if html.contains(needle) {
                     return true;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             false
         }

@@ -277,14 +277,14 @@ async fn a_missed_event_that_keeps_failing_is_set_aside(backend: Backend) {
     stripe.settled().await;
     // The catalogue the app loads from Stripe when it starts has landed (it would bring the
     // product back otherwise).
-    for _ in 0..600 {
+    let mut patience = crate::support::patience::Patience::every(Duration::from_millis(50));
+    while patience.another_try().await {
         if billfold::commands::portal::catalogue_is_loaded(&app.db)
             .await
             .expect("query")
         {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The app does not know the plan's product, and Stripe will not say.
     let product = stripe.object(&format!("subscriptions/{sub}")).await["items"]["data"][0]["price"]

@@ -48,12 +48,12 @@ async fn the_row(app: &TestApp) -> row::Model {
 
 /// Waits (a bounded while) until the row satisfies `done`.
 async fn row_until(app: &TestApp, what: &str, done: impl Fn(&row::Model) -> bool) -> row::Model {
-    for _ in 0..200 {
+    let mut patience = crate::support::patience::Patience::every(Duration::from_millis(50));
+    while patience.another_try().await {
         let r = the_row(app).await;
         if done(&r) {
             return r;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the row never became {what}: {:?}", the_row(app).await);
 }

@@ -14,6 +14,8 @@ use crate::support::{
 };
 
 const DAY: i64 = 86_400;
+/// Stripe leaves a renewal's invoice a draft this long before it finalizes and charges it.
+const HOUR: i64 = 3_600;
 
 /// A call to the mounted double as Stripe's API takes it (form-encoded), answered as JSON.
 async fn stripe(
@@ -172,25 +174,25 @@ async fn a_plan_over_time_on_a_test_clock(backend: Backend) {
         .expect("end");
     billfold_says_what_stripe_says(&app, &customer).await;
 
-    // The renewal, paid.
+    // The renewal: a draft for an hour, as Stripe leaves it, then paid.
     advance(&app, &clock, first_end + 60).await;
     let renewed = get(&app, &format!("subscriptions/{sid}")).await;
     assert_eq!(
         renewed["items"]["data"][0]["current_period_start"],
         first_end
     );
-    let latest = get(
-        &app,
-        &format!(
-            "invoices/{}",
-            renewed["latest_invoice"].as_str().expect("invoice")
-        ),
-    )
-    .await;
-    assert_eq!(
-        (latest["billing_reason"].as_str(), latest["status"].as_str()),
-        (Some("subscription_cycle"), Some("paid"))
+    let latest_path = format!(
+        "invoices/{}",
+        renewed["latest_invoice"].as_str().expect("invoice")
     );
+    let draft = get(&app, &latest_path).await;
+    assert_eq!(
+        (draft["billing_reason"].as_str(), draft["status"].as_str()),
+        (Some("subscription_cycle"), Some("draft"))
+    );
+    billfold_says_what_stripe_says(&app, &customer).await;
+    advance(&app, &clock, first_end + HOUR + 60).await;
+    assert_eq!(get(&app, &latest_path).await["status"], "paid");
     billfold_says_what_stripe_says(&app, &customer).await;
 
     // Ten days in, an upgrade charged at once: a paid `subscription_update` invoice.
@@ -289,14 +291,15 @@ async fn a_failing_renewal_on_a_test_clock(backend: Backend) {
         &[("default_payment_method", failing.as_str())],
     )
     .await;
-    advance(&app, &clock, first_end + 60).await;
+    // Charged when the renewal's draft hour is up: declined.
+    advance(&app, &clock, first_end + HOUR + 60).await;
     assert_eq!(
         get(&app, &format!("subscriptions/{sid}")).await["status"],
         "past_due"
     );
     billfold_says_what_stripe_says(&app, &customer).await;
     // The first retry, three days on: still failing, still past due.
-    advance(&app, &clock, first_end + 3 * DAY + 60).await;
+    advance(&app, &clock, first_end + HOUR + 3 * DAY + 60).await;
     let open = get(&app, &format!("invoices?subscription={sid}&status=open")).await;
     assert_eq!(open["data"][0]["attempt_count"], 2);
     billfold_says_what_stripe_says(&app, &customer).await;

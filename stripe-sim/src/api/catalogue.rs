@@ -91,7 +91,7 @@ pub(super) fn delete_product(st: &mut State, id: &str) -> ApiResult<Value> {
     let Some(at) = st.products.iter().position(|x| x.id == id) else {
         return Err(ApiError::no_such("product", id, "id"));
     };
-    if st.prices.iter().any(|x| x.product == id) {
+    if st.prices.iter().any(|x| x.product == id && !x.deleted) {
         return Err(ApiError::state(
             "This product cannot be deleted because it has one or more user-created prices.",
         ));
@@ -121,6 +121,7 @@ pub(super) fn list_products(st: &State, p: &Params) -> ApiResult<Value> {
 pub(super) fn retrieve_price(st: &State, id: &str, p: &Params) -> ApiResult<Value> {
     p.allow(&["expand"])?;
     st.price(id)
+        .filter(|x| !x.deleted)
         .map(|x| st.price_json(x))
         .ok_or_else(|| ApiError::no_such("price", id, "price"))
 }
@@ -203,6 +204,7 @@ pub(super) fn create_price(st: &mut State, p: &Params) -> ApiResult<Value> {
         nickname: p.text("nickname")?.filter(|n| !n.is_empty()),
         trial_period_days,
         metadata: p.metadata("metadata")?.unwrap_or_default().into_new(),
+        deleted: false,
     };
     let json = st.price_json(&price);
     st.prices.push(price);
@@ -260,7 +262,7 @@ pub(super) fn update_price(st: &mut State, id: &str, p: &Params) -> ApiResult<Va
     let nickname = p.nullable("nickname")?;
     let metadata = p.metadata("metadata")?;
     let lookup_key = p.nullable("lookup_key")?;
-    if st.price(id).is_none() {
+    if st.price(id).is_none_or(|x| x.deleted) {
         return Err(ApiError::no_such("price", id, "price"));
     }
     let now = clock::now();
@@ -310,6 +312,7 @@ pub(super) fn list_prices(st: &State, p: &Params) -> ApiResult<Value> {
         .prices
         .iter()
         .rev()
+        .filter(|x| !x.deleted)
         .filter(|x| active.is_none_or(|a| x.active == a))
         .filter(|x| product.as_ref().is_none_or(|pr| &x.product == pr))
         .filter(|x| {

@@ -137,7 +137,13 @@ pub(super) fn finalize_invoice(st: &mut State, id: &str, p: &Params) -> ApiResul
         )));
     }
     let at = st.customer_now(&inv.customer);
-    st.finalize_draft(id, at);
+    if inv.automatically_finalizes_at.is_some() {
+        // A subscription's cycle draft finalized before its hour is up is charged as it would
+        // have been then.
+        st.finalize_cycle_invoice(id, at);
+    } else {
+        st.finalize_draft(id, at);
+    }
     invoice_view(st, id)
 }
 
@@ -152,6 +158,11 @@ pub(super) fn delete_invoice(st: &mut State, id: &str, p: &Params) -> ApiResult<
         return Err(ApiError::state(format!(
             "You can only delete draft invoices; invoice {id} is {}.",
             inv.status.as_str()
+        )));
+    }
+    if inv.subscription.is_some() {
+        return Err(ApiError::state(format!(
+            "You can't delete invoice {id}: it was created by a subscription. Void it once it is finalized instead."
         )));
     }
     let at = st.customer_now(&inv.customer);

@@ -13,6 +13,7 @@ mod events;
 mod invoice_items;
 mod invoices;
 mod payment_methods;
+mod plans;
 mod subscription_schedules;
 mod subscriptions;
 mod test_clocks;
@@ -243,6 +244,11 @@ pub(super) fn route(
         ("POST", ["prices"]) => catalogue::create_price(st, &p),
         ("GET", ["prices", id]) => catalogue::retrieve_price(st, id, &p),
         ("POST", ["prices", id]) => catalogue::update_price(st, id, &p),
+        ("GET", ["plans"]) => plans::list_plans(st, &p),
+        ("POST", ["plans"]) => plans::create_plan(st, &p),
+        ("GET", ["plans", id]) => plans::retrieve_plan(st, id, &p),
+        ("POST", ["plans", id]) => plans::update_plan(st, id, &p),
+        ("DELETE", ["plans", id]) => plans::delete_plan(st, id),
         ("POST", ["subscriptions"]) => subscriptions::create_subscription(st, &p),
         ("GET", ["subscriptions"]) => subscriptions::list_subscriptions(st, &p),
         ("GET", ["subscriptions", id]) => subscriptions::retrieve_subscription(st, id, &p),

@@ -43,6 +43,7 @@ impl State {
                     nickname: Some(format!("{name} ({interval}ly)")),
                     trial_period_days: trial,
                     metadata,
+                    deleted: false,
                 };
                 price_ids.push(price.id.clone());
                 self.prices.push(price);

@@ -14,6 +14,11 @@ pub struct ManualInvoice {
     pub metadata: Metadata,
 }
 
+/// How long a subscription's cycle invoice stays a draft before Stripe finalizes and charges
+/// it (Stripe: "about an hour" after `invoice.created`, the time a webhook handler has to add
+/// items to it).
+pub const CYCLE_DRAFT_WINDOW: i64 = 3600;
+
 /// Days between automatic retries of a failed renewal; one more failure after the last ends dunning.
 pub const RETRY_DAYS: [i64; 3] = [3, 5, 7];
 
@@ -180,6 +185,7 @@ impl State {
             subscription_proration_date: proration_date,
             description: None,
             auto_advance: true,
+            automatically_finalizes_at: None,
         });
         id
     }
@@ -287,6 +293,7 @@ impl State {
         if let Some(inv) = self.invoice_mut(invoice) {
             inv.status = InvoiceStatus::Open;
             inv.finalized_at = Some(at);
+            inv.automatically_finalizes_at = None;
         }
         if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
             self.emit("invoice.finalized", json, None, at);
@@ -308,6 +315,37 @@ impl State {
         }
         if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
             self.emit("invoice.finalized", json, None, at);
+        }
+    }
+
+    /// A subscription's cycle invoice (a renewal, a trial's end) made a draft: `invoice.created`
+    /// says when it will be finalized, which [`State::finalize_cycle_invoice`] does then.
+    pub(crate) fn emit_cycle_draft(&mut self, invoice: &str, at: i64) {
+        if let Some(inv) = self.invoice_mut(invoice) {
+            inv.automatically_finalizes_at = Some(at + CYCLE_DRAFT_WINDOW);
+        }
+        if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
+            self.emit("invoice.created", json, None, at);
+        }
+    }
+
+    /// A subscription's draft is finalized (when its hour is up, or by `/finalize`) and charged
+    /// with retries; a failed charge makes an active subscription past due.
+    pub fn finalize_cycle_invoice(&mut self, invoice: &str, at: i64) {
+        self.finalize_draft(invoice, at);
+        let Some(inv) = self.invoice(invoice).cloned() else {
+            return;
+        };
+        let paid = self.attempt_invoice_payment(invoice, at, true);
+        if paid {
+            return;
+        }
+        if let Some(sub) = inv.subscription.as_deref() {
+            self.change_subscription(sub, at, |s| {
+                if s.status == SubStatus::Active {
+                    s.status = SubStatus::PastDue;
+                }
+            });
         }
     }
 

@@ -516,7 +516,7 @@ impl State {
                     self.emit("customer.subscription.trial_will_end", json, None, now);
                 }
             }
-            self.end_trial(id, now);
+            self.end_trial(id, now, true);
         }
         self.run_clock(&sub.customer);
         Ok(())

@@ -25,6 +25,8 @@ enum Due {
     EndTrial(String),
     ExpireIncomplete(String),
     Renew(String),
+    /// A cycle invoice's draft hour is over: it is finalized and charged.
+    FinalizeDraft(String),
     /// A schedule's last phase is over: it releases its subscription.
     ScheduleEnd(String),
     Retry(String),
@@ -237,8 +239,18 @@ impl State {
             }
         }
         for i in self.invoices.iter().filter(|i| i.customer == customer) {
-            if let (InvoiceStatus::Open, Some(at)) = (i.status, i.next_payment_attempt) {
-                candidates.push((at, Due::Retry(i.id.clone())));
+            match (
+                i.status,
+                i.next_payment_attempt,
+                i.automatically_finalizes_at,
+            ) {
+                (InvoiceStatus::Open, Some(at), _) => {
+                    candidates.push((at, Due::Retry(i.id.clone())))
+                }
+                (InvoiceStatus::Draft, _, Some(at)) => {
+                    candidates.push((at, Due::FinalizeDraft(i.id.clone())))
+                }
+                _ => {}
             }
         }
         for s in self
@@ -284,7 +296,7 @@ impl State {
             }
             Due::Cancel(id) => self.cancel_subscription_now(&id, None, at),
             Due::StartSchedule(id) => self.start_schedule(&id, at),
-            Due::EndTrial(id) => self.end_trial(&id, at),
+            Due::EndTrial(id) => self.end_trial(&id, at, false),
             Due::ExpireIncomplete(id) => {
                 let open: Vec<String> = self
                     .invoices
@@ -314,6 +326,7 @@ impl State {
                 }
             }
             Due::Renew(id) => self.renew(&id, at, "subscription_cycle"),
+            Due::FinalizeDraft(inv) => self.finalize_cycle_invoice(&inv, at),
             Due::SchedulePhase(id) => self.start_next_phase(&id, at),
             Due::ScheduleEnd(id) => self.finish_schedule(&id, at),
             Due::Retry(inv) => {
@@ -322,7 +335,8 @@ impl State {
         }
     }
 
-    /// Starts the next period: new item periods, an invoice, a charge.
+    /// Starts the next period: new item periods and a draft invoice, finalized and charged
+    /// about an hour later.
     fn renew(&mut self, id: &str, at: i64, billing_reason: &str) {
         let Some(sub) = self.subscription(id).cloned() else {
             return;
@@ -354,19 +368,13 @@ impl State {
             }
             s.latest_invoice = Some(invoice.clone());
         });
-        self.emit_invoice_opened(&invoice, at);
-        let paid = self.attempt_invoice_payment(&invoice, at, true);
-        if !paid {
-            self.change_subscription(id, at, |s| {
-                if s.status == SubStatus::Active {
-                    s.status = SubStatus::PastDue;
-                }
-            });
-        }
+        self.emit_cycle_draft(&invoice, at);
     }
 
-    /// A trial is over: the subscription becomes active and its first paid period is billed.
-    pub(super) fn end_trial(&mut self, id: &str, at: i64) {
+    /// A trial is over: the subscription becomes active and its first paid period is billed
+    /// (a draft, finalized and charged about an hour later; at once when `now`, a trial ended
+    /// through the API, whose update charges in the same request).
+    pub(super) fn end_trial(&mut self, id: &str, at: i64, now: bool) {
         let Some(sub) = self.subscription(id).cloned() else {
             return;
         };
@@ -405,10 +413,13 @@ impl State {
             }
             s.latest_invoice = Some(invoice.clone());
         });
-        self.emit_invoice_opened(&invoice, at);
-        let paid = self.attempt_invoice_payment(&invoice, at, true);
-        if !paid {
-            self.change_subscription(id, at, |s| s.status = SubStatus::PastDue);
+        if !now {
+            self.emit_cycle_draft(&invoice, at);
+            return;
         }
+        if let Some(json) = self.invoice(&invoice).map(|i| self.invoice_json(i)) {
+            self.emit("invoice.created", json, None, at);
+        }
+        self.finalize_cycle_invoice(&invoice, at);
     }
 }

@@ -63,7 +63,7 @@ async fn a_failing_card_makes_the_renewal_past_due_then_dunning_cancels() {
         .expect("switch card");
 
     sim.sim
-        .advance_customer_clock(&cus, Duration::from_secs(31 * DAY))
+        .advance_customer_clock(&cus, Duration::from_secs(32 * DAY))
         .await
         .expect("advance");
     let s = sub_status(&sim, &sub.id).await;

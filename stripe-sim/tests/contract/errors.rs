@@ -270,3 +270,12 @@ async fn bracket_forms_reach_the_handlers_intact() {
     let (status, _) = get_json(&sim, &format!("/v1/customers/{cus}?")).await;
     assert_eq!(status, 200);
 }
+
+/// The check above every contract test can fail: a value of an older API version (Checkout's
+/// `ui_mode: "hosted"`, before `2026-03-25.dahlia` spelled it `hosted_page`) fails the test.
+#[test]
+#[should_panic(expected = "Unknown value 'hosted' for enum 'CheckoutSessionUiMode'")]
+fn an_older_versions_spelling_fails_the_contract() {
+    crate::helpers::refuse_unknown_enum_values();
+    let _: stripe_shared::CheckoutSessionUiMode = "hosted".parse().expect("infallible");
+}

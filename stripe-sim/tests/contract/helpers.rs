@@ -38,7 +38,45 @@ pub async fn start() -> Sim {
     .await
 }
 
+/// Fails the test that makes async-stripe read a value its enum does not know: the double
+/// spelled something as another API version does (as `ui_mode: "hosted"` once was). Async-stripe
+/// only logs such a value (`Unknown value '…' for enum '…'`) and carries on; here the log is a
+/// panic in the test that parsed it.
+pub fn refuse_unknown_enum_values() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    struct UnknownEnumValues;
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for UnknownEnumValues {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if *event.metadata().level() != tracing::Level::WARN {
+                return;
+            }
+            let mut message = String::new();
+            event.record(
+                &mut |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
+                    if field.name() == "message" {
+                        message = format!("{value:?}");
+                    }
+                },
+            );
+            if message.starts_with("Unknown value") {
+                panic!("the double spoke another API version than the pinned one: {message}");
+            }
+        }
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let subscriber = tracing_subscriber::registry().with(UnknownEnumValues);
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+    });
+}
+
 pub async fn start_with(delivery: DeliveryOptions, state_file: Option<std::path::PathBuf>) -> Sim {
+    refuse_unknown_enum_values();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let base = format!("http://{addr}");
@@ -60,6 +98,7 @@ pub async fn start_with(delivery: DeliveryOptions, state_file: Option<std::path:
 
 /// The double mounted under a path, as the app mounts it.
 pub async fn start_nested(prefix: &str) -> Sim {
+    refuse_unknown_enum_values();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let base = format!("http://{addr}{prefix}");
@@ -184,6 +223,18 @@ pub async fn post_form(sim: &Sim, path: &str, body: &str) -> (u16, serde_json::V
         .bearer_auth(KEY)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body.to_string())
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("json body"))
+}
+
+/// DELETEs a double URL with the test key.
+pub async fn delete(sim: &Sim, path: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .delete(format!("{}{path}", sim.base))
+        .bearer_auth(KEY)
         .send()
         .await
         .expect("request");

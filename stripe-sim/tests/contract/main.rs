@@ -9,6 +9,7 @@ mod events;
 mod helpers;
 mod hosted;
 mod plan_change;
+mod plans;
 mod resources;
 mod test_clocks;
 mod webhooks;

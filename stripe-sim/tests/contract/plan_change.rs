@@ -433,7 +433,7 @@ async fn create_prorations_wait_for_the_renewal_and_the_preview_says_so() {
     assert_eq!(done.status(), 303);
     assert!(location(&done).ends_with("?notice=update"));
     sim.sim
-        .advance_customer_clock(&cus, Duration::from_secs(21 * DAY))
+        .advance_customer_clock(&cus, Duration::from_secs(22 * DAY))
         .await
         .expect("renew");
     let invoices = ListInvoice::new()

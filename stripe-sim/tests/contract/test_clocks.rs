@@ -108,7 +108,31 @@ async fn a_clock_freezes_its_customers_and_a_renewal_happens_when_it_passes() {
         .expect("sub");
     assert_eq!(s.items.data[0].current_period_end, first_end);
 
-    // Past the period's end: renewed and paid, the events stamped when it fell due.
+    // A minute past the period's end: the new period has begun and its invoice is a draft
+    // that says when it will be finalized, as Stripe leaves it for about an hour.
+    advance(&sim, &clock, first_end + 60).await;
+    let s = RetrieveSubscription::new(sub.id.clone())
+        .send(&sim.client)
+        .await
+        .expect("sub");
+    assert_eq!(s.status, SubscriptionStatus::Active);
+    assert_eq!(s.items.data[0].current_period_start, first_end);
+    let invoices = ListInvoice::new()
+        .subscription(sub.id.as_str())
+        .send(&sim.client)
+        .await
+        .expect("invoices");
+    assert_eq!(invoices.data[0].status, Some(InvoiceStatus::Draft));
+    assert_eq!(
+        invoices.data[0].automatically_finalizes_at,
+        Some(first_end + 3600)
+    );
+    assert!(events_of(&sim, "invoice.finalized")
+        .await
+        .iter()
+        .all(|e| e["data"]["object"]["id"] != invoices.data[0].id.as_deref().unwrap_or("")));
+
+    // Past the hour: finalized and paid, the events stamped when each fell due.
     advance(&sim, &clock, first_end + DAY).await;
     let s = RetrieveSubscription::new(sub.id.clone())
         .send(&sim.client)
@@ -139,12 +163,25 @@ async fn a_clock_freezes_its_customers_and_a_renewal_happens_when_it_passes() {
         .collect();
     assert_eq!(renewal_events.len(), 1);
     assert_eq!(
-        renewal_events[0]["created"], first_end,
-        "stamped in the clock's time"
+        renewal_events[0]["created"],
+        first_end + 3600,
+        "stamped in the clock's time, an hour after the draft"
     );
+    assert_eq!(
+        renewal_events[0]["data"]["object"]["automatically_finalizes_at"],
+        serde_json::Value::Null,
+        "only a draft says when it will be finalized"
+    );
+    let created: Vec<_> = events_of(&sim, "invoice.created")
+        .await
+        .into_iter()
+        .filter(|e| e["data"]["object"]["id"] == renewal_id.as_str())
+        .collect();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["created"], first_end);
     let advancing = events_of(&sim, "test_helpers.test_clock.advancing").await;
     let ready = events_of(&sim, "test_helpers.test_clock.ready").await;
-    assert_eq!((advancing.len(), ready.len()), (2, 2));
+    assert_eq!((advancing.len(), ready.len()), (3, 3));
 
     // Backwards is refused, as Stripe refuses it.
     let back = AdvanceTestHelpersTestClock::new(clock.id.clone(), T0)
@@ -257,14 +294,13 @@ async fn a_failing_renewal_is_retried_on_schedule_then_dunning_ends_it() {
     assert_eq!(s.status, SubscriptionStatus::PastDue);
     let failures = events_of(&sim, "invoice.payment_failed").await;
     assert_eq!(failures.len(), 1);
-    assert_eq!(
-        failures[0]["created"], first_end,
-        "the renewal's own attempt"
-    );
+    // The renewal's own attempt, when its draft hour was up.
+    let charged = first_end + 3600;
+    assert_eq!(failures[0]["created"], charged, "the renewal's own attempt");
     let retry_at = failures[0]["data"]["object"]["next_payment_attempt"]
         .as_i64()
         .expect("a retry is scheduled");
-    assert_eq!(retry_at, first_end + 3 * DAY);
+    assert_eq!(retry_at, charged + 3 * DAY);
     // Past every retry (3, 5 and 7 days after each failure): the subscription ends.
     advance(&sim, &clock, first_end + 30 * DAY).await;
     let failures = events_of(&sim, "invoice.payment_failed").await;
@@ -275,10 +311,10 @@ async fn a_failing_renewal_is_retried_on_schedule_then_dunning_ends_it() {
     assert_eq!(
         stamps,
         vec![
-            first_end,
-            first_end + 3 * DAY,
-            first_end + 8 * DAY,
-            first_end + 15 * DAY
+            charged,
+            charged + 3 * DAY,
+            charged + 8 * DAY,
+            charged + 15 * DAY
         ],
         "each retry when the schedule says, in the clock's time"
     );
@@ -341,4 +377,43 @@ async fn a_declined_card_is_refused_when_attached() {
         matches!(refused, Some(stripe::StripeError::Stripe(_, 402))),
         "{refused:?}"
     );
+}
+
+#[tokio::test]
+async fn a_renewal_draft_cannot_be_deleted_and_finalizing_it_early_charges_it() {
+    let sim = start().await;
+    let clock = clock_at(&sim, T0).await;
+    let (customer, pm) = customer_on(&sim, &clock, "pm_card_visa").await;
+    let sub = subscribe(&sim, &customer, &pm, "starter_monthly").await;
+    let first_end = sub.items.data[0].current_period_end;
+    advance(&sim, &clock, first_end + 60).await;
+    let invoices = ListInvoice::new()
+        .subscription(sub.id.as_str())
+        .send(&sim.client)
+        .await
+        .expect("invoices");
+    let draft = invoices.data[0].id.as_deref().expect("an id").to_owned();
+    assert_eq!(invoices.data[0].status, Some(InvoiceStatus::Draft));
+
+    let (status, body) = delete(&sim, &format!("/v1/invoices/{draft}")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("subscription")),
+        "{body}"
+    );
+
+    let (status, body) = post_form(&sim, &format!("/v1/invoices/{draft}/finalize"), "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "paid", "{body}");
+    assert_eq!(body["automatically_finalizes_at"], serde_json::Value::Null);
+    // Its hour passing later does nothing more.
+    advance(&sim, &clock, first_end + 2 * 3600).await;
+    let paid: Vec<_> = events_of(&sim, "invoice.paid")
+        .await
+        .into_iter()
+        .filter(|e| e["data"]["object"]["id"] == draft.as_str())
+        .collect();
+    assert_eq!(paid.len(), 1);
 }

@@ -140,7 +140,9 @@ pub fn a_subscription(status: &str, period_end: i64) -> subscription::ActiveMode
 /// The catalogue's monthly price of one plan, once the start-up load has written it.
 pub async fn monthly_price(app: &TestApp, product: &str) -> String {
     use billfold::db::entities::price;
-    for _ in 0..50 {
+    let mut patience =
+        crate::support::patience::Patience::every(std::time::Duration::from_millis(100));
+    while patience.another_try().await {
         let found = price::Entity::find()
             .filter(price::Column::ProductName.eq(product))
             .filter(price::Column::Interval.eq("month"))
@@ -150,7 +152,6 @@ pub async fn monthly_price(app: &TestApp, product: &str) -> String {
         if let Some(p) = found {
             return p.id;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("no monthly {product} price in the catalogue");
 }
@@ -171,7 +172,9 @@ pub async fn pro_answers(app: &TestApp) -> [(u16, String); 2] {
 /// Waits (a bounded while) for the billing page to contain `needle`, and returns it.
 pub async fn page_saying(app: &TestApp, needle: &str) -> String {
     let mut html = String::new();
-    for _ in 0..100 {
+    let mut patience =
+        crate::support::patience::Patience::every(std::time::Duration::from_millis(100));
+    while patience.another_try().await {
         html = app
             .get("/settings/billing")
             .await
@@ -181,7 +184,6 @@ pub async fn page_saying(app: &TestApp, needle: &str) -> String {
         if html.contains(needle) {
             return html;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("the page never said {needle:?}:\n{html}");
 }

@@ -63,12 +63,12 @@ impl MailCatcher {
             http: reqwest::Client::new(),
             smtp_url: format!("smtp://127.0.0.1:{smtp_port}"),
         };
-        for _ in 0..200 {
+        let mut patience = crate::support::patience::Patience::every(Duration::from_millis(50));
+        while patience.another_try().await {
             let smtp_up = std::net::TcpStream::connect(("127.0.0.1", smtp_port)).is_ok();
             if smtp_up && catcher.http.get(catcher.url("/email")).send().await.is_ok() {
                 return catcher;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("MailDev did not come up on port {smtp_port}");
     }
@@ -122,12 +122,12 @@ impl MailCatcher {
     /// Waits (a bounded while) until `count` mails for `address` are caught; returns them.
     pub async fn wait_for(&self, address: &str, count: usize) -> Vec<Value> {
         let mut got = Vec::new();
-        for _ in 0..200 {
+        let mut patience = crate::support::patience::Patience::every(Duration::from_millis(50));
+        while patience.another_try().await {
             got = self.to(address).await;
             if got.len() >= count {
                 return got;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("{} mail(s) for {address}, not {count}: {got:?}", got.len());
     }

@@ -11,6 +11,7 @@
 //! - [`mail_catcher`]: a real SMTP server (MailDev) and the mails it caught.
 //! - [`portal_confirm`]: Stripe's confirmation of a plan switch, opened and confirmed.
 //! - [`rows`]: the tables read and written by hand.
+//! - [`patience`]: waiting for the app's background work by the clock, not by a count.
 //!
 //! The throw-away databases themselves come from the `billfold-test-support` crate, which the
 //! benchmarks and the proof use too.
@@ -18,6 +19,7 @@
 pub mod app;
 pub mod billing;
 pub mod mail_catcher;
+pub mod patience;
 pub mod portal_confirm;
 pub mod rows;
 pub mod standalone_stripe;
