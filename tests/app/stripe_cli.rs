@@ -23,14 +23,17 @@ fn cli() -> Option<PathBuf> {
     bin.exists().then_some(bin)
 }
 
-/// `stripe trigger EVENT` against the app's mounted double: (succeeded, what it printed).
-async fn trigger(bin: PathBuf, event: &str, api_base: String, home: PathBuf) -> (bool, String) {
-    let event = event.to_owned();
+/// The CLI run with `args` against the app's mounted double: (succeeded, stdout, stderr).
+async fn run_cli(
+    bin: PathBuf,
+    args: Vec<String>,
+    api_base: String,
+    home: PathBuf,
+) -> (bool, String, String) {
     tokio::task::spawn_blocking(move || {
         let out = std::process::Command::new(bin)
+            .args(&args)
             .args([
-                "trigger",
-                &event,
                 "--api-key",
                 "sk_test_stripe_cli_against_the_double",
                 "--api-base",
@@ -41,15 +44,42 @@ async fn trigger(bin: PathBuf, event: &str, api_base: String, home: PathBuf) -> 
             .env("STRIPE_CLI_TELEMETRY_OPTOUT", "1")
             .output()
             .expect("run the Stripe CLI");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     })
     .await
     .expect("the CLI's thread")
+}
+
+/// `stripe trigger EVENT` against the app's mounted double: (succeeded, what it printed).
+async fn trigger(bin: PathBuf, event: &str, api_base: String, home: PathBuf) -> (bool, String) {
+    let args = vec!["trigger".to_owned(), event.to_owned()];
+    let (ok, out, err) = run_cli(bin, args, api_base, home).await;
+    (ok, format!("{out}{err}"))
+}
+
+/// `stripe RESOURCE OPERATION …`: the object the CLI printed, or a failure naming what it said.
+async fn resource_command(
+    bin: &std::path::Path,
+    args: &[&str],
+    api_base: &str,
+    home: &std::path::Path,
+) -> serde_json::Value {
+    let owned = args.iter().map(|a| (*a).to_owned()).collect();
+    let (ok, out, err) = run_cli(
+        bin.to_path_buf(),
+        owned,
+        api_base.to_owned(),
+        home.to_path_buf(),
+    )
+    .await;
+    assert!(ok, "stripe {}: {out}{err}", args.join(" "));
+    // A deletion first says which account it runs on; the object follows.
+    let json = out.find('{').map_or("", |at| &out[at..]);
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("stripe {}: {e}: {out}", args.join(" ")))
 }
 
 async fn every_handled_event_type_triggers_through_stripes_own_cli(backend: Backend) {
@@ -96,8 +126,134 @@ async fn every_handled_event_type_triggers_through_stripes_own_cli(backend: Back
             ));
         }
     }
+    // No fixture sends `price.deleted`; the CLI's own resource commands do, as on a real
+    // account: a legacy plan (a price) made and deleted.
+    let plan = resource_command(
+        &bin,
+        &[
+            "plans",
+            "create",
+            "-d",
+            "amount=1500",
+            "-d",
+            "currency=usd",
+            "-d",
+            "interval=month",
+            "-d",
+            "product[name]=Made by the CLI",
+        ],
+        &api_base,
+        home.path(),
+    )
+    .await;
+    let plan_id = plan["id"].as_str().expect("the plan's id").to_owned();
+    assert_eq!(plan["object"], "plan", "{plan}");
+    let gone = resource_command(
+        &bin,
+        &["plans", "delete", &plan_id, "--confirm"],
+        &api_base,
+        home.path(),
+    )
+    .await;
+    assert_eq!(gone["deleted"], true, "{gone}");
+    // Nor `customer.subscription.resumed`: a trial that ends without a card pauses its
+    // subscription; a card, then `stripe subscriptions resume`. On Pro, whose features the
+    // customer holds while trialing and again once resumed: Stripe's entitlement summaries.
+    let pro = crate::support::billing::monthly_price(&app, "Pro").await;
+    let customer = resource_command(
+        &bin,
+        &["customers", "create", "-d", "email=resumed@example.com"],
+        &api_base,
+        home.path(),
+    )
+    .await;
+    let customer = customer["id"].as_str().expect("a customer id").to_owned();
+    let item = format!("items[0][price]={pro}");
+    let on_trial = resource_command(
+        &bin,
+        &[
+            "subscriptions",
+            "create",
+            "-d",
+            &format!("customer={customer}"),
+            "-d",
+            &item,
+            "-d",
+            "trial_period_days=3",
+            "-d",
+            "trial_settings[end_behavior][missing_payment_method]=pause",
+        ],
+        &api_base,
+        home.path(),
+    )
+    .await;
+    let sub = on_trial["id"]
+        .as_str()
+        .expect("a subscription id")
+        .to_owned();
+    let paused = resource_command(
+        &bin,
+        &["subscriptions", "update", &sub, "-d", "trial_end=now"],
+        &api_base,
+        home.path(),
+    )
+    .await;
+    assert_eq!(paused["status"], "paused", "{paused}");
+    let card = resource_command(
+        &bin,
+        &[
+            "payment_methods",
+            "attach",
+            "pm_card_visa",
+            "-d",
+            &format!("customer={customer}"),
+        ],
+        &api_base,
+        home.path(),
+    )
+    .await;
+    let card = card["id"].as_str().expect("a card id").to_owned();
+    resource_command(
+        &bin,
+        &[
+            "subscriptions",
+            "update",
+            &sub,
+            "-d",
+            &format!("default_payment_method={card}"),
+        ],
+        &api_base,
+        home.path(),
+    )
+    .await;
+    let resumed = resource_command(
+        &bin,
+        &["subscriptions", "resume", &sub],
+        &api_base,
+        home.path(),
+    )
+    .await;
+    assert_eq!(resumed["status"], "active", "{resumed}");
+    let mut by_command = Vec::new();
+    for event in [
+        "price.deleted",
+        "customer.subscription.resumed",
+        "entitlements.active_entitlement_summary.updated",
+    ] {
+        if let Some(at) = no_fixture.iter().position(|e| *e == event) {
+            by_command.push(no_fixture.remove(at));
+        }
+    }
     settled(&sim).await;
     let deliveries = sim.deliveries();
+    for event in &by_command {
+        assert!(
+            deliveries
+                .iter()
+                .any(|d| d.event_type == *event && d.delivered),
+            "{event} reached Billfold"
+        );
+    }
     for d in &deliveries {
         assert!(
             d.delivered && d.last_status.is_some_and(|s| (200..300).contains(&s)),
@@ -165,17 +321,19 @@ async fn every_handled_event_type_triggers_through_stripes_own_cli(backend: Back
     )
     .await;
     println!(
-        "stripe trigger: {} of {} handled event types ran ({} deliveries: {} applied, {} ignored); \
-         no fixture in the CLI for: {}; Billfold's own customer: {ours}",
+        "stripe trigger: {} of {} handled event types ran, {} more through the CLI's resource \
+         commands ({} deliveries: {} applied, {} ignored); no fixture or command here for: {}; Billfold's \
+         own customer: {ours}",
         ran.len(),
         billfold::webhooks::event::HANDLED.len(),
+        by_command.len(),
         deliveries.len(),
         applied.unwrap_or_default(),
         ignored.unwrap_or_default(),
         no_fixture.join(", ")
     );
     assert!(
-        ran.len() + no_fixture.len() + failed_triggers.len()
+        ran.len() + by_command.len() + no_fixture.len() + failed_triggers.len()
             == billfold::webhooks::event::HANDLED.len(),
         "every handled type was tried"
     );

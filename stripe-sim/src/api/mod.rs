@@ -254,6 +254,7 @@ pub(super) fn route(
         ("GET", ["subscriptions", id]) => subscriptions::retrieve_subscription(st, id, &p),
         ("POST", ["subscriptions", id]) => subscriptions::update_subscription(st, id, &p),
         ("DELETE", ["subscriptions", id]) => subscriptions::cancel_subscription(st, id, &p),
+        ("POST", ["subscriptions", id, "resume"]) => subscriptions::resume_subscription(st, id, &p),
         ("POST", ["payment_methods"]) => payment_methods::create_payment_method(st, &p),
         ("POST", ["payment_methods", id]) => payment_methods::update_payment_method(st, id, &p),
         ("POST", ["setup_intents"]) => payment_methods::create_setup_intent(st, &p),

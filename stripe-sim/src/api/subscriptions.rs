@@ -229,6 +229,28 @@ pub(super) fn proration_behavior(p: &Params, key: &str) -> ApiResult<Option<Pror
     }
 }
 
+/// `POST /v1/subscriptions/{id}/resume`: a paused subscription, resumed with a new period
+/// from now (`billing_cycle_anchor=now`, Stripe's default).
+pub(super) fn resume_subscription(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
+    p.allow(&[
+        "billing_cycle_anchor",
+        "proration_behavior",
+        "proration_date",
+        "expand",
+    ])?;
+    match p.text("billing_cycle_anchor")?.as_deref() {
+        None | Some("now") => {}
+        Some(other) => {
+            return Err(ApiError::invalid_param(
+                "billing_cycle_anchor",
+                format!("The double resumes with billing_cycle_anchor=now only (got {other})."),
+            ))
+        }
+    }
+    st.resume_subscription(id)?;
+    st.subscription_view(id, "subscription")
+}
+
 pub(super) fn cancel_subscription(st: &mut State, id: &str, p: &Params) -> ApiResult<Value> {
     p.allow(&["invoice_now", "prorate", "cancellation_details", "expand"])?;
     let sub = st

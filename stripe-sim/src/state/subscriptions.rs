@@ -276,6 +276,48 @@ impl State {
         }
     }
 
+    /// `POST /v1/subscriptions/{id}/resume` with `billing_cycle_anchor=now`: a paused
+    /// subscription starts a new period now and is billed for it at once; it is active again
+    /// (`customer.subscription.resumed`), past due if the charge is declined.
+    pub fn resume_subscription(&mut self, id: &str) -> ApiResult<()> {
+        let sub = self
+            .subscription(id)
+            .cloned()
+            .ok_or_else(|| ApiError::no_such("subscription", id, "subscription"))?;
+        if sub.status != SubStatus::Paused {
+            return Err(ApiError::state(format!(
+                "Subscription {id} is {}: only a paused subscription can be resumed.",
+                sub.status.as_str()
+            )));
+        }
+        let price = sub
+            .items
+            .first()
+            .and_then(|i| self.price(&i.price))
+            .cloned()
+            .ok_or_else(|| ApiError::state("The subscription has no price to bill."))?;
+        let at = self.customer_now(&sub.customer);
+        let end = clock::period_end(at, at, price.interval(), price.interval_count);
+        let invoice = self.new_invoice(id, "subscription_cycle", at, end, at, false);
+        self.change_subscription(id, at, |s| {
+            s.status = SubStatus::Active;
+            s.billing_cycle_anchor = at;
+            for it in &mut s.items {
+                it.current_period_start = at;
+                it.current_period_end = end;
+            }
+            s.latest_invoice = Some(invoice.clone());
+        });
+        if let Some(json) = self.invoice(&invoice).map(|i| self.invoice_json(i)) {
+            self.emit("invoice.created", json, None, at);
+        }
+        self.finalize_cycle_invoice(&invoice, at);
+        if let Some(json) = self.subscription(id).map(|s| self.subscription_json(s)) {
+            self.emit("customer.subscription.resumed", json, None, at);
+        }
+        Ok(())
+    }
+
     pub fn update_subscription(&mut self, id: &str, patch: SubscriptionPatch) -> ApiResult<()> {
         let sub = self
             .subscription(id)

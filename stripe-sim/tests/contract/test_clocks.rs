@@ -417,3 +417,72 @@ async fn a_renewal_draft_cannot_be_deleted_and_finalizing_it_early_charges_it() 
         .collect();
     assert_eq!(paid.len(), 1);
 }
+
+#[tokio::test]
+async fn a_paused_subscription_resumes_with_a_new_period_billed_at_once() {
+    let sim = start().await;
+    let clock = clock_at(&sim, T0).await;
+    let (status, c) = post_form(
+        &sim,
+        "/v1/customers",
+        &format!("email=resume%40example.com&test_clock={}", clock.id),
+    )
+    .await;
+    assert_eq!(status, 200, "{c}");
+    let customer = c["id"].as_str().expect("id").to_owned();
+    let pro = price(&sim, "pro_monthly").await;
+    let (status, sub) = post_form(
+        &sim,
+        "/v1/subscriptions",
+        &format!(
+            "customer={customer}&items[0][price]={pro}&trial_period_days=3\
+             &trial_settings[end_behavior][missing_payment_method]=pause"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{sub}");
+    let id = sub["id"].as_str().expect("id").to_owned();
+    // Not paused: refused.
+    let (status, err) = post_form(&sim, &format!("/v1/subscriptions/{id}/resume"), "").await;
+    assert_eq!(status, 400, "{err}");
+    advance(&sim, &clock, T0 + 4 * DAY).await;
+    let (_, paused) = get_json(&sim, &format!("/v1/subscriptions/{id}")).await;
+    assert_eq!(paused["status"], "paused");
+    // Only `now` as the new anchor.
+    let (status, err) = post_form(
+        &sim,
+        &format!("/v1/subscriptions/{id}/resume"),
+        "billing_cycle_anchor=unchanged",
+    )
+    .await;
+    assert_eq!(
+        (status, &err["error"]["param"]),
+        (400, &"billing_cycle_anchor".into())
+    );
+
+    let pm = attach(&sim, "pm_card_visa", &customer).await;
+    let (status, _) = post_form(
+        &sim,
+        &format!("/v1/subscriptions/{id}"),
+        &format!("default_payment_method={pm}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, resumed) = post_form(&sim, &format!("/v1/subscriptions/{id}/resume"), "").await;
+    assert_eq!(status, 200, "{resumed}");
+    assert_eq!(resumed["status"], "active");
+    assert_eq!(
+        resumed["items"]["data"][0]["current_period_start"],
+        T0 + 4 * DAY
+    );
+    let events = events_of(&sim, "customer.subscription.resumed").await;
+    assert_eq!(events.len(), 1);
+    crate::webhooks::assert_typed(&events[0].to_string());
+    let invoices = ListInvoice::new()
+        .subscription(id.as_str())
+        .send(&sim.client)
+        .await
+        .expect("invoices");
+    assert_eq!(invoices.data[0].status, Some(InvoiceStatus::Paid));
+    assert_eq!(invoices.data[0].amount_paid, 2900);
+}
