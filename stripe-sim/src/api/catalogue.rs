@@ -146,22 +146,8 @@ pub(super) fn create_price(st: &mut State, p: &Params) -> ApiResult<Value> {
     if st.product(&product).is_none() {
         return Err(ApiError::no_such("product", &product, "product"));
     }
-    let unit_amount = p
-        .int("unit_amount")?
-        .ok_or_else(|| ApiError::missing_param("unit_amount"))?;
-    if !(0..=99_999_999).contains(&unit_amount) {
-        return Err(ApiError::invalid_param(
-            "unit_amount",
-            "unit_amount must be between 0 and 99999999.",
-        ));
-    }
-    let currency = p.required("currency")?.to_ascii_lowercase();
-    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
-        return Err(ApiError::invalid_param(
-            "currency",
-            format!("Invalid currency: {currency}."),
-        ));
-    }
+    let unit_amount = amount(p, "unit_amount")?;
+    let currency = currency(p)?;
     // Without `recurring`, a one-time price (no interval): Checkout in payment mode and
     // invoice items take it; subscriptions refuse it.
     let recurring = p.child("recurring")?;
@@ -174,13 +160,7 @@ pub(super) fn create_price(st: &mut State, p: &Params) -> ApiResult<Value> {
                 "trial_period_days",
                 "usage_type",
             ])?;
-            let interval = recurring.required("interval")?.to_owned();
-            if !matches!(interval.as_str(), "day" | "week" | "month" | "year") {
-                return Err(ApiError::invalid_param(
-                    "recurring[interval]",
-                    format!("Invalid recurring[interval]: must be one of day, week, month, or year ({interval})."),
-                ));
-            }
+            let interval = interval(recurring.required("interval")?, "recurring[interval]")?;
             let count = recurring.uint::<u32>("interval_count")?.unwrap_or(1).max(1);
             (interval, count, recurring.uint::<u32>("trial_period_days")?)
         }
@@ -210,6 +190,43 @@ pub(super) fn create_price(st: &mut State, p: &Params) -> ApiResult<Value> {
     st.prices.push(price);
     st.emit("price.created", json.clone(), None, now);
     Ok(json)
+}
+
+/// A price's amount in the currency's smallest unit (`param`), within Stripe's bounds.
+pub(super) fn amount(p: &Params, param: &str) -> ApiResult<i64> {
+    let amount = p
+        .int(param)?
+        .ok_or_else(|| ApiError::missing_param(param))?;
+    if !(0..=99_999_999).contains(&amount) {
+        return Err(ApiError::invalid_param(
+            param,
+            format!("{param} must be between 0 and 99999999."),
+        ));
+    }
+    Ok(amount)
+}
+
+/// `currency`: three lowercase letters.
+pub(super) fn currency(p: &Params) -> ApiResult<String> {
+    let currency = p.required("currency")?.to_ascii_lowercase();
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(ApiError::invalid_param(
+            "currency",
+            format!("Invalid currency: {currency}."),
+        ));
+    }
+    Ok(currency)
+}
+
+/// A billing interval (`param` names it): `day`, `week`, `month` or `year`.
+pub(super) fn interval(value: &str, param: &str) -> ApiResult<String> {
+    if !matches!(value, "day" | "week" | "month" | "year") {
+        return Err(ApiError::invalid_param(
+            param,
+            format!("Invalid {param}: must be one of day, week, month, or year ({value})."),
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 /// Frees `key` for the price `for_price` (or a new one): refused while another price holds it,

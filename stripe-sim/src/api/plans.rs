@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use super::{allow_list, page};
+use super::{allow_list, catalogue, page};
 use crate::{
     clock,
     error::{ApiError, ApiResult},
@@ -59,29 +59,9 @@ pub(super) fn create_plan(st: &mut State, p: &Params) -> ApiResult<Value> {
             format!("The double bills licensed plans only (got {usage})."),
         ));
     }
-    let amount = p
-        .int("amount")?
-        .ok_or_else(|| ApiError::missing_param("amount"))?;
-    if !(0..=99_999_999).contains(&amount) {
-        return Err(ApiError::invalid_param(
-            "amount",
-            "amount must be between 0 and 99999999.",
-        ));
-    }
-    let currency = p.required("currency")?.to_ascii_lowercase();
-    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
-        return Err(ApiError::invalid_param(
-            "currency",
-            format!("Invalid currency: {currency}."),
-        ));
-    }
-    let interval = p.required("interval")?.to_owned();
-    if !matches!(interval.as_str(), "day" | "week" | "month" | "year") {
-        return Err(ApiError::invalid_param(
-            "interval",
-            format!("Invalid interval: must be one of day, week, month, or year ({interval})."),
-        ));
-    }
+    let amount = catalogue::amount(p, "amount")?;
+    let currency = catalogue::currency(p)?;
+    let interval = catalogue::interval(p.required("interval")?, "interval")?;
     let interval_count = p.uint::<u32>("interval_count")?.unwrap_or(1).max(1);
     let id = match p.text("id")? {
         Some(id) if st.price(&id).is_some() => {
