@@ -688,13 +688,7 @@ impl State {
         }
         if let Some(inv) = invoice {
             self.emit_invoice_opened(&inv, now);
-            if !self.attempt_invoice_payment(&inv, now, true) {
-                self.change_subscription(&sub_id, now, |s| {
-                    if s.status == SubStatus::Active {
-                        s.status = SubStatus::PastDue;
-                    }
-                });
-            }
+            self.charge_subscription_invoice(&inv, now);
         }
         Ok(())
     }

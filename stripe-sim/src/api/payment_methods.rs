@@ -162,6 +162,23 @@ pub(super) fn update_payment_method(st: &mut State, id: &str, p: &Params) -> Api
         }
         None => (None, None),
     };
+    // As Stripe refuses them: a month outside 1–12, a year not of four digits.
+    if exp_month.is_some_and(|m| !(1..=12).contains(&m)) {
+        return Err(ApiError::invalid_param(
+            "card[exp_month]",
+            "Your card's expiration month is invalid.",
+        ));
+    }
+    let exp_year = match exp_year {
+        Some(y) if (1000..=9999).contains(&y) => i32::try_from(y).ok(),
+        Some(_) => {
+            return Err(ApiError::invalid_param(
+                "card[exp_year]",
+                "Your card's expiration year is invalid.",
+            ))
+        }
+        None => None,
+    };
     let pm = st
         .payment_method_mut(id)
         .ok_or_else(|| ApiError::no_such("PaymentMethod", id, "payment_method"))?;
@@ -174,10 +191,10 @@ pub(super) fn update_payment_method(st: &mut State, id: &str, p: &Params) -> Api
     if let Some(e) = email {
         pm.billing_email = e;
     }
-    if let Some(m) = exp_month.filter(|m| (1..=12).contains(m)) {
+    if let Some(m) = exp_month {
         pm.exp_month = m;
     }
-    if let Some(y) = exp_year.and_then(|y| i32::try_from(y).ok()) {
+    if let Some(y) = exp_year {
         pm.exp_year = y;
     }
     let customer = pm.customer.clone();
@@ -207,6 +224,7 @@ pub(super) fn create_setup_intent(st: &mut State, p: &Params) -> ApiResult<Value
         "expand",
     ])?;
     let customer = p.text("customer")?;
+    let metadata = p.metadata("metadata")?.unwrap_or_default().into_new();
     let confirm = p.bool("confirm")?.unwrap_or(false);
     let mut payment_method = p.text("payment_method")?;
     let mut status = if payment_method.is_some() {
@@ -251,7 +269,7 @@ pub(super) fn create_setup_intent(st: &mut State, p: &Params) -> ApiResult<Value
         "latest_attempt": null,
         "livemode": false,
         "mandate": null,
-        "metadata": {},
+        "metadata": metadata,
         "next_action": null,
         "on_behalf_of": null,
         "payment_method": payment_method,

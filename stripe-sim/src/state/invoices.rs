@@ -280,24 +280,32 @@ impl State {
             inv.auto_advance = auto_advance;
             inv.metadata = metadata;
         }
-        if let Some(json) = self.invoice(&id).map(|i| self.invoice_json(i)) {
-            self.emit("invoice.created", json, None, at);
-        }
+        self.emit_invoice("invoice.created", &id, at);
         id
     }
 
-    /// `POST /v1/invoices/{id}/finalize`: a draft becomes open against the customer's balance
-    /// (`invoice.finalized`); one that owes nothing is paid at once.
-    pub fn finalize_draft(&mut self, invoice: &str, at: i64) {
+    /// Emits `event` with the invoice as it is now.
+    pub(crate) fn emit_invoice(&mut self, event: &str, invoice: &str, at: i64) {
+        if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
+            self.emit(event, json, None, at);
+        }
+    }
+
+    /// A draft becomes open against the customer's balance (`invoice.finalized`).
+    fn finalize(&mut self, invoice: &str, at: i64) {
         self.apply_customer_balance(invoice, at);
         if let Some(inv) = self.invoice_mut(invoice) {
             inv.status = InvoiceStatus::Open;
             inv.finalized_at = Some(at);
             inv.automatically_finalizes_at = None;
         }
-        if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
-            self.emit("invoice.finalized", json, None, at);
-        }
+        self.emit_invoice("invoice.finalized", invoice, at);
+    }
+
+    /// `POST /v1/invoices/{id}/finalize` of a one-off draft: open, and paid at once when it
+    /// owes nothing.
+    pub fn finalize_draft(&mut self, invoice: &str, at: i64) {
+        self.finalize(invoice, at);
         if self.invoice(invoice).is_some_and(|i| i.amount_due == 0) {
             self.attempt_invoice_payment(invoice, at, false);
         }
@@ -305,17 +313,8 @@ impl State {
 
     /// `invoice.created` for the draft, then finalizes it (`invoice.finalized`).
     pub(crate) fn emit_invoice_opened(&mut self, invoice: &str, at: i64) {
-        if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
-            self.emit("invoice.created", json, None, at);
-        }
-        self.apply_customer_balance(invoice, at);
-        if let Some(inv) = self.invoice_mut(invoice) {
-            inv.status = InvoiceStatus::Open;
-            inv.finalized_at = Some(at);
-        }
-        if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
-            self.emit("invoice.finalized", json, None, at);
-        }
+        self.emit_invoice("invoice.created", invoice, at);
+        self.finalize(invoice, at);
     }
 
     /// A subscription's cycle invoice (a renewal, a trial's end) made a draft: `invoice.created`
@@ -324,29 +323,30 @@ impl State {
         if let Some(inv) = self.invoice_mut(invoice) {
             inv.automatically_finalizes_at = Some(at + CYCLE_DRAFT_WINDOW);
         }
-        if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
-            self.emit("invoice.created", json, None, at);
-        }
+        self.emit_invoice("invoice.created", invoice, at);
     }
 
-    /// A subscription's draft is finalized (when its hour is up, or by `/finalize`) and charged
-    /// with retries; a failed charge makes an active subscription past due.
+    /// A subscription's draft is finalized (when its hour is up, or by `/finalize`) and
+    /// charged ([`State::charge_subscription_invoice`]).
     pub fn finalize_cycle_invoice(&mut self, invoice: &str, at: i64) {
-        self.finalize_draft(invoice, at);
-        let Some(inv) = self.invoice(invoice).cloned() else {
+        self.finalize(invoice, at);
+        self.charge_subscription_invoice(invoice, at);
+    }
+
+    /// Charges a subscription's open invoice with retries; a declined charge makes an active
+    /// subscription past due.
+    pub(crate) fn charge_subscription_invoice(&mut self, invoice: &str, at: i64) {
+        if self.attempt_invoice_payment(invoice, at, true) {
+            return;
+        }
+        let Some(sub) = self.invoice(invoice).and_then(|i| i.subscription.clone()) else {
             return;
         };
-        let paid = self.attempt_invoice_payment(invoice, at, true);
-        if paid {
-            return;
-        }
-        if let Some(sub) = inv.subscription.as_deref() {
-            self.change_subscription(sub, at, |s| {
-                if s.status == SubStatus::Active {
-                    s.status = SubStatus::PastDue;
-                }
-            });
-        }
+        self.change_subscription(&sub, at, |s| {
+            if s.status == SubStatus::Active {
+                s.status = SubStatus::PastDue;
+            }
+        });
     }
 
     /// `DELETE /v1/invoices/{id}` (drafts only): its items go back to pending;
@@ -461,9 +461,7 @@ impl State {
                 } else {
                     "invoice.payment_failed"
                 };
-                if let Some(json) = self.invoice(invoice).map(|i| self.invoice_json(i)) {
-                    self.emit(event, json, None, at);
-                }
+                self.emit_invoice(event, invoice, at);
                 false
             }
         }
@@ -531,9 +529,7 @@ impl State {
                 i.status = InvoiceStatus::Uncollectible;
                 i.marked_uncollectible_at = Some(at);
             }
-            if let Some(json) = self.invoice(&inv.id).map(|i| self.invoice_json(i)) {
-                self.emit("invoice.marked_uncollectible", json, None, at);
-            }
+            self.emit_invoice("invoice.marked_uncollectible", &inv.id, at);
             match self.settings.retries_exhausted {
                 RetriesExhausted::Cancel => {
                     self.cancel_subscription_now(&sub_id, Some("payment_failed"), at)

@@ -308,10 +308,8 @@ impl State {
             }
             s.latest_invoice = Some(invoice.clone());
         });
-        if let Some(json) = self.invoice(&invoice).map(|i| self.invoice_json(i)) {
-            self.emit("invoice.created", json, None, at);
-        }
-        self.finalize_cycle_invoice(&invoice, at);
+        self.emit_invoice_opened(&invoice, at);
+        self.charge_subscription_invoice(&invoice, at);
         if let Some(json) = self.subscription(id).map(|s| self.subscription_json(s)) {
             self.emit("customer.subscription.resumed", json, None, at);
         }
@@ -534,14 +532,7 @@ impl State {
                     s.latest_invoice = Some(invoice.clone());
                 }
                 self.emit_invoice_opened(&invoice, now);
-                let paid = self.attempt_invoice_payment(&invoice, now, true);
-                if !paid {
-                    self.change_subscription(id, now, |s| {
-                        if s.status == SubStatus::Active {
-                            s.status = SubStatus::PastDue;
-                        }
-                    });
-                }
+                self.charge_subscription_invoice(&invoice, now);
             }
         } else {
             let after = self.subscription_view(id, "id")?;

@@ -313,9 +313,7 @@ impl State {
                         i.voided_at = Some(at);
                         i.next_payment_attempt = None;
                     }
-                    if let Some(json) = self.invoice(&inv).map(|i| self.invoice_json(i)) {
-                        self.emit("invoice.voided", json, None, at);
-                    }
+                    self.emit_invoice("invoice.voided", &inv, at);
                 }
                 if let Some(s) = self.subscription_mut(&id) {
                     s.status = SubStatus::IncompleteExpired;
@@ -417,9 +415,7 @@ impl State {
             self.emit_cycle_draft(&invoice, at);
             return;
         }
-        if let Some(json) = self.invoice(&invoice).map(|i| self.invoice_json(i)) {
-            self.emit("invoice.created", json, None, at);
-        }
-        self.finalize_cycle_invoice(&invoice, at);
+        self.emit_invoice_opened(&invoice, at);
+        self.charge_subscription_invoice(&invoice, at);
     }
 }

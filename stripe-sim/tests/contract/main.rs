@@ -8,6 +8,7 @@ mod errors;
 mod events;
 mod helpers;
 mod hosted;
+mod payment_methods;
 mod plan_change;
 mod plans;
 mod resources;
