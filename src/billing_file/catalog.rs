@@ -34,6 +34,16 @@ pub struct Seats {
     pub maximum: Option<u64>,
 }
 
+impl Seats {
+    /// The bounds as people read them: `2–50`, or `from 2` without a maximum.
+    pub fn bounds(&self) -> String {
+        match self.maximum {
+            Some(max) => format!("{}–{max}", self.minimum),
+            None => format!("from {}", self.minimum),
+        }
+    }
+}
+
 fn one() -> u64 {
     1
 }

@@ -669,12 +669,11 @@ fn seats_check(
         let have = allowed.get(product).and_then(|p| p.seats);
         let have = have.filter(|_| quantity_allowed);
         if have != want.seats {
-            let say = |s: Option<crate::billing_file::Seats>| match s {
-                None => "not adjustable".to_owned(),
-                Some(s) => match s.maximum {
-                    Some(max) => format!("{}–{max} seats", s.minimum),
-                    None => format!("from {} seats", s.minimum),
-                },
+            let say = |s: Option<crate::billing_file::Seats>| {
+                s.map_or_else(
+                    || "not adjustable".to_owned(),
+                    |s| format!("{} seats", s.bounds()),
+                )
             };
             wrong.push(format!(
                 "{product}: {} (billing.toml: {})",

@@ -175,17 +175,10 @@ fn products_field(plans: &Plans) -> String {
     plans
         .iter()
         .map(|(product, p)| {
-            let seats = match p.seats {
-                None => String::new(),
-                Some(Seats {
-                    minimum,
-                    maximum: Some(max),
-                }) => format!(" (seats {minimum}–{max})"),
-                Some(Seats {
-                    minimum,
-                    maximum: None,
-                }) => format!(" (seats from {minimum})"),
-            };
+            let seats = p
+                .seats
+                .map(|s| format!(" (seats {})", s.bounds()))
+                .unwrap_or_default();
             format!("{product}: {}{seats}", list(p.prices.iter().cloned()))
         })
         .collect::<Vec<_>>()

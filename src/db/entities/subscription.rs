@@ -39,7 +39,8 @@ pub struct Model {
     /// The first item's quantity (seats, for a plan priced per seat); `None` before Stripe's
     /// copy said it.
     pub quantity: Option<i64>,
-    /// The first item's id (`si_…`): what a quantity update names.
+    /// The first item's id (`si_…`), as the last accepted event had it. The seat update reads
+    /// the item from Stripe itself (the copy here can lag behind an update just sent).
     pub item_id: Option<String>,
     /// When Stripe's quantity last went down (the event's time): how long members beyond the
     /// paid seats keep access is counted from it ([`crate::billing::seats::holds_seat`]).
