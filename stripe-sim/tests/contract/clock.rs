@@ -2,22 +2,12 @@
 
 use std::time::Duration;
 
-use stripe_billing::{
-    invoice::ListInvoice,
-    subscription::{RetrieveSubscription, UpdateSubscription},
-};
+use stripe_billing::{invoice::ListInvoice, subscription::UpdateSubscription};
 use stripe_shared::{InvoiceStatus, SubscriptionStatus};
 
 use crate::helpers::*;
 
 const DAY: u64 = 86_400;
-
-async fn sub_status(sim: &Sim, id: &stripe_shared::SubscriptionId) -> stripe_shared::Subscription {
-    RetrieveSubscription::new(id.clone())
-        .send(&sim.client)
-        .await
-        .expect("retrieve")
-}
 
 #[tokio::test]
 async fn a_renewal_with_a_good_card_is_paid() {
@@ -28,7 +18,7 @@ async fn a_renewal_with_a_good_card_is_paid() {
         .advance_customer_clock(&cus, Duration::from_secs(32 * DAY))
         .await
         .expect("advance");
-    let s = sub_status(&sim, &sub.id).await;
+    let s = retrieve_subscription(&sim, &sub.id).await;
     assert_eq!(s.status, SubscriptionStatus::Active);
     assert_eq!(
         s.items.data[0].current_period_start, first_end,
@@ -66,7 +56,7 @@ async fn a_failing_card_makes_the_renewal_past_due_then_dunning_cancels() {
         .advance_customer_clock(&cus, Duration::from_secs(32 * DAY))
         .await
         .expect("advance");
-    let s = sub_status(&sim, &sub.id).await;
+    let s = retrieve_subscription(&sim, &sub.id).await;
     assert_eq!(s.status, SubscriptionStatus::PastDue);
     let open = ListInvoice::new()
         .subscription(sub.id.as_str())
@@ -88,7 +78,7 @@ async fn a_failing_card_makes_the_renewal_past_due_then_dunning_cancels() {
         .advance_customer_clock(&cus, Duration::from_secs(16 * DAY))
         .await
         .expect("advance");
-    let s = sub_status(&sim, &sub.id).await;
+    let s = retrieve_subscription(&sim, &sub.id).await;
     assert_eq!(s.status, SubscriptionStatus::Canceled);
     assert_eq!(
         s.cancellation_details
@@ -126,7 +116,7 @@ async fn dunning_can_leave_the_subscription_unpaid_via_the_admin_endpoints() {
         post_form(&sim, &format!("/_admin/customers/{cus}/advance"), "days=50").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
-        sub_status(&sim, &sub.id).await.status,
+        retrieve_subscription(&sim, &sub.id).await.status,
         SubscriptionStatus::Unpaid
     );
     let (status, body) = post_form(&sim, "/_admin/customers/cus_nobody/advance", "days=1").await;
@@ -159,7 +149,7 @@ async fn a_trial_ends_into_active_or_past_due() {
             .await
             .expect("advance");
     }
-    let good_now = sub_status(&sim, &good_sub.id).await;
+    let good_now = retrieve_subscription(&sim, &good_sub.id).await;
     assert_eq!(good_now.status, SubscriptionStatus::Active);
     let paid = ListInvoice::new()
         .subscription(good_sub.id.as_str())
@@ -168,7 +158,7 @@ async fn a_trial_ends_into_active_or_past_due() {
         .expect("invoices");
     assert_eq!(paid.data[0].amount_paid, 2900);
     assert_eq!(
-        sub_status(&sim, &bad_sub.id).await.status,
+        retrieve_subscription(&sim, &bad_sub.id).await.status,
         SubscriptionStatus::PastDue
     );
 }

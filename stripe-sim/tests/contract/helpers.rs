@@ -205,6 +205,17 @@ pub async fn subscribed(
     (customer, sub)
 }
 
+/// A subscription as the API has it now.
+pub async fn retrieve_subscription(
+    sim: &Sim,
+    id: &stripe_shared::SubscriptionId,
+) -> stripe_shared::Subscription {
+    stripe_billing::subscription::RetrieveSubscription::new(id.clone())
+        .send(&sim.client)
+        .await
+        .expect("retrieve the subscription")
+}
+
 /// GETs a double URL with the test key (admin endpoints, raw wire checks).
 pub async fn get_json(sim: &Sim, path: &str) -> (u16, serde_json::Value) {
     let r = reqwest::Client::new()

@@ -5,7 +5,7 @@
 
 use stripe_billing::{
     invoice::ListInvoice,
-    subscription::{CreateSubscription, CreateSubscriptionItems, RetrieveSubscription},
+    subscription::{CreateSubscription, CreateSubscriptionItems},
     test_helpers_test_clock::{
         AdvanceTestHelpersTestClock, CreateTestHelpersTestClock, DeleteTestHelpersTestClock,
         ListTestHelpersTestClock, RetrieveTestHelpersTestClock,
@@ -102,19 +102,13 @@ async fn a_clock_freezes_its_customers_and_a_renewal_happens_when_it_passes() {
 
     // Half a month: nothing is due yet.
     advance(&sim, &clock, T0 + 15 * DAY).await;
-    let s = RetrieveSubscription::new(sub.id.clone())
-        .send(&sim.client)
-        .await
-        .expect("sub");
+    let s = retrieve_subscription(&sim, &sub.id).await;
     assert_eq!(s.items.data[0].current_period_end, first_end);
 
     // A minute past the period's end: the new period has begun and its invoice is a draft
     // that says when it will be finalized, as Stripe leaves it for about an hour.
     advance(&sim, &clock, first_end + 60).await;
-    let s = RetrieveSubscription::new(sub.id.clone())
-        .send(&sim.client)
-        .await
-        .expect("sub");
+    let s = retrieve_subscription(&sim, &sub.id).await;
     assert_eq!(s.status, SubscriptionStatus::Active);
     assert_eq!(s.items.data[0].current_period_start, first_end);
     let invoices = ListInvoice::new()
@@ -134,10 +128,7 @@ async fn a_clock_freezes_its_customers_and_a_renewal_happens_when_it_passes() {
 
     // Past the hour: finalized and paid, the events stamped when each fell due.
     advance(&sim, &clock, first_end + DAY).await;
-    let s = RetrieveSubscription::new(sub.id.clone())
-        .send(&sim.client)
-        .await
-        .expect("sub");
+    let s = retrieve_subscription(&sim, &sub.id).await;
     assert_eq!(s.status, SubscriptionStatus::Active);
     assert_eq!(s.items.data[0].current_period_start, first_end);
     let invoices = ListInvoice::new()
@@ -205,10 +196,7 @@ async fn a_clock_freezes_its_customers_and_a_renewal_happens_when_it_passes() {
     assert_eq!(status, 404);
     let (_, c) = get_json(&sim, &format!("/v1/customers/{customer}")).await;
     assert_eq!(c["deleted"], true);
-    let s = RetrieveSubscription::new(sub.id.clone())
-        .send(&sim.client)
-        .await
-        .expect("sub");
+    let s = retrieve_subscription(&sim, &sub.id).await;
     assert_eq!(s.status, SubscriptionStatus::Canceled);
 }
 
@@ -236,10 +224,7 @@ async fn a_trial_notice_comes_three_days_before_and_the_trial_ends_on_the_clock(
         T0 + 11 * DAY,
         "three days before the trial ends"
     );
-    let s = RetrieveSubscription::new(sub.id.clone())
-        .send(&sim.client)
-        .await
-        .expect("sub");
+    let s = retrieve_subscription(&sim, &sub.id).await;
     assert_eq!(s.status, SubscriptionStatus::Active);
     assert_eq!(s.items.data[0].current_period_start, T0 + 14 * DAY);
 }
@@ -252,20 +237,14 @@ async fn an_incomplete_subscription_expires_a_day_later_on_the_clock() {
     let sub = subscribe(&sim, &customer, &pm, "starter_monthly").await;
     assert_eq!(sub.status, SubscriptionStatus::Incomplete);
     advance(&sim, &clock, T0 + 22 * 3600).await;
-    let s = RetrieveSubscription::new(sub.id.clone())
-        .send(&sim.client)
-        .await
-        .expect("sub");
+    let s = retrieve_subscription(&sim, &sub.id).await;
     assert_eq!(
         s.status,
         SubscriptionStatus::Incomplete,
         "not yet: 23 hours"
     );
     advance(&sim, &clock, T0 + DAY).await;
-    let s = RetrieveSubscription::new(sub.id.clone())
-        .send(&sim.client)
-        .await
-        .expect("sub");
+    let s = retrieve_subscription(&sim, &sub.id).await;
     assert_eq!(s.status, SubscriptionStatus::IncompleteExpired);
     assert_eq!(s.ended_at, Some(T0 + 23 * 3600));
 }
@@ -287,10 +266,7 @@ async fn a_failing_renewal_is_retried_on_schedule_then_dunning_ends_it() {
     .await;
     assert_eq!(status, 200);
     advance(&sim, &clock, first_end + 3600).await;
-    let s = RetrieveSubscription::new(sub.id.clone())
-        .send(&sim.client)
-        .await
-        .expect("sub");
+    let s = retrieve_subscription(&sim, &sub.id).await;
     assert_eq!(s.status, SubscriptionStatus::PastDue);
     let failures = events_of(&sim, "invoice.payment_failed").await;
     assert_eq!(failures.len(), 1);
@@ -318,10 +294,7 @@ async fn a_failing_renewal_is_retried_on_schedule_then_dunning_ends_it() {
         ],
         "each retry when the schedule says, in the clock's time"
     );
-    let s = RetrieveSubscription::new(sub.id.clone())
-        .send(&sim.client)
-        .await
-        .expect("sub");
+    let s = retrieve_subscription(&sim, &sub.id).await;
     assert_eq!(s.status, SubscriptionStatus::Canceled);
 }
 
@@ -340,16 +313,10 @@ async fn a_cancellation_at_the_period_end_happens_when_the_clock_passes_it() {
     .await;
     assert_eq!(status, 200);
     advance(&sim, &clock, end - 60).await;
-    let s = RetrieveSubscription::new(sub.id.clone())
-        .send(&sim.client)
-        .await
-        .expect("sub");
+    let s = retrieve_subscription(&sim, &sub.id).await;
     assert_eq!(s.status, SubscriptionStatus::Active, "not yet");
     advance(&sim, &clock, end + 60).await;
-    let s = RetrieveSubscription::new(sub.id.clone())
-        .send(&sim.client)
-        .await
-        .expect("sub");
+    let s = retrieve_subscription(&sim, &sub.id).await;
     assert_eq!(s.status, SubscriptionStatus::Canceled);
     assert_eq!(s.ended_at, Some(end));
     let invoices = ListInvoice::new()
