@@ -959,16 +959,7 @@ impl State {
         metadata: Option<crate::state::MetadataPatch>,
         end_behavior: Option<String>,
     ) -> ApiResult<()> {
-        let schedule = self
-            .subscription_schedule(id)
-            .cloned()
-            .ok_or_else(|| ApiError::no_such("subscription_schedule", id, "schedule"))?;
-        if !schedule.is_live() {
-            return Err(ApiError::state(format!(
-                "You cannot update a subscription schedule that is currently in the `{}` status.",
-                schedule.status.as_str()
-            )));
-        }
+        let schedule = self.live_schedule(id, "update")?;
         let before = self.subscription_schedule_json(&schedule);
         if let Some(s) = self.subscription_schedule_mut(id) {
             if let Some(patch) = metadata {
@@ -988,19 +979,26 @@ impl State {
         Ok(())
     }
 
-    /// `POST /v1/subscription_schedules/{id}/release` and the portal's "keep my plan": the
-    /// scheduled change is dropped and the subscription goes on unchanged.
-    pub fn release_schedule(&mut self, id: &str) -> ApiResult<()> {
+    /// A schedule that can still change (`not_started` or `active`), or Stripe's refusal to
+    /// `verb` it.
+    fn live_schedule(&self, id: &str, verb: &str) -> ApiResult<SubscriptionSchedule> {
         let schedule = self
             .subscription_schedule(id)
             .cloned()
             .ok_or_else(|| ApiError::no_such("subscription_schedule", id, "schedule"))?;
         if !schedule.is_live() {
             return Err(ApiError::state(format!(
-                "You cannot release a subscription schedule that is currently in the `{}` status. It must be in `not_started` or `active`.",
+                "You cannot {verb} a subscription schedule that is currently in the `{}` status. It must be in `not_started` or `active`.",
                 schedule.status.as_str()
             )));
         }
+        Ok(schedule)
+    }
+
+    /// `POST /v1/subscription_schedules/{id}/release` and the portal's "keep my plan": the
+    /// scheduled change is dropped and the subscription goes on unchanged.
+    pub fn release_schedule(&mut self, id: &str) -> ApiResult<()> {
+        let schedule = self.live_schedule(id, "release")?;
         let now = self.customer_now(&schedule.customer);
         let sub = schedule.subscription.clone();
         let before = sub
@@ -1018,16 +1016,7 @@ impl State {
 
     /// `POST /v1/subscription_schedules/{id}/cancel`: the schedule and its subscription end now.
     pub fn cancel_schedule(&mut self, id: &str) -> ApiResult<()> {
-        let schedule = self
-            .subscription_schedule(id)
-            .cloned()
-            .ok_or_else(|| ApiError::no_such("subscription_schedule", id, "schedule"))?;
-        if !schedule.is_live() {
-            return Err(ApiError::state(format!(
-                "You cannot cancel a subscription schedule that is currently in the `{}` status. It must be in `not_started` or `active`.",
-                schedule.status.as_str()
-            )));
-        }
+        let schedule = self.live_schedule(id, "cancel")?;
         let now = self.customer_now(&schedule.customer);
         match schedule.subscription.as_deref() {
             // Canceling the subscription cancels its schedule too.
