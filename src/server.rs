@@ -14,7 +14,9 @@ use axum::{
     Json, Router,
 };
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, generate_route_list_with_exclusions, LeptosRoutes};
+use leptos_axum::{
+    generate_route_list, generate_route_list_with_exclusions, AxumRouteListing, LeptosRoutes,
+};
 use tokio::net::TcpListener;
 use tower_http::{services::ServeDir, timeout::TimeoutLayer, trace::TraceLayer};
 
@@ -110,6 +112,64 @@ mod simulated {
     }
 }
 
+/// The app's pages in the groups [`router`] layers differently, each list also excluding
+/// every server function (those are routed once, with `everything_else`).
+struct RouteLists {
+    signed_in: Vec<AxumRouteListing>,
+    signed_out: Vec<AxumRouteListing>,
+    admin: Vec<AxumRouteListing>,
+    everything_else: Vec<AxumRouteListing>,
+}
+
+/// The route lists, made once per process. Leptos holds back every resource first polled
+/// while anything in the process lists routes (one switch for the whole process, never
+/// re-checked by the resource), so listing them again while another app in the process served
+/// pages (replicas and restarts in one process, as the tests run them) left those pages
+/// waiting for the request timeout.
+fn route_lists() -> &'static RouteLists {
+    static LISTS: std::sync::OnceLock<RouteLists> = std::sync::OnceLock::new();
+    LISTS.get_or_init(|| {
+        let all_pages: Vec<String> = generate_route_list(App)
+            .iter()
+            .map(|r| r.path().to_owned())
+            .collect();
+        let server_fns: Vec<String> = leptos::server_fn::axum::server_fn_paths()
+            .map(|(path, _)| path.to_owned())
+            .collect();
+        let guarded: Vec<&str> = SIGNED_IN_PAGES
+            .iter()
+            .chain(SIGNED_OUT_PAGES)
+            .chain(ADMIN_PAGES)
+            .copied()
+            .collect();
+        for page in &guarded {
+            assert!(
+                all_pages.iter().any(|p| p == page),
+                "{page} is guarded but is not a route of the app"
+            );
+        }
+        // Only these pages (no server functions) from the app's route list.
+        let pages_only = |wanted: &[&str]| {
+            let excluded = all_pages
+                .iter()
+                .filter(|p| !wanted.contains(&p.as_str()))
+                .chain(&server_fns)
+                .cloned()
+                .collect();
+            generate_route_list_with_exclusions(App, Some(excluded))
+        };
+        RouteLists {
+            signed_in: pages_only(SIGNED_IN_PAGES),
+            signed_out: pages_only(SIGNED_OUT_PAGES),
+            admin: pages_only(ADMIN_PAGES),
+            everything_else: generate_route_list_with_exclusions(
+                App,
+                Some(guarded.iter().map(|p| (*p).to_owned()).collect()),
+            ),
+        }
+    })
+}
+
 /// The whole HTTP surface of Billfold, as route groups each under its own layers:
 /// - machine routes (health check, Stripe's webhooks, the built assets, the mounted double):
 ///   no session, no cross-origin check;
@@ -118,56 +178,19 @@ mod simulated {
 ///   those for signed-out visitors only, and the operators' page and its replay action (the
 ///   not-found page for anyone else).
 pub fn router(state: AppState) -> Router {
-    let all_pages: Vec<String> = generate_route_list(App)
-        .iter()
-        .map(|r| r.path().to_owned())
-        .collect();
-    let server_fns: Vec<String> = leptos::server_fn::axum::server_fn_paths()
-        .map(|(path, _)| path.to_owned())
-        .collect();
-    let guarded: Vec<&str> = SIGNED_IN_PAGES
-        .iter()
-        .chain(SIGNED_OUT_PAGES)
-        .chain(ADMIN_PAGES)
-        .copied()
-        .collect();
-    for page in &guarded {
-        assert!(
-            all_pages.iter().any(|p| p == page),
-            "{page} is guarded but is not a route of the app"
-        );
-    }
-    // Only these pages (no server functions) from the app's route list.
-    let pages_only = |wanted: &[&str]| {
-        let excluded = all_pages
-            .iter()
-            .filter(|p| !wanted.contains(&p.as_str()))
-            .chain(&server_fns)
-            .cloned()
-            .collect();
-        leptos_pages(
-            &state,
-            generate_route_list_with_exclusions(App, Some(excluded)),
-        )
-    };
-    let everything_else = leptos_pages(
-        &state,
-        generate_route_list_with_exclusions(
-            App,
-            Some(guarded.iter().map(|p| (*p).to_owned()).collect()),
-        ),
-    );
+    let lists = route_lists();
+    let pages = |listed: &Vec<AxumRouteListing>| leptos_pages(&state, listed.clone());
 
     let for_users = crate::billing::routes()
         .merge(crate::accounts::ssr::routes())
-        .merge(pages_only(SIGNED_IN_PAGES).route_layer(from_fn(require_sign_in)))
-        .merge(pages_only(SIGNED_OUT_PAGES).route_layer(from_fn(signed_out_only)))
+        .merge(pages(&lists.signed_in).route_layer(from_fn(require_sign_in)))
+        .merge(pages(&lists.signed_out).route_layer(from_fn(signed_out_only)))
         .merge(crate::admin::ssr::routes(
-            pages_only(ADMIN_PAGES),
+            pages(&lists.admin),
             &state,
             not_found_page,
         ))
-        .merge(everything_else)
+        .merge(pages(&lists.everything_else))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(from_fn(server_fn_error_status))
         .layer(from_fn_with_state(state.clone(), session_layer))
@@ -209,7 +232,7 @@ pub fn router(state: AppState) -> Router {
 
 /// The Leptos pages (and server functions) of one route listing, with the app state in
 /// their context.
-fn leptos_pages(state: &AppState, routes: Vec<leptos_axum::AxumRouteListing>) -> Router<AppState> {
+fn leptos_pages(state: &AppState, routes: Vec<AxumRouteListing>) -> Router<AppState> {
     let context_state = state.clone();
     let provide_state = move || provide_context(context_state.clone());
     let options = state.leptos_options.clone();

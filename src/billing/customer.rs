@@ -143,7 +143,8 @@ async fn billing_email(state: &AppState, user: &CurrentUser) -> Result<String, A
 }
 
 /// Sign-up creates the customer, but never fails or hangs because Stripe is slow or down:
-/// the first billing action creates it then (same idempotency key, so still one customer).
+/// slow, it is made after the answer; down, the first billing action creates it (same
+/// idempotency key, so still one customer).
 pub async fn create_customer_at_sign_up(state: &AppState, user: &CurrentUser) {
     // Within the budget of user-triggered Stripe calls; else made when first needed.
     if let Err(refused) = state.limits.check(&[USER_STRIPE_CALLS.on("all")]).await {
@@ -154,20 +155,24 @@ pub async fn create_customer_at_sign_up(state: &AppState, user: &CurrentUser) {
         );
         return;
     }
-    match tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        ensure_customer(state, user),
-    )
-    .await
+    // The sign-up waits five seconds at most; the work goes on past that in a task of its own,
+    // so a slow Stripe never leaves a database write cut off halfway.
+    let making = {
+        let (state, user) = (state.clone(), user.clone());
+        tokio::spawn(async move {
+            if let Err(e) = ensure_customer(&state, &user).await {
+                tracing::warn!(user_id = user.id, error = %e, "no Stripe customer at sign-up");
+            }
+        })
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(5), making)
+        .await
+        .is_err()
     {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(user_id = user.id, error = %e, "no Stripe customer at sign-up")
-        }
-        Err(_) => tracing::warn!(
+        tracing::warn!(
             user_id = user.id,
-            "Stripe too slow at sign-up; customer deferred"
-        ),
+            "Stripe slow at sign-up; the customer is made after the answer"
+        );
     }
 }
 

@@ -235,3 +235,44 @@ crate::support::on_both_databases!(
     metrics_are_private_and_count_what_happens,
     metrics_can_have_an_address_of_their_own
 );
+
+/// A page served while another app in the same process starts still answers. Leptos holds
+/// back every resource first polled while any app in the process lists its routes (one switch
+/// for the whole process), and such a page waited for the 60-second request timeout; the
+/// route list is now made once per process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_answer_while_another_app_starts() {
+    use std::time::Duration;
+
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let email = crate::support::app::unique_email();
+    assert_eq!(
+        app.sign_up(&email, "correct horse battery").await.status(),
+        302
+    );
+    let started = std::sync::atomic::AtomicBool::new(false);
+    let starts = async {
+        for _ in 0..10 {
+            TestApp::spawn(Backend::Sqlite).await.stop().await;
+        }
+        started.store(true, std::sync::atomic::Ordering::Release);
+    };
+    // Four pages at a time, for as long as apps are starting.
+    let pages = |lane: usize| {
+        let (app, started) = (&app, &started);
+        async move {
+            let mut i = 0;
+            while !started.load(std::sync::atomic::Ordering::Acquire) {
+                let answer =
+                    tokio::time::timeout(Duration::from_secs(15), app.get("/settings/billing"))
+                        .await;
+                let res = answer
+                    .unwrap_or_else(|_| panic!("page {i} of lane {lane} did not answer in 15 s"));
+                assert_eq!(res.status(), 200, "page {i} of lane {lane}");
+                i += 1;
+            }
+        }
+    };
+    tokio::join!(starts, pages(0), pages(1), pages(2), pages(3));
+    app.stop().await;
+}
