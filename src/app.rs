@@ -39,17 +39,23 @@ pub const ADMIN_PAGES: &[&str] = &[crate::admin::ADMIN_BILLING];
 
 /// The document around every server-rendered page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    // A fresh nonce for Leptos's one inline script, and the Content-Security-Policy naming it.
+    // A fresh nonce for the page's one inline script (the forms script), and the
+    // Content-Security-Policy naming it.
     #[cfg(feature = "ssr")]
     crate::web::headers::page_policy();
+    #[cfg(feature = "ssr")]
+    let forms_script = crate::forms::SCRIPT.as_str();
+    #[cfg(not(feature = "ssr"))]
+    let forms_script = "";
+    let nonce = leptos::nonce::use_nonce();
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <AutoReload options=options.clone()/>
-                <HydrationScripts options islands=true/>
+                <AutoReload options=options/>
+                <script nonce=nonce inner_html=forms_script></script>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <MetaTags/>
             </head>

@@ -1,91 +1,47 @@
-//! Forms that post to a server function: plain HTML forms without JavaScript, and in an
-//! island, answered in place.
+//! Forms that post to a server function: plain HTML forms, answered in place by a few
+//! hundred bytes of script when the browser runs it.
 //!
-//! Hydrated, a submit is sent with `fetch` as the same urlencoded body the browser would
-//! post, asking for JSON. The server function then answers with a URL to go to (its value,
-//! or a redirect it set), nothing, or an [`AppError`] shown in the form. Leptos's own
-//! `ActionForm` does the same through the server-function client, whose encoders and
-//! decoders were most of the bytes the browser downloaded; this needs the browser's own
-//! `FormData`, `fetch` and `JSON` only.
+//! A form marked `data-enhance` is sent by the page's script ([`SCRIPT`], inline under the
+//! page's nonce) with `fetch` as the same urlencoded body the browser would post, asking for
+//! JSON. The server function then answers with a URL to go to (its value, or a redirect it
+//! set), nothing, or an [`AppError`] shown in the form: under its field
+//! (`data-error-for="name"`), else in the form's `data-form-error` slot. While a request is
+//! out, and while the browser leaves for the answer's URL, the submit button is disabled and
+//! says its `data-busy` text. Without the script the same form posts as a plain form, and a
+//! refusal comes back in the page's address ([`refusal`]).
+//!
+//! No page loads WASM: the browser's own forms do the work, and this script only answers
+//! them in place (it replaced the islands, whose reactive runtime and renderer were almost
+//! all of the bytes a page downloaded).
 
+#[cfg(feature = "ssr")]
 use leptos::prelude::*;
 
 use crate::error::AppError;
 
-/// What a form is doing: in flight, on its way to another page, or refused.
-#[derive(Clone, Copy)]
-pub struct FormState {
-    pending: RwSignal<bool>,
-    leaving: RwSignal<bool>,
-    error: RwSignal<Option<AppError>>,
-}
-
-impl FormState {
-    /// A form posting to the server function at `path` (its `ServerFn::PATH`). Rendered on
-    /// the server after that function refused a plain form post, it shows the refusal (the
-    /// framework sends the browser back with it in the query).
-    pub fn new(path: &str) -> Self {
-        FormState {
-            pending: RwSignal::new(false),
-            leaving: RwSignal::new(false),
-            error: RwSignal::new(refused_by(path)),
-        }
-    }
-
-    /// Sent and not answered yet, or answered with a page the browser is now loading: the
-    /// submit button stays disabled.
-    pub fn busy(&self) -> bool {
-        self.pending.get() || self.leaving.get()
-    }
-
-    /// The last refusal, until the next submit.
-    pub fn error(&self) -> Signal<Option<AppError>> {
-        self.error.into()
-    }
-
-    /// The form's submit handler: sends the form in the background and handles the answer.
-    pub fn on_submit(self) -> impl Fn(leptos::ev::SubmitEvent) + 'static {
-        move |ev| {
-            #[cfg(feature = "hydrate")]
-            {
-                use wasm_bindgen::JsCast;
-                let Some(form) = ev
-                    .target()
-                    .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
-                else {
-                    return;
-                };
-                ev.prevent_default();
-                if self.busy() {
-                    return;
-                }
-                self.pending.set(true);
-                self.error.set(None);
-                leptos::task::spawn_local(async move {
-                    let answer = browser::post(&form).await;
-                    self.pending.set(false);
-                    match answer {
-                        Ok(Some(url)) => {
-                            self.leaving.set(true);
-                            if window().location().set_href(&url).is_err() {
-                                self.leaving.set(false);
-                                self.error.set(Some(AppError::Transport));
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(e) => self.error.set(Some(e)),
-                    }
-                });
-            }
-            #[cfg(not(feature = "hydrate"))]
-            let _ = ev;
-        }
-    }
-}
-
-/// The refusal a plain form post to `path` came back with (`?__path=…&__err=…`).
+/// The script that answers `data-enhance` forms in place, with the fixed texts of the errors
+/// that carry none (as the server words them: one text per error, wherever it shows).
 #[cfg(feature = "ssr")]
-fn refused_by(path: &str) -> Option<AppError> {
+pub static SCRIPT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let texts = serde_json::json!({
+        "Unauthorized": AppError::Unauthorized.to_string(),
+        "Internal": AppError::Internal.to_string(),
+        "Transport": AppError::Transport.to_string(),
+    });
+    // Sent in every page: without its comments and indentation (each line kept whole).
+    include_str!("forms.js")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("__TEXTS__", &texts.to_string())
+});
+
+/// The refusal a plain form post to the server function at `path` came back with, when the
+/// page renders after it (the framework sends the browser back with `?__path=…&__err=…`).
+#[cfg(feature = "ssr")]
+pub fn refusal(path: &str) -> Option<AppError> {
     use leptos::{server::ServerActionError, server_fn::error::ServerFnUrlError};
     use_context::<ServerActionError>()
         .filter(|e| e.path() == path)
@@ -154,169 +110,42 @@ pub fn fixed_refusal(path: &str, claimed: AppError) -> AppError {
     }
 }
 
-/// In the browser, an island starts with no refusal: a submit it sent itself is answered in
-/// place, never through the query.
+/// Off the server there is no request to read a refusal from.
 #[cfg(not(feature = "ssr"))]
-fn refused_by(_path: &str) -> Option<AppError> {
+pub fn refusal(_path: &str) -> Option<AppError> {
     None
-}
-
-/// The parts of an error as the server function sends it (serde's externally tagged enum:
-/// `"Unauthorized"`, `{"Forbidden": "…"}`, `{"Invalid": {"field": …, "message": "…"}}`).
-pub struct WireError {
-    pub variant: String,
-    pub field: Option<String>,
-    pub message: Option<String>,
-    pub retry_after_secs: Option<u64>,
-}
-
-impl From<WireError> for AppError {
-    fn from(w: WireError) -> Self {
-        let message = || w.message.clone().unwrap_or_default();
-        match w.variant.as_str() {
-            "Invalid" => AppError::Invalid {
-                field: w.field.clone(),
-                message: message(),
-            },
-            "Unauthorized" => AppError::Unauthorized,
-            "Forbidden" => AppError::Forbidden(message()),
-            "NotFound" => AppError::NotFound(message()),
-            "Conflict" => AppError::Conflict(message()),
-            "RateLimited" => AppError::RateLimited {
-                message: message(),
-                retry_after_secs: w.retry_after_secs.unwrap_or(0),
-            },
-            "Unavailable" => AppError::Unavailable(message()),
-            "Busy" => AppError::Busy {
-                message: message(),
-                retry_after_secs: w.retry_after_secs.unwrap_or(0),
-            },
-            "Upstream" => AppError::Upstream(message()),
-            "Transport" => AppError::Transport,
-            _ => AppError::Internal,
-        }
-    }
-}
-
-#[cfg(feature = "hydrate")]
-mod browser {
-    use js_sys::{Object, Reflect, JSON};
-    use wasm_bindgen::{JsCast, JsValue};
-    use wasm_bindgen_futures::JsFuture;
-    use web_sys::{FormData, HtmlFormElement, RequestInit, Response, UrlSearchParams};
-
-    use super::WireError;
-    use crate::error::AppError;
-
-    /// Posts `form` to its action as a server function call; `Some(url)` is where to go.
-    pub async fn post(form: &HtmlFormElement) -> Result<Option<String>, AppError> {
-        let response = send(form).await.map_err(|_| AppError::Transport)?;
-        let headers = response.headers();
-        let text = match response.text() {
-            Ok(p) => JsFuture::from(p)
-                .await
-                .ok()
-                .and_then(|t| t.as_string())
-                .unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        let body = JSON::parse(&text).unwrap_or(JsValue::NULL);
-        if !response.ok() {
-            return Err(decode_error(&body));
-        }
-        let redirect = headers
-            .has("serverfnredirect")
-            .unwrap_or(false)
-            .then(|| headers.get("location").ok().flatten())
-            .flatten();
-        Ok(redirect.or_else(|| body.as_string()))
-    }
-
-    async fn send(form: &HtmlFormElement) -> Result<Response, JsValue> {
-        let data = FormData::new_with_form(form)?;
-        let body = UrlSearchParams::new_with_str_sequence_sequence(&data)?;
-        let init = RequestInit::new();
-        init.set_method("POST");
-        init.set_body(&body);
-        let headers = web_sys::Headers::new()?;
-        headers.set("Accept", "application/json")?;
-        init.set_headers(&headers);
-        let response = JsFuture::from(
-            leptos::prelude::window().fetch_with_str_and_init(&form.action(), &init),
-        )
-        .await?;
-        response.dyn_into::<Response>()
-    }
-
-    fn decode_error(body: &JsValue) -> AppError {
-        if let Some(variant) = body.as_string() {
-            return WireError {
-                variant,
-                field: None,
-                message: None,
-                retry_after_secs: None,
-            }
-            .into();
-        }
-        let Some(object) = body.dyn_ref::<Object>() else {
-            return AppError::Internal;
-        };
-        let Some(variant) = Object::keys(object).get(0).as_string() else {
-            return AppError::Internal;
-        };
-        let inner = Reflect::get(body, &JsValue::from_str(&variant)).unwrap_or(JsValue::NULL);
-        let field = |name: &str| {
-            Reflect::get(&inner, &JsValue::from_str(name))
-                .ok()
-                .and_then(|v| v.as_string())
-        };
-        let (field, message) = match inner.as_string() {
-            Some(message) => (None, Some(message)),
-            None => (field("field"), field("message")),
-        };
-        let retry_after_secs = Reflect::get(&inner, &JsValue::from_str("retry_after_secs"))
-            .ok()
-            .and_then(|v| v.as_f64())
-            .map(|secs| secs as u64);
-        WireError {
-            variant,
-            field,
-            message,
-            retry_after_secs,
-        }
-        .into()
-    }
 }
 
 #[cfg(all(test, feature = "ssr"))]
 mod tests {
     use super::*;
 
-    /// What the browser side reads out of an error's JSON, done here on `serde_json` the way
-    /// `browser::decode_error` does it on the browser's `JSON`.
-    fn wire(value: &serde_json::Value) -> WireError {
-        match value {
-            serde_json::Value::String(variant) => WireError {
-                variant: variant.clone(),
-                field: None,
-                message: None,
-                retry_after_secs: None,
-            },
+    /// What the page's script reads out of an error's JSON (field, text), done here on
+    /// `serde_json` the way `read` in `forms.js` does it on the browser's `JSON`.
+    fn read(body: &serde_json::Value, texts: &serde_json::Value) -> (Option<String>, String) {
+        let fixed = |variant: &str| {
+            texts
+                .get(variant)
+                .or_else(|| texts.get("Internal"))
+                .and_then(|t| t.as_str())
+                .expect("a fixed text")
+                .to_owned()
+        };
+        match body {
+            serde_json::Value::String(variant) => (None, fixed(variant)),
             serde_json::Value::Object(map) => {
                 let (variant, inner) = map.iter().next().expect("one variant");
-                let text = |name: &str| inner.get(name).and_then(|v| v.as_str()).map(String::from);
-                match inner.as_str() {
-                    Some(message) => WireError {
-                        variant: variant.clone(),
-                        field: None,
-                        message: Some(message.into()),
-                        retry_after_secs: None,
-                    },
-                    None => WireError {
-                        variant: variant.clone(),
-                        field: text("field"),
-                        message: text("message"),
-                        retry_after_secs: inner.get("retry_after_secs").and_then(|v| v.as_u64()),
+                match inner {
+                    serde_json::Value::String(message) => (None, message.clone()),
+                    inner => match inner.get("message").and_then(|m| m.as_str()) {
+                        Some(message) => (
+                            inner
+                                .get("field")
+                                .and_then(|f| f.as_str())
+                                .map(String::from),
+                            message.to_owned(),
+                        ),
+                        None => (None, fixed(variant)),
                     },
                 }
             }
@@ -387,8 +216,17 @@ mod tests {
         );
     }
 
+    /// The script shows each error as the server words it, under the field it names.
     #[test]
     fn every_error_reads_back_as_itself_in_the_browser() {
+        let script = SCRIPT.as_str();
+        assert!(
+            !script.contains("__TEXTS__") && !script.contains("</"),
+            "{script}"
+        );
+        let at = script.find("const TEXT = ").expect("the texts") + "const TEXT = ".len();
+        let end = at + script[at..].find(";\n").expect("the texts end");
+        let texts: serde_json::Value = serde_json::from_str(&script[at..end]).expect("JSON texts");
         let all = [
             AppError::invalid("email", "Enter a valid email address."),
             AppError::Invalid {
@@ -409,7 +247,11 @@ mod tests {
         for e in all {
             listed(&e);
             let json = serde_json::to_value(&e).expect("errors serialize");
-            assert_eq!(AppError::from(wire(&json)), e, "{json}");
+            let field = match &e {
+                AppError::Invalid { field, .. } => field.clone(),
+                _ => None,
+            };
+            assert_eq!(read(&json, &texts), (field, e.to_string()), "{json}");
         }
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Shared code (pages, DTOs, server function signatures) compiles for both the server
 //! (`ssr`) and the browser (`hydrate`); server-only modules sit behind `ssr`. Pages are
-//! rendered on the server alone: only `#[island]` components (the buttons that call a server
-//! function and say "Opening…") reach the browser's WASM.
+//! rendered on the server alone and load no WASM: their forms work as plain HTML forms, and a
+//! few hundred bytes of inline script answer them in place ([`forms`]).
 
 // The reconciler's cycle is one future over many of async-stripe's deeply nested types;
 // proving it `Send` takes more than the default 128 steps.
@@ -52,15 +52,12 @@ pub mod web;
 #[cfg(feature = "ssr")]
 pub mod webhooks;
 
-/// The browser entry point. Pages are rendered on the server only; the browser hydrates
-/// just their islands (the buttons that call a server function), then marks the page as
-/// ready (tests and scripts wait for `data-hydrated`).
+/// The browser entry point cargo-leptos builds for every project. No page loads it: the
+/// shell ships the forms script instead ([`forms::SCRIPT`]); an `#[island]`, if one is ever
+/// needed again, would be hydrated from here once the shell loads the bundle on its page.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_islands();
-    if let Some(body) = leptos::prelude::document().body() {
-        let _ = body.set_attribute("data-hydrated", "true");
-    }
 }

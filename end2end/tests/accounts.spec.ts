@@ -1,5 +1,5 @@
 import { expect, test } from './fixtures';
-import { hydrated, PASSWORD, uniqueEmail } from './helpers';
+import { enhanced, PASSWORD, uniqueEmail } from './helpers';
 
 test.describe('accounts with JavaScript', () => {
   test('a new user signs up, logs out, logs in and reaches billing', async ({ page }) => {
@@ -12,7 +12,7 @@ test.describe('accounts with JavaScript', () => {
 
     const email = uniqueEmail('js');
     await page.goto('/signup');
-    await hydrated(page);
+    await enhanced(page);
     await page.getByLabel('Email').fill(email);
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Create account' }).click();
@@ -21,14 +21,14 @@ test.describe('accounts with JavaScript', () => {
     await expect(page.getByRole('heading', { name: 'Billing' })).toBeVisible();
     await expect(page.getByTestId('user-email')).toHaveText(email);
 
-    await hydrated(page);
+    await enhanced(page);
     await page.getByRole('button', { name: 'Log out' }).click();
     await expect(page).toHaveURL(/\/login$/);
 
     // Logged out, billing sends us to log in and back again.
     await page.goto('/settings/billing');
     await expect(page).toHaveURL(/\/login\?next=%2Fsettings%2Fbilling$/);
-    await hydrated(page);
+    await enhanced(page);
     await page.getByLabel('Email').fill(email);
     await page.getByLabel('Password').fill('not the password');
     await page.getByRole('button', { name: 'Log in' }).click();
@@ -43,7 +43,7 @@ test.describe('accounts with JavaScript', () => {
 
   test('bad input is explained next to the field', async ({ page }) => {
     await page.goto('/signup');
-    await hydrated(page);
+    await enhanced(page);
     await page.getByLabel('Email').fill('not-an-email');
     await page.getByLabel('Password').fill('short');
     await page.getByRole('button', { name: 'Create account' }).click();

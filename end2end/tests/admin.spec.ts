@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { expect, Page, test } from './fixtures';
-import { hydrated, PASSWORD, proveAddress, uniqueEmail } from './helpers';
+import { enhanced, PASSWORD, proveAddress, uniqueEmail } from './helpers';
 
 // /admin/billing, the operators' event inbox. The operator signs up like anyone, and is then
 // granted on the server with `billfold admin add`, on the database playwright.config.ts gives
@@ -14,7 +14,7 @@ const ADMIN = 'ops@billfold.test';
 /** Signs in as the operator: signs up the first time, logs in after that. */
 async function signInAsAdmin(page: Page, javaScript: boolean) {
   await page.goto('/signup');
-  if (javaScript) await hydrated(page);
+  if (javaScript) await enhanced(page);
   await page.getByLabel('Email').fill(ADMIN);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Create account' }).click();
@@ -26,7 +26,7 @@ async function signInAsAdmin(page: Page, javaScript: boolean) {
     await page.goto('/settings/billing');
   } else {
     await page.goto('/login');
-    if (javaScript) await hydrated(page);
+    if (javaScript) await enhanced(page);
     await page.getByLabel('Email').fill(ADMIN);
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Log in' }).click();
@@ -136,7 +136,7 @@ test.describe('the operators page with JavaScript', () => {
 
     await signInAsAdmin(page, true);
     await openInbox(page);
-    await hydrated(page);
+    await enhanced(page);
 
     await page.getByLabel('Outcome').selectOption('ignored');
     await page.getByLabel('Received since').fill('1d');
@@ -146,14 +146,14 @@ test.describe('the operators page with JavaScript', () => {
     for (const outcome of await page.getByTestId('event-outcome').allTextContents()) {
       expect(outcome).toBe('ignored');
     }
-    await hydrated(page);
+    await enhanced(page);
     await replayFirst(page);
     await expect(page.getByLabel('Outcome')).toHaveValue('ignored');
 
     // Everything again, with a payload open, for the README.
     await page.getByRole('link', { name: 'Clear' }).click();
     await expect(page).toHaveURL(/\/admin\/billing$/);
-    await hydrated(page);
+    await enhanced(page);
     await replayFirst(page);
     await page.getByTestId('event-row').first().locator('summary').click();
     await page.screenshot({ path: 'test-results/screens/admin-billing.png', fullPage: true });
@@ -168,7 +168,7 @@ test.describe('the operators page with JavaScript', () => {
 
     const email = uniqueEmail('not-an-operator');
     await page.goto('/signup');
-    await hydrated(page);
+    await enhanced(page);
     await page.getByLabel('Email').fill(email);
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Create account' }).click();

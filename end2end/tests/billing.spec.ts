@@ -1,5 +1,5 @@
 import { APIRequestContext, expect, Page, test } from './fixtures';
-import { hydrated, PASSWORD, uniqueEmail } from './helpers';
+import { enhanced, PASSWORD, uniqueEmail } from './helpers';
 
 // The whole user story against the Stripe test double mounted in the app (simulated mode).
 // Webhooks arrive asynchronously; where the page depends on one, the test reloads until the
@@ -51,7 +51,7 @@ test('trial through Checkout, cancel and resume in the portal, a new card, a fai
   await page.screenshot({ path: 'test-results/screens/billing-no-subscription.png', fullPage: true });
 
   // Choose Pro: Stripe Checkout, a 14-day trial, back to the page.
-  await hydrated(page);
+  await enhanced(page);
   await page.getByRole('button', { name: 'Choose Pro' }).first().click();
   await expect(page).toHaveURL(/\/_stripe-sim\/checkout\//);
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Pro');
@@ -65,7 +65,7 @@ test('trial through Checkout, cancel and resume in the portal, a new card, a fai
   await page.screenshot({ path: 'test-results/screens/billing-trial.png', fullPage: true });
 
   // Manage Billing → the portal → cancel at period end → back: "Cancels on".
-  await hydrated(page);
+  await enhanced(page);
   await page.getByRole('button', { name: 'Manage Billing' }).click();
   await expect(page).toHaveURL(/\/_stripe-sim\/portal\//);
   await page.screenshot({ path: 'test-results/screens/portal.png', fullPage: true });
@@ -77,14 +77,14 @@ test('trial through Checkout, cancel and resume in the portal, a new card, a fai
   await page.screenshot({ path: 'test-results/screens/billing-cancelling.png', fullPage: true });
 
   // Resume through the portal.
-  await hydrated(page);
+  await enhanced(page);
   await page.getByRole('button', { name: 'Resume plan' }).click();
   await page.getByRole('button', { name: 'Renew plan' }).click();
   await page.getByRole('link', { name: /Return to/ }).first().click();
   await expect(page.getByTestId('plan-next')).toContainText('Trial ends on');
 
   // A card that will fail at renewal, through the payment-method deep link.
-  await hydrated(page);
+  await enhanced(page);
   await page.getByRole('button', { name: 'Update payment method' }).click();
   await expect(page.getByRole('heading', { name: 'Update payment method' })).toBeVisible();
   await payWithCard(page, '4000 0000 0000 0341', 'Save card');
@@ -107,7 +107,7 @@ test('trial through Checkout, cancel and resume in the portal, a new card, a fai
   });
   await page.screenshot({ path: 'test-results/screens/billing-payment-failed.png', fullPage: true });
 
-  await hydrated(page);
+  await enhanced(page);
   await page.getByTestId('dunning-banner').getByRole('button', { name: 'Update payment method' }).click();
   await payWithCard(page, '4242 4242 4242 4242', 'Save card');
   await expect(page).toHaveURL(/\/settings\/billing\?from=portal$/);
@@ -147,4 +147,39 @@ test.describe('without JavaScript', () => {
     await expect(page.getByRole('alert')).toContainText(/insufficient funds|declined/i);
     await expect(page).toHaveURL(/\/_stripe-sim\/checkout\//);
   });
+});
+
+test('a button says what it is doing, stays disabled while out, and shows a refusal in place', async ({ page }) => {
+  const email = uniqueEmail('busy');
+  await signUp(page, email);
+  await enhanced(page);
+  const scripts: string[] = [];
+  page.on('request', (r) => {
+    if (r.resourceType() === 'script' || /\.wasm($|\?)/.test(r.url())) scripts.push(r.url());
+  });
+  await page.reload();
+  await enhanced(page);
+  expect(scripts, 'the page loads no script or WASM file').toEqual([]);
+
+  // Checkout's answer held back (then refused): the button says "Opening…" and cannot be
+  // clicked again; the refusal shows under it and the page stays.
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route('**/api/billing/checkout', async (route) => {
+    await held;
+    await route.fulfill({
+      status: 429,
+      contentType: 'application/json',
+      body: JSON.stringify({ RateLimited: { message: 'Too many attempts for now.', retry_after_secs: 60 } }),
+    });
+  });
+  const button = page.getByRole('button', { name: 'Choose Starter' }).first();
+  await button.click();
+  await expect(button).toBeDisabled();
+  await expect(button).toHaveText('Opening…');
+  release();
+  await expect(button).toBeEnabled();
+  await expect(button).not.toHaveText('Opening…');
+  await expect(page.getByRole('alert').filter({ hasText: 'Too many attempts for now.' })).toBeVisible();
+  await expect(page).toHaveURL(/\/settings\/billing$/);
 });

@@ -1,5 +1,5 @@
 import { expect, test } from './fixtures';
-import { hydrated, signUp, subscribeToStarter, switchToPro, uniqueEmail } from './helpers';
+import { enhanced, signUp, subscribeToStarter, switchToPro, uniqueEmail } from './helpers';
 
 // `/app`: a feature by entitlement (the CSV export) and a limit (projects), as a user meets them:
 // refused without a plan, capped on Starter with the plans that allow more named in place, and
@@ -8,27 +8,27 @@ import { hydrated, signUp, subscribeToStarter, switchToPro, uniqueEmail } from '
 test('projects are capped by the plan and the export opens on Pro', async ({ page }) => {
   await signUp(page, uniqueEmail('features'));
   await page.goto('/app');
-  await hydrated(page);
+  await enhanced(page);
   await expect(page.getByTestId('export')).toHaveAttribute('data-included', 'false');
   await page.getByLabel('Project name').fill('Website');
   await page.getByRole('button', { name: 'Add project' }).click();
   await expect(page.getByTestId('project-error')).toContainText('Projects need an active plan');
 
   await page.goto('/settings/billing');
-  await hydrated(page);
+  await enhanced(page);
   await subscribeToStarter(page);
   await page.goto('/app');
   await expect(page.getByTestId('export-locked')).toContainText(
     'Export to CSV is included in Pro and Team.',
   );
   for (const name of ['Website', 'Blog', 'Shop']) {
-    await hydrated(page);
+    await enhanced(page);
     await page.getByLabel('Project name').fill(name);
     await page.getByRole('button', { name: 'Add project' }).click();
     await expect(page.getByTestId('project').filter({ hasText: name })).toHaveCount(1);
   }
   await expect(page.getByTestId('projects-used')).toHaveText('3 of 3 used');
-  await hydrated(page);
+  await enhanced(page);
   await page.getByLabel('Project name').fill('Fourth');
   await page.getByRole('button', { name: 'Add project' }).click();
   await expect(page.getByTestId('project-error')).toContainText(
@@ -37,7 +37,7 @@ test('projects are capped by the plan and the export opens on Pro', async ({ pag
   await page.screenshot({ path: 'test-results/screens/app-starter-limit.png', fullPage: true });
 
   await page.goto('/settings/billing');
-  await hydrated(page);
+  await enhanced(page);
   await switchToPro(page, false);
   await expect(async () => {
     await page.goto('/app');

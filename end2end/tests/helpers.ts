@@ -36,9 +36,9 @@ export function uniqueEmail(tag: string): string {
   return `${tag}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
 }
 
-/** Waits until the WASM bundle has taken over the server-rendered page. */
-export async function hydrated(page: Page): Promise<void> {
-  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+/** Waits until the page's forms script answers its forms in place. */
+export async function enhanced(page: Page): Promise<void> {
+  await expect(page.locator('body')).toHaveAttribute('data-enhanced', 'true');
 }
 
 /** Signs up a new account; the app lands it on the billing page. */

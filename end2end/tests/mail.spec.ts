@@ -1,5 +1,5 @@
 import { expect, Page, test } from './fixtures';
-import { hydrated, mailedLink, PASSWORD, proveAddress, uniqueEmail } from './helpers';
+import { enhanced, mailedLink, PASSWORD, proveAddress, uniqueEmail } from './helpers';
 
 // Mail as a user meets it, through the catcher's inbox: the link mailed at sign-up proves the
 // address (the banner goes), and "Forgot password?" mails a link that sets a new password. With
@@ -7,7 +7,7 @@ import { hydrated, mailedLink, PASSWORD, proveAddress, uniqueEmail } from './hel
 
 async function signUp(page: Page, email: string, javaScript: boolean) {
   await page.goto('/signup');
-  if (javaScript) await hydrated(page);
+  if (javaScript) await enhanced(page);
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Create account' }).click();
@@ -39,14 +39,14 @@ for (const javaScript of [true, false]) {
 
       await page.getByRole('link', { name: 'Forgot password?' }).click();
       await expect(page).toHaveURL(/\/forgot-password$/);
-      if (javaScript) await hydrated(page);
+      if (javaScript) await enhanced(page);
       await page.getByLabel('Email').fill(email);
       await page.getByRole('button', { name: 'Send the link' }).click();
       await expect(page.getByTestId('reset-sent')).toBeVisible();
 
       const link = await mailedLink(email, 'Reset your Billfold password', '/reset-password');
       await page.goto(link);
-      if (javaScript) await hydrated(page);
+      if (javaScript) await enhanced(page);
       await page.getByLabel('New password').fill('a brand new password');
       await page.getByRole('button', { name: 'Set the new password' }).click();
       await expect(page).toHaveURL(/\/settings\/billing$/);
@@ -58,7 +58,7 @@ for (const javaScript of [true, false]) {
 
       await page.goto('/settings/billing');
       await logOut(page);
-      if (javaScript) await hydrated(page);
+      if (javaScript) await enhanced(page);
       await page.getByLabel('Email').fill(email);
       await page.getByLabel('Password').fill('a brand new password');
       await page.getByRole('button', { name: 'Log in' }).click();
@@ -71,7 +71,7 @@ for (const javaScript of [true, false]) {
       await signUp(page, email, javaScript);
       await page.getByRole('link', { name: 'Account' }).click();
       await expect(page).toHaveURL(/\/settings\/account$/);
-      if (javaScript) await hydrated(page);
+      if (javaScript) await enhanced(page);
 
       // A wrong password is refused in the form, saying which field.
       await page.getByLabel('New email').fill(newEmail);
@@ -79,7 +79,7 @@ for (const javaScript of [true, false]) {
       await page.getByRole('button', { name: 'Send the link' }).click();
       await expect(page.getByText('Your current password is not correct.')).toBeVisible();
 
-      if (javaScript) await hydrated(page);
+      if (javaScript) await enhanced(page);
       await page.getByLabel('New email').fill(newEmail);
       await page.getByLabel('Current password').fill(PASSWORD);
       await page.getByRole('button', { name: 'Send the link' }).click();

@@ -1,5 +1,5 @@
 import { Browser, clientAddress, expect, Page, test } from './fixtures';
-import { hydrated, mailedLink, proveAddress, signUp, uniqueEmail } from './helpers';
+import { enhanced, mailedLink, proveAddress, signUp, uniqueEmail } from './helpers';
 
 // A team as its people meet it: the owner creates an organisation and invites someone; the
 // invited address accepts from the mail catcher's inbox, lands in the team as a member, and
@@ -24,14 +24,14 @@ for (const javaScript of [true, false]) {
       await proveAddress(owner, ownerEmail);
 
       await owner.goto('/settings/organization');
-      if (javaScript) await hydrated(owner);
+      if (javaScript) await enhanced(owner);
       await owner.getByLabel('Organisation name').fill('Acme Ltd');
       await owner.getByRole('button', { name: 'Create organisation' }).click();
       await expect(owner.getByTestId('org-name')).toHaveText('Acme Ltd');
       await expect(owner.getByTestId('current-org')).toHaveText('Acme Ltd');
 
       const memberEmail = uniqueEmail(javaScript ? 'org-member-js' : 'org-member-nojs');
-      if (javaScript) await hydrated(owner);
+      if (javaScript) await enhanced(owner);
       await owner.getByLabel('Email to invite').fill(memberEmail);
       await owner.getByRole('button', { name: 'Send the invitation' }).click();
       await expect(owner.getByTestId('invitation-sent')).toBeVisible();
@@ -45,7 +45,7 @@ for (const javaScript of [true, false]) {
       const link = await mailedLink(memberEmail, 'Join Acme Ltd', '/accept-invitation');
       await member.goto(link);
       await expect(member.getByTestId('invitation-offer')).toContainText('Acme Ltd');
-      if (javaScript) await hydrated(member);
+      if (javaScript) await enhanced(member);
       await member.getByRole('button', { name: 'Accept the invitation' }).click();
       await expect(member).toHaveURL(/\/settings\/organization$/);
       await expect(member.getByTestId('org-name')).toHaveText('Acme Ltd');
@@ -60,7 +60,7 @@ for (const javaScript of [true, false]) {
       }
       // Back in the personal organisation, the member manages their own billing again.
       await member.goto('/settings/organization');
-      if (javaScript) await hydrated(member);
+      if (javaScript) await enhanced(member);
       await member.getByRole('button', { name: 'Switch to Personal' }).click();
       await expect(member.getByTestId('org-name')).toHaveText('Personal');
       await member.goto('/settings/billing');

@@ -1,5 +1,5 @@
 import { APIRequestContext, expect, test } from './fixtures';
-import { hydrated, signUp, subscribeToStarter, switchToPro, uniqueEmail } from './helpers';
+import { enhanced, signUp, subscribeToStarter, switchToPro, uniqueEmail } from './helpers';
 
 // Switching plans from the page's plan card straight into Stripe's confirmation (the double's
 // portal), with and without JavaScript; a dunning banner that escalates; and no console errors.
@@ -22,9 +22,9 @@ test('switch Starter to Pro from the plan card, confirm in the portal, land back
     if (m.type() === 'error') errors.push(m.text());
   });
   await signUp(page, uniqueEmail('switch'));
-  await hydrated(page);
+  await enhanced(page);
   await subscribeToStarter(page);
-  await hydrated(page);
+  await enhanced(page);
   await switchToPro(page, true);
   expect(errors).toEqual([]);
 });
@@ -42,7 +42,7 @@ test.describe('without JavaScript', () => {
 test('the dunning banner counts the tries and escalates', async ({ page, request }) => {
   const email = uniqueEmail('dunning');
   await signUp(page, email);
-  await hydrated(page);
+  await enhanced(page);
   await subscribeToStarter(page);
   const customer = await customerId(request, email);
   // A card that fails when charged becomes the subscription's.
@@ -83,7 +83,7 @@ test('no page logs a console error, and /favicon.ico is there', async ({ page, r
   });
   for (const path of ['/', '/login', '/signup']) {
     await page.goto(path);
-    await hydrated(page);
+    await enhanced(page);
   }
   await signUp(page, uniqueEmail('console'));
   for (const path of ['/settings/billing', '/app']) {

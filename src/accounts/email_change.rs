@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::AppError,
-    forms::FormState,
+    forms::refusal,
     layout::SettingsLayout,
     ui::form::{submit_class, AuthCard, Field, FormError},
 };
@@ -270,19 +270,16 @@ fn AccountSettings(account: Account, sent: bool) -> impl IntoView {
     }
 }
 
-/// The change form: a plain form without JavaScript; in the browser, refusals in place.
-#[island]
+/// The change form: a plain form; the page's script shows refusals in place.
+#[component]
 fn ChangeEmailForm() -> impl IntoView {
-    let form = FormState::new(RequestEmailChange::PATH);
-    let error = form.error();
+    let error = refusal(RequestEmailChange::PATH);
     view! {
-        <form method="post" action=RequestEmailChange::PATH class="space-y-4" novalidate=true on:submit=form.on_submit()>
-            <FormError error/>
-            <Field name="new_email" label="New email" kind="email" autocomplete="email" error/>
+        <form method="post" action=RequestEmailChange::PATH class="space-y-4" novalidate=true data-enhance="">
+            <FormError error=error.clone()/>
+            <Field name="new_email" label="New email" kind="email" autocomplete="email" error=error.clone()/>
             <Field name="password" label="Current password" kind="password" autocomplete="current-password" error/>
-            <button type="submit" class=submit_class() disabled=move || form.busy()>
-                {move || if form.busy() { "Sending…" } else { "Send the link" }}
-            </button>
+            <button type="submit" class=submit_class() data-busy="Sending…">"Send the link"</button>
         </form>
     }
 }

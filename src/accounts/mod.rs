@@ -12,7 +12,7 @@ use leptos_router::components::A;
 
 use crate::{
     error::AppError,
-    forms::FormState,
+    forms::refusal,
     ui::form::{submit_class, AuthCard, Field, FormError},
 };
 
@@ -163,16 +163,15 @@ pub fn SignupPage() -> impl IntoView {
     }
 }
 
-/// The sign-up form: a plain HTML form without JavaScript; in the browser (an island), it
-/// shows errors in place and keeps what was typed.
-#[island]
+/// The sign-up form: a plain HTML form; answered in place by the page's script, which shows
+/// errors and keeps what was typed.
+#[component]
 fn SignupForm() -> impl IntoView {
-    let form = FormState::new(SignUp::PATH);
-    let error = form.error();
+    let error = refusal(SignUp::PATH);
     view! {
-        <form method="post" action=SignUp::PATH class="space-y-4" novalidate=true on:submit=form.on_submit()>
-            <FormError error/>
-            <Field name="email" label="Email" kind="email" autocomplete="email" error/>
+        <form method="post" action=SignUp::PATH class="space-y-4" novalidate=true data-enhance="">
+            <FormError error=error.clone()/>
+            <Field name="email" label="Email" kind="email" autocomplete="email" error=error.clone()/>
             <Field
                 name="password"
                 label="Password"
@@ -181,9 +180,7 @@ fn SignupForm() -> impl IntoView {
                 error
                 hint="At least 8 characters."
             />
-            <button type="submit" class=submit_class() disabled=move || form.busy()>
-                {move || if form.busy() { "Creating account…" } else { "Create account" }}
-            </button>
+            <button type="submit" class=submit_class() data-busy="Creating account…">"Create account"</button>
         </form>
     }
 }

@@ -5,7 +5,11 @@
 use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_router::{components::A, hooks::use_query_map};
 
-use crate::{error::AppError, forms::FormState, ui::form::AuthCard};
+use crate::{
+    error::AppError,
+    forms::refusal,
+    ui::form::{AuthCard, ErrorLine},
+};
 
 /// Uses a proving link: answers with the address it proved.
 #[server(name = ConfirmEmail, prefix = "/api", endpoint = "email/confirm")]
@@ -151,18 +155,15 @@ pub fn UnprovenAddressBanner(email: String) -> impl IntoView {
     }
 }
 
-/// "Send again": a plain form without JavaScript; in the browser, it shows a refusal (too
-/// many links) in place.
-#[island]
+/// "Send again": a plain form; the page's script shows a refusal (too many links) in place.
+#[component]
 fn ResendProofButton() -> impl IntoView {
-    let form = FormState::new(ResendProof::PATH);
-    let error = form.error();
     view! {
-        <form method="post" action=ResendProof::PATH on:submit=form.on_submit()>
-            <button type="submit" class="rounded-md border border-amber-300 bg-white px-3 py-1.5 font-medium text-amber-900 hover:bg-amber-100 disabled:opacity-60" disabled=move || form.busy()>
-                {move || if form.busy() { "Sending…" } else { "Send again" }}
+        <form method="post" action=ResendProof::PATH data-enhance="">
+            <button type="submit" class="rounded-md border border-amber-300 bg-white px-3 py-1.5 font-medium text-amber-900 hover:bg-amber-100 disabled:opacity-60" data-busy="Sending…">
+                "Send again"
             </button>
-            {move || error.get().map(|e| view! { <p role="alert" class="mt-1 text-red-700">{e.to_string()}</p> })}
+            <ErrorLine error=refusal(ResendProof::PATH) class="mt-1 text-red-700"/>
         </form>
     }
 }

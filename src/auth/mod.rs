@@ -19,7 +19,7 @@ use leptos_router::{components::A, hooks::use_query_map};
 
 use crate::{
     error::AppError,
-    forms::FormState,
+    forms::refusal,
     ui::form::{submit_class, AuthCard, Field, FormError},
 };
 
@@ -79,17 +79,16 @@ pub fn LoginPage() -> impl IntoView {
     }
 }
 
-/// The log-in form: a plain HTML form without JavaScript; in the browser (an island), it
-/// shows a refusal in place and keeps the email typed.
-#[island]
+/// The log-in form: a plain HTML form; answered in place by the page's script, which shows
+/// a refusal and keeps the email typed.
+#[component]
 fn LoginForm(next: String) -> impl IntoView {
-    let form = FormState::new(LogIn::PATH);
-    let error = form.error();
+    let error = refusal(LogIn::PATH);
     view! {
-        <form method="post" action=LogIn::PATH class="space-y-4" novalidate=true on:submit=form.on_submit()>
-            <FormError error/>
+        <form method="post" action=LogIn::PATH class="space-y-4" novalidate=true data-enhance="">
+            <FormError error=error.clone()/>
             <input type="hidden" name="next" value=next/>
-            <Field name="email" label="Email" kind="email" autocomplete="email" error/>
+            <Field name="email" label="Email" kind="email" autocomplete="email" error=error.clone()/>
             <Field
                 name="password"
                 label="Password"
@@ -97,9 +96,7 @@ fn LoginForm(next: String) -> impl IntoView {
                 autocomplete="current-password"
                 error
             />
-            <button type="submit" class=submit_class() disabled=move || form.busy()>
-                {move || if form.busy() { "Logging in…" } else { "Log in" }}
-            </button>
+            <button type="submit" class=submit_class() data-busy="Logging in…">"Log in"</button>
         </form>
     }
 }

@@ -7,7 +7,7 @@ use leptos_router::{components::A, hooks::use_query_map};
 
 use crate::{
     error::AppError,
-    forms::FormState,
+    forms::refusal,
     ui::form::{submit_class, AuthCard, Field, FormError},
 };
 
@@ -171,18 +171,15 @@ pub fn ForgotPasswordPage() -> impl IntoView {
     }
 }
 
-#[island]
+#[component]
 fn ForgotForm() -> impl IntoView {
-    let form = FormState::new(RequestPasswordReset::PATH);
-    let error = form.error();
+    let error = refusal(RequestPasswordReset::PATH);
     view! {
-        <form method="post" action=RequestPasswordReset::PATH class="space-y-4" novalidate=true on:submit=form.on_submit()>
+        <form method="post" action=RequestPasswordReset::PATH class="space-y-4" novalidate=true data-enhance="">
             <p class="text-sm text-slate-600">"Enter your account's address; we will mail you a link to choose a new password."</p>
-            <FormError error/>
+            <FormError error=error.clone()/>
             <Field name="email" label="Email" kind="email" autocomplete="email" error/>
-            <button type="submit" class=submit_class() disabled=move || form.busy()>
-                {move || if form.busy() { "Sending…" } else { "Send the link" }}
-            </button>
+            <button type="submit" class=submit_class() data-busy="Sending…">"Send the link"</button>
         </form>
     }
 }
@@ -217,13 +214,12 @@ pub fn ResetPasswordPage() -> impl IntoView {
     }
 }
 
-#[island]
+#[component]
 fn ResetForm(token: String) -> impl IntoView {
-    let form = FormState::new(ResetPassword::PATH);
-    let error = form.error();
+    let error = refusal(ResetPassword::PATH);
     view! {
-        <form method="post" action=ResetPassword::PATH class="space-y-4" novalidate=true on:submit=form.on_submit()>
-            <FormError error/>
+        <form method="post" action=ResetPassword::PATH class="space-y-4" novalidate=true data-enhance="">
+            <FormError error=error.clone()/>
             <input type="hidden" name="token" value=token/>
             <Field
                 name="password"
@@ -233,9 +229,7 @@ fn ResetForm(token: String) -> impl IntoView {
                 error
                 hint="At least 8 characters. Every other session of your account ends."
             />
-            <button type="submit" class=submit_class() disabled=move || form.busy()>
-                {move || if form.busy() { "Saving…" } else { "Set the new password" }}
-            </button>
+            <button type="submit" class=submit_class() data-busy="Saving…">"Set the new password"</button>
         </form>
     }
 }

@@ -16,7 +16,7 @@ use super::{
         PlanState, PlanView, Projects, Severity, SubscriptionView, EXPORT_FEATURE,
     },
 };
-use crate::{error::AppError, forms::FormState, layout::SettingsLayout};
+use crate::{error::AppError, forms::refusal, layout::SettingsLayout, ui::form::ErrorLine};
 
 const BUTTON: &str = "inline-flex items-center justify-center rounded-md px-4 py-2 text-sm font-medium shadow-sm disabled:cursor-wait disabled:opacity-60";
 const PRIMARY: &str = "bg-indigo-600 text-white hover:bg-indigo-500";
@@ -321,11 +321,10 @@ fn MemberNotice(org: String, contacts: Vec<String>) -> impl IntoView {
     }
 }
 
-/// A button that posts one server function (with at most one hidden field): a plain form
-/// without JavaScript; in the browser (the page's only island kind besides the account
-/// forms) it says `busy_label` and stays disabled while the request is out and while the
-/// browser leaves for the answer's URL, and shows a refusal under itself.
-#[island]
+/// A button that posts one server function (with at most one hidden field): a plain form;
+/// answered by the page's script, it says `busy_label` and stays disabled while the request
+/// is out and while the browser leaves for the answer's URL, and shows a refusal under itself.
+#[component]
 fn PostButton(
     action: String,
     field: Option<(String, String)>,
@@ -338,21 +337,18 @@ fn PostButton(
     class: String,
     error_class: String,
 ) -> impl IntoView {
-    let form = FormState::new(&action);
-    let error = form.error();
+    let error = refusal(&action);
     let aria_label = label.clone();
     view! {
-        <form method="post" action=action class=form_class on:submit=form.on_submit()>
+        <form method="post" action=action class=form_class data-enhance="">
             {field.map(|(name, value)| view! { <input type="hidden" name=name value=value/> })}
             {choice.map(|(name, options)| view! {
                 <select name=name aria-label="Billing interval" class="mb-2 block w-full rounded-md border border-slate-300 bg-white px-2 py-1.5 text-sm">
                     {options.into_iter().map(|(value, text)| view! { <option value=value>{text}</option> }).collect_view()}
                 </select>
             })}
-            <button type="submit" class=class disabled=move || form.busy() aria-label=aria_label>
-                {move || if form.busy() { busy_label.clone() } else { label.clone() }}
-            </button>
-            {move || error.get().map(|e| view! { <p role="alert" class=error_class.clone()>{e.to_string()}</p> })}
+            <button type="submit" class=class aria-label=aria_label data-busy=busy_label>{label}</button>
+            <ErrorLine error class=error_class/>
         </form>
     }
 }
@@ -795,21 +791,28 @@ fn ProjectsSection() -> impl IntoView {
     }
 }
 
-/// The new-project form: a plain HTML form without JavaScript; in the browser, an island that
-/// shows the server's refusal in place.
-#[island]
+/// The new-project form: a plain HTML form; the page's script shows the server's refusal in
+/// place.
+#[component]
 fn NewProjectForm() -> impl IntoView {
-    let form = FormState::new(CreateProject::PATH);
-    let error = form.error();
+    let project_refusal = refusal(CreateProject::PATH).map(|e| e.to_string());
+    let role = project_refusal.is_some().then_some("alert");
+    let hidden = project_refusal.is_none();
     view! {
-        <form method="post" action=CreateProject::PATH class="mt-3 flex flex-wrap items-start gap-2" on:submit=form.on_submit()>
+        <form method="post" action=CreateProject::PATH class="mt-3 flex flex-wrap items-start gap-2" data-enhance="">
             <label class="sr-only" for="project-name">"Project name"</label>
             <input id="project-name" name="name" type="text" required=true maxlength="80" placeholder="New project name"
                 class="min-w-0 flex-1 rounded-md border border-slate-300 px-3 py-2 text-sm"/>
-            <button type="submit" class=format!("{BUTTON} {PRIMARY}") disabled=move || form.busy()>
-                {move || if form.busy() { "Adding…" } else { "Add project" }}
-            </button>
-            {move || error.get().map(|e| view! { <p role="alert" data-testid="project-error" class="w-full text-sm text-red-700">{e.to_string()}</p> })}
+            <button type="submit" class=format!("{BUTTON} {PRIMARY}") data-busy="Adding…">"Add project"</button>
+            <p
+                data-form-error=""
+                data-testid="project-error"
+                role=role
+                hidden=hidden
+                class="w-full text-sm text-red-700"
+            >
+                {project_refusal}
+            </p>
         </form>
     }
 }

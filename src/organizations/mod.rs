@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::{
     domain::{format_date, CurrentOrg, OrgChoice, Role},
     error::AppError,
-    forms::FormState,
+    forms::refusal,
     layout::SettingsLayout,
-    ui::form::{submit_class, AuthCard, Field, FormError},
+    ui::form::{submit_class, AuthCard, ErrorLine, Field, FormError},
 };
 
 /// One member of the current organisation.
@@ -334,46 +334,42 @@ fn Organization(view: OrganizationView, invited: bool) -> impl IntoView {
     }
 }
 
-/// A one-button form (with one hidden field): plain without JavaScript; in the browser, a
-/// refusal shows under it.
-#[island]
+/// A one-button form (with one hidden field): a plain form; the page's script shows a
+/// refusal under it.
+#[component]
 fn OneButton(action: String, field: (String, String), label: String) -> impl IntoView {
-    let form = FormState::new(&action);
-    let error = form.error();
+    let error = refusal(&action);
     let (name, value) = field;
     view! {
-        <form method="post" action=action class="inline-block" on:submit=form.on_submit()>
+        <form method="post" action=action class="inline-block" data-enhance="">
             {(!name.is_empty()).then(|| view! { <input type="hidden" name=name value=value/> })}
-            <button type="submit" class=SMALL_BUTTON disabled=move || form.busy()>{label}</button>
-            {move || error.get().map(|e| view! { <p role="alert" class="mt-1 max-w-xs text-sm text-red-700">{e.to_string()}</p> })}
+            <button type="submit" class=SMALL_BUTTON>{label}</button>
+            <ErrorLine error class="mt-1 max-w-xs text-sm text-red-700"/>
         </form>
     }
 }
 
 /// A member's role, changed by an owner.
-#[island]
+#[component]
 fn RoleForm(user_id: String, role: Role) -> impl IntoView {
-    let form = FormState::new(ChangeRole::PATH);
-    let error = form.error();
     view! {
-        <form method="post" action=ChangeRole::PATH class="flex items-center gap-2" on:submit=form.on_submit()>
+        <form method="post" action=ChangeRole::PATH class="flex items-center gap-2" data-enhance="">
             <input type="hidden" name="user_id" value=user_id/>
             <select name="role" aria-label="Role" class="rounded-md border border-slate-300 bg-white px-2 py-1 text-sm">
                 {Role::ALL.into_iter().map(|r| view! { <option value=r.as_str() selected=r == role>{r.label()}</option> }).collect_view()}
             </select>
-            <button type="submit" class=SMALL_BUTTON disabled=move || form.busy()>"Save"</button>
-            {move || error.get().map(|e| view! { <p role="alert" class="text-sm text-red-700">{e.to_string()}</p> })}
+            <button type="submit" class=SMALL_BUTTON>"Save"</button>
+            <ErrorLine error=refusal(ChangeRole::PATH) class="text-sm text-red-700"/>
         </form>
     }
 }
 
-#[island]
+#[component]
 fn InviteForm() -> impl IntoView {
-    let form = FormState::new(InviteMember::PATH);
-    let error = form.error();
+    let error = refusal(InviteMember::PATH);
     view! {
-        <form method="post" action=InviteMember::PATH class="space-y-4" novalidate=true on:submit=form.on_submit()>
-            <FormError error/>
+        <form method="post" action=InviteMember::PATH class="space-y-4" novalidate=true data-enhance="">
+            <FormError error=error.clone()/>
             <Field name="email" label="Email to invite" kind="email" autocomplete="off" error/>
             <label class="block text-sm font-medium text-slate-700">
                 "Role"
@@ -381,24 +377,19 @@ fn InviteForm() -> impl IntoView {
                     {Role::ALL.into_iter().rev().map(|r| view! { <option value=r.as_str()>{r.label()}</option> }).collect_view()}
                 </select>
             </label>
-            <button type="submit" class=submit_class() disabled=move || form.busy()>
-                {move || if form.busy() { "Sending…" } else { "Send the invitation" }}
-            </button>
+            <button type="submit" class=submit_class() data-busy="Sending…">"Send the invitation"</button>
         </form>
     }
 }
 
-#[island]
+#[component]
 fn CreateForm() -> impl IntoView {
-    let form = FormState::new(CreateOrganization::PATH);
-    let error = form.error();
+    let error = refusal(CreateOrganization::PATH);
     view! {
-        <form method="post" action=CreateOrganization::PATH class="space-y-4" novalidate=true on:submit=form.on_submit()>
-            <FormError error/>
+        <form method="post" action=CreateOrganization::PATH class="space-y-4" novalidate=true data-enhance="">
+            <FormError error=error.clone()/>
             <Field name="name" label="Organisation name" kind="text" autocomplete="organization" error/>
-            <button type="submit" class=submit_class() disabled=move || form.busy()>
-                {move || if form.busy() { "Creating…" } else { "Create organisation" }}
-            </button>
+            <button type="submit" class=submit_class() data-busy="Creating…">"Create organisation"</button>
         </form>
     }
 }
@@ -413,7 +404,7 @@ pub fn AcceptInvitationPage() -> impl IntoView {
         .unwrap_or_default();
     let form_token = token.clone();
     let preview = Resource::new(move || token.clone(), check_invitation);
-    // Rendered on the server only (no island): the request says who is signed in.
+    // The request says who is signed in.
     #[cfg(feature = "ssr")]
     let signed_in = crate::web::signed_in().is_some();
     #[cfg(not(feature = "ssr"))]
@@ -472,17 +463,13 @@ fn urlencoding_lite(s: &str) -> String {
         .replace('&', "%26")
 }
 
-#[island]
+#[component]
 fn AcceptForm(token: String) -> impl IntoView {
-    let form = FormState::new(AcceptInvitation::PATH);
-    let error = form.error();
     view! {
-        <form method="post" action=AcceptInvitation::PATH class="space-y-3" on:submit=form.on_submit()>
-            <FormError error/>
+        <form method="post" action=AcceptInvitation::PATH class="space-y-3" data-enhance="">
+            <FormError error=refusal(AcceptInvitation::PATH)/>
             <input type="hidden" name="token" value=token/>
-            <button type="submit" class=submit_class() disabled=move || form.busy()>
-                {move || if form.busy() { "Joining…" } else { "Accept the invitation" }}
-            </button>
+            <button type="submit" class=submit_class() data-busy="Joining…">"Accept the invitation"</button>
         </form>
     }
 }

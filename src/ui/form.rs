@@ -5,20 +5,35 @@ use leptos::prelude::*;
 
 use crate::error::AppError;
 
-/// A form-level error box, for errors that belong to no single field.
+/// A form-level error box, for errors that belong to no single field: the refusal a plain
+/// post came back with, or (empty and hidden until then) the slot the page's script fills.
 #[component]
-pub fn FormError(#[prop(into)] error: Signal<Option<AppError>>) -> impl IntoView {
-    move || {
-        error
-            .get()
-            .filter(|e| !e.is_field_error())
-            .map(|e| {
-                view! {
-                    <div role="alert" class="rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-800">
-                        {e.to_string()}
-                    </div>
-                }
-            })
+pub fn FormError(error: Option<AppError>) -> impl IntoView {
+    let shown = error.filter(|e| !e.is_field_error()).map(|e| e.to_string());
+    let role = shown.is_some().then_some("alert");
+    let hidden = shown.is_none();
+    view! {
+        <div
+            data-form-error=""
+            role=role
+            hidden=hidden
+            class="rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-800"
+        >
+            {shown}
+        </div>
+    }
+}
+
+/// A one-line refusal under a small form (a button, a select): any error, the field's too.
+#[component]
+pub fn ErrorLine(error: Option<AppError>, #[prop(into)] class: String) -> impl IntoView {
+    let shown = error.map(|e| e.to_string());
+    let role = shown.is_some().then_some("alert");
+    let hidden = shown.is_none();
+    view! {
+        <p data-form-error="" role=role hidden=hidden class=class>
+            {shown}
+        </p>
     }
 }
 
@@ -29,10 +44,10 @@ pub fn Field(
     label: &'static str,
     kind: &'static str,
     autocomplete: &'static str,
-    #[prop(into)] error: Signal<Option<AppError>>,
+    error: Option<AppError>,
     #[prop(optional, into)] hint: Option<&'static str>,
 ) -> impl IntoView {
-    let message = move || error.get().and_then(|e| e.field_message(name));
+    let message = error.and_then(|e| e.field_message(name));
     let id = format!("field-{name}");
     let err_id = format!("field-{name}-error");
     view! {
@@ -44,12 +59,12 @@ pub fn Field(
                 type=kind
                 autocomplete=autocomplete
                 required=true
-                aria-invalid=move || message().is_some().to_string()
+                aria-invalid=message.is_some().to_string()
                 aria-describedby=err_id.clone()
                 class="block w-full rounded-md border border-slate-300 px-3 py-2 text-slate-900 shadow-sm focus:border-indigo-500 focus:outline-none focus:ring-1 focus:ring-indigo-500"
             />
             {hint.map(|h| view! { <p class="text-xs text-slate-500">{h}</p> })}
-            <p id=err_id class="text-sm text-red-700">{message}</p>
+            <p id=err_id data-error-for=name class="text-sm text-red-700">{message}</p>
         </div>
     }
 }

@@ -1,10 +1,10 @@
 //! Security headers on everything a browser gets from the app for a user: no framing
 //! (clickjacking the Manage Billing and Cancel buttons), no MIME sniffing, no referrer
 //! beyond the site, HSTS when the app is served over https, and a Content-Security-Policy
-//! that runs the app's own scripts and WASM only.
+//! that runs the app's own scripts only, and no WASM.
 //!
-//! Leptos writes one inline script (the one that loads the WASM); a page carries a fresh
-//! nonce for it, and the policy names that nonce ([`page_policy`]). Every other response
+//! A page has one inline script (the one that answers its forms in place); a page carries a
+//! fresh nonce for it, and the policy names that nonce ([`page_policy`]). Every other response
 //! gets the policy without a nonce: it runs no inline script at all.
 
 use axum::{
@@ -24,13 +24,13 @@ use axum::{
 use crate::state::AppState;
 
 /// The policy, with `'nonce-…'` for the page's own inline script when there is one.
-/// `'wasm-unsafe-eval'` lets the page compile its WASM and nothing else; forms may post
+/// No page compiles WASM, so the policy does not allow it; forms may post
 /// anywhere (`form-action` is left out) because the Checkout and Portal buttons are sent on to
 /// Stripe.
 pub fn content_security_policy(nonce: Option<&str>) -> String {
     let scripts = match nonce {
-        Some(n) => format!("'self' 'wasm-unsafe-eval' 'nonce-{n}'"),
-        None => "'self' 'wasm-unsafe-eval'".to_owned(),
+        Some(n) => format!("'self' 'nonce-{n}'"),
+        None => "'self'".to_owned(),
     };
     format!(
         "default-src 'self'; script-src {scripts}; style-src 'self'; img-src 'self' data:; \
@@ -44,7 +44,7 @@ static WITHOUT_NONCE: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::ne
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"))
 });
 
-/// Called while a page renders (server side): gives Leptos a fresh nonce for its inline
+/// Called while a page renders (server side): gives the page a fresh nonce for its inline
 /// script and sends the policy that allows it.
 pub fn page_policy() {
     leptos::nonce::provide_nonce();
@@ -87,17 +87,11 @@ mod tests {
     #[test]
     fn the_policy_allows_only_the_pages_own_script_and_no_framing() {
         let with = content_security_policy(Some("abc123"));
-        assert!(
-            with.contains("script-src 'self' 'wasm-unsafe-eval' 'nonce-abc123';"),
-            "{with}"
-        );
+        assert!(with.contains("script-src 'self' 'nonce-abc123';"), "{with}");
         assert!(with.contains("frame-ancestors 'none'"), "{with}");
         assert!(!with.contains("unsafe-inline"), "{with}");
         let without = content_security_policy(None);
-        assert!(
-            without.contains("script-src 'self' 'wasm-unsafe-eval';"),
-            "{without}"
-        );
+        assert!(without.contains("script-src 'self';"), "{without}");
         assert!(!without.contains("nonce"), "{without}");
     }
 }

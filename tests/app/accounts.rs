@@ -389,8 +389,12 @@ async fn pages_carry_security_headers(backend: Backend) {
             .to_owned();
         let html = res.text().await.expect("html");
         assert!(
-            html.contains(&format!("<script type=\"module\" nonce=\"{nonce}\"")),
-            "{path}: the hydration script carries the policy's nonce"
+            html.contains(&format!("<script nonce=\"{nonce}\">")),
+            "{path}: the forms script carries the policy's nonce"
+        );
+        assert!(
+            !csp.contains("wasm") && !html.contains(".wasm") && !html.contains("/pkg/billfold.js"),
+            "{path}: a page loads no WASM"
         );
         assert_eq!(
             html.matches("<script").count(),
