@@ -164,6 +164,16 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// The process's CPU time so far (user and system), in seconds.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command's name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // Linux counts in clock ticks of 1/100 s (sysconf(_SC_CLK_TCK) on every common platform).
+    Some(ticks / 100.0)
+}
+
 fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -277,6 +287,7 @@ async fn run_load(
 
     let next = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(o.max_secs);
+    let cpu_before = cpu_secs(server_pid);
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..o.concurrency {
@@ -327,6 +338,9 @@ async fn run_load(
         errors += e;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_secs(server_pid)
+        .zip(cpu_before)
+        .map(|(after, before)| (after - before) / elapsed);
     let rss = peak_rss_kib(server_pid);
     latencies.sort_unstable();
 
@@ -337,6 +351,16 @@ async fn run_load(
         .query_one_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),
             "SELECT COUNT(*) FROM webhook_events WHERE outcome = 'applied' AND event_type = 'customer.subscription.updated'",
+        ))
+        .await
+        .map_err(|e| e.to_string())?
+        .and_then(|r| r.try_get_by_index::<i64>(0).ok())
+        .unwrap_or(-1);
+
+    let stored = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(AVG(LENGTH(payload)) AS BIGINT) FROM webhook_events",
         ))
         .await
         .map_err(|e| e.to_string())?
@@ -361,6 +385,11 @@ async fn run_load(
     println!("latency p50         {:.2} ms", percentile(&latencies, 0.50));
     println!("latency p99         {:.2} ms", percentile(&latencies, 0.99));
     println!("latency max         {:.2} ms", percentile(&latencies, 1.0));
+    println!("payload stored      {stored} bytes per event (average)");
+    match cpu {
+        Some(cores) => println!("server CPU          {cores:.2} cores"),
+        None => println!("server CPU          unknown (no /proc)"),
+    }
     match rss {
         Some(kib) => println!("server peak RSS     {:.1} MiB", kib as f64 / 1024.0),
         None => println!("server peak RSS     unknown (no /proc)"),

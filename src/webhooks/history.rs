@@ -132,7 +132,10 @@ pub async fn payloads(
         .into_tuple()
         .all(db)
         .await?;
-    Ok(rows.into_iter().collect())
+    Ok(rows
+        .into_iter()
+        .map(|(id, stored)| (id, super::payload::text(&stored).into_owned()))
+        .collect())
 }
 
 /// What needs an operator: events set aside by the reconciler, and events that failed
@@ -205,7 +208,7 @@ pub async fn replay(p: Pipeline<'_>, event_id: &str) -> Result<Processed, Replay
         Some((_, Some(_))) => return Err(ReplayError::PayloadRemoved(event_id.to_owned())),
         Some((payload, None)) => payload,
     };
-    let envelope = Envelope::parse(payload.into())?;
+    let envelope = Envelope::parse(super::payload::text(&payload).into_owned().into())?;
     Ok(pipeline::process(p, &envelope, Delivery::Replay).await?)
 }
 

@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod event;
 pub mod history;
+pub mod payload;
 pub mod pipeline;
 pub mod route;
 pub mod signature;

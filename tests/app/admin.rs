@@ -288,6 +288,17 @@ async fn the_operator_sees_events_and_narrows_them(backend: Backend) {
         "the stored payload, pretty-printed"
     );
     assert!(all.contains("a payload to read"));
+    // The delivered event's payload is stored deflated, and shown as Stripe sent it.
+    let stored = webhook_event::Entity::find_by_id(delivered.as_str())
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("the delivered event");
+    assert!(stored.payload.starts_with("deflate:"), "{}", stored.payload);
+    assert!(
+        all.contains(&format!("\n  \"id\": \"{delivered}\"")),
+        "the delivered payload, inflated and pretty-printed"
+    );
     // Outcomes and types to pick from.
     assert!(all.contains("<option value=\"mode_mismatch\""));
     assert!(all.contains("<option value=\"invoice.paid\""));
