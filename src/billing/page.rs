@@ -795,24 +795,17 @@ fn ProjectsSection() -> impl IntoView {
 /// place.
 #[component]
 fn NewProjectForm() -> impl IntoView {
-    let project_refusal = refusal(CreateProject::PATH).map(|e| e.to_string());
-    let role = project_refusal.is_some().then_some("alert");
-    let hidden = project_refusal.is_none();
     view! {
         <form method="post" action=CreateProject::PATH class="mt-3 flex flex-wrap items-start gap-2" data-enhance="">
             <label class="sr-only" for="project-name">"Project name"</label>
             <input id="project-name" name="name" type="text" required=true maxlength="80" placeholder="New project name"
                 class="min-w-0 flex-1 rounded-md border border-slate-300 px-3 py-2 text-sm"/>
             <button type="submit" class=format!("{BUTTON} {PRIMARY}") data-busy="Adding…">"Add project"</button>
-            <p
-                data-form-error=""
-                data-testid="project-error"
-                role=role
-                hidden=hidden
+            <ErrorLine
+                error=refusal(CreateProject::PATH)
                 class="w-full text-sm text-red-700"
-            >
-                {project_refusal}
-            </p>
+                testid="project-error"
+            />
         </form>
     }
 }

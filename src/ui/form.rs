@@ -26,12 +26,16 @@ pub fn FormError(error: Option<AppError>) -> impl IntoView {
 
 /// A one-line refusal under a small form (a button, a select): any error, the field's too.
 #[component]
-pub fn ErrorLine(error: Option<AppError>, #[prop(into)] class: String) -> impl IntoView {
+pub fn ErrorLine(
+    error: Option<AppError>,
+    #[prop(into)] class: String,
+    #[prop(optional)] testid: Option<&'static str>,
+) -> impl IntoView {
     let shown = error.map(|e| e.to_string());
     let role = shown.is_some().then_some("alert");
     let hidden = shown.is_none();
     view! {
-        <p data-form-error="" role=role hidden=hidden class=class>
+        <p data-form-error="" data-testid=testid role=role hidden=hidden class=class>
             {shown}
         </p>
     }
