@@ -5,7 +5,11 @@
 //! RSS.
 //!
 //! `cargo run --release --example bench_webhooks --features ssr,stripe-sim -- --db sqlite|postgres
-//!  [--events N] [--subscriptions N] [--concurrency N] [--max-secs N]`
+//!  [--events N] [--subscriptions N] [--concurrency N] [--max-secs N] [--rows N]`
+//!
+//! `--rows N` first fills the database with N customers (each with its account, organisation,
+//! subscription, card and three invoices) and 10 × N recorded events (`examples/common/fill.rs`),
+//! so ingest is measured on a big database.
 //!
 //! PostgreSQL: an admin URL in `BILLFOLD_BENCH_PG_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); a throw-away database is created on it.
@@ -19,12 +23,17 @@ use std::{
     time::{Duration, Instant},
 };
 
+#[path = "common/fill.rs"]
+mod fill;
+
 use billfold_test_support::Scratch;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{json, Value};
 use stripe_sim::signature;
 
 const SECRET: &str = "whsec_bench_secret";
+/// The server's metrics token for this run (it only listens on loopback).
+const METRICS_TOKEN: &str = "bench-metrics-token-0123456789abcdef";
 
 struct Options {
     db: String,
@@ -32,6 +41,7 @@ struct Options {
     subscriptions: usize,
     concurrency: usize,
     max_secs: u64,
+    rows: u64,
 }
 
 fn options() -> Result<Options, String> {
@@ -41,6 +51,7 @@ fn options() -> Result<Options, String> {
         subscriptions: 10_000,
         concurrency: 32,
         max_secs: 60,
+        rows: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -55,6 +66,7 @@ fn options() -> Result<Options, String> {
             "--subscriptions" => o.subscriptions = number(value()?)?.max(1),
             "--concurrency" => o.concurrency = number(value()?)?.max(1),
             "--max-secs" => o.max_secs = number(value()?)? as u64,
+            "--rows" => o.rows = number(value()?)? as u64,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -150,6 +162,7 @@ fn spawn_server(database_url: &str, addr: &str) -> Result<Child, String> {
         .env("STRIPE_API_BASE", "http://127.0.0.1:9")
         .env("LOG_LEVEL", "warn")
         .env("MAIL_DELIVERY", "log")
+        .env("METRICS_TOKEN", METRICS_TOKEN)
         // Ingest alone is measured: no reconciler cycles against the address above.
         .env("RECONCILE_EVERY", "0")
         .spawn()
@@ -172,6 +185,85 @@ fn cpu_secs(pid: u32) -> Option<f64> {
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     // Linux counts in clock ticks of 1/100 s (sysconf(_SC_CLK_TCK) on every common platform).
     Some(ticks / 100.0)
+}
+
+/// One summary of the server's metrics: its count, mean and the quantiles it keeps.
+struct Summary {
+    count: f64,
+    mean: f64,
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+/// The summary `name` (with `labels`, as written inside its braces) from a Prometheus text
+/// exposition.
+fn summary(text: &str, name: &str, labels: &str) -> Option<Summary> {
+    let value = |suffix: &str, extra: &str| {
+        let mut inside = [labels, extra]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(",");
+        if !inside.is_empty() {
+            inside = format!("{{{inside}}}");
+        }
+        let key = format!("{name}{suffix}{inside} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let count = value("_count", "")?;
+    let sum = value("_sum", "")?;
+    Some(Summary {
+        count,
+        mean: sum / count.max(1.0),
+        p50: value("", "quantile=\"0.5\"")?,
+        p99: value("", "quantile=\"0.99\"")?,
+        max: value("", "quantile=\"1\"")?,
+    })
+}
+
+/// Where the time went inside the server: group commits' sizes, their statements' time, their
+/// commit's time (the disk), and the deliveries' wait for their writer.
+async fn print_server_side(client: &reqwest::Client, base: &str) {
+    let text = match client
+        .get(format!("{base}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+    {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(e) => {
+            println!("server side         unknown ({e})");
+            return;
+        }
+    };
+    let ms = |s: &Summary| {
+        format!(
+            "mean {:.2} · p50 {:.2} · p99 {:.2} · max {:.2} ms",
+            s.mean * 1e3,
+            s.p50 * 1e3,
+            s.p99 * 1e3,
+            s.max * 1e3
+        )
+    };
+    if let Some(b) = summary(&text, "billfold_webhook_batch_events", "") {
+        println!(
+            "group commits       {:.0}, events each: mean {:.1} · p50 {:.0} · p99 {:.0} · max {:.0}",
+            b.count, b.mean, b.p50, b.p99, b.max
+        );
+    }
+    if let Some(s) = summary(&text, "billfold_webhook_batch_seconds", "step=\"apply\"") {
+        println!("  applying a batch  {}", ms(&s));
+    }
+    if let Some(s) = summary(&text, "billfold_webhook_batch_seconds", "step=\"commit\"") {
+        println!("  its commit        {}", ms(&s));
+    }
+    if let Some(s) = summary(&text, "billfold_webhook_queue_seconds", "") {
+        println!("  queued for writer {}", ms(&s));
+    }
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -201,6 +293,25 @@ async fn drive(o: Options) -> Result<(), String> {
     }
     .map_err(|e| format!("{e:#}"))?;
     let database_url = scratch.url.clone();
+    if o.rows > 0 {
+        let db = billfold::db::connect_and_migrate(&database_url)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let started = Instant::now();
+        fill::fill(
+            &db,
+            &fill::Fill {
+                customers: o.rows,
+                invoices_per_customer: 3,
+                events: o.rows * 10,
+            },
+        )
+        .await?;
+        db.close().await.map_err(|e| e.to_string())?;
+        // The fill's writes reach the disk before the clock starts, not during the run.
+        let _ = Command::new("sync").status();
+        println!("filled in {:.1} s", started.elapsed().as_secs_f64());
+    }
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -347,25 +458,22 @@ async fn run_load(
     let db = Database::connect(database_url)
         .await
         .map_err(|e| e.to_string())?;
-    let applied = db
+    // The benchmark's own events (not those a `--rows` fill recorded).
+    let row = db
         .query_one_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),
-            "SELECT COUNT(*) FROM webhook_events WHERE outcome = 'applied' AND event_type = 'customer.subscription.updated'",
+            "SELECT CAST(SUM(CASE WHEN outcome = 'applied' THEN 1 ELSE 0 END) AS BIGINT), \
+             CAST(AVG(LENGTH(payload)) AS BIGINT) FROM webhook_events \
+             WHERE id LIKE 'evt_bench_%' AND event_type = 'customer.subscription.updated'",
         ))
         .await
-        .map_err(|e| e.to_string())?
-        .and_then(|r| r.try_get_by_index::<i64>(0).ok())
-        .unwrap_or(-1);
-
-    let stored = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT CAST(AVG(LENGTH(payload)) AS BIGINT) FROM webhook_events",
-        ))
-        .await
-        .map_err(|e| e.to_string())?
-        .and_then(|r| r.try_get_by_index::<i64>(0).ok())
-        .unwrap_or(-1);
+        .map_err(|e| e.to_string())?;
+    let scalar = |i| {
+        row.as_ref()
+            .and_then(|r| r.try_get_by_index::<i64>(i).ok())
+            .unwrap_or(-1)
+    };
+    let (applied, stored) = (scalar(0), scalar(1));
 
     println!("database            {}", o.db);
     println!(
@@ -375,6 +483,7 @@ async fn run_load(
         avg_size
     );
     println!("concurrency         {}", o.concurrency);
+    println!("rows filled before  {} customers", o.rows);
     println!("errors (non-2xx)    {errors}");
     println!("applied (in the db) {applied}");
     println!("elapsed             {elapsed:.2} s");
@@ -394,6 +503,7 @@ async fn run_load(
         Some(kib) => println!("server peak RSS     {:.1} MiB", kib as f64 / 1024.0),
         None => println!("server peak RSS     unknown (no /proc)"),
     }
+    print_server_side(&client, base).await;
     Ok(())
 }
 

@@ -9,7 +9,11 @@
 //! - `billfold_stripe_requests_total{endpoint, result}` for the calls users wait on (customer,
 //!   portal and Checkout sessions) and every object fetched for a write;
 //! - `billfold_billing_sessions_total{kind}`: portal and Checkout sessions opened;
-//! - `billfold_reconcile_cycles_total{result}` and `billfold_reconcile_drift_total`.
+//! - `billfold_reconcile_cycles_total{result}` and `billfold_reconcile_drift_total`;
+//! - for webhook group commits (summaries): `billfold_webhook_batch_events` (events per
+//!   commit), `billfold_webhook_batch_seconds{step}` (`apply`: the events' statements; `commit`:
+//!   the commit, which waits for the disk) and `billfold_webhook_queue_seconds` (a delivery's
+//!   wait for its writer): where a webhook's latency goes under load.
 
 use std::{sync::OnceLock, time::Duration};
 
@@ -73,6 +77,21 @@ pub fn webhook_event(event_type: &str, outcome: &str, took: Duration) {
     .increment(1);
     metrics::histogram!("billfold_webhook_processing_seconds", "outcome" => outcome.to_owned())
         .record(took.as_secs_f64());
+}
+
+/// One group commit of webhook deliveries: how many it held, how long applying them took and
+/// how long the commit took.
+pub fn webhook_batch(events: usize, applying: Duration, committing: Duration) {
+    metrics::histogram!("billfold_webhook_batch_events").record(events as f64);
+    metrics::histogram!("billfold_webhook_batch_seconds", "step" => "apply")
+        .record(applying.as_secs_f64());
+    metrics::histogram!("billfold_webhook_batch_seconds", "step" => "commit")
+        .record(committing.as_secs_f64());
+}
+
+/// How long a delivery waited in its writer's queue before its batch began.
+pub fn webhook_queued(waited: Duration) {
+    metrics::histogram!("billfold_webhook_queue_seconds").record(waited.as_secs_f64());
 }
 
 /// A Stripe API call: `result` is `ok`, Stripe's status code, or `unreachable`.

@@ -209,7 +209,7 @@ pub mod ssr {
 /// `/settings/account`: the address, whether it is proven, and the change form.
 #[component]
 pub fn AccountPage() -> impl IntoView {
-    let account = Resource::new(|| (), |_| get_account());
+    let account = AsyncDerived::new(get_account);
     let sent = use_query_map().read_untracked().get("change").as_deref() == Some("sent");
     view! {
         <Title text="Account · Billfold"/>
@@ -291,7 +291,7 @@ pub fn ConfirmEmailChangePage() -> impl IntoView {
         .read_untracked()
         .get("token")
         .unwrap_or_default();
-    let confirmed = Resource::new(move || token.clone(), confirm_email_change);
+    let confirmed = AsyncDerived::new(move || confirm_email_change(token.clone()));
     view! {
         <Title text="Confirm your new email · Billfold"/>
         <AuthCard title="Confirm your new email">

@@ -32,7 +32,7 @@ pub fn AdminBillingPage() -> impl IntoView {
     let query = use_query_map();
     let filter = move || InboxFilter::from_fields(|name| query.read().get(name));
     let flash = move || ReplayFlash::from_fields(|name| query.read().get(name));
-    let inbox = Resource::new(filter, load_inbox);
+    let inbox = AsyncDerived::new(move || load_inbox(filter()));
     view! {
         <Suspense fallback=|| view! { <p class="p-8 text-slate-500">"Loading…"</p> }>
             {move || {

@@ -107,7 +107,7 @@ pub fn VerifyEmailPage() -> impl IntoView {
         .read_untracked()
         .get("token")
         .unwrap_or_default();
-    let confirmed = Resource::new(move || token.clone(), confirm_email);
+    let confirmed = AsyncDerived::new(move || confirm_email(token.clone()));
     view! {
         <leptos_meta::Title text="Confirm your email · Billfold"/>
         <AuthCard title="Confirm your email">

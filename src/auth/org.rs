@@ -4,12 +4,12 @@
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter,
+    QueryFilter, QueryOrder,
 };
 
 use crate::{
     db::entities::{membership, organization, user},
-    domain::{CurrentOrg, Role},
+    domain::{CurrentOrg, OrgChoice, Role},
 };
 
 /// Makes `user_id`'s personal organisation with them as its owner; its id. Call in the
@@ -90,54 +90,82 @@ pub async fn choose_for_billing(
     Ok(true)
 }
 
-/// The organisation `user` acts for now: their choice if they still belong to it, else their
-/// personal organisation; made now (through the one write path) for an account without one.
-pub async fn current(db: &DatabaseConnection, user: &user::Model) -> Result<CurrentOrg, DbErr> {
-    if let Some(found) = find_current(db, user).await? {
-        return Ok(found);
+/// The organisation `user` acts for now (their choice if they still belong to it, else their
+/// personal organisation), and every organisation they belong to, in the order they joined
+/// them, the current one marked: one statement. The personal organisation is made now
+/// (through the one write path) for an account without one.
+pub async fn current(
+    db: &DatabaseConnection,
+    user: &user::Model,
+) -> Result<(CurrentOrg, Vec<OrgChoice>), DbErr> {
+    let mut orgs = belongs_to(db, user).await?;
+    if let Some(found) = mark_current(user, &mut orgs) {
+        return Ok((found, orgs));
     }
     let txn = crate::db::begin_write(db).await?;
-    let found = match find_current(&*txn, user).await? {
+    let mut orgs = belongs_to(&*txn, user).await?;
+    let found = match mark_current(user, &mut orgs) {
         Some(found) => found,
         None => {
             let id = create_personal(&*txn, user.id, crate::db::clock::now()).await?;
-            CurrentOrg {
+            let found = CurrentOrg {
                 id,
                 name: "Personal".to_owned(),
                 personal: true,
                 role: Role::Owner,
-            }
+            };
+            orgs.push(OrgChoice {
+                id,
+                name: found.name.clone(),
+                personal: true,
+                role: Role::Owner,
+                current: true,
+            });
+            found
         }
     };
     txn.commit().await?;
-    Ok(found)
+    Ok((found, orgs))
 }
 
-async fn find_current(
+/// The organisations `user` belongs to, in the order they joined them (none marked current).
+async fn belongs_to(
     conn: &impl ConnectionTrait,
     user: &user::Model,
-) -> Result<Option<CurrentOrg>, DbErr> {
-    let mut candidates = membership::Entity::find()
+) -> Result<Vec<OrgChoice>, DbErr> {
+    Ok(membership::Entity::find()
         .find_also_related(organization::Entity)
         .filter(membership::Column::UserId.eq(user.id))
-        .filter(
-            sea_orm::Condition::any()
-                .add(organization::Column::PersonalOf.eq(user.id))
-                .add(
-                    membership::Column::OrganizationId
-                        .eq(user.current_organization_id.unwrap_or(0)),
-                ),
-        )
+        .order_by_asc(membership::Column::CreatedAt)
+        .order_by_asc(membership::Column::Id)
         .all(conn)
-        .await?;
-    // The chosen one first, then the personal one.
-    candidates.sort_by_key(|(m, _)| Some(m.organization_id) != user.current_organization_id);
-    Ok(candidates.into_iter().find_map(|(m, o)| {
-        o.map(|o| CurrentOrg {
-            id: o.id,
-            personal: o.personal_of == Some(user.id),
-            name: o.name,
-            role: Role::parse(&m.role).unwrap_or(Role::Member),
+        .await?
+        .into_iter()
+        .filter_map(|(m, o)| {
+            o.map(|o| OrgChoice {
+                personal: o.personal_of == Some(user.id),
+                id: o.id,
+                name: o.name,
+                role: Role::parse(&m.role).unwrap_or(Role::Member),
+                current: false,
+            })
         })
-    }))
+        .collect())
+}
+
+/// The chosen organisation if `user` still belongs to it, else their personal one; marked
+/// current in `orgs`.
+fn mark_current(user: &user::Model, orgs: &mut [OrgChoice]) -> Option<CurrentOrg> {
+    let chosen = orgs
+        .iter()
+        .position(|o| Some(o.id) == user.current_organization_id)
+        .or_else(|| orgs.iter().position(|o| o.personal))?;
+    let o = &mut orgs[chosen];
+    o.current = true;
+    Some(CurrentOrg {
+        id: o.id,
+        name: o.name.clone(),
+        personal: o.personal,
+        role: o.role,
+    })
 }

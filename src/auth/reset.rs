@@ -192,7 +192,7 @@ pub fn ResetPasswordPage() -> impl IntoView {
         .get("token")
         .unwrap_or_default();
     let form_token = token.clone();
-    let live = Resource::new(move || token.clone(), check_reset_link);
+    let live = AsyncDerived::new(move || check_reset_link(token.clone()));
     view! {
         <leptos_meta::Title text="Choose a new password · Billfold"/>
         <AuthCard title="Choose a new password">

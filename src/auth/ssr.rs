@@ -276,7 +276,7 @@ pub async fn current_user(
     db: &DatabaseConnection,
     user: user::Model,
 ) -> Result<CurrentUser, AppError> {
-    let org = super::org::current(db, &user).await?;
+    let (org, _) = super::org::current(db, &user).await?;
     Ok(CurrentUser {
         id: user.id,
         email: user.email,
@@ -491,7 +491,7 @@ pub async fn resolve_session(
             .exec(db)
             .await?;
     }
-    let org = super::org::current(db, &user).await?;
+    let (org, orgs) = super::org::current(db, &user).await?;
     Ok(Resolved::Valid {
         signed_in: SignedIn {
             user: CurrentUser {
@@ -500,6 +500,7 @@ pub async fn resolve_session(
                 email_verified: user.email_verified_at.is_some(),
                 org,
             },
+            orgs,
             token_hash,
         },
         slid,

@@ -69,12 +69,12 @@ pub async fn create_project(#[server(default)] name: String) -> Result<(), AppEr
 #[server(name = GetBillingSummary, prefix = "/api", endpoint = "billing/summary")]
 pub async fn get_billing_summary(from: Option<String>) -> Result<BillingSummary, AppError> {
     use crate::web::{app_state, require_user};
-    let user = require_user()?.user;
+    let signed_in = require_user()?;
     let state = app_state()?;
     if matches!(from.as_deref(), Some("portal" | "checkout")) {
-        super::summary_load::resync_on_return(&state, &user).await?;
+        super::summary_load::resync_on_return(&state, &signed_in.user).await?;
     }
-    super::summary_load::load_summary(&state, &user).await
+    super::summary_load::load_summary(&state, &signed_in).await
 }
 
 /// Opens the Stripe Customer Portal, or one of its flows (`flow`). Answers with the portal

@@ -35,7 +35,7 @@ pub fn WithBillingSummary(
 ) -> impl IntoView {
     let query = use_query_map();
     let from = move || query.read().get("from");
-    let summary = Resource::new(from, get_billing_summary);
+    let summary = AsyncDerived::new(move || get_billing_summary(from()));
     view! {
         <Title text=title/>
         <Suspense fallback=|| view! { <p class="p-8 text-slate-500">"Loading…"</p> }>
@@ -667,21 +667,18 @@ fn NoBillingAccount() -> impl IntoView {
 #[component]
 pub fn AppPage() -> impl IntoView {
     // Created with the page, beside the summary, so the server render waits for both.
-    provide_context(ProReportResource(Resource::new(
-        || (),
-        |_| get_pro_report(),
-    )));
-    provide_context(ProjectsResource(Resource::new(|| (), |_| get_projects())));
+    provide_context(ProReportResource(AsyncDerived::new(get_pro_report)));
+    provide_context(ProjectsResource(AsyncDerived::new(get_projects)));
     view! { <WithBillingSummary title="Pro features · Billfold" here="/app" render=render_app/> }
 }
 
 /// The Pro report's resource, made by [`AppPage`] for [`ProReportSection`].
 #[derive(Clone, Copy)]
-struct ProReportResource(Resource<Result<super::summary::ProReport, AppError>>);
+struct ProReportResource(AsyncDerived<Result<super::summary::ProReport, AppError>>);
 
 /// The projects' resource, made by [`AppPage`] for [`ProjectsSection`].
 #[derive(Clone, Copy)]
-struct ProjectsResource(Resource<Result<Projects, AppError>>);
+struct ProjectsResource(AsyncDerived<Result<Projects, AppError>>);
 
 fn render_app(s: BillingSummary) -> AnyView {
     let access = s.access();

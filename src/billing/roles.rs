@@ -6,8 +6,8 @@
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::{
-    db::entities::{membership, organization, user},
-    domain::{OrgChoice, Role},
+    db::entities::{membership, user},
+    domain::Role,
     error::AppError,
     state::AppState,
     web::CurrentUser,
@@ -54,31 +54,4 @@ pub fn refusal(org_name: &str, contacts: &[String]) -> String {
         contacts.join(", ")
     };
     format!("Only the owners and billing admins of {org_name} can change its billing. Ask {ask}.")
-}
-
-/// The organisations `user_id` belongs to, in the order they joined them; `current_id` marked
-/// (the header's switcher and the organisation page list them).
-pub async fn org_choices(
-    conn: &impl ConnectionTrait,
-    user_id: i64,
-    current_id: i64,
-) -> Result<Vec<OrgChoice>, DbErr> {
-    Ok(membership::Entity::find()
-        .find_also_related(organization::Entity)
-        .filter(membership::Column::UserId.eq(user_id))
-        .order_by_asc(membership::Column::CreatedAt)
-        .order_by_asc(membership::Column::Id)
-        .all(conn)
-        .await?
-        .into_iter()
-        .filter_map(|(m, o)| {
-            o.map(|o| OrgChoice {
-                current: o.id == current_id,
-                personal: o.personal_of == Some(user_id),
-                id: o.id,
-                name: o.name,
-                role: Role::parse(&m.role).unwrap_or(Role::Member),
-            })
-        })
-        .collect())
 }

@@ -201,7 +201,7 @@ pub async fn billing_state(
     let Some(Extension(signed_in)) = signed_in else {
         return Err(Refused::SignedOut.into_response());
     };
-    let summary = load_summary(&state, &signed_in.user)
+    let summary = load_summary(&state, &signed_in)
         .await
         .map_err(AppError::into_response)?;
     Ok(Json(BillingState::of(&summary)))

@@ -17,7 +17,7 @@ use crate::{
     },
     error::AppError,
     state::AppState,
-    web::CurrentUser,
+    web::{CurrentUser, SignedIn},
 };
 
 /// How many invoices the page lists.
@@ -83,8 +83,9 @@ async fn scheduled_switches(
 /// Reads everything the page shows, in a handful of queries and no Stripe call.
 pub async fn load_summary(
     state: &AppState,
-    user: &CurrentUser,
+    signed_in: &SignedIn,
 ) -> Result<BillingSummary, AppError> {
+    let user = &signed_in.user;
     // The one loader the guards read too: access and what the plan includes come from it,
     // never from what this page happens to list.
     let loaded = entitlement::load_all(state, user).await?;
@@ -128,7 +129,7 @@ pub async fn load_summary(
     } else {
         super::roles::billing_contacts(&state.db, user.org.id).await?
     };
-    let org_choices = super::roles::org_choices(&state.db, user.id, user.org.id).await?;
+    let org_choices = signed_in.orgs.clone();
     let Some(customer_id) = customer_id else {
         return Ok(BillingSummary {
             email: user.email.clone(),

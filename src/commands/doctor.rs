@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     sea_query::{Expr, Order},
-    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde_json::Value;
 
@@ -86,6 +86,7 @@ pub async fn run(
     let key_works = key.iter().all(|c| c.status != Status::Fail);
     checks.extend(key);
     checks.push(check_database_mode(config, db).await);
+    checks.push(check_durability(db).await);
     let migrations = check_migrations(db).await;
     // Likewise an old schema: the checks that read what later migrations added would only
     // repeat that the migrations are pending.
@@ -255,6 +256,78 @@ async fn check_database_mode(config: &Config, db: &DatabaseConnection) -> Check 
             "database mode",
             format!("{ours} {mine}-mode and {theirs} {other}-mode customers in one database"),
             "Keep test and live data in separate databases.",
+        ),
+    }
+}
+
+/// A webhook is answered 2xx only after the commit that holds its effects, and Stripe never
+/// sends an answered event again: so that commit must survive a crash. SQLite syncs its log on
+/// every commit (`synchronous=FULL`, set on each connection by the pool); PostgreSQL does with
+/// `fsync` on and `synchronous_commit` anything but `off` (`local`, `on`, `remote_write` and
+/// `remote_apply` all flush the local log first).
+pub async fn check_durability(db: &DatabaseConnection) -> Check {
+    const NAME: &str = "durable commits";
+    let read = |sql: &'static str| async move {
+        db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .map(|row| row.and_then(|r| r.try_get_by_index::<String>(0).ok()))
+    };
+    match db.get_database_backend() {
+        DbBackend::Sqlite => {
+            let level = db
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Sqlite,
+                    "PRAGMA synchronous",
+                ))
+                .await
+                .map(|row| row.and_then(|r| r.try_get_by_index::<i64>(0).ok()));
+            match level {
+                // 2 is FULL, 3 EXTRA.
+                Ok(Some(level)) if level >= 2 => pass(NAME, "SQLite syncs its log on every commit"),
+                Ok(level) => fail(
+                    NAME,
+                    format!("SQLite's synchronous is {level:?}, not FULL: an answered webhook can be lost in a power cut"),
+                    "Open the database only through Billfold's pool (it sets synchronous=FULL).",
+                ),
+                Err(e) => fail(NAME, format!("cannot read PRAGMA synchronous: {e}"), "Check DATABASE_URL."),
+            }
+        }
+        DbBackend::Postgres => match (
+            read("SHOW fsync").await,
+            read("SHOW synchronous_commit").await,
+        ) {
+            (Ok(Some(fsync)), Ok(Some(commit))) => {
+                if fsync != "on" {
+                    fail(
+                        NAME,
+                        format!("PostgreSQL runs with fsync = {fsync}: a crash can lose commits, and Stripe will not resend events already answered"),
+                        "Set fsync = on in postgresql.conf.",
+                    )
+                } else if commit == "off" {
+                    fail(
+                        NAME,
+                        "synchronous_commit = off: PostgreSQL answers a commit before its log is on disk, so a crash can lose webhooks already answered 2xx (Stripe will not resend them)",
+                        "Set synchronous_commit = on (or local) for Billfold's database: ALTER DATABASE … SET synchronous_commit = on.",
+                    )
+                } else {
+                    pass(NAME, format!("PostgreSQL flushes its log before a commit returns (synchronous_commit = {commit})"))
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => fail(
+                NAME,
+                format!("cannot read the settings: {e}"),
+                "Check DATABASE_URL.",
+            ),
+            _ => fail(
+                NAME,
+                "PostgreSQL did not say its fsync and synchronous_commit",
+                "Check DATABASE_URL.",
+            ),
+        },
+        other => warn(
+            NAME,
+            format!("{other:?} is not a database Billfold knows"),
+            "Use SQLite or PostgreSQL.",
         ),
     }
 }

@@ -83,8 +83,8 @@ const HERE: &str = "/settings/organization";
 
 #[server(name = GetOrganization, prefix = "/api", endpoint = "org")]
 pub async fn get_organization() -> Result<OrganizationView, AppError> {
-    let user = crate::web::require_user()?.user;
-    service::view(&crate::web::app_state()?, &user).await
+    let signed_in = crate::web::require_user()?;
+    service::view(&crate::web::app_state()?, &signed_in).await
 }
 
 /// Creates a team organisation with the user as its owner, and switches to it.
@@ -187,7 +187,7 @@ const SMALL_BUTTON: &str = "rounded-md border border-slate-300 bg-white px-3 py-
 /// `/settings/organization`.
 #[component]
 pub fn OrganizationPage() -> impl IntoView {
-    let view = Resource::new(|| (), |_| get_organization());
+    let view = AsyncDerived::new(get_organization);
     let invited = use_query_map().read_untracked().get("invited").is_some();
     view! {
         <Title text="Organisation · Billfold"/>
@@ -403,7 +403,7 @@ pub fn AcceptInvitationPage() -> impl IntoView {
         .get("token")
         .unwrap_or_default();
     let form_token = token.clone();
-    let preview = Resource::new(move || token.clone(), check_invitation);
+    let preview = AsyncDerived::new(move || check_invitation(token.clone()));
     // The request says who is signed in.
     #[cfg(feature = "ssr")]
     let signed_in = crate::web::signed_in().is_some();

@@ -27,7 +27,7 @@ use crate::{
         Kind,
     },
     state::AppState,
-    web::CurrentUser,
+    web::{CurrentUser, SignedIn},
 };
 
 /// Team organisations one user may create.
@@ -45,9 +45,10 @@ const NOT_A_MEMBER: &str = "You are not a member of that organisation.";
 const NEEDS_AN_OWNER: &str = "An organisation needs an owner: make someone else an owner first.";
 
 /// Everything `/settings/organization` shows for the user's current organisation.
-pub async fn view(state: &AppState, user: &CurrentUser) -> Result<OrganizationView, AppError> {
+pub async fn view(state: &AppState, signed_in: &SignedIn) -> Result<OrganizationView, AppError> {
     let db = &state.db;
-    let choices = crate::billing::roles::org_choices(db, user.id, user.org.id).await?;
+    let user = &signed_in.user;
+    let choices = signed_in.orgs.clone();
     let members = membership::Entity::find()
         .find_also_related(user::Entity)
         .filter(membership::Column::OrganizationId.eq(user.org.id))

@@ -36,6 +36,9 @@ pub struct CurrentUser {
 #[derive(Debug, Clone)]
 pub struct SignedIn {
     pub user: CurrentUser,
+    /// Every organisation the user belongs to, in the order they joined them, the current one
+    /// marked (read with the session: the header's switcher lists them).
+    pub orgs: Vec<crate::domain::OrgChoice>,
     /// The stored hash of the session token (what log-out deletes).
     pub token_hash: String,
 }

@@ -27,6 +27,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, LazyLock, Mutex},
+    time::Instant,
 };
 
 use sea_orm::{DatabaseConnection, DbBackend};
@@ -58,6 +59,9 @@ pub async fn process(p: Pipeline<'_>, envelope: Envelope) -> Result<Processed, P
         Scope::Customer(customer) => Some(lane_of(customer)),
     };
     if let (Some(key), Some(lane)) = (database_key(p.db), lane) {
+        // Compressed and parsed here, on the request's own task, not by the writer every
+        // delivery waits for.
+        envelope.prepare();
         if let Some(result) = submit(key, lane, Job::new(p, envelope.clone())).await {
             return result;
         }
@@ -81,6 +85,8 @@ struct Job {
     livemode: bool,
     envelope: Arc<Envelope>,
     reply: Option<oneshot::Sender<Result<Processed, ProcessError>>>,
+    /// When the delivery was queued for its writer.
+    queued_at: Instant,
 }
 
 impl Job {
@@ -91,6 +97,7 @@ impl Job {
             livemode: p.livemode,
             envelope,
             reply: None,
+            queued_at: Instant::now(),
         }
     }
 
@@ -199,6 +206,10 @@ async fn write_batch(mut batch: Vec<Job>) {
         return;
     };
     let db = first.db.clone();
+    let started = Instant::now();
+    for job in &batch {
+        crate::metrics::webhook_queued(started.saturating_duration_since(job.queued_at));
+    }
     match apply_all(&db, &batch).await {
         Ok(outcomes) => {
             for (job, outcome) in batch.iter_mut().zip(outcomes) {
@@ -242,6 +253,7 @@ async fn write_batch(mut batch: Vec<Job>) {
 
 /// Every event of the batch in one transaction, in order; the first error rolls it all back.
 async fn apply_all(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Outcome>, AttemptError> {
+    let started = Instant::now();
     let txn = crate::db::begin_write(db).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
@@ -261,7 +273,13 @@ async fn apply_all(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Outcome
             }
         }
     }
+    let applied = Instant::now();
     txn.commit().await?;
+    crate::metrics::webhook_batch(
+        batch.len(),
+        applied.duration_since(started),
+        applied.elapsed(),
+    );
     Ok(outcomes)
 }
 

@@ -7,6 +7,8 @@
 //! event of a type we do not know (or an object we cannot read) is still recorded; only the
 //! handled types are turned into async-stripe's types.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use miniserde::json::{Number, Object, Value};
 use stripe_types::miniserde_helpers::FromValueOpt;
@@ -25,6 +27,10 @@ pub struct Envelope {
     pub api_version: Option<String>,
     object: Value,
     body: Bytes,
+    /// The body as stored, made once (see [`Envelope::stored_payload`]).
+    stored: std::sync::OnceLock<String>,
+    /// The object as the first type it was asked for (see [`Envelope::object_as`]).
+    parsed: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// Why a body is not a Stripe event; the text is safe to send back.
@@ -91,12 +97,60 @@ impl Envelope {
             api_version,
             object,
             body,
+            stored: std::sync::OnceLock::new(),
+            parsed: std::sync::OnceLock::new(),
         })
     }
 
     /// The body as delivered.
     pub fn body(&self) -> &[u8] {
         &self.body
+    }
+
+    /// The body as it is stored ([`super::payload::stored`]: deflated), made on first use and
+    /// kept. Group commit makes it before the delivery waits for its writer, so the one writer
+    /// a database has does not spend its time compressing.
+    pub fn stored_payload(&self) -> &str {
+        self.stored
+            .get_or_init(|| super::payload::stored(&self.body))
+    }
+
+    /// The event's object as async-stripe's (pinned) type `T`, parsed once and kept; `None`
+    /// if it does not parse as `T`. A copy is parsed, so the envelope stays whole for a batch
+    /// that has to be applied again one event at a time.
+    pub fn object_as<T>(&self) -> Option<Arc<T>>
+    where
+        T: FromValueOpt + Send + Sync + 'static,
+    {
+        let parse = || T::from_value(self.object.clone()).map(Arc::new);
+        let kept = self.parsed.get_or_init(|| Box::new(parse()));
+        match kept.downcast_ref::<Option<Arc<T>>>() {
+            Some(kept) => kept.clone(),
+            // Asked for as another type than the first time: parsed again.
+            None => parse(),
+        }
+    }
+
+    /// Does on the request's own task what applying the event will need (its stored form, its
+    /// object parsed as the type its kind applies), so that group commit's one writer per
+    /// database spends its time writing. Only a warm-up: [`apply`] parses whatever is missing.
+    pub fn prepare(&self) {
+        self.stored_payload();
+        match Kind::of(&self.event_type) {
+            Some(Kind::Subscription { .. }) => {
+                self.object_as::<stripe_shared::Subscription>();
+            }
+            Some(Kind::Invoice { .. }) => {
+                self.object_as::<stripe_shared::Invoice>();
+            }
+            Some(Kind::PaymentMethod { .. }) => {
+                self.object_as::<stripe_shared::PaymentMethod>();
+            }
+            Some(Kind::CheckoutCompleted) => {
+                self.object_as::<stripe_shared::CheckoutSession>();
+            }
+            _ => {}
+        }
     }
 
     /// The `id` of the event's object, whatever its shape.
@@ -295,13 +349,11 @@ fn object_or_api<T>(
     envelope: &Envelope,
     fetched: &sync::Fetched,
     what: &'static str,
-) -> Result<Option<(T, Source, ObjectFrom)>, ApplyError>
+) -> Result<Option<(Arc<T>, Source, ObjectFrom)>, ApplyError>
 where
-    T: FromValueOpt + sync::FetchedObject,
+    T: FromValueOpt + sync::FetchedObject + Send + Sync + 'static,
 {
-    // A copy is parsed, so the envelope stays whole for a batch that has to be applied
-    // again one event at a time.
-    if let Some(object) = T::from_value(envelope.object.clone()) {
+    if let Some(object) = envelope.object_as::<T>() {
         return Ok(Some((
             object,
             Source::Event(envelope.created),
@@ -311,7 +363,7 @@ where
     let id = envelope.object_id().ok_or(ApplyError::BadObject(what))?;
     Ok(fetched
         .latest::<T>(id)?
-        .map(|(object, read_at)| (object, Source::Api(read_at), ObjectFrom::Api)))
+        .map(|(object, read_at)| (Arc::new(object), Source::Api(read_at), ObjectFrom::Api)))
 }
 
 /// Recorded with an event whose object did not parse and is gone from Stripe.

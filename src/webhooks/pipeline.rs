@@ -287,7 +287,7 @@ fn event_row(
         error: Set(error),
         attempts: Set(1),
         applied_from_api: Set(false),
-        payload: Set(super::payload::stored(envelope.body())),
+        payload: Set(envelope.stored_payload().to_owned()),
         stripe_refused: Set(false),
         payload_removed_at: Set(None),
     }

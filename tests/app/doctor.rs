@@ -17,7 +17,7 @@ use billfold::{
     stripe_api::raw::Rest,
 };
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
 
 use crate::support::{
@@ -573,3 +573,57 @@ async fn doctor_fails_on_a_stored_customer_the_account_does_not_know(backend: Ba
 }
 
 crate::support::on_both_databases!(doctor_fails_on_a_stored_customer_the_account_does_not_know);
+
+crate::support::on_both_databases!(commits_that_could_be_lost_fail_the_doctor);
+
+/// A webhook is answered after its commit and never sent again: a database that may lose an
+/// answered commit fails the doctor, naming the setting.
+async fn commits_that_could_be_lost_fail_the_doctor(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let check = doctor::check_durability(&app.db).await;
+    assert_eq!(check.status, Status::Pass, "{check:?}");
+    let url = app.state.config.database_url.expose().to_owned();
+    let lax = match backend {
+        Backend::Sqlite => {
+            let mut options = sea_orm::ConnectOptions::new(url);
+            options.max_connections(1).min_connections(1);
+            let lax = sea_orm::Database::connect(options)
+                .await
+                .expect("a connection");
+            lax.execute_unprepared("PRAGMA synchronous = OFF")
+                .await
+                .expect("pragma");
+            lax
+        }
+        Backend::Postgres => {
+            let name = url
+                .rsplit('/')
+                .next()
+                .and_then(|tail| tail.split('?').next())
+                .expect("a database name")
+                .to_owned();
+            app.db
+                .execute_unprepared(&format!(
+                    "ALTER DATABASE \"{name}\" SET synchronous_commit = off"
+                ))
+                .await
+                .expect("alter database");
+            // New connections take the database's setting.
+            sea_orm::Database::connect(url.as_str())
+                .await
+                .expect("a connection")
+        }
+    };
+    let check = doctor::check_durability(&lax).await;
+    assert_eq!(check.status, Status::Fail, "{check:?}");
+    let said = format!("{} {}", check.detail, check.fix.unwrap_or_default());
+    assert!(
+        said.contains(match backend {
+            Backend::Sqlite => "synchronous",
+            Backend::Postgres => "synchronous_commit = off",
+        }),
+        "{said}"
+    );
+    lax.close().await.expect("close");
+    app.stop().await;
+}

@@ -13,6 +13,7 @@ mod support;
 mod access;
 mod accounts;
 mod admin;
+mod big_database;
 mod billing_mail;
 mod billing_page;
 mod billing_state;

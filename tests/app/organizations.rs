@@ -812,7 +812,7 @@ async fn team_owner(app: &TestApp, name: &str) -> (billfold::web::CurrentUser, i
     )
     .await
     .expect("an account");
-    let personal = org::current(&app.db, &user).await.expect("personal");
+    let (personal, _) = org::current(&app.db, &user).await.expect("personal");
     let me = CurrentUser {
         id: user.id,
         email,
