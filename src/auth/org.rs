@@ -128,6 +128,34 @@ pub async fn current(
     Ok((found, orgs))
 }
 
+/// [`current`] for a user whose organisations were read already (with the session, in the
+/// order they joined them): no statement unless the personal organisation must be made.
+pub(super) async fn current_among(
+    db: &DatabaseConnection,
+    user: &user::Model,
+    mut orgs: Vec<OrgChoice>,
+) -> Result<(CurrentOrg, Vec<OrgChoice>), DbErr> {
+    match mark_current(user, &mut orgs) {
+        Some(found) => Ok((found, orgs)),
+        None => current(db, user).await,
+    }
+}
+
+/// One organisation `user_id` belongs to, as their list shows it (not marked current).
+pub(super) fn choice(
+    user_id: i64,
+    (id, name, personal_of): (i64, String, Option<i64>),
+    role: &str,
+) -> OrgChoice {
+    OrgChoice {
+        personal: personal_of == Some(user_id),
+        id,
+        name,
+        role: Role::parse(role).unwrap_or(Role::Member),
+        current: false,
+    }
+}
+
 /// The organisations `user` belongs to, in the order they joined them (none marked current).
 async fn belongs_to(
     conn: &impl ConnectionTrait,
@@ -141,15 +169,7 @@ async fn belongs_to(
         .all(conn)
         .await?
         .into_iter()
-        .filter_map(|(m, o)| {
-            o.map(|o| OrgChoice {
-                personal: o.personal_of == Some(user.id),
-                id: o.id,
-                name: o.name,
-                role: Role::parse(&m.role).unwrap_or(Role::Member),
-                current: false,
-            })
-        })
+        .filter_map(|(m, o)| o.map(|o| choice(user.id, (o.id, o.name, o.personal_of), &m.role)))
         .collect())
 }
 

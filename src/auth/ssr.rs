@@ -468,19 +468,15 @@ pub async fn resolve_session(
     token: &SessionToken,
 ) -> Result<Resolved, sea_orm::DbErr> {
     let token_hash = token.hash();
-    let Some((sess, Some(user))) = session::Entity::find_by_id(token_hash.clone())
-        .find_also_related(user::Entity)
-        .one(db)
-        .await?
-    else {
+    let Some((expires_at, user, orgs)) = session_user_and_orgs(db, &token_hash).await? else {
         return Ok(Resolved::Invalid);
     };
     let now = clock::now();
-    if sess.expires_at <= now {
+    if expires_at <= now {
         session::Entity::delete_by_id(token_hash).exec(db).await?;
         return Ok(Resolved::Invalid);
     }
-    let slid = now + SESSION_TTL_SECS - sess.expires_at >= SLIDE_AFTER_SECS;
+    let slid = now + SESSION_TTL_SECS - expires_at >= SLIDE_AFTER_SECS;
     if slid {
         session::Entity::update_many()
             .col_expr(
@@ -491,7 +487,7 @@ pub async fn resolve_session(
             .exec(db)
             .await?;
     }
-    let (org, orgs) = super::org::current(db, &user).await?;
+    let (org, orgs) = super::org::current_among(db, &user, orgs).await?;
     Ok(Resolved::Valid {
         signed_in: SignedIn {
             user: CurrentUser {
@@ -505,6 +501,60 @@ pub async fn resolve_session(
         },
         slid,
     })
+}
+
+/// A session's expiry, its user, and the organisations the user belongs to (in the order they
+/// joined them): one statement, the one every signed-in request runs first.
+async fn session_user_and_orgs(
+    db: &DatabaseConnection,
+    token_hash: &str,
+) -> Result<Option<(i64, user::Model, Vec<crate::domain::OrgChoice>)>, sea_orm::DbErr> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let backend = db.get_database_backend();
+    let param = match backend {
+        DbBackend::Postgres => "$1",
+        _ => "?1",
+    };
+    let sql = format!(
+        "SELECT s.expires_at, u.id, u.email, u.password_hash, u.created_at, u.email_verified_at, \
+         u.current_organization_id, m.role, o.id, o.name, o.personal_of \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
+         LEFT JOIN memberships m ON m.user_id = u.id \
+         LEFT JOIN organizations o ON o.id = m.organization_id \
+         WHERE s.token_hash = {param} ORDER BY m.created_at, m.id"
+    );
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [token_hash.into()],
+        ))
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let expires_at: i64 = first.try_get_by_index(0)?;
+    let user = user::Model {
+        id: first.try_get_by_index(1)?,
+        email: first.try_get_by_index(2)?,
+        password_hash: first.try_get_by_index(3)?,
+        created_at: first.try_get_by_index(4)?,
+        email_verified_at: first.try_get_by_index(5)?,
+        current_organization_id: first.try_get_by_index(6)?,
+    };
+    let mut orgs = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (Some(role), Some(id), Some(name)) = (
+            row.try_get_by_index::<Option<String>>(7)?,
+            row.try_get_by_index::<Option<i64>>(8)?,
+            row.try_get_by_index::<Option<String>>(9)?,
+        ) else {
+            continue;
+        };
+        let personal_of = row.try_get_by_index::<Option<i64>>(10)?;
+        orgs.push(super::org::choice(user.id, (id, name, personal_of), &role));
+    }
+    Ok(Some((expires_at, user, orgs)))
 }
 
 pub async fn delete_session(db: &DatabaseConnection, token_hash: &str) -> Result<(), AppError> {

@@ -61,7 +61,9 @@ pub async fn queue_for_event(
                 .await?
                 .and_then(|i| i.subscription_id);
             if let Some(sub) = sub {
-                payment_failed(conn, &sub).await?;
+                if let Some(sub) = subscription::Entity::find_by_id(sub).one(conn).await? {
+                    payment_failed(conn, &sub).await?;
+                }
             }
         }
         "invoice.payment_action_required" => action_required(conn, id).await?,
@@ -69,8 +71,11 @@ pub async fn queue_for_event(
             trial_ending(conn, id).await?;
         }
         "customer.subscription.updated" | "customer.subscription.deleted" => {
-            payment_failed(conn, id).await?;
-            plan_ended(conn, id).await?;
+            // One read of the row as the event left it serves both messages.
+            if let Some(sub) = subscription::Entity::find_by_id(id).one(conn).await? {
+                payment_failed(conn, &sub).await?;
+                plan_ended(conn, &sub).await?;
+            }
         }
         _ => {}
     }
@@ -184,10 +189,13 @@ fn json<T: serde::Serialize>(facts: &T) -> serde_json::Value {
     serde_json::to_value(facts).unwrap_or_default()
 }
 
-async fn payment_failed(conn: &impl ConnectionTrait, sub_id: &str) -> Result<(), DbErr> {
-    let Some(sub) = subscription::Entity::find_by_id(sub_id).one(conn).await? else {
-        return Ok(());
-    };
+/// The payment-failed mail for `sub` (the row as the event left it), when it is past due with
+/// an open invoice that has been tried.
+async fn payment_failed(
+    conn: &impl ConnectionTrait,
+    sub: &subscription::Model,
+) -> Result<(), DbErr> {
+    let sub_id = sub.id.as_str();
     if SubscriptionStatus::parse(&sub.status) != SubscriptionStatus::PastDue {
         return Ok(());
     }
@@ -201,7 +209,7 @@ async fn payment_failed(conn: &impl ConnectionTrait, sub_id: &str) -> Result<(),
     else {
         return Ok(());
     };
-    let failed_at = grace_clock(conn, &[to_model(&sub)]).await?;
+    let failed_at = grace_clock(conn, &[to_model(sub)]).await?;
     let organization_id = stripe_customer::Entity::find()
         .filter(stripe_customer::Column::CustomerId.eq(sub.customer_id.as_str()))
         .one(conn)
@@ -295,10 +303,9 @@ async fn trial_ending(conn: &impl ConnectionTrait, sub_id: &str) -> Result<(), D
     .await
 }
 
-async fn plan_ended(conn: &impl ConnectionTrait, sub_id: &str) -> Result<(), DbErr> {
-    let Some(sub) = subscription::Entity::find_by_id(sub_id).one(conn).await? else {
-        return Ok(());
-    };
+/// The plan-ended mail for `sub` (the row as the event left it), when it ended and no other
+/// plan of the customer lives on.
+async fn plan_ended(conn: &impl ConnectionTrait, sub: &subscription::Model) -> Result<(), DbErr> {
     let status = SubscriptionStatus::parse(&sub.status);
     if !matches!(
         status,
