@@ -92,16 +92,34 @@ pub async fn choose_for_billing(
 
 /// The organisation `user` acts for now (their choice if they still belong to it, else their
 /// personal organisation), and every organisation they belong to, in the order they joined
-/// them, the current one marked: one statement. The personal organisation is made now
-/// (through the one write path) for an account without one.
+/// them, the current one marked: one statement.
 pub async fn current(
     db: &DatabaseConnection,
     user: &user::Model,
 ) -> Result<(CurrentOrg, Vec<OrgChoice>), DbErr> {
-    let mut orgs = belongs_to(db, user).await?;
-    if let Some(found) = mark_current(user, &mut orgs) {
-        return Ok((found, orgs));
+    let orgs = belongs_to(db, user).await?;
+    current_among(db, user, orgs).await
+}
+
+/// [`current`] for a user whose organisations were read already (with the session, in the
+/// order they joined them): no statement unless the personal organisation must be made.
+pub(super) async fn current_among(
+    db: &DatabaseConnection,
+    user: &user::Model,
+    mut orgs: Vec<OrgChoice>,
+) -> Result<(CurrentOrg, Vec<OrgChoice>), DbErr> {
+    match mark_current(user, &mut orgs) {
+        Some(found) => Ok((found, orgs)),
+        None => with_personal(db, user).await,
     }
+}
+
+/// For an account without a personal organisation: makes it now (through the one write path),
+/// unless another request made it meanwhile, and answers as [`current`].
+async fn with_personal(
+    db: &DatabaseConnection,
+    user: &user::Model,
+) -> Result<(CurrentOrg, Vec<OrgChoice>), DbErr> {
     let txn = crate::db::begin_write(db).await?;
     let mut orgs = belongs_to(&*txn, user).await?;
     let found = match mark_current(user, &mut orgs) {
@@ -126,19 +144,6 @@ pub async fn current(
     };
     txn.commit().await?;
     Ok((found, orgs))
-}
-
-/// [`current`] for a user whose organisations were read already (with the session, in the
-/// order they joined them): no statement unless the personal organisation must be made.
-pub(super) async fn current_among(
-    db: &DatabaseConnection,
-    user: &user::Model,
-    mut orgs: Vec<OrgChoice>,
-) -> Result<(CurrentOrg, Vec<OrgChoice>), DbErr> {
-    match mark_current(user, &mut orgs) {
-        Some(found) => Ok((found, orgs)),
-        None => current(db, user).await,
-    }
 }
 
 /// One organisation `user_id` belongs to, as their list shows it (not marked current).

@@ -193,6 +193,18 @@ async fn metrics_are_private_and_count_what_happens(backend: Backend) {
         ),
         "{after}"
     );
+    // That delivery went through group commit, which says where its time went.
+    for summary in [
+        "billfold_webhook_batch_events_count",
+        "billfold_webhook_batch_seconds_count{step=\"apply\"}",
+        "billfold_webhook_batch_seconds_count{step=\"commit\"}",
+        "billfold_webhook_queue_seconds_count",
+    ] {
+        assert!(
+            series(&after, summary) > series(&before, summary),
+            "{summary}: {after}"
+        );
+    }
     assert!(!after.contains(METRICS_TOKEN));
 
     let report = billfold::reconcile::run_cycle(&app.state)
