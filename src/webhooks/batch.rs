@@ -9,6 +9,8 @@
 //!
 //! Per event nothing changes: each is claimed, applied and recorded exactly as on its own,
 //! in arrival order, and no request is answered before the commit that holds its effects.
+//! Only the rows of events never seen before are inserted together, by the batch's first
+//! statement (applying an event reads no event rows, so it sees no difference).
 //! If anything in a batch fails, the batch is rolled back and each of its events is
 //! processed again in a transaction of its own, so that a failing event is recorded as
 //! failed alone and the others apply.
@@ -255,16 +257,35 @@ async fn write_batch(mut batch: Vec<Job>) {
 async fn apply_all(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Outcome>, AttemptError> {
     let started = Instant::now();
     let txn = crate::db::begin_write(db).await?;
+    // The events never seen before are recorded with one statement; each is then applied in
+    // its turn. An event seen before (or twice in this batch) is claimed in its turn, as alone.
+    let mut new = match pipeline::claim_new(
+        &*txn,
+        batch.iter().map(|job| (&*job.envelope, job.livemode)),
+    )
+    .await
+    {
+        Ok(new) => new,
+        Err(e) => {
+            txn.rollback().await?;
+            return Err(e.into());
+        }
+    };
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
-        let applied = pipeline::record_and_apply(
-            &*txn,
-            &Fetched::default(),
-            job.livemode,
-            &job.envelope,
-            Delivery::Webhook,
-        )
-        .await;
+        let fetched = Fetched::default();
+        let applied = if new.remove(&job.envelope.id) {
+            pipeline::apply_claimed(&*txn, &fetched, job.livemode, &job.envelope).await
+        } else {
+            pipeline::record_and_apply(
+                &*txn,
+                &fetched,
+                job.livemode,
+                &job.envelope,
+                Delivery::Webhook,
+            )
+            .await
+        };
         match applied {
             Ok(outcome) => outcomes.push(outcome),
             Err(e) => {
@@ -357,6 +378,67 @@ mod tests {
             };
             assert_eq!(row.outcome, expected, "{}", row.id);
             assert_eq!(row.attempts, 1, "{}", row.id);
+        }
+    }
+
+    /// An event delivered twice at once is applied once, and one whose last attempt failed
+    /// is taken over, whether or not its batch inserts the others' rows together.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_claims_each_event_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/claims.db?mode=rwc", dir.path().display());
+        let db = crate::db::connect_and_migrate(&url).await.expect("db");
+        let stripe = ::stripe::ClientBuilder::new("sk_test_batch")
+            .url("http://127.0.0.1:9")
+            .build()
+            .expect("client");
+        let p = Pipeline {
+            db: &db,
+            stripe: &stripe,
+            livemode: false,
+        };
+        let customer = r#"{"id":"cus_1"}"#;
+        // A first attempt that failed: a redelivery takes it over.
+        let earlier = Envelope::parse(event("evt_retry", "customer.created", customer))
+            .expect("an event");
+        pipeline::failed(
+            &db,
+            &earlier,
+            &AttemptError::Db(sea_orm::DbErr::Custom("down".into())),
+        )
+        .await;
+
+        let mut bodies: Vec<Bytes> = (0..12)
+            .map(|i| event(&format!("evt_new_{i}"), "customer.created", customer))
+            .collect();
+        bodies.insert(3, event("evt_twice", "customer.created", customer));
+        bodies.insert(7, event("evt_twice", "customer.created", customer));
+        bodies.insert(5, event("evt_retry", "customer.created", customer));
+        let results = futures_util::future::join_all(bodies.into_iter().map(|b| {
+            let envelope = Envelope::parse(b).expect("an event");
+            process(p, envelope)
+        }))
+        .await;
+
+        let mut twice = Vec::new();
+        for result in results {
+            let done = result.expect("processed");
+            if done.event_id == "evt_twice" {
+                twice.push(done.outcome);
+            } else {
+                assert_eq!(done.outcome, Outcome::Ignored, "{done:?}");
+            }
+        }
+        twice.sort_by_key(|o| *o == Outcome::Duplicate);
+        assert_eq!(twice, [Outcome::Ignored, Outcome::Duplicate]);
+
+        let rows = webhook_event::Entity::find().all(&db).await.expect("rows");
+        assert_eq!(rows.len(), 14);
+        for row in rows {
+            assert_eq!(row.outcome, Outcome::Ignored, "{}", row.id);
+            assert_eq!(row.error, None, "{}", row.id);
+            let attempts = if row.id == "evt_retry" { 2 } else { 1 };
+            assert_eq!(row.attempts, attempts, "{}", row.id);
         }
     }
 }

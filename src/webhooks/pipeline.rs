@@ -10,10 +10,12 @@
 //! The pipeline runs one event in a transaction of its own ([`process`]) or inside a
 //! transaction its caller holds ([`record_and_apply`]); it knows nothing of who batches.
 
+use std::collections::HashSet;
+
 use sea_orm::{
     sea_query::{Expr, ExprTrait, OnConflict},
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait,
 };
 
 use super::event::{self, ApplyError, Envelope, Kind, ObjectFrom};
@@ -239,6 +241,49 @@ pub(super) async fn record_and_apply(
     if !claimed {
         return Ok(Outcome::Duplicate);
     }
+    apply_claimed(conn, fetched, livemode, envelope).await
+}
+
+/// Inserts the rows of events never seen before, all in one statement, as [`claim`] would
+/// one by one: the ids inserted, each now claimed by this transaction (see
+/// [`apply_claimed`]). An event seen before is left to [`record_and_apply`], which decides
+/// whether to take it over, in its turn.
+pub(super) async fn claim_new<'e>(
+    conn: &impl ConnectionTrait,
+    events: impl IntoIterator<Item = (&'e Envelope, bool)>,
+) -> Result<HashSet<String>, sea_orm::DbErr> {
+    use webhook_event::Column as C;
+    let now = now();
+    let rows: Vec<webhook_event::ActiveModel> = events
+        .into_iter()
+        .map(|(envelope, livemode)| {
+            event_row(envelope, expected_outcome(envelope, livemode), None, now)
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut insert = webhook_event::Entity::insert_many(rows)
+        .on_conflict(OnConflict::column(C::Id).do_nothing().to_owned())
+        .into_query();
+    insert.returning_col(C::Id);
+    let backend = conn.get_database_backend();
+    conn.query_all_raw(backend.build(&insert))
+        .await?
+        .into_iter()
+        .map(|row| row.try_get_by_index::<String>(0))
+        .collect()
+}
+
+/// Applies an event this transaction has claimed (its row holds the expected outcome) and
+/// leaves the row with the outcome applying gave.
+pub(super) async fn apply_claimed(
+    conn: &impl ConnectionTrait,
+    fetched: &Fetched,
+    livemode: bool,
+    envelope: &Envelope,
+) -> Result<Outcome, AttemptError> {
+    let expected = expected_outcome(envelope, livemode);
     let (applied, from) = match (expected, Kind::of(&envelope.event_type)) {
         (Outcome::Applied, Some(kind)) => event::apply(conn, fetched, kind, envelope).await?,
         (other, _) => return Ok(other),
