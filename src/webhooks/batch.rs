@@ -318,10 +318,9 @@ mod tests {
         ))
     }
 
-    /// Deliveries that share a batch with a failing one still apply, and only the failing
-    /// one is recorded as failed.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failure_in_a_batch_stays_with_its_event() {
+    /// A migrated SQLite database of its own (kept while the directory lives), and a Stripe
+    /// client that reaches nothing.
+    async fn database() -> (tempfile::TempDir, DatabaseConnection, ::stripe::Client) {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}/batch.db?mode=rwc", dir.path().display());
         let db = crate::db::connect_and_migrate(&url).await.expect("db");
@@ -329,6 +328,14 @@ mod tests {
             .url("http://127.0.0.1:9")
             .build()
             .expect("client");
+        (dir, db, stripe)
+    }
+
+    /// Deliveries that share a batch with a failing one still apply, and only the failing
+    /// one is recorded as failed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failure_in_a_batch_stays_with_its_event() {
+        let (_dir, db, stripe) = database().await;
         let p = Pipeline {
             db: &db,
             stripe: &stripe,
@@ -385,13 +392,7 @@ mod tests {
     /// is taken over, whether or not its batch inserts the others' rows together.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_claims_each_event_once() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}/claims.db?mode=rwc", dir.path().display());
-        let db = crate::db::connect_and_migrate(&url).await.expect("db");
-        let stripe = ::stripe::ClientBuilder::new("sk_test_batch")
-            .url("http://127.0.0.1:9")
-            .build()
-            .expect("client");
+        let (_dir, db, stripe) = database().await;
         let p = Pipeline {
             db: &db,
             stripe: &stripe,
@@ -399,8 +400,8 @@ mod tests {
         };
         let customer = r#"{"id":"cus_1"}"#;
         // A first attempt that failed: a redelivery takes it over.
-        let earlier = Envelope::parse(event("evt_retry", "customer.created", customer))
-            .expect("an event");
+        let earlier =
+            Envelope::parse(event("evt_retry", "customer.created", customer)).expect("an event");
         pipeline::failed(
             &db,
             &earlier,
