@@ -32,7 +32,7 @@ use std::{
     time::Instant,
 };
 
-use sea_orm::{DatabaseConnection, DbBackend};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -257,43 +257,13 @@ async fn write_batch(mut batch: Vec<Job>) {
 async fn apply_all(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Outcome>, AttemptError> {
     let started = Instant::now();
     let txn = crate::db::begin_write(db).await?;
-    // The events never seen before are recorded with one statement; each is then applied in
-    // its turn. An event seen before (or twice in this batch) is claimed in its turn, as alone.
-    let mut new = match pipeline::claim_new(
-        &*txn,
-        batch.iter().map(|job| (&*job.envelope, job.livemode)),
-    )
-    .await
-    {
-        Ok(new) => new,
+    let outcomes = match apply_each(&*txn, batch).await {
+        Ok(outcomes) => outcomes,
         Err(e) => {
             txn.rollback().await?;
-            return Err(e.into());
+            return Err(e);
         }
     };
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch {
-        let fetched = Fetched::default();
-        let applied = if new.remove(&job.envelope.id) {
-            pipeline::apply_claimed(&*txn, &fetched, job.livemode, &job.envelope).await
-        } else {
-            pipeline::record_and_apply(
-                &*txn,
-                &fetched,
-                job.livemode,
-                &job.envelope,
-                Delivery::Webhook,
-            )
-            .await
-        };
-        match applied {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(e) => {
-                txn.rollback().await?;
-                return Err(e);
-            }
-        }
-    }
     let applied = Instant::now();
     txn.commit().await?;
     crate::metrics::webhook_batch(
@@ -301,6 +271,34 @@ async fn apply_all(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Outcome
         applied.duration_since(started),
         applied.elapsed(),
     );
+    Ok(outcomes)
+}
+
+/// The events never seen before are recorded with one statement; each is then applied in its
+/// turn. An event seen before (or twice in this batch) is claimed in its turn, as alone.
+async fn apply_each(
+    conn: &impl ConnectionTrait,
+    batch: &[Job],
+) -> Result<Vec<Outcome>, AttemptError> {
+    let mut new =
+        pipeline::claim_new(conn, batch.iter().map(|job| (&*job.envelope, job.livemode))).await?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for job in batch {
+        let fetched = Fetched::default();
+        let outcome = if new.remove(&job.envelope.id) {
+            pipeline::apply_claimed(conn, &fetched, job.livemode, &job.envelope).await?
+        } else {
+            pipeline::record_and_apply(
+                conn,
+                &fetched,
+                job.livemode,
+                &job.envelope,
+                Delivery::Webhook,
+            )
+            .await?
+        };
+        outcomes.push(outcome);
+    }
     Ok(outcomes)
 }
 
